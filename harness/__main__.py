@@ -1,0 +1,123 @@
+"""``python -m harness <command>``: the dispatch table.
+
+User errors (:class:`~harness.errors.HarnessError`) print one ``ERROR:`` line and exit 1;
+anything else is a bug and keeps its traceback. Frameworks are never imported here.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Dict, List
+
+USAGE = """\
+usage: python -m harness <command> [arguments]
+
+Benchmark image input pipelines (tf.data, Keras, PyTorch DataLoader, ...) against one
+synthetic accelerator; each trial runs in a fresh process.
+
+commands:
+  run     [overrides]      measure one configuration (trial.repeats trials)
+  sweep   [overrides]      measure every combination of comma lists and ranges (Hydra multirun)
+  datagen [overrides]      build the dataset a configuration describes, print its folder
+  report  SWEEP_DIR        rebuild a sweep's results.csv and print its table
+  check   SWEEP_DIR        CI regression gate against a baseline
+  list                     config groups, their options, loaders and experiments
+
+overrides are Hydra's: key=value, group=option, experiment=NAME, a,b,c lists, range(1,4).
+examples:
+  python -m harness run loader=synthetic loader.produce_ms=5 consumer.step_ms=10 trial.seconds=5
+  python -m harness sweep loader=tf_data loader.num_parallel_calls=1,2,autotune
+  python -m harness sweep experiment=quickstart
+  python -m harness <command> --help        more on one command
+
+exit codes: 0 ok, 1 usage or configuration error, 2 check could not run, 3 some trials failed.
+"""
+
+COMMAND_HELP = {
+    "run": "usage: python -m harness run [overrides]\n\nRuns one configuration: trial.repeats trials, each in a fresh process, "
+    "written to reports/runs/<time>_<name>/ (or hydra.run.dir=DIR).\nHydra's flags pass through: --cfg job prints the "
+    "composed config, --info shows the search path.\n",
+    "sweep": "usage: python -m harness sweep [overrides]\n\nRuns the Cartesian product of comma lists and ranges "
+    "(loader.workers=0,1,2 trial.repeats=3) plus any hydra.sweeper.params of the experiment, one trial process at a time, "
+    "into reports/<time>_<name>/ (or hydra.sweep.dir=DIR), with results.csv rewritten after each trial.\n"
+    "Every job is composed and validated before the first trial starts.\n",
+    "datagen": "usage: python -m harness datagen [overrides] [+tfrecord=none,gzip]\n\nBuilds the dataset that the dataset.* "
+    "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n",
+    "report": "usage: python -m harness report SWEEP_DIR\n\nRebuilds SWEEP_DIR/results.csv from its result.json files and prints it.\n",
+    "check": "usage: python -m harness check SWEEP_DIR\n\nCompares a sweep against a baseline (not yet available; exits 2).\n",
+    "list": "usage: python -m harness list\n\nLists config groups and their options, loader families and experiments.\n",
+}
+
+
+def _run(args: List[str]) -> int:
+    from harness.commands.launch import finish, launch
+
+    return finish(launch(args, multirun=False))
+
+
+def _sweep(args: List[str]) -> int:
+    from harness.commands.launch import finish, launch
+
+    return finish(launch(args, multirun=True))
+
+
+def _datagen(args: List[str]) -> int:
+    from harness.commands.datagen import datagen
+
+    return datagen(args)
+
+
+def _report(args: List[str]) -> int:
+    from harness.commands.report import report
+
+    return report(args)
+
+
+def _check(args: List[str]) -> int:
+    from harness.commands.check import check
+
+    return check(args)
+
+
+def _list(args: List[str]) -> int:
+    from harness.commands.listing import listing
+
+    return listing(args)
+
+
+COMMANDS: Dict[str, Callable[[List[str]], int]] = {
+    "run": _run,
+    "sweep": _sweep,
+    "datagen": _datagen,
+    "report": _report,
+    "check": _check,
+    "list": _list,
+}
+
+
+def main(argv: List[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"ERROR: unknown command {command!r}; choose one of: {', '.join(COMMANDS)} (python -m harness --help)", file=sys.stderr)
+        return 1
+    if args and args[0] in ("-h", "--help"):
+        print(COMMAND_HELP[command], end="")
+        return 0
+    from harness.errors import HarnessError
+
+    try:
+        return COMMANDS[command](args)
+    except HarnessError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; trials already finished keep their result.json and results.csv", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

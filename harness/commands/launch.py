@@ -1,0 +1,165 @@
+"""``run`` and ``sweep``: Hydra composes the jobs, each trial runs in a child process.
+
+Hydra's own runtime (``@hydra.main``, its multirun and basic launcher) drives the jobs,
+so ``hydra.sweep.dir=...``, ``--cfg job`` and ``hydra.sweeper.params`` in experiment
+files all work as Hydra users expect. The job function below runs in this (parent)
+process: it prepares the dataset, then starts one fresh process per repeat. Before
+Hydra starts, every job of the grid is composed and validated, so a bad value anywhere
+fails before the first trial.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from harness.config import CONF_DIR, register_configs
+from harness.config.compose import compose, expand_sweep, to_typed
+from harness.config.validate import validate
+from harness.errors import HarnessError
+from harness.results.model import TrialResult
+from harness.results.table import write_table
+
+REPORTS_DIR = Path("reports")
+
+
+def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
+    """Validate every job, run them through Hydra, and return the result folder."""
+    overrides = list(overrides)
+    jobs = expand_sweep(overrides) if multirun else [overrides]
+    names = set()
+    for job in jobs:
+        cfg = compose(job)
+        validate(cfg)
+        names.add(cfg.name)
+    dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith(dir_key + "=")]
+    root = Path(given[0]) if given else _new_result_dir(sorted(names)[0], multirun)
+    argv = [sys.argv[0]] + (["--multirun"] if multirun else []) + overrides
+    if not given:
+        argv.append(f"{dir_key}={root}")
+    print(f"harness: {len(jobs)} job(s) -> {root}", flush=True)
+    _run_hydra(argv)
+    return root if root.exists() else None
+
+
+def _new_result_dir(name: str, multirun: bool) -> Path:
+    base = REPORTS_DIR if multirun else REPORTS_DIR / "runs"
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    candidate, n = base / f"{stamp}_{name}", 1
+    while candidate.exists():
+        n += 1
+        candidate = base / f"{stamp}_{name}-{n}"
+    return candidate
+
+
+def _run_hydra(argv: List[str]) -> None:
+    import hydra
+
+    register_configs()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # a failure past validation is a bug: keep its traceback
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_job)()
+    finally:
+        sys.argv = saved
+
+
+def _job(cfg: DictConfig) -> int:
+    """Hydra's task function: run every repeat of one job, each in its own process."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    job_dir = Path(hc.runtime.output_dir)
+    root = Path(hc.sweep.dir) if multirun else job_dir
+    job = int(hc.job.num) if multirun else 0
+    results = run_job(cfg, job_dir, root, job=job, overrides=list(hc.overrides.task))
+    return sum(r.status != "ok" for r in results)
+
+
+def run_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: List[str]) -> List[TrialResult]:
+    """Prepare what the job's trials need, then run ``trial.repeats`` isolated trials."""
+    from harness.data.build import prepare
+    from harness.loaders import get_loader
+    from harness.trial.spawn import run_trial
+
+    job_dir.mkdir(parents=True, exist_ok=True)
+    config_file = job_dir / "trial.yaml"
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    config_file.write_text(OmegaConf.to_yaml(plain, resolve=True))
+    config = OmegaConf.to_container(plain, resolve=True)
+    typed = to_typed(plain)
+    results = []
+    try:
+        needs = get_loader(typed.loader.name).needs(typed.loader)
+        if needs.dataset:
+            t = time.perf_counter()
+            manifest = prepare(typed.dataset, tfrecord=needs.tfrecord)
+            elapsed = time.perf_counter() - t
+            if elapsed > 1:
+                print(f"  dataset ready in {elapsed:.1f} s: {manifest.root}", flush=True)
+    except HarnessError as exc:  # e.g. a folder without images: every repeat fails the same way
+        for repeat in range(typed.trial.repeats):
+            failed = TrialResult("failed", config, overrides, job, repeat, error=str(exc))
+            failed.write(_trial_dir(job_dir, repeat, typed.trial.repeats))
+            results.append(failed)
+            print(format_line(failed), flush=True)
+        write_table(root)
+        return results
+    for repeat in range(typed.trial.repeats):
+        trial_dir = _trial_dir(job_dir, repeat, typed.trial.repeats)
+        result = run_trial(config_file, trial_dir, job=job, repeat=repeat, overrides=overrides, config=config, timeout_s=typed.trial.timeout_s)
+        results.append(result)
+        print(format_line(result), flush=True)
+        write_table(root)
+    return results
+
+
+def _trial_dir(job_dir: Path, repeat: int, repeats: int) -> Path:
+    path = job_dir / f"repeat-{repeat}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def format_line(result: TrialResult) -> str:
+    """One terminal line per trial."""
+    head = f"  job {result.job} repeat {result.repeat}: {result.status:7s}"
+    if result.status != "ok":
+        return f"{head} {result.error}"
+    s = result.summary
+    return (
+        f"{head} {s['samples_per_s']:9.1f} samples/s {s['batches_per_s']:7.2f} batches/s "
+        f"stall {s['stall_pct']:5.1f}%  AU {s['au_pct']:5.1f}%  ttfb {s['ttfb_s']:.2f} s"
+    )
+
+
+FAILED_TRIALS_EXIT = 3
+
+
+def finish(root: Optional[Path]) -> int:
+    """Print the closing lines of a run or sweep, the folder last.
+
+    Returns:
+        0 when every trial was ok, :data:`FAILED_TRIALS_EXIT` when some were not.
+    """
+    if root is None:
+        return 0
+    from harness.results.table import rows
+
+    table = rows(root)
+    failed = [r for r in table if r["status"] != "ok"]
+    print(f"{len(table)} trial(s): {len(table) - len(failed)} ok, {len(failed)} not ok")
+    for row in failed:
+        print(f"  job {row['job']} repeat {row['repeat']}: {row['status']}: {row['error']}  ({root / row['result']})")
+    print(f"table: {root / 'results.csv'}")
+    print(root)
+    return FAILED_TRIALS_EXIT if failed else 0

@@ -1,0 +1,26 @@
+"""``report SWEEP_DIR``: rebuild the results table of a sweep and print it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+from harness.errors import HarnessError
+
+
+def report(args: List[str]) -> int:
+    from harness.results.table import rows, write_table
+
+    if len(args) != 1:
+        raise HarnessError("report takes one argument, the sweep folder: python -m harness report reports/<sweep>")
+    root = Path(args[0])
+    if not root.is_dir():
+        raise HarnessError(f"{root}: no such folder; pass a folder that a sweep printed")
+    path = write_table(root)
+    for row in rows(root):
+        keys = {k: v for k, v in row.items() if "." in k or k.startswith("+")}
+        where = " ".join(f"{k}={v}" for k, v in keys.items()) or "(defaults)"
+        figure = f"{row['samples_per_s']:>10} samples/s  stall {row['stall_pct']}%" if row["status"] == "ok" else row["error"]
+        print(f"job {row['job']} repeat {row['repeat']} {row['status']:7s} {where}: {figure}")
+    print(path)
+    return 0

@@ -1,0 +1,105 @@
+"""The description of a built dataset that every loader reads.
+
+A dataset folder holds ``images/<class>/<class>.<index>.<ext>`` (the class-folder layout
+the seeds use), ``manifest.csv`` with ``filename,label`` (seed 001's DataFrame,
+filenames relative to ``images/``), and ``dataset.json``, written last: a folder without
+it is not a dataset. TFRecord shards are added on demand under ``tfrecord-<compression>/``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "dataset.json"
+
+
+@dataclass
+class Sample:
+    filename: str  # relative to images_dir; doubles as the sample id
+    label: int  # class index
+    bytes: int  # file size
+    sha1: str  # file checksum
+
+
+@dataclass
+class DatasetManifest:
+    root: Path  # the dataset folder in the cache
+    images_dir: Path  # class folders (inside root, or the user's folder)
+    classes: List[str]
+    samples: List[Sample]
+    params: Dict  # what the dataset was built from
+    tfrecords: Dict[str, List[str]] = field(default_factory=dict)  # compression -> shard paths
+
+    @property
+    def csv_path(self) -> Path:
+        return self.root / "manifest.csv"
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.bytes for s in self.samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def files(self) -> List[Tuple[str, int]]:
+        """Absolute paths and labels, in manifest order."""
+        return [(str(self.images_dir / s.filename), s.label) for s in self.samples]
+
+    def describe(self) -> Dict:
+        """A short summary for result files."""
+        return {
+            "root": str(self.root),
+            "images_dir": str(self.images_dir),
+            "count": len(self.samples),
+            "classes": self.classes,
+            "total_bytes": self.total_bytes,
+            "mean_bytes": self.total_bytes // max(len(self.samples), 1),
+            "params": self.params,
+            "tfrecords": {k: len(v) for k, v in self.tfrecords.items()},
+        }
+
+    def save(self, folder: Path) -> None:
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "images_dir": str(self.images_dir) if self.images_dir.parent != self.root else "images",
+            "classes": self.classes,
+            "params": self.params,
+            "samples": [asdict(s) for s in self.samples],
+        }
+        write_json_atomic(folder / MANIFEST_FILE, data)
+
+    @classmethod
+    def load(cls, root: Path) -> "DatasetManifest":
+        data = json.loads((root / MANIFEST_FILE).read_text())
+        version = data.get("schema_version", 0)
+        if version > SCHEMA_VERSION:
+            from harness.errors import HarnessError
+
+            raise HarnessError(f"{root}: dataset schema {version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
+        images = Path(data["images_dir"])
+        manifest = cls(
+            root=root,
+            images_dir=images if images.is_absolute() else root / images,
+            classes=list(data["classes"]),
+            samples=[Sample(**s) for s in data["samples"]],
+            params=data["params"],
+        )
+        for folder in sorted(root.glob("tfrecord-*")):
+            shards_file = folder / "shards.json"
+            if shards_file.exists():
+                shards = json.loads(shards_file.read_text())["shards"]
+                manifest.tfrecords[folder.name.split("-", 1)[1]] = [str(folder / s["file"]) for s in shards]
+        return manifest
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON so that readers see the old file or the whole new one, never a part."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,64 @@
+"""Write TFRecord shards of a built dataset, the way seed 001 does.
+
+Each record is ``tf.train.Example{image_raw: bytes, label: int64, id: bytes}`` holding
+the encoded file as read from disk (no re-encoding), written with
+``tf.io.TFRecordWriter`` and optional GZIP ``TFRecordOptions``. Samples go to shards
+round-robin so every shard holds every class. Run as
+``python -m harness.data.tfrecord DATASET_DIR OUT_DIR none|gzip SHARDS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+from harness.data.manifest import DatasetManifest, write_json_atomic
+
+FEATURES = ("image_raw", "label", "id")
+
+
+def shard_name(index: int, total: int) -> str:
+    return f"train-{index:05d}-of-{total:05d}.tfrecord"
+
+
+def write_shards(manifest: DatasetManifest, out_dir: Path, compression: str, shards: int) -> None:
+    import tensorflow as tf
+
+    options = tf.io.TFRecordOptions(compression_type="GZIP" if compression == "gzip" else "")
+    shards = max(1, min(shards, len(manifest)))
+    paths = [out_dir / shard_name(i, shards) for i in range(shards)]
+    writers = [tf.io.TFRecordWriter(str(p), options=options) for p in paths]
+    counts = [0] * shards
+    try:
+        for index, sample in enumerate(manifest.samples):
+            raw = (manifest.images_dir / sample.filename).read_bytes()
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "image_raw": tf.train.Feature(bytes_list=tf.train.BytesList(value=[raw])),
+                        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[sample.label])),
+                        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[sample.filename.encode()])),
+                    }
+                )
+            )
+            writers[index % shards].write(example.SerializeToString())
+            counts[index % shards] += 1
+    finally:
+        for writer in writers:
+            writer.close()
+    entries = [
+        {"file": p.name, "count": c, "bytes": p.stat().st_size, "sha1": hashlib.sha1(p.read_bytes()).hexdigest()}
+        for p, c in zip(paths, counts)
+    ]
+    write_json_atomic(out_dir / "shards.json", {"schema_version": 1, "compression": compression, "shards": entries})
+
+
+def main(argv) -> int:
+    root, out_dir, compression, shards = Path(argv[0]), Path(argv[1]), argv[2], int(argv[3])
+    write_shards(DatasetManifest.load(root), out_dir, compression, shards)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,46 @@
+"""User-facing errors.
+
+A :class:`HarnessError` carries text meant for the person at the terminal: what was
+wrong and what to do about it. ``__main__`` prints it as one ``ERROR:`` line and exits
+non-zero. Anything else that escapes is a bug and keeps its traceback.
+"""
+
+
+class HarnessError(Exception):
+    """A problem the user can fix: bad input, a missing extra, a missing file."""
+
+
+class ConfigError(HarnessError):
+    """A configuration value that the schema accepts by type but not by meaning."""
+
+
+class MissingExtraError(HarnessError):
+    """A framework that a component needs is not installed."""
+
+    def __init__(self, what: str, module: str, extra: str):
+        super().__init__(
+            f"{what} needs the Python package '{module}', which is not installed: "
+            f"pip install -e '.[{extra}]' (or 'make setup', which installs every extra)"
+        )
+        self.extra = extra
+
+
+def require(module: str, *, what: str, extra: str):
+    """Import ``module`` or raise :class:`MissingExtraError` naming the extra to install.
+
+    Args:
+        module: importable module name, e.g. ``"tensorflow"``.
+        what: the component that needs it, for the message (``"loader=tf_data"``).
+        extra: the pyproject extra that provides it (``"tf"``).
+
+    Returns:
+        The imported module.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == module.split(".")[0]:
+            raise MissingExtraError(what, module, extra) from exc
+        raise

@@ -1,0 +1,103 @@
+"""The loader interface and its registry.
+
+A loader family is one module: a :class:`Loader` subclass registered under its config
+name. It declares what it needs (framework, dataset, TFRecord shards), validates its
+own config node without importing its framework, and yields :class:`Batch` objects of
+the shape and dtype that ``batch`` fixes, one epoch per call to :meth:`Loader.epoch`.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+
+from harness.errors import HarnessError
+
+# Modules that define loader families; importing one registers its loader. They import
+# their frameworks lazily, so importing them all is cheap.
+FAMILY_MODULES = ("harness.loaders.synthetic", "harness.loaders.tf_data")
+
+_REGISTRY: Dict[str, Type["Loader"]] = {}
+
+
+@dataclass
+class Batch:
+    """One batch as the loader's framework produced it."""
+
+    images: Any  # framework array (numpy, tf.Tensor, torch.Tensor) shaped by ``batch``
+    labels: Any  # integer class labels
+    ids: Optional[Sequence] = None  # sample ids (dataset filenames) when the loader carries them
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class Needs:
+    """What a loader needs prepared before its trial starts."""
+
+    dataset: bool = True  # read the image dataset
+    tfrecord: List[str] = field(default_factory=list)  # TFRecord compressions whose shards must exist
+    framework: Optional[Tuple[str, str]] = None  # (module, pip extra), e.g. ("tensorflow", "tf")
+
+
+class Loader(abc.ABC):
+    """Base class of every loader family."""
+
+    name: ClassVar[str]
+
+    def __init__(self, conf, batch, dataset, seed: int):
+        """Build the pipeline.
+
+        Args:
+            conf: this family's config dataclass.
+            batch: the :class:`~harness.config.schema.BatchConf` every family obeys.
+            dataset: the :class:`~harness.data.manifest.DatasetManifest`, or ``None``.
+            seed: trial seed for shuffles and random ops.
+        """
+        self.conf, self.batch, self.dataset, self.seed = conf, batch, dataset, seed
+
+    @classmethod
+    def needs(cls, conf) -> Needs:
+        return Needs()
+
+    @classmethod
+    def check(cls, conf) -> None:
+        """Raise :class:`~harness.errors.ConfigError` for values that make no sense."""
+
+    @abc.abstractmethod
+    def epoch(self, index: int) -> Iterator[Batch]:
+        """Yield the batches of epoch ``index``."""
+
+    def describe(self) -> Dict:
+        """What was actually built (framework objects' settings), for result.json."""
+        return {}
+
+    def close(self) -> None:
+        """Release workers, threads and files."""
+
+
+def register_loader(cls: Type[Loader]) -> Type[Loader]:
+    """Class decorator: make ``cls`` available as ``loader=<cls.name>``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    for module in FAMILY_MODULES:
+        importlib.import_module(module)
+
+
+def list_loaders() -> List[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_loader(name: str) -> Type[Loader]:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise HarnessError(f"loader={name}: unknown loader; choose one of: {', '.join(sorted(_REGISTRY))}") from None

@@ -1,0 +1,110 @@
+"""The known-answer loader: tf.data's ArtificialDataset idea, without a framework.
+
+Producing a batch takes exactly ``produce_ms`` of sleep (no CPU), so the expected
+throughput follows from the config alone: serial (``workers=0``) gives
+``1 / (produce + step)`` batches per second, background producers give
+``1 / max(produce / workers, step)``. That is how anyone checks the harness itself.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Iterator, List
+
+import numpy as np
+
+from harness.config.validate import check_positive
+from harness.errors import ConfigError
+from harness.loaders.base import Batch, Loader, Needs, register_loader
+
+_STOP = object()
+
+
+@register_loader
+class SyntheticLoader(Loader):
+    name = "synthetic"
+
+    @classmethod
+    def needs(cls, conf) -> Needs:
+        return Needs(dataset=False)
+
+    @classmethod
+    def check(cls, conf) -> None:
+        check_positive("loader.produce_ms", conf.produce_ms, allow_zero=True)
+        check_positive("loader.workers", conf.workers, allow_zero=True)
+        check_positive("loader.batches_per_epoch", conf.batches_per_epoch)
+        check_positive("loader.pool", conf.pool)
+        if conf.workers > 0 and conf.prefetch < 1:
+            raise ConfigError(f"loader.prefetch={conf.prefetch}: must be >= 1 when loader.workers > 0")
+
+    def __init__(self, conf, batch, dataset, seed: int):
+        super().__init__(conf, batch, dataset, seed)
+        self._pool = self._make_pool()
+
+    def _make_pool(self) -> List[np.ndarray]:
+        b = self.batch
+        shape = (b.size, b.height, b.width, b.channels)
+        if getattr(b.layout, "value", b.layout) == "nchw":
+            shape = (b.size, b.channels, b.height, b.width)
+        rng = np.random.default_rng(self.seed)
+        dtype = getattr(b.dtype, "value", b.dtype)
+        return [rng.integers(0, 256, size=shape, dtype=np.uint8).astype(dtype) for _ in range(self.conf.pool)]
+
+    def _produce(self, epoch: int, index: int) -> Batch:
+        time.sleep(self.conf.produce_ms / 1000.0)
+        size = self.batch.size
+        start = (epoch * self.conf.batches_per_epoch + index) * size
+        return Batch(
+            images=self._pool[index % len(self._pool)],
+            labels=np.zeros(size, dtype=np.int64),
+            ids=np.arange(start, start + size) % (self.conf.batches_per_epoch * size),
+        )
+
+    def epoch(self, index: int) -> Iterator[Batch]:
+        if self.conf.workers == 0:
+            for i in range(self.conf.batches_per_epoch):
+                yield self._produce(index, i)
+            return
+        yield from self._threaded_epoch(index)
+
+    def _threaded_epoch(self, epoch: int) -> Iterator[Batch]:
+        total = self.conf.batches_per_epoch
+        out: queue.Queue = queue.Queue(maxsize=self.conf.prefetch)
+        stop = threading.Event()
+        claim = iter(range(total))
+        lock = threading.Lock()
+
+        def producer() -> None:
+            while not stop.is_set():
+                with lock:
+                    i = next(claim, None)
+                if i is None:
+                    return
+                item = self._produce(epoch, i)
+                while not stop.is_set():
+                    try:
+                        out.put(item, timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+
+        threads = [threading.Thread(target=producer, daemon=True, name=f"synthetic-producer-{k}") for k in range(self.conf.workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(total):
+                yield out.get()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=5)
+
+    def describe(self) -> dict:
+        c = self.conf
+        expected = {
+            "serial_batches_per_s": "1000 / (produce_ms + step_ms)",
+            "overlapped_batches_per_s": "1000 / max(produce_ms / workers, step_ms)",
+        }
+        return {"mode": "serial" if c.workers == 0 else "threads", "workers": c.workers, "queue": c.prefetch, "model": expected}

@@ -1,0 +1,65 @@
+"""The trial result file, ``result.json``: one per trial, versioned.
+
+Readers refuse files newer than they understand and say so; older files are migrated
+here when the schema changes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from harness.errors import HarnessError
+
+SCHEMA_VERSION = 1
+RESULT_FILE = "result.json"
+STATUSES = ("ok", "failed", "timeout")
+
+
+@dataclass
+class TrialResult:
+    status: str  # ok | failed | timeout
+    config: Dict[str, Any]  # the resolved config, as composed
+    overrides: List[str]  # the job's overrides, as given to Hydra
+    job: int  # Hydra job number within the sweep
+    repeat: int  # repeat index within the job
+    error: Optional[str] = None  # one-line reason when status is not ok
+    traceback: Optional[str] = None  # full traceback or log tail, for bugs
+    environment: Dict[str, Any] = field(default_factory=dict)  # machine, versions, commit
+    dataset: Dict[str, Any] = field(default_factory=dict)  # what was read
+    loader: Dict[str, Any] = field(default_factory=dict)  # what the loader built
+    consumer: Dict[str, Any] = field(default_factory=dict)  # device and how it was emulated
+    bound: Dict[str, Any] = field(default_factory=dict)  # what ended the measured phase
+    steps: Dict[str, List] = field(default_factory=dict)  # per-step arrays of the measured phase
+    epochs: Dict[str, Any] = field(default_factory=dict)  # per-epoch delivery counts
+    summary: Dict[str, Any] = field(default_factory=dict)  # headline metrics
+    overhead: Dict[str, Any] = field(default_factory=dict)  # the harness's own costs
+    timing: Dict[str, Any] = field(default_factory=dict)  # start, end, durations of phases
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def write(self, folder: Path) -> Path:
+        from harness.data.manifest import write_json_atomic
+
+        path = Path(folder) / RESULT_FILE
+        write_json_atomic(path, self.to_dict())
+        return path
+
+
+def read_result(path: Path) -> TrialResult:
+    """Load a ``result.json``; raise :class:`HarnessError` if it is unreadable or too new."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"{path}: not a readable result file ({exc})") from exc
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise HarnessError(f"{path}: no schema_version; not a harness result file")
+    if version > SCHEMA_VERSION:
+        raise HarnessError(f"{path}: result schema {version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
+    known = TrialResult.__dataclass_fields__
+    return TrialResult(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,66 @@
+"""Summary metrics of a trial, from its per-step arrays. Pure functions."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
+def summarize(steps, wall_s: float, ttfb_s: float) -> Dict[str, float]:
+    """The headline metrics.
+
+    ``stall_pct`` is time blocked on the loader as a share of wall time; ``au_pct`` is
+    accelerator utilization, compute time as a share of wall time (MLPerf Storage's AU);
+    ``bookkeeping_pct`` is wall time spent in none of wait / h2d / compute: the
+    harness's own per-step cost.
+    """
+    n = len(steps.step_ms)
+    wall = max(wall_s, 1e-12)
+    samples = int(np.sum(steps.samples)) if n else 0
+    wait = float(np.sum(steps.wait_ms)) / 1e3
+    h2d = float(np.sum(steps.h2d_ms)) / 1e3
+    compute = float(np.sum(steps.compute_ms)) / 1e3
+    return {
+        "steps": n,
+        "samples": samples,
+        "wall_s": wall_s,
+        "samples_per_s": samples / wall if n else 0.0,
+        "batches_per_s": n / wall if n else 0.0,
+        "stall_pct": 100.0 * wait / wall,
+        "au_pct": 100.0 * compute / wall,
+        "h2d_pct": 100.0 * h2d / wall,
+        "bookkeeping_pct": 100.0 * max(wall_s - wait - h2d - compute, 0.0) / wall,
+        "ttfb_s": ttfb_s,
+        "step_ms_p50": percentile(steps.step_ms, 50),
+        "step_ms_p95": percentile(steps.step_ms, 95),
+        "wait_ms_p50": percentile(steps.wait_ms, 50),
+        "wait_ms_p95": percentile(steps.wait_ms, 95),
+        "h2d_ms_p50": percentile(steps.h2d_ms, 50),
+        "compute_ms_p50": percentile(steps.compute_ms, 50),
+    }
+
+
+def window_throughput(t_ms: Sequence[float], step_ms: Sequence[float], samples: Sequence[int], window_s: float = 0.5) -> List[float]:
+    """Samples/s in consecutive windows of about ``window_s`` of wall time.
+
+    These per-window figures are the samples a significance test compares; a trial
+    shorter than two windows gives one figure.
+    """
+    if not len(t_ms):
+        return []
+    ends = np.asarray(t_ms) + np.asarray(step_ms)
+    counts = np.asarray(samples, dtype=float)
+    rates, start_idx, start_t = [], 0, float(t_ms[0])
+    for i, end in enumerate(ends):
+        if (end - start_t) / 1e3 >= window_s:
+            rates.append(float(counts[start_idx : i + 1].sum() / ((end - start_t) / 1e3)))
+            start_idx, start_t = i + 1, float(end)
+    if not rates:
+        span = (ends[-1] - t_ms[0]) / 1e3
+        rates.append(float(counts.sum() / span) if span > 0 else 0.0)
+    return rates

@@ -1,0 +1,80 @@
+"""``results.csv``: one row per trial of a sweep, rebuilt from the trials' result files.
+
+The table is rewritten after every trial, so an interrupted sweep still has a table of
+what it finished. Columns: job, repeat, status, one column per override key, the
+summary metrics, the error text and the result file's path.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Dict, List
+
+from harness.errors import HarnessError
+from harness.results.model import RESULT_FILE, read_result
+
+TABLE_FILE = "results.csv"
+METRICS = (
+    "samples_per_s", "batches_per_s", "stall_pct", "au_pct", "h2d_pct", "ttfb_s",
+    "step_ms_p50", "step_ms_p95", "wait_ms_p50", "wait_ms_p95", "steps", "wall_s", "bookkeeping_pct",
+)
+
+
+def find_results(root: Path) -> List[Path]:
+    return sorted(Path(root).rglob(RESULT_FILE), key=lambda p: [int(x) if x.isdigit() else x for x in p.relative_to(root).parts])
+
+
+def override_columns(overrides: List[str]) -> Dict[str, str]:
+    """``["loader.workers=2", "hydra.x=1"]`` -> ``{"loader.workers": "2"}`` (hydra.* left out)."""
+    columns = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.lstrip("+~")
+        if sep and not key.startswith("hydra."):
+            columns[key] = value
+    return columns
+
+
+def rows(root: Path) -> List[Dict]:
+    table = []
+    for path in find_results(root):
+        result = read_result(path)
+        row = {"job": result.job, "repeat": result.repeat, "status": result.status}
+        row.update(override_columns(result.overrides))
+        for metric in METRICS:
+            row[metric] = _fmt(result.summary.get(metric))
+        row["error"] = result.error or ""
+        row["result"] = str(path.relative_to(root))
+        table.append(row)
+    return table
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return "" if math.isnan(value) else round(value, 4)
+    return "" if value is None else value
+
+
+def write_table(root: Path) -> Path:
+    """Rewrite ``root/results.csv`` from every ``result.json`` under ``root``."""
+    table = rows(root)
+    if not table:
+        raise HarnessError(f"{root}: no {RESULT_FILE} found; is this a sweep folder?")
+    fields: List[str] = []
+    for row in table:
+        fields.extend(k for k in row if k not in fields)
+    # overrides after job/repeat/status, metrics and paths last
+    head = ["job", "repeat", "status"]
+    tail = list(METRICS) + ["error", "result"]
+    order = head + [f for f in fields if f not in head and f not in tail] + tail
+    path = Path(root) / TABLE_FILE
+    tmp = path.with_name(f".{TABLE_FILE}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=order, restval="")
+        writer.writeheader()
+        writer.writerows(table)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,115 @@
+"""The measured trial loop: warm-up, time to first batch, then a bounded measured phase.
+
+Each step is timed as ``wait`` (blocked in the loader's ``next``), then the consumer's
+own ``h2d`` and ``compute``. The loop is pure apart from the clock it is given, so its
+bookkeeping is tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+from harness.errors import HarnessError
+
+
+@dataclass
+class Steps:
+    """Per-step arrays of the measured phase, all the same length."""
+
+    t_ms: List[float] = field(default_factory=list)  # step start, ms since the measured phase began
+    wait_ms: List[float] = field(default_factory=list)  # blocked on the loader
+    h2d_ms: List[float] = field(default_factory=list)  # host-to-device copy (or its stand-in)
+    compute_ms: List[float] = field(default_factory=list)  # accelerator compute
+    step_ms: List[float] = field(default_factory=list)  # whole step, wait to end of compute
+    samples: List[int] = field(default_factory=list)  # samples in the batch
+    epoch: List[int] = field(default_factory=list)  # epoch the batch belongs to
+
+    def __len__(self) -> int:
+        return len(self.step_ms)
+
+
+@dataclass
+class LoopResult:
+    steps: Steps
+    ttfb_s: float  # loop start to first batch in hand
+    warmup_steps: int  # steps consumed before measuring
+    wall_s: float  # measured phase: first measured step's start to last step's end
+    epochs_started: int  # epochs entered, warm-up included
+    stopped_by: str  # steps | seconds | epochs
+    epoch_samples: Dict[int, int] = field(default_factory=dict)  # samples delivered per epoch, warm-up included
+
+
+def run_loop(
+    epoch_iter: Callable[[int], Iterator],
+    consume: Callable[[object], Tuple[float, float]],
+    bound: Dict[str, float],
+    warmup_steps: int,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    on_batch: Optional[Callable[[int, object], None]] = None,
+) -> LoopResult:
+    """Drive the loader into the consumer until the first bound is reached.
+
+    Args:
+        epoch_iter: ``epoch_iter(i)`` returns an iterator over epoch ``i``'s batches.
+        consume: takes a batch, returns ``(h2d_ms, compute_ms)``.
+        bound: any of ``steps``, ``seconds``, ``epochs``; the first reached ends the phase.
+        warmup_steps: steps consumed first and left out of ``steps``.
+        clock: seconds, monotonic.
+        on_batch: called with ``(epoch, batch)`` for every batch, warm-up included (checks).
+    """
+    steps, epoch_samples = Steps(), {}
+    begin = clock()
+    # Each step is timed from the end of the previous one, so time spent between
+    # batches (an epoch ending, a new iterator starting its workers) counts as waiting
+    # on the loader, which is what the accelerator does meanwhile.
+    ttfb, measure_start, warm, epoch, last_end = None, None, 0, 0, begin
+    stopped_by = None
+    while stopped_by is None:
+        delivered = 0
+        for batch in epoch_iter(epoch):
+            t0, t1 = last_end, clock()
+            delivered += 1
+            ttfb = t1 - begin if ttfb is None else ttfb
+            n = len(batch)
+            epoch_samples[epoch] = epoch_samples.get(epoch, 0) + n
+            if on_batch is not None:
+                on_batch(epoch, batch)
+            h2d, compute = consume(batch)
+            last_end = t2 = clock()
+            if warm < warmup_steps:
+                warm += 1
+                continue
+            measure_start = t0 if measure_start is None else measure_start
+            _record(steps, t0 - measure_start, t0, t1, t2, h2d, compute, n, epoch)
+            stopped_by = _reached(bound, len(steps), t2 - measure_start, None)
+            if stopped_by:
+                break
+        if delivered == 0:
+            raise HarnessError(f"the loader yielded no batch in epoch {epoch}; is the dataset smaller than one batch?")
+        epoch += 1
+        stopped_by = stopped_by or _reached(bound, None, None, epoch)
+    wall = (steps.t_ms[-1] + steps.step_ms[-1]) / 1e3 if len(steps) else 0.0
+    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch, stopped_by, epoch_samples)
+
+
+def _record(steps: Steps, rel: float, t0, t1, t2, h2d, compute, n, epoch) -> None:
+    steps.t_ms.append(rel * 1e3)
+    steps.wait_ms.append((t1 - t0) * 1e3)
+    steps.h2d_ms.append(h2d)
+    steps.compute_ms.append(compute)
+    steps.step_ms.append((t2 - t0) * 1e3)
+    steps.samples.append(n)
+    steps.epoch.append(epoch)
+
+
+def _reached(bound: Dict[str, float], n_steps, elapsed_s, epochs_done) -> Optional[str]:
+    if n_steps is not None and "steps" in bound and n_steps >= bound["steps"]:
+        return "steps"
+    if elapsed_s is not None and "seconds" in bound and elapsed_s >= bound["seconds"]:
+        return "seconds"
+    if epochs_done is not None and "epochs" in bound and epochs_done >= bound["epochs"]:
+        return "epochs"
+    return None

@@ -1,0 +1,99 @@
+"""The parent side of a trial: start a fresh process, enforce the timeout, record any failure.
+
+Each trial runs in its own process and session, so thread pools, caches and memory of
+one trial never bias the next, and a timeout or Ctrl-C kills the child together with
+every worker it started. Whatever happens, the trial folder ends with a ``result.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Sequence
+
+from harness.results.model import RESULT_FILE, TrialResult, read_result
+from harness.trial.worker import SPAWNED_AT_ENV
+
+LOG_FILE = "trial.log"
+LOG_TAIL_LINES = 30
+
+
+def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, overrides: Sequence[str], config: dict, timeout_s: float) -> TrialResult:
+    """Run one trial in a child process and return its result (also on disk)."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    spec = {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides)}
+    (trial_dir / "trial.json").write_text(json.dumps(spec, indent=1) + "\n")
+    (trial_dir / RESULT_FILE).unlink(missing_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env[SPAWNED_AT_ENV] = repr(time.time())
+    with open(trial_dir / LOG_FILE, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.trial.worker", str(trial_dir)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+        )
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            kill_group(proc)  # also reaps workers the child left behind
+    base = TrialResult(status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat)
+    if timed_out:
+        base.status = "timeout"
+        base.error = f"still running after trial.timeout_s={timeout_s:g} s; killed with its workers"
+        base.traceback = log_tail(trial_dir)
+        base.write(trial_dir)
+        return base
+    if (trial_dir / RESULT_FILE).exists():
+        return read_result(trial_dir / RESULT_FILE)
+    base.error = crash_reason(proc.returncode, trial_dir)
+    base.traceback = log_tail(trial_dir)
+    base.write(trial_dir)
+    return base
+
+
+def kill_group(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
+    """Stop the child's whole process group: SIGTERM, then SIGKILL after ``grace_s``."""
+    if _signal_group(proc.pid, signal.SIGTERM):
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _signal_group(proc.pid, 0):
+            proc.poll()  # reap the leader so an exited group reads as empty
+            time.sleep(0.02)
+        _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the group; ``False`` when no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def crash_reason(returncode: int, trial_dir: Path) -> str:
+    """A one-line reason for a child that died without writing its result."""
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
+        return f"trial process killed by {name}{hint}"
+    lines: List[str] = [line for line in log_tail(trial_dir).splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else "no output"
+    return f"trial process exited with code {returncode} without a result: {last}"
+
+
+def log_tail(trial_dir: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = (trial_dir / LOG_FILE).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

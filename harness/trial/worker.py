@@ -1,0 +1,136 @@
+"""The child side of a trial: ``python -m harness.trial.worker TRIAL_DIR``.
+
+It reads ``TRIAL_DIR/trial.json`` (written by the parent: job, repeat, overrides and the
+path of the job's resolved config), runs one trial and always leaves a ``result.json``
+there, ``ok`` or ``failed`` with the reason. Nothing is exchanged through stdout, which
+goes to ``trial.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.results.model import TrialResult
+
+SPAWNED_AT_ENV = "HARNESS_SPAWNED_AT"
+
+
+def main(argv) -> int:
+    entered = time.time()
+    trial_dir = Path(argv[0])
+    spec = json.loads((trial_dir / "trial.json").read_text())
+    result = TrialResult(status="failed", config={}, overrides=spec["overrides"], job=spec["job"], repeat=spec["repeat"])
+    spawned_at = float(os.environ.get(SPAWNED_AT_ENV, entered))
+    result.overhead["process_start_s"] = round(entered - spawned_at, 4)
+    result.timing["started_at"] = spawned_at
+    try:
+        execute(Path(spec["config"]), spec["repeat"], result)
+        result.status = "ok"
+    except HarnessError as exc:
+        result.error = str(exc)
+    except Exception as exc:  # a bug or a framework error: keep everything
+        result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        result.traceback = traceback.format_exc()
+    finally:
+        result.timing["finished_at"] = time.time()
+        result.timing["duration_s"] = round(result.timing["finished_at"] - spawned_at, 3)
+        result.write(trial_dir)
+    return 0 if result.status == "ok" else 1
+
+
+def execute(config_file: Path, repeat: int, result: TrialResult) -> None:
+    """Run one trial from a resolved config file and fill ``result`` in place."""
+    from omegaconf import OmegaConf
+
+    from harness.config.compose import load_trial_config
+    from harness.config.validate import trial_bound, validate
+    from harness.trial import environment
+
+    t = time.perf_counter()
+    result.config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
+    cfg = load_trial_config(config_file)
+    validate(cfg)
+    result.environment = environment.collect()
+    result.overhead["config_and_environment_s"] = round(time.perf_counter() - t, 4)
+    loader, consumer = _build(cfg, repeat, result)
+    bound = trial_bound(cfg.trial)
+    try:
+        _measure(cfg, loader, consumer, bound, result)
+    finally:
+        loader.close()
+
+
+def _build(cfg, repeat: int, result: TrialResult):
+    from harness.data.build import prepare
+    from harness.errors import require
+    from harness.loaders import get_loader
+    from harness.trial.consumer import make_consumer
+
+    loader_cls = get_loader(cfg.loader.name)
+    needs = loader_cls.needs(cfg.loader)
+    manifest = prepare(cfg.dataset, tfrecord=needs.tfrecord) if needs.dataset else None
+    result.dataset = manifest.describe() if manifest is not None else {"kind": "none", "reason": "loader generates its data"}
+    if needs.framework:
+        t = time.perf_counter()
+        module, extra = needs.framework
+        require(module, what=f"loader={cfg.loader.name}", extra=extra)
+        result.overhead["framework_import_s"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat)
+    result.timing["loader_build_s"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    consumer = make_consumer(cfg.consumer, cfg.batch)
+    result.timing["consumer_setup_s"] = round(time.perf_counter() - t, 4)
+    result.consumer = consumer.describe()
+    return loader, consumer
+
+
+def _measure(cfg, loader, consumer, bound, result: TrialResult) -> None:
+    from dataclasses import asdict
+
+    from harness.results.stats import summarize, window_throughput
+    from harness.trial.loop import run_loop
+
+    check = ShapeCheck(cfg.batch)
+    loop = run_loop(loader.epoch, lambda b: consumer.consume(b.images), bound, cfg.trial.warmup_steps, on_batch=check)
+    steps = asdict(loop.steps)
+    result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}
+    result.bound = {"asked": bound, "stopped_by": loop.stopped_by, "warmup_steps": loop.warmup_steps}
+    result.epochs = {"started": loop.epochs_started, "samples": {str(k): v for k, v in loop.epoch_samples.items()}}
+    result.summary = summarize(loop.steps, loop.wall_s, loop.ttfb_s)
+    result.summary["window_samples_per_s"] = window_throughput(loop.steps.t_ms, loop.steps.step_ms, loop.steps.samples)
+    result.loader = loader.describe()
+    result.overhead["bookkeeping_pct"] = round(result.summary["bookkeeping_pct"], 4)
+
+
+def dtype_name(array) -> str:
+    dtype = array.dtype
+    return getattr(dtype, "name", None) or str(dtype).replace("torch.", "")
+
+
+class ShapeCheck:
+    """Fail the trial at its first batch if the loader broke the shape/dtype contract."""
+
+    def __init__(self, batch):
+        from harness.trial.consumer import batch_shape
+
+        self.expected = batch_shape(batch)
+        self.dtype = getattr(batch.dtype, "value", batch.dtype)
+
+    def __call__(self, epoch: int, batch) -> None:
+        shape = tuple(int(d) for d in batch.images.shape)
+        if shape[1:] != self.expected[1:] or not 0 < shape[0] <= self.expected[0] or dtype_name(batch.images) != self.dtype:
+            raise HarnessError(
+                f"the loader produced a batch of shape {shape} {dtype_name(batch.images)}, "
+                f"but batch.* asks for {self.expected} {self.dtype}"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
