@@ -1,0 +1,162 @@
+"""The CLI as a user runs it, in a subprocess, on tiny datasets."""
+
+import csv
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, sweep_dir
+
+TINY = ["dataset.count=48", "dataset.width=96", "dataset.height=72", "batch.size=8", "batch.height=32", "batch.width=32"]
+
+
+def read_rows(folder):
+    with open(folder / "results.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_help_is_one_screen_and_imports_no_framework():
+    code = (
+        "import sys, io, contextlib\n"
+        "from harness.__main__ import main\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf): main(['--help'])\n"
+        "heavy = [m for m in ('tensorflow', 'torch', 'keras', 'hydra', 'pandas') if m in sys.modules]\n"
+        "print(len(buf.getvalue().splitlines()), heavy)\n"
+        "print(buf.getvalue())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    lines, heavy = out.splitlines()[0].split(" ", 1)
+    assert int(lines) <= 30 and heavy == "[]"
+    for command in ("run", "sweep", "datagen", "report", "check", "list"):
+        assert f"  {command} " in out
+
+
+def test_unknown_command_and_bad_override_exit_nonzero_with_one_line(cli):
+    done = cli("frobnicate")
+    assert done.returncode == 1 and "unknown command" in done.stderr
+    done = cli("run", "loader.produce_msx=3")
+    assert done.returncode == 1
+    assert done.stderr.startswith("ERROR: loader.produce_msx: unknown key") and "produce_ms" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_value_in_the_last_job_fails_before_any_trial(cli, tmp_path):
+    done = cli("sweep", "loader=tf_data", "loader.num_parallel_calls=1,2,bogus", *TINY)
+    assert done.returncode == 1 and "loader.num_parallel_calls='bogus'" in done.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_known_answer_sweep_matches_the_analytic_throughput(cli, tmp_path):
+    done = cli(
+        "sweep", "loader=synthetic", "loader.produce_ms=5,20", "consumer.step_ms=10", "trial.seconds=3",
+        "trial.warmup_steps=5",
+    )
+    assert done.returncode == 0, done.stderr
+    folder = sweep_dir(done, tmp_path)
+    rows = {float(r["loader.produce_ms"]): r for r in read_rows(folder)}
+    assert set(rows) == {5.0, 20.0} and all(r["status"] == "ok" for r in rows.values())
+    for produce, analytic, stall in ((5.0, 100.0, 0.0), (20.0, 50.0, 50.0)):
+        row = rows[produce]
+        result = json.loads((folder / row["result"]).read_text())
+        s = result["summary"]
+        # the consumer's own ceiling includes its real host-to-device copy
+        model = 1000.0 / max(produce, s["compute_ms_p50"] + s["h2d_ms_p50"])
+        assert float(row["batches_per_s"]) == pytest.approx(model, rel=0.08)
+        assert float(row["batches_per_s"]) == pytest.approx(analytic, rel=0.10)
+        assert float(row["stall_pct"]) == pytest.approx(stall, abs=10)
+
+
+def test_serial_producer_adds_produce_and_step(cli, tmp_path):
+    done = cli("run", "loader.workers=0", "loader.produce_ms=10", "consumer.step_ms=10", "trial.seconds=2")
+    assert done.returncode == 0, done.stderr
+    row = read_rows(sweep_dir(done, tmp_path))[0]
+    assert float(row["batches_per_s"]) == pytest.approx(1000 / 20, rel=0.10)
+    assert float(row["stall_pct"]) == pytest.approx(50, abs=10)
+
+
+def test_result_file_carries_config_environment_steps_and_overhead(cli, tmp_path):
+    done = cli("run", "loader.produce_ms=1", "consumer.step_ms=2", "trial.steps=30", "trial.repeats=2")
+    assert done.returncode == 0, done.stderr
+    folder = sweep_dir(done, tmp_path)
+    rows = read_rows(folder)
+    assert [r["repeat"] for r in rows] == ["0", "1"]
+    result = json.loads((folder / rows[0]["result"]).read_text())
+    assert result["schema_version"] == 1 and result["status"] == "ok"
+    assert result["config"]["loader"]["produce_ms"] == 1
+    assert "loader.produce_ms=1" in result["overrides"]
+    env = result["environment"]
+    assert env["cpu_logical"] >= 1 and env["ram_bytes"] > 0 and env["packages"]["hydra-core"]
+    assert "gpu" in env and ("reason" in env["gpu"])
+    lengths = {len(v) for v in result["steps"].values()}
+    assert lengths == {30}
+    assert result["bound"]["stopped_by"] == "steps"
+    assert result["overhead"]["process_start_s"] >= 0 and "bookkeeping_pct" in result["overhead"]
+    assert (folder / ".hydra" / "config.yaml").exists() and (folder / "trial.yaml").exists()
+
+
+@pytest.mark.slow
+def test_tf_data_trial_runs_on_a_generated_dataset(cli, tmp_path):
+    done = cli("run", "loader=tf_data", "loader.num_parallel_calls=2", "loader.prefetch=1", *TINY, "trial.epochs=2", "trial.warmup_steps=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = sweep_dir(done, tmp_path)
+    result = json.loads((folder / read_rows(folder)[0]["result"]).read_text())
+    assert result["status"] == "ok", result["error"]
+    assert result["epochs"]["samples"] == {"0": 48, "1": 48}  # 6 full batches of 8 per epoch
+    assert result["summary"]["steps"] == 11
+    assert any("num_parallel_calls=2" in op for op in result["loader"]["ops"])
+    assert result["dataset"]["count"] == 48 and result["overhead"]["framework_import_s"] > 0
+
+
+@pytest.mark.slow
+def test_failing_trial_is_recorded_and_the_sweep_completes(cli, tmp_path):
+    from harness.data import synth
+
+    pets = tmp_path / "pets"
+    for label in ("cat", "dog"):
+        (pets / label).mkdir(parents=True)
+        for i in range(8):
+            (pets / label / f"{i}.jpg").write_bytes(synth.encode(synth.render(0, i, 40, 30), "jpeg", 80))
+    (pets / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    done = cli("sweep", "dataset=folder", f"dataset.path={pets}", "loader=tf_data,synthetic", "batch.size=4", "trial.epochs=1", "trial.warmup_steps=0")
+    assert done.returncode == 3, done.stdout + done.stderr
+    folder = sweep_dir(done, tmp_path)
+    rows = {r["loader"]: r for r in read_rows(folder)}
+    assert rows["synthetic"]["status"] == "ok"
+    assert rows["tf_data"]["status"] == "failed" and rows["tf_data"]["error"]
+    assert "1 not ok" in done.stdout
+
+
+def test_timeout_kills_the_trial_and_is_recorded(cli, tmp_path):
+    start = time.monotonic()
+    done = cli("run", "trial.seconds=120", "trial.timeout_s=4")
+    assert time.monotonic() - start < 60
+    assert done.returncode == 3
+    row = read_rows(sweep_dir(done, tmp_path))[0]
+    assert row["status"] == "timeout" and "trial.timeout_s=4" in row["error"]
+
+
+def test_datagen_report_check_and_list(cli, tmp_path):
+    done = cli("datagen", *TINY[:3])
+    assert done.returncode == 0, done.stderr
+    assert "48 images in 2 classes" in done.stdout
+    done = cli("run", "trial.steps=5")
+    folder = sweep_dir(done, tmp_path)
+    (folder / "results.csv").unlink()
+    report = cli("report", str(folder))
+    assert report.returncode == 0 and (folder / "results.csv").exists()
+    assert cli("report", str(tmp_path / "nowhere")).returncode == 1
+    assert cli("check", str(folder)).returncode == 2
+    listing = cli("list")
+    assert "loader: synthetic, tf_data" in listing.stdout and "experiment: quickstart" in listing.stdout
+
+
+@pytest.mark.slow
+def test_quickstart_preset_runs(cli, tmp_path):
+    done = cli("sweep", "experiment=quickstart", "trial.seconds=1", "dataset.count=64", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = read_rows(sweep_dir(done, tmp_path))
+    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)

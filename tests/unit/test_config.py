@@ -1,0 +1,113 @@
+"""Composition and validation: bad input fails early with a line that names it."""
+
+import pytest
+
+from harness.config.compose import compose, expand_sweep, load_trial_config, to_typed
+from harness.config.schema import TfDataLoaderConf
+from harness.config.validate import parse_tuning, trial_bound, validate
+from harness.errors import ConfigError, HarnessError
+
+
+def test_defaults_compose_to_typed_nodes():
+    cfg = to_typed(compose([]))
+    assert cfg.loader.name == "synthetic" and cfg.dataset.name == "synthetic"
+    assert cfg.batch.dtype.value == "uint8"
+
+
+def test_group_choice_changes_schema():
+    cfg = to_typed(compose(["loader=tf_data", "loader.num_parallel_calls=4"]))
+    assert isinstance(cfg.loader, TfDataLoaderConf)
+    assert cfg.loader.num_parallel_calls == 4
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        (["loader=nope"], ["loader=nope", "synthetic", "tf_data"]),
+        (["loader.produce_msx=1"], ["produce_msx", "produce_ms", "workers"]),
+        (["trial.stepz=1"], ["stepz", "steps", "seconds"]),
+        (["loader=tf_data", "loader.produce_ms=1"], ["produce_ms", "num_parallel_calls"]),
+        (["loader.produce_ms=abc"], ["loader.produce_ms=abc", "Float"]),
+        (["dataset.format=gif"], ["gif", "jpeg", "png"]),
+        (["consumer.device=tpu"], ["tpu", "auto", "cuda", "emulated"]),
+    ],
+)
+def test_bad_overrides_name_the_key_and_the_valid_choices(override, words):
+    with pytest.raises(HarnessError) as info:
+        compose(override)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("value, parsed", [("none", None), (None, None), (3, 3), ("4", 4), ("autotune", "autotune"), ("AUTOTUNE", "autotune")])
+def test_parse_tuning_accepts(value, parsed):
+    assert parse_tuning("k", value) == parsed
+
+
+@pytest.mark.parametrize("value", ["fast", 0, -1, 2.5, True])
+def test_parse_tuning_rejects(value):
+    with pytest.raises(ConfigError, match="k="):
+        parse_tuning("k", value)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("loader.workers=-1", "loader.workers"),
+        ("trial.repeats=0", "trial.repeats"),
+        ("dataset.jpeg_quality=0", "dataset.jpeg_quality"),
+        ("batch.channels=2", "batch.channels"),
+        ("trial.seconds=-3", "trial.seconds"),
+    ],
+)
+def test_validate_names_the_offending_value(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(compose([override]))
+
+
+def test_tf_data_values_are_validated_without_importing_tensorflow():
+    import sys
+
+    with pytest.raises(ConfigError, match="num_parallel_calls"):
+        validate(compose(["loader=tf_data", "loader.num_parallel_calls=lots"]))
+    assert "tensorflow" not in sys.modules
+
+
+def test_folder_dataset_needs_an_existing_folder(tmp_path):
+    with pytest.raises(ConfigError, match="dataset.path"):
+        validate(compose(["dataset=folder", f"dataset.path={tmp_path / 'missing'}"]))
+
+
+def test_sweep_expansion_is_the_cartesian_product():
+    jobs = expand_sweep(["loader.produce_ms=5,20", "loader.workers=0,1,2"])
+    assert len(jobs) == 6
+    assert ["loader.produce_ms=5", "loader.workers=0"] in jobs
+
+
+def test_experiment_sweep_params_are_expanded():
+    jobs = expand_sweep(["experiment=quickstart"])
+    assert len(jobs) == 4
+    assert all("experiment=quickstart" in job for job in jobs)
+    cfg = to_typed(compose(jobs[0]))
+    assert cfg.name == "quickstart" and cfg.loader.name == "tf_data"
+
+
+def test_default_bound_applies_only_when_none_given():
+    cfg = to_typed(compose([]))
+    assert trial_bound(cfg.trial) == {"seconds": cfg.trial.default_seconds}
+    cfg = to_typed(compose(["trial.steps=7"]))
+    assert trial_bound(cfg.trial) == {"steps": 7}
+
+
+def test_saved_config_reloads_typed(tmp_path):
+    from omegaconf import OmegaConf
+
+    path = tmp_path / "trial.yaml"
+    path.write_text(OmegaConf.to_yaml(compose(["loader=tf_data", "loader.prefetch=2"])))
+    cfg = load_trial_config(path)
+    assert isinstance(cfg.loader, TfDataLoaderConf) and cfg.loader.prefetch == 2
+    path.write_text(path.read_text().replace("prefetch: 2", "prefetch: 2\n  bogus: 1"))
+    with pytest.raises(Exception, match="bogus"):
+        load_trial_config(path)
