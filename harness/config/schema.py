@@ -41,6 +41,61 @@ class Device(Enum):
 class FileSource(Enum):
     manifest = "manifest"  # tf.data.Dataset.from_tensor_slices over the CSV manifest
     list_files = "list_files"  # tf.data.Dataset.list_files over the class folders (seed 000)
+    tfrecord = "tfrecord"  # tf.data.TFRecordDataset over the shards (seed 001)
+
+
+class Compression(Enum):
+    none = "none"
+    gzip = "gzip"
+
+
+class CacheMode(Enum):
+    none = "none"
+    memory = "memory"  # Dataset.cache()
+    file = "file"  # Dataset.cache(filename) in the trial folder
+
+
+class CachePlace(Enum):
+    after_decode = "after_decode"  # full-size decoded images, then shuffle and resize (seed 001's order)
+    after_resize = "after_resize"  # resized images; random ops still run every epoch
+    after_augment = "after_augment"  # after the random op: later epochs replay epoch 1's randomness
+
+
+class IdgFlow(Enum):
+    directory = "directory"  # flow_from_directory over the class folders
+    dataframe = "dataframe"  # flow_from_dataframe over seed 001's DataFrame (manifest.csv)
+
+
+class GeneratorMode(Enum):
+    direct = "direct"  # the consumer iterates the Python generator itself
+    tf_from_generator = "tf_from_generator"  # tf.data.Dataset.from_generator(...) (seed 002)
+
+
+class Decoder(Enum):
+    pil = "pil"  # PIL.Image.open + resize (what most Dataset classes do)
+    torchvision = "torchvision"  # torchvision.io.decode_jpeg / decode_image + v2 resize
+
+
+class TorchDatasetStyle(Enum):
+    map = "map"  # torch.utils.data.Dataset with __getitem__ / __len__
+    iterable = "iterable"  # torch.utils.data.IterableDataset, sharded across workers
+
+
+class Sampler(Enum):
+    sequential = "sequential"
+    random = "random"
+
+
+class Collate(Enum):
+    default = "default"  # torch's default_collate
+    numpy_stack = "numpy_stack"  # a collate_fn that stacks numpy arrays, then one torch.from_numpy
+
+
+class StartMethod(Enum):
+    default = "default"  # the platform default (fork on Linux)
+    fork = "fork"
+    spawn = "spawn"
+    forkserver = "forkserver"
 
 
 @dataclass
@@ -100,19 +155,90 @@ class SyntheticLoaderConf(LoaderConf):
 
 @dataclass
 class TfDataLoaderConf(LoaderConf):
-    """tf.data over image files: list, read, decode, resize, batch, prefetch (seed 000)."""
+    """tf.data: files or TFRecord, map, cache, shuffle, batch, prefetch, Options (seeds 000, 001)."""
 
     name: str = "tf_data"
-    source: FileSource = FileSource.manifest  # how the file list enters tf.data
+    source: FileSource = FileSource.manifest  # how samples enter tf.data
+    compression: Compression = Compression.none  # TFRecord compression when source=tfrecord
+    interleave: bool = False  # read TFRecord shards with interleave instead of one sequential reader
+    cycle_length: Any = "autotune"  # interleave: shards read at once (none, N or autotune)
+    interleave_parallel_calls: Any = "autotune"  # interleave: none, N or autotune
     num_parallel_calls: Any = "autotune"  # map parallelism: none, a positive integer or autotune
-    prefetch: Any = "autotune"  # batches prefetched: none, a positive integer or autotune
+    vectorized: bool = False  # run the per-sample ops after resize (cast, flip, scale) on whole batches
+    random_flip: bool = False  # a random horizontal flip after resize (the random op cache must precede)
+    cache: CacheMode = CacheMode.none  # cache decoded images: none, memory or file
+    cache_place: CachePlace = CachePlace.after_resize  # where the cache sits in the chain
     shuffle_buffer: int = 0  # samples in the shuffle buffer; 0 disables shuffling
     drop_remainder: bool = True  # drop the last partial batch of each epoch
+    prefetch: Any = "autotune"  # batches prefetched: none, a positive integer or autotune
+    cast_float: bool = False  # cast to float32 right after decode, before cache (seed 001)
+    preprocess: Optional[str] = None  # "mobilenet": keras.applications.mobilenet.preprocess_input after batch (seed 001)
     deterministic: Optional[bool] = None  # tf.data.Options.deterministic; null keeps TF's default
     # TF's default graph rewrites can parallelize a sequential map and add a prefetch the
     # code never asked for; set these false to measure a pipeline exactly as written.
     map_parallelization: Optional[bool] = None  # experimental_optimization.map_parallelization; null: TF's default
     inject_prefetch: Optional[bool] = None  # experimental_optimization.inject_prefetch; null: TF's default
+    map_and_batch_fusion: Optional[bool] = None  # experimental_optimization.map_and_batch_fusion; null: TF's default
+    autotune: Optional[bool] = None  # Options.autotune.enabled; null: TF's default (on)
+    autotune_cpu_budget: Optional[int] = None  # Options.autotune.cpu_budget, cores; null: all
+    autotune_ram_budget: Optional[int] = None  # Options.autotune.ram_budget, bytes; null: TF's default
+    private_threadpool_size: Optional[int] = None  # Options.threading.private_threadpool_size; null: shared pool
+
+
+@dataclass
+class KerasIdgLoaderConf(LoaderConf):
+    """Keras ImageDataGenerator, the seeds' slow serial baseline (legacy API in Keras 3)."""
+
+    name: str = "keras_idg"
+    flow: IdgFlow = IdgFlow.directory  # flow_from_directory or flow_from_dataframe
+    rescale: Optional[float] = None  # multiply pixels by this (1/255 is common); null: none
+    rotation_range: float = 0.0  # degrees of random rotation
+    width_shift_range: float = 0.0  # fraction of width
+    height_shift_range: float = 0.0  # fraction of height
+    zoom_range: float = 0.0  # random zoom in [1 - z, 1 + z]
+    horizontal_flip: bool = False  # random horizontal flips
+    vertical_flip: bool = False  # random vertical flips
+    shuffle: bool = False  # shuffle every epoch
+    interpolation: str = "bilinear"  # PIL interpolation used to reach batch.height x batch.width
+
+
+@dataclass
+class KerasSequenceLoaderConf(LoaderConf):
+    """A keras.utils.PyDataset (Keras 3's Sequence) run as model.fit runs it (seed 002)."""
+
+    name: str = "keras_sequence"
+    workers: int = 1  # PyDataset workers; 1 = load in the consumer's thread
+    use_multiprocessing: bool = False  # workers are processes instead of threads
+    max_queue_size: int = 10  # batches queued ahead by the workers
+    shuffle: bool = True  # on_epoch_end reshuffles the file order
+
+
+@dataclass
+class GeneratorLoaderConf(LoaderConf):
+    """A plain Python generator that yields batches (seed 002's yield pattern)."""
+
+    name: str = "generator"
+    mode: GeneratorMode = GeneratorMode.direct  # iterate it directly or through Dataset.from_generator
+    prefetch: Any = None  # from_generator only: prefetch none, N or autotune
+    shuffle: bool = False  # shuffle the file order every epoch
+
+
+@dataclass
+class TorchLoaderConf(LoaderConf):
+    """PyTorch Dataset + DataLoader with every knob seeds 003/004 list."""
+
+    name: str = "torch"
+    style: TorchDatasetStyle = TorchDatasetStyle.map  # map-style or iterable-style dataset
+    decoder: Decoder = Decoder.pil  # PIL or torchvision.io
+    num_workers: int = 0  # DataLoader worker processes; 0 loads in the consumer's process
+    pin_memory: bool = False  # page-locked batches, for fast non_blocking copies to CUDA
+    persistent_workers: bool = False  # keep workers alive between epochs
+    prefetch_factor: Optional[int] = None  # batches loaded ahead per worker; null: torch's default (2)
+    shuffle: bool = False  # RandomSampler instead of SequentialSampler (map style)
+    drop_last: bool = True  # drop the last partial batch
+    collate: Collate = Collate.default  # default_collate or a numpy stacking collate_fn
+    start_method: StartMethod = StartMethod.default  # worker start method (multiprocessing_context)
+    worker_threads: int = 1  # torch.set_num_threads inside each worker (torch's own default is 1 too)
 
 
 @dataclass
@@ -144,6 +270,16 @@ class TrialConf:
 
 
 @dataclass
+class ThreadsConf:
+    """Thread pools that distort a comparison if left to chance; set before frameworks start."""
+
+    tf_inter_op: int = 0  # TF inter-op pool threads; 0: TF's default (all cores)
+    tf_intra_op: int = 0  # TF intra-op pool threads; 0: TF's default (all cores)
+    torch: int = 0  # torch.set_num_threads in the trial process; 0: torch's default
+    opencv: int = 0  # cv2.setNumThreads (albumentations uses OpenCV); 0 disables OpenCV's own pool
+
+
+@dataclass
 class Config:
     name: str = "default"  # sweep name, used in the result folder's name
     batch: BatchConf = field(default_factory=BatchConf)
@@ -152,12 +288,20 @@ class Config:
     consumer: ConsumerConf = field(default_factory=ConsumerConf)
     monitor: MonitorConf = field(default_factory=MonitorConf)
     trial: TrialConf = field(default_factory=TrialConf)
+    threads: ThreadsConf = field(default_factory=ThreadsConf)
 
 
 # group -> option name -> schema; registered in Hydra's ConfigStore under schema/<group>.
 GROUP_SCHEMAS = {
     "dataset": {"synthetic": SyntheticDatasetConf, "folder": FolderDatasetConf},
-    "loader": {"synthetic": SyntheticLoaderConf, "tf_data": TfDataLoaderConf},
+    "loader": {
+        "synthetic": SyntheticLoaderConf,
+        "tf_data": TfDataLoaderConf,
+        "keras_idg": KerasIdgLoaderConf,
+        "keras_sequence": KerasSequenceLoaderConf,
+        "generator": GeneratorLoaderConf,
+        "torch": TorchLoaderConf,
+    },
     "consumer": {"default": ConsumerConf},
     "monitor": {"default": MonitorConf},
     "trial": {"default": TrialConf},

@@ -17,7 +17,14 @@ from harness.errors import HarnessError
 
 # Modules that define loader families; importing one registers its loader. They import
 # their frameworks lazily, so importing them all is cheap.
-FAMILY_MODULES = ("harness.loaders.synthetic", "harness.loaders.tf_data")
+FAMILY_MODULES = (
+    "harness.loaders.synthetic",
+    "harness.loaders.tf_data",
+    "harness.loaders.keras_idg",
+    "harness.loaders.keras_sequence",
+    "harness.loaders.generator",
+    "harness.loaders.torch_loader",
+)
 
 _REGISTRY: Dict[str, Type["Loader"]] = {}
 
@@ -48,7 +55,7 @@ class Loader(abc.ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, conf, batch, dataset, seed: int):
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
         """Build the pipeline.
 
         Args:
@@ -56,8 +63,9 @@ class Loader(abc.ABC):
             batch: the :class:`~harness.config.schema.BatchConf` every family obeys.
             dataset: the :class:`~harness.data.manifest.DatasetManifest`, or ``None``.
             seed: trial seed for shuffles and random ops.
+            workdir: a folder of the trial's own for scratch files (file caches), or ``None``.
         """
-        self.conf, self.batch, self.dataset, self.seed = conf, batch, dataset, seed
+        self.conf, self.batch, self.dataset, self.seed, self.workdir = conf, batch, dataset, seed, workdir
 
     @classmethod
     def needs(cls, conf) -> Needs:
@@ -74,6 +82,16 @@ class Loader(abc.ABC):
     def describe(self) -> Dict:
         """What was actually built (framework objects' settings), for result.json."""
         return {}
+
+    def random_ops(self) -> bool:
+        """Whether the pipeline changes a sample's pixels at random (augmentation)."""
+        return False
+
+    def expected_ids(self) -> Optional[List[str]]:
+        """The sample ids one full epoch should deliver (the dataset's filenames by default)."""
+        if self.dataset is None:
+            return None
+        return [s.filename for s in self.dataset.samples]
 
     def close(self) -> None:
         """Release workers, threads and files."""

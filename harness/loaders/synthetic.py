@@ -39,8 +39,8 @@ class SyntheticLoader(Loader):
         if conf.workers > 0 and conf.prefetch < 1:
             raise ConfigError(f"loader.prefetch={conf.prefetch}: must be >= 1 when loader.workers > 0")
 
-    def __init__(self, conf, batch, dataset, seed: int):
-        super().__init__(conf, batch, dataset, seed)
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
+        super().__init__(conf, batch, dataset, seed, workdir)
         self._pool = self._make_pool()
 
     def _make_pool(self) -> List[np.ndarray]:

@@ -1,9 +1,18 @@
-"""tf.data over image files, as seed 000 writes it.
+"""tf.data, as seeds 000 and 001 write it, with every knob a sweep can vary.
 
-``from_tensor_slices`` of the manifest (or ``list_files`` over the class folders), an
-optional ``shuffle``, a ``map`` that reads, decodes and resizes with
-``num_parallel_calls`` none / N / AUTOTUNE, ``batch``, and ``prefetch`` none / N /
-AUTOTUNE. Iterated once per epoch, as ``model.fit`` does.
+The chain::
+
+    source   from_tensor_slices(manifest) | list_files | TFRecordDataset (+ interleave)
+    parse    tfrecord only: parse_single_example (seed 001's first map)
+    decode   read_file + decode_image  [+ cast to float32: cast_float]
+    cache after_decode -> shuffle -> resize+to_dtype     (seed 001's order)
+    or resize+to_dtype -> cache after_resize -> shuffle
+    flip     random horizontal flip            (per sample, or per batch when vectorized)
+    cache after_augment                        (later epochs replay epoch 1's flips)
+    batch -> preprocess (mobilenet) -> prefetch, then tf.data.Options
+
+Every map takes ``num_parallel_calls`` none / N / AUTOTUNE; iterated once per epoch, as
+``model.fit`` does.
 """
 
 from __future__ import annotations
@@ -11,12 +20,14 @@ from __future__ import annotations
 from typing import Dict, Iterator, List
 
 from harness.config.validate import AUTOTUNE, check_positive, parse_tuning
-from harness.errors import require
+from harness.errors import ConfigError, require
 from harness.loaders.base import Batch, Loader, Needs, register_loader
 
+FEATURES = ("image_raw", "label", "id")
 
-def _value(enum_or_str):
-    return getattr(enum_or_str, "value", enum_or_str)
+
+def _value(x):
+    return getattr(x, "value", x)
 
 
 @register_loader
@@ -25,89 +36,201 @@ class TfDataLoader(Loader):
 
     @classmethod
     def needs(cls, conf) -> Needs:
-        return Needs(framework=("tensorflow", "tf"))
+        tfrecord = [_value(conf.compression)] if _value(conf.source) == "tfrecord" else []
+        return Needs(framework=("tensorflow", "tf"), tfrecord=tfrecord)
 
     @classmethod
     def check(cls, conf) -> None:
-        parse_tuning("loader.num_parallel_calls", conf.num_parallel_calls)
-        parse_tuning("loader.prefetch", conf.prefetch)
+        for key in ("num_parallel_calls", "prefetch", "cycle_length", "interleave_parallel_calls"):
+            parse_tuning(f"loader.{key}", getattr(conf, key))
         check_positive("loader.shuffle_buffer", conf.shuffle_buffer, allow_zero=True)
+        for key in ("autotune_cpu_budget", "autotune_ram_budget", "private_threadpool_size"):
+            check_positive(f"loader.{key}", getattr(conf, key), optional=True)
+        if conf.preprocess not in (None, "mobilenet"):
+            raise ConfigError(f"loader.preprocess={conf.preprocess}: choose null or mobilenet")
+        if conf.interleave and _value(conf.source) != "tfrecord":
+            raise ConfigError("loader.interleave=true needs loader.source=tfrecord (it interleaves shards)")
+        if _value(conf.cache_place) == "after_augment" and not conf.random_flip and _value(conf.cache) != "none":
+            raise ConfigError("loader.cache_place=after_augment needs loader.random_flip=true (there is no random op to follow)")
 
-    def __init__(self, conf, batch, dataset, seed: int):
-        super().__init__(conf, batch, dataset, seed)
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
+        super().__init__(conf, batch, dataset, seed, workdir)
+        if conf.preprocess == "mobilenet" and _value(batch.dtype) != "float32":
+            raise ConfigError("loader.preprocess=mobilenet outputs floats in [-1, 1]; set batch.dtype=float32")
         self.tf = require("tensorflow", what="loader=tf_data", extra="tf")
         self.ops: List[str] = []
         self.dataset_obj = self._build()
 
+    # -- helpers -------------------------------------------------------------------
     def _tuning(self, key: str, value):
         parsed = parse_tuning(key, value)
         return self.tf.data.AUTOTUNE if parsed == AUTOTUNE else parsed
 
+    def _map(self, ds, fn, label: str):
+        parallel = self._tuning("loader.num_parallel_calls", self.conf.num_parallel_calls)
+        self.ops.append(f"map({label}, num_parallel_calls={self.conf.num_parallel_calls})")
+        return ds.map(fn, num_parallel_calls=parallel)
+
+    def _cache(self, ds, place: str):
+        c = self.conf
+        if _value(c.cache) == "none" or _value(c.cache_place) != place:
+            return ds
+        if _value(c.cache) == "file":
+            import tempfile
+            from pathlib import Path
+
+            folder = Path(self.workdir) / "tfdata-cache" if self.workdir else Path(tempfile.mkdtemp(prefix="harness-tfcache-"))
+            folder.mkdir(parents=True, exist_ok=True)
+            self.ops.append(f"cache(file, {place})")
+            return ds.cache(str(folder / "tfdata.cache"))
+        self.ops.append(f"cache(memory, {place})")
+        return ds.cache()
+
+    def _shuffle(self, ds):
+        if not self.conf.shuffle_buffer:
+            return ds
+        self.ops.append(f"shuffle({self.conf.shuffle_buffer})")
+        return ds.shuffle(self.conf.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
+
+    # -- the chain -----------------------------------------------------------------
     def _build(self):
-        tf, conf, b = self.tf, self.conf, self.batch
+        c, b = self.conf, self.batch
+        flip = "flip" if c.random_flip else None
         ds = self._source()
-        if conf.shuffle_buffer:
-            ds = ds.shuffle(conf.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
-            self.ops.append(f"shuffle({conf.shuffle_buffer})")
-        parallel = self._tuning("loader.num_parallel_calls", conf.num_parallel_calls)
-        ds = ds.map(self._decode_fn(), num_parallel_calls=parallel)
-        self.ops.append(f"map(read+decode+resize, num_parallel_calls={conf.num_parallel_calls})")
-        ds = ds.batch(b.size, drop_remainder=conf.drop_remainder)
-        self.ops.append(f"batch({b.size}, drop_remainder={conf.drop_remainder})")
-        prefetch = self._tuning("loader.prefetch", conf.prefetch)
+        if _value(c.source) == "tfrecord":
+            ds = self._map(ds, self._parse, "parse_single_example")
+        ds = self._map(ds, self._decode, "decode" + ("+cast" if c.cast_float else ""))
+        if _value(c.cache_place) == "after_decode":  # seed 001: cache, shuffle, then resize
+            ds = self._shuffle(self._cache(ds, "after_decode"))
+            ds = self._map(ds, self._resize, "resize+to_dtype")
+        else:
+            ds = self._map(ds, self._resize, "resize+to_dtype")
+            ds = self._shuffle(self._cache(ds, "after_resize"))
+        if flip and not c.vectorized:
+            ds = self._map(ds, self._flip, "random_flip")
+        if not c.vectorized:
+            ds = self._cache(ds, "after_augment")
+        ds = ds.batch(b.size, drop_remainder=c.drop_remainder)
+        self.ops.append(f"batch({b.size}, drop_remainder={c.drop_remainder})")
+        if flip and c.vectorized:
+            ds = self._map(ds, self._flip, "random_flip on whole batches")
+        if c.vectorized:
+            ds = self._cache(ds, "after_augment")
+        if c.preprocess == "mobilenet":
+            ds = self._map(ds, self._mobilenet, "mobilenet.preprocess_input")
+        prefetch = self._tuning("loader.prefetch", c.prefetch)
         if prefetch is not None:
             ds = ds.prefetch(prefetch)
-            self.ops.append(f"prefetch({conf.prefetch})")
+            self.ops.append(f"prefetch({c.prefetch})")
         return ds.with_options(self._options())
 
     def _source(self):
-        tf = self.tf
+        tf, c = self.tf, self.conf
+        source = _value(c.source)
+        if source == "tfrecord":
+            return self._tfrecord_source()
         files = self.dataset.files()
         paths = [p for p, _ in files]
         labels = [label for _, label in files]
-        ids = [s.filename for s in self.dataset.samples]
-        if _value(self.conf.source) == "list_files":
+        if source == "list_files":
             pattern = str(self.dataset.images_dir / "*" / "*")
             ds = tf.data.Dataset.list_files(pattern, shuffle=False)
             table = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(tf.constant(paths), tf.constant(labels, tf.int64)), default_value=-1
             )
             prefix = len(str(self.dataset.images_dir)) + 1
-            ds = ds.map(lambda path: (path, table.lookup(path), tf.strings.substr(path, prefix, -1)))
             self.ops.append(f"list_files({pattern!r})")
-        else:
-            ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64), ids))
-            self.ops.append(f"from_tensor_slices(manifest, n={len(paths)})")
-        return ds
+            return ds.map(lambda path: (tf.io.read_file(path), table.lookup(path), tf.strings.substr(path, prefix, -1)))
+        ids = [s.filename for s in self.dataset.samples]
+        self.ops.append(f"from_tensor_slices(manifest, n={len(paths)})")
+        ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64), ids))
+        return ds.map(lambda path, label, sample_id: (tf.io.read_file(path), label, sample_id))
 
-    def _decode_fn(self):
+    def _tfrecord_source(self):
+        tf, c = self.tf, self.conf
+        compression = _value(c.compression)
+        shards = self.dataset.tfrecords[compression]
+        kind = "GZIP" if compression == "gzip" else ""
+        if not c.interleave:
+            self.ops.append(f"TFRecordDataset({len(shards)} shards, compression={compression or 'none'})")
+            return tf.data.TFRecordDataset(shards, compression_type=kind)
+        cycle = self._tuning("loader.cycle_length", c.cycle_length)
+        parallel = self._tuning("loader.interleave_parallel_calls", c.interleave_parallel_calls)
+        self.ops.append(f"interleave(TFRecordDataset, cycle_length={c.cycle_length}, num_parallel_calls={c.interleave_parallel_calls})")
+        return tf.data.Dataset.from_tensor_slices(shards).interleave(
+            lambda shard: tf.data.TFRecordDataset(shard, compression_type=kind),
+            cycle_length=cycle, num_parallel_calls=parallel, deterministic=c.deterministic,
+        )
+
+    def _parse(self, record):
+        tf = self.tf
+        spec = {
+            "image_raw": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+            "id": tf.io.FixedLenFeature([], tf.string),
+        }
+        parsed = tf.io.parse_single_example(record, spec)
+        return parsed["image_raw"], parsed["label"], parsed["id"]
+
+    def _decode(self, raw, label, sample_id):
+        tf = self.tf
+        image = tf.io.decode_image(raw, channels=self.batch.channels, expand_animations=False)
+        if self.conf.cast_float:
+            image = tf.cast(image, tf.float32)
+        return image, label, sample_id
+
+    def _resize(self, image, label, sample_id):
+        """Resize, then convert to the batch's dtype and layout (the deterministic tail)."""
         tf, b = self.tf, self.batch
-        nchw = _value(b.layout) == "nchw"
-        uint8 = _value(b.dtype) == "uint8"
+        image = tf.image.resize(image, [b.height, b.width])
+        if _value(b.dtype) == "uint8":
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        if _value(b.layout) == "nchw":
+            image = tf.transpose(image, [2, 0, 1])
+        return image, label, sample_id
 
-        def decode(path, label, sample_id):
-            image = tf.io.decode_image(tf.io.read_file(path), channels=b.channels, expand_animations=False)
-            image = tf.image.resize(image, [b.height, b.width])
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8) if uint8 else image
-            if nchw:
-                image = tf.transpose(image, [2, 0, 1])
-            return image, label, sample_id
+    def _flip(self, image, label, sample_id):
+        """Random horizontal flip, per sample or per image of a batch, in either layout."""
+        tf = self.tf
+        width_axis = -1 if _value(self.batch.layout) == "nchw" else -2
+        if self.conf.vectorized:  # one coin per image of the batch
+            coins = tf.random.uniform(tf.shape(image)[:1]) < 0.5
+            mask = tf.reshape(coins, [-1, 1, 1, 1])
+            return tf.where(mask, tf.reverse(image, [width_axis]), image), label, sample_id
+        flipped = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.reverse(image, [width_axis]), lambda: image)
+        return flipped, label, sample_id
 
-        return decode
+    def _mobilenet(self, image, label, sample_id):
+        from tensorflow.keras.applications import mobilenet
+
+        return mobilenet.preprocess_input(image), label, sample_id
 
     def _options(self):
+        c = self.conf
         options = self.tf.data.Options()
-        if self.conf.deterministic is not None:
-            options.deterministic = self.conf.deterministic
-        if self.conf.map_parallelization is not None:
-            options.experimental_optimization.map_parallelization = self.conf.map_parallelization
-        if self.conf.inject_prefetch is not None:
-            options.experimental_optimization.inject_prefetch = self.conf.inject_prefetch
+        if c.deterministic is not None:
+            options.deterministic = c.deterministic
+        opt = options.experimental_optimization
+        for key in ("map_parallelization", "inject_prefetch", "map_and_batch_fusion"):
+            if getattr(c, key) is not None:
+                setattr(opt, key, getattr(c, key))
+        if c.autotune is not None:
+            options.autotune.enabled = c.autotune
+        if c.autotune_cpu_budget is not None:
+            options.autotune.cpu_budget = c.autotune_cpu_budget
+        if c.autotune_ram_budget is not None:
+            options.autotune.ram_budget = c.autotune_ram_budget
+        if c.private_threadpool_size is not None:
+            options.threading.private_threadpool_size = c.private_threadpool_size
         return options
 
+    # -- the interface -------------------------------------------------------------
     def epoch(self, index: int) -> Iterator[Batch]:
         for images, labels, ids in self.dataset_obj:
             yield Batch(images=images, labels=labels, ids=ids)
+
+    def random_ops(self) -> bool:
+        return bool(self.conf.random_flip)
 
     def describe(self) -> Dict:
         options = self.dataset_obj.options()
@@ -121,6 +244,10 @@ class TfDataLoader(Loader):
                 "inject_prefetch": opt.inject_prefetch,
                 "map_and_batch_fusion": opt.map_and_batch_fusion,
                 "autotune_enabled": options.autotune.enabled,
+                "autotune_cpu_budget": options.autotune.cpu_budget,
+                "autotune_ram_budget": options.autotune.ram_budget,
+                "private_threadpool_size": options.threading.private_threadpool_size,
             },
+            "options_note": "null means TensorFlow's default applies",
             "tensorflow": self.tf.__version__,
         }

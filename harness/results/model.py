@@ -34,6 +34,8 @@ class TrialResult:
     bound: Dict[str, Any] = field(default_factory=dict)  # what ended the measured phase
     steps: Dict[str, List] = field(default_factory=dict)  # per-step arrays of the measured phase
     epochs: Dict[str, Any] = field(default_factory=dict)  # per-epoch delivery counts
+    same_data: Dict[str, Any] = field(default_factory=dict)  # did every epoch deliver the dataset, once?
+    threads: Dict[str, Any] = field(default_factory=dict)  # thread pools as asked and as in force
     summary: Dict[str, Any] = field(default_factory=dict)  # headline metrics
     overhead: Dict[str, Any] = field(default_factory=dict)  # the harness's own costs
     timing: Dict[str, Any] = field(default_factory=dict)  # start, end, durations of phases

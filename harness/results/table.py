@@ -46,6 +46,8 @@ def rows(root: Path) -> List[Dict]:
         row.update(override_columns(result.overrides))
         for metric in METRICS:
             row[metric] = _fmt(result.summary.get(metric))
+        row["same_data"] = result.same_data.get("verdict", "")
+        row["notes"] = "; ".join(result.same_data.get("problems", []))
         row["error"] = result.error or ""
         row["result"] = str(path.relative_to(root))
         table.append(row)
@@ -68,7 +70,7 @@ def write_table(root: Path) -> Path:
         fields.extend(k for k in row if k not in fields)
     # overrides after job/repeat/status, metrics and paths last
     head = ["job", "repeat", "status"]
-    tail = list(METRICS) + ["error", "result"]
+    tail = list(METRICS) + ["same_data", "notes", "error", "result"]
     order = head + [f for f in fields if f not in head and f not in tail] + tail
     path = Path(root) / TABLE_FILE
     tmp = path.with_name(f".{TABLE_FILE}.tmp-{os.getpid()}")

@@ -39,6 +39,7 @@ class LoopResult:
     epochs_started: int  # epochs entered, warm-up included
     stopped_by: str  # steps | seconds | epochs
     epoch_samples: Dict[int, int] = field(default_factory=dict)  # samples delivered per epoch, warm-up included
+    completed: List[int] = field(default_factory=list)  # epochs the loader ran to their end
 
 
 def run_loop(
@@ -60,7 +61,7 @@ def run_loop(
         clock: seconds, monotonic.
         on_batch: called with ``(epoch, batch)`` for every batch, warm-up included (checks).
     """
-    steps, epoch_samples = Steps(), {}
+    steps, epoch_samples, completed = Steps(), {}, []
     begin = clock()
     # Each step is timed from the end of the previous one, so time spent between
     # batches (an epoch ending, a new iterator starting its workers) counts as waiting
@@ -87,12 +88,14 @@ def run_loop(
             stopped_by = _reached(bound, len(steps), t2 - measure_start, None)
             if stopped_by:
                 break
+        else:
+            completed.append(epoch)
         if delivered == 0:
             raise HarnessError(f"the loader yielded no batch in epoch {epoch}; is the dataset smaller than one batch?")
         epoch += 1
         stopped_by = stopped_by or _reached(bound, None, None, epoch)
     wall = (steps.t_ms[-1] + steps.step_ms[-1]) / 1e3 if len(steps) else 0.0
-    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch, stopped_by, epoch_samples)
+    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch, stopped_by, epoch_samples, completed)
 
 
 def _record(steps: Steps, rel: float, t0, t1, t2, h2d, compute, n, epoch) -> None:

@@ -58,7 +58,7 @@ def execute(config_file: Path, repeat: int, result: TrialResult) -> None:
     validate(cfg)
     result.environment = environment.collect()
     result.overhead["config_and_environment_s"] = round(time.perf_counter() - t, 4)
-    loader, consumer = _build(cfg, repeat, result)
+    loader, consumer = _build(cfg, repeat, result, config_file.parent)
     bound = trial_bound(cfg.trial)
     try:
         _measure(cfg, loader, consumer, bound, result)
@@ -66,10 +66,11 @@ def execute(config_file: Path, repeat: int, result: TrialResult) -> None:
         loader.close()
 
 
-def _build(cfg, repeat: int, result: TrialResult):
+def _build(cfg, repeat: int, result: TrialResult, workdir: Path):
     from harness.data.build import prepare
     from harness.errors import require
     from harness.loaders import get_loader
+    from harness.trial import threads
     from harness.trial.consumer import make_consumer
 
     loader_cls = get_loader(cfg.loader.name)
@@ -81,8 +82,10 @@ def _build(cfg, repeat: int, result: TrialResult):
         module, extra = needs.framework
         require(module, what=f"loader={cfg.loader.name}", extra=extra)
         result.overhead["framework_import_s"] = round(time.perf_counter() - t, 4)
+    threads.configure(cfg.threads)  # before the loader runs its first framework op
     t = time.perf_counter()
-    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat)
+    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat, workdir=workdir / f"repeat-{repeat}")
+    threads.configure(cfg.threads)  # again, for libraries the loader imported (OpenCV)
     result.timing["loader_build_s"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
     consumer = make_consumer(cfg.consumer, cfg.batch)
@@ -95,41 +98,23 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult) -> None:
     from dataclasses import asdict
 
     from harness.results.stats import summarize, window_throughput
+    from harness.trial import threads
+    from harness.trial.checks import BatchChecks
     from harness.trial.loop import run_loop
 
-    check = ShapeCheck(cfg.batch)
-    loop = run_loop(loader.epoch, lambda b: consumer.consume(b.images), bound, cfg.trial.warmup_steps, on_batch=check)
+    checks = BatchChecks(cfg.batch, loader.expected_ids())
+    loop = run_loop(loader.epoch, lambda b: consumer.consume(b.images), bound, cfg.trial.warmup_steps, on_batch=checks)
     steps = asdict(loop.steps)
     result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}
     result.bound = {"asked": bound, "stopped_by": loop.stopped_by, "warmup_steps": loop.warmup_steps}
-    result.epochs = {"started": loop.epochs_started, "samples": {str(k): v for k, v in loop.epoch_samples.items()}}
+    result.epochs = {"started": loop.epochs_started, "completed": loop.completed,
+                     "samples": {str(k): v for k, v in loop.epoch_samples.items()}}
+    result.same_data = checks.report(loader.random_ops(), loop.completed)
     result.summary = summarize(loop.steps, loop.wall_s, loop.ttfb_s)
     result.summary["window_samples_per_s"] = window_throughput(loop.steps.t_ms, loop.steps.step_ms, loop.steps.samples)
     result.loader = loader.describe()
+    result.threads = threads.describe(cfg.threads)
     result.overhead["bookkeeping_pct"] = round(result.summary["bookkeeping_pct"], 4)
-
-
-def dtype_name(array) -> str:
-    dtype = array.dtype
-    return getattr(dtype, "name", None) or str(dtype).replace("torch.", "")
-
-
-class ShapeCheck:
-    """Fail the trial at its first batch if the loader broke the shape/dtype contract."""
-
-    def __init__(self, batch):
-        from harness.trial.consumer import batch_shape
-
-        self.expected = batch_shape(batch)
-        self.dtype = getattr(batch.dtype, "value", batch.dtype)
-
-    def __call__(self, epoch: int, batch) -> None:
-        shape = tuple(int(d) for d in batch.images.shape)
-        if shape[1:] != self.expected[1:] or not 0 < shape[0] <= self.expected[0] or dtype_name(batch.images) != self.dtype:
-            raise HarnessError(
-                f"the loader produced a batch of shape {shape} {dtype_name(batch.images)}, "
-                f"but batch.* asks for {self.expected} {self.dtype}"
-            )
 
 
 if __name__ == "__main__":

@@ -151,12 +151,24 @@ def test_datagen_report_check_and_list(cli, tmp_path):
     assert cli("report", str(tmp_path / "nowhere")).returncode == 1
     assert cli("check", str(folder)).returncode == 2
     listing = cli("list")
-    assert "loader: synthetic, tf_data" in listing.stdout and "experiment: quickstart" in listing.stdout
+    assert "loader: generator, keras_idg, keras_sequence, synthetic, tf_data, torch" in listing.stdout
+    assert "experiment: dataloader, idg_vs_tfdata, quickstart, seed001, tfrecord" in listing.stdout
+
+
+def _experiments():
+    from harness.config.compose import list_options
+
+    return list_options("experiment")
 
 
 @pytest.mark.slow
-def test_quickstart_preset_runs(cli, tmp_path):
-    done = cli("sweep", "experiment=quickstart", "trial.seconds=1", "dataset.count=64", timeout=600)
+@pytest.mark.parametrize("name", _experiments())
+def test_every_experiment_preset_runs(cli, tmp_path, name):
+    from harness.config.compose import expand_sweep
+
+    shrink = [*TINY, "dataset.shards=2", "trial.seconds=null", "trial.epochs=null", "trial.steps=4", "trial.warmup_steps=1"]
+    done = cli("sweep", f"experiment={name}", *shrink, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = read_rows(sweep_dir(done, tmp_path))
-    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == len(expand_sweep([f"experiment={name}"]))
+    assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]

@@ -1,0 +1,77 @@
+"""A plain Python generator, seed 002's ``yield`` pattern.
+
+``mode=direct``: the consumer iterates the generator itself, so loading and compute take
+turns in one thread. ``mode=tf_from_generator``: the same generator behind
+``tf.data.Dataset.from_generator`` with an ``output_signature`` and optional prefetch,
+which moves it to a tf.data thread (still holding the GIL while Python decodes).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator
+
+import numpy as np
+
+from harness.config.validate import AUTOTUNE, parse_tuning
+from harness.errors import require
+from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.images import batches_of, load_batch
+
+
+def _value(x):
+    return getattr(x, "value", x)
+
+
+@register_loader
+class GeneratorLoader(Loader):
+    name = "generator"
+
+    @classmethod
+    def needs(cls, conf) -> Needs:
+        if _value(conf.mode) == "tf_from_generator":
+            return Needs(framework=("tensorflow", "tf"))
+        return Needs()
+
+    @classmethod
+    def check(cls, conf) -> None:
+        parse_tuning("loader.prefetch", conf.prefetch)
+
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
+        super().__init__(conf, batch, dataset, seed, workdir)
+        self.paths = np.asarray([p for p, _ in dataset.files()])
+        self.labels = np.asarray([label for _, label in dataset.files()], dtype=np.int64)
+        self.names = np.asarray([s.filename for s in dataset.samples])
+        self.rng = np.random.default_rng(seed)
+        self.tf_dataset = self._wrap() if _value(conf.mode) == "tf_from_generator" else None
+
+    def batches(self):
+        """The user's generator: one epoch of (images, labels, ids) batches."""
+        order = np.arange(len(self.paths))
+        if self.conf.shuffle:
+            self.rng.shuffle(order)
+        for picked in batches_of(order, self.batch.size, drop_last=False):
+            yield load_batch(self.paths[picked], self.batch), self.labels[picked], self.names[picked]
+
+    def _wrap(self):
+        tf = require("tensorflow", what="loader=generator mode=tf_from_generator", extra="tf")
+        from harness.trial.consumer import batch_shape
+
+        shape = (None,) + batch_shape(self.batch)[1:]
+        signature = (
+            tf.TensorSpec(shape=shape, dtype=_value(self.batch.dtype)),
+            tf.TensorSpec(shape=(None,), dtype=tf.int64),
+            tf.TensorSpec(shape=(None,), dtype=tf.string),
+        )
+        ds = tf.data.Dataset.from_generator(self.batches, output_signature=signature)
+        prefetch = parse_tuning("loader.prefetch", self.conf.prefetch)
+        if prefetch is not None:
+            ds = ds.prefetch(tf.data.AUTOTUNE if prefetch == AUTOTUNE else prefetch)
+        return ds
+
+    def epoch(self, index: int) -> Iterator[Batch]:
+        source = self.tf_dataset if self.tf_dataset is not None else self.batches()
+        for images, labels, ids in source:
+            yield Batch(images=images, labels=labels, ids=ids)
+
+    def describe(self) -> Dict:
+        return {"mode": _value(self.conf.mode), "prefetch": self.conf.prefetch, "decoder": "PIL"}

@@ -1,0 +1,47 @@
+"""Image helpers shared by the Python-side loaders (Sequence, generator, torch with PIL).
+
+Every family must hand the consumer the same shape, dtype and layout; these helpers do
+the last conversion the same way for all of them.
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import numpy as np
+
+
+def _value(x):
+    return getattr(x, "value", x)
+
+
+def load_pil(path: str, batch) -> np.ndarray:
+    """Decode a file with PIL and resize to ``batch.height x batch.width``: uint8 HWC."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB" if batch.channels == 3 else "L")
+        image = image.resize((batch.width, batch.height), Image.BILINEAR)
+        array = np.array(image, dtype=np.uint8)  # writable: torch.from_numpy refuses read-only memory
+    return array if array.ndim == 3 else array[..., None]
+
+
+def finish(images: np.ndarray, batch) -> np.ndarray:
+    """uint8 NHWC -> the batch's dtype and layout."""
+    if _value(batch.layout) == "nchw":
+        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    if _value(batch.dtype) != "uint8":
+        images = images.astype(_value(batch.dtype))
+    return images
+
+
+def load_batch(paths: Sequence[str], batch) -> np.ndarray:
+    """Decode and stack files into one batch in the config's dtype and layout."""
+    return finish(np.stack([load_pil(p, batch) for p in paths]), batch)
+
+
+def batches_of(indices: Sequence[int], size: int, drop_last: bool) -> List[Sequence[int]]:
+    chunks = [indices[i : i + size] for i in range(0, len(indices), size)]
+    if drop_last and chunks and len(chunks[-1]) < size:
+        chunks.pop()
+    return chunks

@@ -1,0 +1,101 @@
+"""Keras ``ImageDataGenerator``: the seeds' baseline ("slow, serial I/O").
+
+A legacy API in Keras 3, still at ``tf.keras.preprocessing.image``. ``flow_from_directory``
+reads the class folders; ``flow_from_dataframe`` reads seed 001's DataFrame
+(``manifest.csv``: filename, label). The iterator loads, augments and stacks each batch
+in the consumer's thread, as ``model.fit`` does with it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator
+
+import numpy as np
+
+from harness.config.validate import check_positive
+from harness.errors import HarnessError, require
+from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.images import finish
+
+
+def _value(x):
+    return getattr(x, "value", x)
+
+
+@register_loader
+class KerasIdgLoader(Loader):
+    name = "keras_idg"
+
+    @classmethod
+    def needs(cls, conf) -> Needs:
+        return Needs(framework=("tensorflow", "tf"))
+
+    @classmethod
+    def check(cls, conf) -> None:
+        for key in ("rotation_range", "width_shift_range", "height_shift_range", "zoom_range"):
+            check_positive(f"loader.{key}", getattr(conf, key), allow_zero=True)
+
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
+        super().__init__(conf, batch, dataset, seed, workdir)
+        tf = require("tensorflow", what="loader=keras_idg", extra="tf")
+        c = conf
+        if c.rescale is not None and _value(batch.dtype) == "uint8":
+            raise HarnessError("loader.rescale with batch.dtype=uint8 would round rescaled pixels to 0/1; set batch.dtype=float32")
+        self.generator = tf.keras.preprocessing.image.ImageDataGenerator(
+            rescale=c.rescale,
+            rotation_range=c.rotation_range,
+            width_shift_range=c.width_shift_range,
+            height_shift_range=c.height_shift_range,
+            zoom_range=c.zoom_range,
+            horizontal_flip=c.horizontal_flip,
+            vertical_flip=c.vertical_flip,
+        )
+        self.iterator = self._flow()
+
+    def _flow(self):
+        c, b = self.conf, self.batch
+        common = dict(
+            target_size=(b.height, b.width),
+            color_mode="rgb" if b.channels == 3 else "grayscale",
+            batch_size=b.size,
+            shuffle=c.shuffle,
+            seed=self.seed,
+            interpolation=c.interpolation,
+            class_mode="sparse",
+        )
+        if _value(c.flow) == "dataframe":
+            import pandas as pd
+
+            frame = pd.read_csv(self.dataset.csv_path, dtype={"filename": str, "label": str})
+            return self.generator.flow_from_dataframe(frame, directory=str(self.dataset.images_dir), x_col="filename", y_col="label", **common)
+        return self.generator.flow_from_directory(str(self.dataset.images_dir), classes=self.dataset.classes, **common)
+
+    def epoch(self, index: int) -> Iterator[Batch]:
+        # Iterator.next() is exactly: take the next index array, then load and transform it.
+        it = self.iterator
+        for _ in range(len(it)):
+            with it.lock:
+                index_array = next(it.index_generator)
+            x, y = it._get_batches_of_transformed_samples(index_array)  # always a float32 stack
+            if _value(self.batch.dtype) == "uint8":
+                x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+            yield Batch(images=finish(x, self.batch), labels=y, ids=[self._id(it.filenames[i]) for i in index_array])
+
+    def _id(self, filename: str) -> str:
+        return filename.replace("\\", "/")
+
+    def random_ops(self) -> bool:
+        c = self.conf
+        return bool(c.rotation_range or c.width_shift_range or c.height_shift_range or c.zoom_range or c.horizontal_flip or c.vertical_flip)
+
+    def describe(self) -> Dict:
+        it, g = self.iterator, self.generator
+        return {
+            "flow": _value(self.conf.flow),
+            "iterator": type(it).__name__,
+            "samples": it.samples,
+            "batches_per_epoch": len(it),
+            "target_size": list(it.target_size),
+            "generator": {"rescale": g.rescale, "rotation_range": g.rotation_range, "zoom_range": list(g.zoom_range),
+                          "horizontal_flip": g.horizontal_flip, "vertical_flip": g.vertical_flip},
+        }

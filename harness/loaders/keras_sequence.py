@@ -1,0 +1,68 @@
+"""Keras 3's Sequence (``keras.utils.PyDataset``), driven the way ``model.fit`` drives it.
+
+Keras' own ``PyDatasetAdapter`` runs the dataset: with ``workers > 1`` its enqueuer fills
+a queue of ``max_queue_size`` batches from threads (or processes with
+``use_multiprocessing``), and it calls ``on_epoch_end`` between epochs. Its numpy
+iterator is used, the backend-neutral core of what ``fit`` consumes.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator
+
+from harness.config.validate import check_positive
+from harness.errors import require
+from harness.loaders.base import Batch, Loader, Needs, register_loader
+
+
+@register_loader
+class KerasSequenceLoader(Loader):
+    name = "keras_sequence"
+
+    @classmethod
+    def needs(cls, conf) -> Needs:
+        return Needs(framework=("keras", "tf"))
+
+    @classmethod
+    def check(cls, conf) -> None:
+        check_positive("loader.workers", conf.workers)
+        check_positive("loader.max_queue_size", conf.max_queue_size)
+
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
+        super().__init__(conf, batch, dataset, seed, workdir)
+        require("keras", what="loader=keras_sequence", extra="tf")
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        from harness.loaders._sequence_impl import FileSequence
+
+        files = dataset.files()
+        self.names = [s.filename for s in dataset.samples]
+        self.sequence = FileSequence(
+            [p for p, _ in files], [label for _, label in files], batch, conf.shuffle, seed,
+            workers=conf.workers, use_multiprocessing=conf.use_multiprocessing, max_queue_size=conf.max_queue_size,
+        )
+        self.adapter = PyDatasetAdapter(self.sequence, shuffle=False)
+
+    def epoch(self, index: int) -> Iterator[Batch]:
+        self.adapter.on_epoch_begin()
+        try:
+            for x, y, picked in self.adapter.get_numpy_iterator():
+                yield Batch(images=x, labels=y, ids=[self.names[i] for i in picked])
+        finally:
+            self.adapter.on_epoch_end()
+
+    def close(self) -> None:
+        if self.adapter.enqueuer is not None:
+            self.adapter.enqueuer.stop()
+
+    def describe(self) -> Dict:
+        s = self.sequence
+        return {
+            "class": "keras.utils.PyDataset",
+            "driver": "keras PyDatasetAdapter.get_numpy_iterator (model.fit's enqueuer)",
+            "workers": s.workers,
+            "use_multiprocessing": s.use_multiprocessing,
+            "max_queue_size": s.max_queue_size,
+            "enqueuer": type(self.adapter.enqueuer).__name__ if self.adapter.enqueuer is not None else None,
+            "batches_per_epoch": len(s),
+        }

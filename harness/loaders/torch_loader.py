@@ -1,0 +1,106 @@
+"""PyTorch ``Dataset`` + ``DataLoader`` with the knobs seeds 003/004 list.
+
+Map-style (``__getitem__``/``__len__``) or iterable-style (sharded per worker), decoded
+with PIL or ``torchvision.io``; ``num_workers``, ``pin_memory``, ``persistent_workers``,
+``prefetch_factor``, ``shuffle`` (RandomSampler), ``drop_last``, ``collate_fn`` and the
+worker start method. The DataLoader is built once and iterated once per epoch, so worker
+start-up shows at every epoch start unless workers persist.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Dict, Iterator
+
+from harness.config.validate import check_positive
+from harness.errors import ConfigError, require
+from harness.loaders.base import Batch, Loader, Needs, register_loader
+
+
+def _value(x):
+    return getattr(x, "value", x)
+
+
+@register_loader
+class TorchLoader(Loader):
+    name = "torch"
+
+    @classmethod
+    def needs(cls, conf) -> Needs:
+        return Needs(framework=("torch", "torch"))
+
+    @classmethod
+    def check(cls, conf) -> None:
+        check_positive("loader.num_workers", conf.num_workers, allow_zero=True)
+        check_positive("loader.prefetch_factor", conf.prefetch_factor, optional=True)
+        check_positive("loader.worker_threads", conf.worker_threads)
+        needs_workers = {"persistent_workers": conf.persistent_workers, "prefetch_factor": conf.prefetch_factor is not None,
+                         "start_method": _value(conf.start_method) != "default"}
+        for key, used in needs_workers.items():
+            if used and conf.num_workers == 0:
+                raise ConfigError(f"loader.{key} needs loader.num_workers > 0 (DataLoader refuses it otherwise)")
+        if _value(conf.style) == "iterable" and conf.shuffle:
+            raise ConfigError("loader.shuffle=true needs loader.style=map (an IterableDataset has no sampler)")
+
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
+        super().__init__(conf, batch, dataset, seed, workdir)
+        torch = require("torch", what="loader=torch", extra="torch")
+        if _value(conf.decoder) == "torchvision":
+            require("torchvision", what="loader.decoder=torchvision", extra="torch")
+        from harness.loaders import _torch_impl as impl
+
+        self.torch = torch
+        self.names = [s.filename for s in dataset.samples]
+        files = dataset.files()
+        decode = impl.Decode(batch, _value(conf.decoder), as_numpy=_value(conf.collate) == "numpy_stack")
+        style = impl.FilesIterable if _value(conf.style) == "iterable" else impl.FilesDataset
+        self.data = style([p for p, _ in files], [label for _, label in files], decode)
+        self.loader = self._dataloader(impl)
+
+    def _dataloader(self, impl):
+        torch, c = self.torch, self.conf
+        kwargs = dict(batch_size=self.batch.size, num_workers=c.num_workers, pin_memory=c.pin_memory, drop_last=c.drop_last)
+        if _value(c.style) == "map":
+            kwargs["shuffle"] = c.shuffle
+            kwargs["generator"] = torch.Generator().manual_seed(self.seed)
+        if c.num_workers > 0:
+            kwargs["persistent_workers"] = c.persistent_workers
+            kwargs["worker_init_fn"] = functools.partial(impl.set_worker_threads, c.worker_threads)
+            if c.prefetch_factor is not None:
+                kwargs["prefetch_factor"] = c.prefetch_factor
+            if _value(c.start_method) != "default":
+                kwargs["multiprocessing_context"] = _value(c.start_method)
+        if _value(c.collate) == "numpy_stack":
+            kwargs["collate_fn"] = impl.numpy_stack
+        return torch.utils.data.DataLoader(self.data, **kwargs)
+
+    def epoch(self, index: int) -> Iterator[Batch]:
+        for images, labels, indices in self.loader:
+            if _value(self.batch.dtype) != "uint8":
+                images = images.to(getattr(self.torch, _value(self.batch.dtype)))
+            self.pinned = images.is_pinned() if self.conf.pin_memory else False
+            yield Batch(images=images, labels=labels, ids=[self.names[i] for i in indices.tolist()])
+
+    def close(self) -> None:
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+
+    def describe(self) -> Dict:
+        loader = self.loader
+        context = loader.multiprocessing_context
+        return {
+            "dataset": type(self.data).__name__,
+            "decoder": _value(self.conf.decoder),
+            "num_workers": loader.num_workers,
+            "pin_memory": loader.pin_memory,
+            "batches_pinned": getattr(self, "pinned", None),
+            "persistent_workers": loader.persistent_workers,
+            "prefetch_factor": loader.prefetch_factor,
+            "sampler": type(loader.sampler).__name__,
+            "drop_last": loader.drop_last,
+            "collate_fn": getattr(loader.collate_fn, "__name__", str(loader.collate_fn)),
+            "multiprocessing_context": context.get_start_method() if context is not None else "default",
+            "worker_threads": self.conf.worker_threads if loader.num_workers else None,
+            "torch": self.torch.__version__,
+        }

@@ -1,0 +1,148 @@
+"""Per-batch checks: the shape contract, and whether each epoch delivered the same data.
+
+Every trial records, per epoch, how many samples arrived, an order-independent checksum
+of their ids, and how that compares with the dataset (missing, duplicated, unknown ids).
+It also follows a few fixed samples' pixels (a hash of their exact bytes) across epochs:
+with a random op in the pipeline some must change between epochs, and if all repeat
+exactly, a cache sits after the random op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+# Fixed samples whose pixels are followed across epochs. With a p=0.5 random op, all 16
+# repeating their draw by chance happens once in 65,536 epochs pairs.
+TRACKED = 16
+
+
+def id_text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, (np.integer, int)):
+        return str(int(value))
+    return str(value)
+
+
+def ids_of(ids) -> Optional[List[str]]:
+    if ids is None:
+        return None
+    if hasattr(ids, "numpy"):
+        ids = ids.numpy()
+    return [id_text(v) for v in (ids.tolist() if isinstance(ids, np.ndarray) else ids)]
+
+
+def checksum(ids: Iterable[str]) -> str:
+    """Order-independent: the sum of 64-bit hashes, so duplicates change it too."""
+    total = 0
+    for sample_id in ids:
+        total += int.from_bytes(hashlib.blake2b(sample_id.encode(), digest_size=8).digest(), "little")
+    return f"{total % 2**64:016x}"
+
+
+def dtype_name(array) -> str:
+    dtype = array.dtype
+    return getattr(dtype, "name", None) or str(dtype).replace("torch.", "")
+
+
+class BatchChecks:
+    """Called for every batch (``on_batch``); raises on a broken shape contract."""
+
+    def __init__(self, batch, expected_ids: Optional[List[str]]):
+        from harness.trial.consumer import batch_shape
+
+        self.expected = batch_shape(batch)
+        self.dtype = getattr(batch.dtype, "value", batch.dtype)
+        self.expected_ids = expected_ids
+        self.tracked = set(sorted(expected_ids)[:TRACKED]) if expected_ids else set()
+        self.seen: Dict[int, Counter] = {}
+        self.pixels: Dict[int, Dict[str, str]] = {}  # epoch -> tracked id -> pixel hash
+
+    def __call__(self, epoch: int, batch) -> None:
+        images = batch.images
+        shape = tuple(int(d) for d in images.shape)
+        if shape[1:] != self.expected[1:] or not 0 < shape[0] <= self.expected[0] or dtype_name(images) != self.dtype:
+            raise HarnessError(
+                f"the loader produced a batch of shape {shape} {dtype_name(images)}, "
+                f"but batch.* asks for {self.expected} {self.dtype}"
+            )
+        ids = ids_of(batch.ids)
+        if ids is None:
+            return
+        self.seen.setdefault(epoch, Counter()).update(ids)
+        hits = [i for i, sample_id in enumerate(ids) if sample_id in self.tracked]
+        if hits:
+            from harness.trial.consumer import to_host
+
+            host = to_host(images)
+            hashes = self.pixels.setdefault(epoch, {})
+            for i in hits:
+                data = np.ascontiguousarray(host[i]).tobytes()
+                hashes[ids[i]] = hashlib.blake2b(data, digest_size=8).hexdigest()
+
+    def report(self, random_ops: bool, completed: Iterable[int]) -> Dict:
+        """Per-epoch delivery and a verdict that rows of a report can be compared on.
+
+        Args:
+            random_ops: whether the pipeline has random ops (augmentation).
+            completed: epochs the loader finished; an epoch cut short by a bound is not judged.
+        """
+        if not self.seen:
+            return {"verdict": "unchecked", "problems": ["the loader does not report sample ids"]}
+        expected = Counter(self.expected_ids or [])
+        epochs = {str(e): self._epoch(counts, expected) for e, counts in sorted(self.seen.items())}
+        problems = []
+        for e in sorted(set(completed) & set(self.seen)):
+            problems += [f"epoch {e}: {text}" for text in self._epoch_problems(epochs[str(e)])]
+        repeats = self._pixels_repeat()
+        if random_ops and repeats:
+            problems.append("random ops repeat their output across epochs (a cache after a random op?)")
+        if not random_ops and repeats is False:
+            problems.append("a deterministic pipeline changed a sample's pixels between epochs")
+        judged = bool(set(completed) & set(self.seen))
+        verdict = "differs" if problems else ("complete" if judged else "partial")
+        return {
+            "verdict": verdict,
+            "problems": problems,
+            "epochs": epochs,
+            "dataset_checksum": checksum(expected.elements()) if expected else None,
+            "tracked_pixels": {str(k): v for k, v in self.pixels.items()},
+        }
+
+    @staticmethod
+    def _epoch(counts: Counter, expected: Counter) -> Dict:
+        return {
+            "samples": sum(counts.values()),
+            "distinct": len(counts),
+            "checksum": checksum(counts.elements()),
+            "missing": sum((expected - counts).values()) if expected else None,
+            "duplicates": sum(c - 1 for c in counts.values() if c > 1),
+            "unknown": sum(1 for k in counts if expected and k not in expected),
+        }
+
+    @staticmethod
+    def _epoch_problems(e: Dict) -> List[str]:
+        problems = []
+        if e["duplicates"]:
+            problems.append(f"{e['duplicates']} duplicated samples")
+        if e["unknown"]:
+            problems.append(f"{e['unknown']} samples not in the dataset")
+        if e["missing"]:
+            problems.append(f"{e['missing']} samples never delivered (a dropped remainder?)")
+        return problems
+
+    def _pixels_repeat(self) -> Optional[bool]:
+        """True if tracked samples look identical in every epoch, False if any differ, None if unknown."""
+        common = None
+        for sums in self.pixels.values():
+            common = set(sums) if common is None else common & set(sums)
+        if not common or len(self.pixels) < 2:
+            return None
+        first = self.pixels[min(self.pixels)]
+        return all(sums[k] == first[k] for sums in self.pixels.values() for k in common)

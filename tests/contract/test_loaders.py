@@ -1,0 +1,151 @@
+"""Every loader family passes one suite, and every knob reaches the framework object.
+
+Real TensorFlow, Keras and PyTorch, in this process, on a tiny generated dataset.
+"""
+
+import pytest
+
+from harness.config.compose import compose, to_typed
+from harness.data.build import prepare
+from harness.loaders import get_loader, list_loaders
+from harness.trial.checks import BatchChecks
+
+TINY = ["dataset.count=48", "dataset.width=64", "dataset.height=48", "dataset.shards=3", "batch.size=8", "batch.height=24", "batch.width=32"]
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("contract-cache")
+
+
+def build(name, *overrides, cache=None, workdir=None):
+    cfg = to_typed(compose([f"loader={name}", *TINY, f"dataset.cache_dir={cache}", *overrides]))
+    cls = get_loader(name)
+    needs = cls.needs(cfg.loader)
+    cls.check(cfg.loader)
+    manifest = prepare(cfg.dataset, tfrecord=needs.tfrecord) if needs.dataset else None
+    return cfg, cls(cfg.loader, cfg.batch, manifest, seed=0, workdir=workdir)
+
+
+def run_epochs(cfg, loader, epochs=2):
+    checks = BatchChecks(cfg.batch, loader.expected_ids())
+    for e in range(epochs):
+        for batch in loader.epoch(e):
+            checks(e, batch)
+    loader.close()
+    return checks.report(loader.random_ops(), list(range(epochs)))
+
+
+@pytest.mark.parametrize("name", list_loaders())
+@pytest.mark.parametrize("layout, dtype", [("nhwc", "uint8"), ("nchw", "float32")])
+def test_family_delivers_the_contract_and_the_whole_dataset(name, layout, dtype, tiny_cache, tmp_path):
+    cfg, loader = build(name, f"batch.layout={layout}", f"batch.dtype={dtype}", cache=tiny_cache, workdir=tmp_path)
+    report = run_epochs(cfg, loader)
+    assert report["verdict"] in ("complete", "unchecked"), report["problems"]
+    if name != "synthetic":
+        assert report["epochs"]["0"]["checksum"] == report["dataset_checksum"]
+        assert report["epochs"]["1"]["checksum"] == report["dataset_checksum"]
+
+
+def test_families_agree_on_the_same_epoch(tiny_cache, tmp_path):
+    sums = {}
+    for name in ("tf_data", "keras_idg", "keras_sequence", "generator", "torch"):
+        cfg, loader = build(name, cache=tiny_cache, workdir=tmp_path)
+        sums[name] = run_epochs(cfg, loader, epochs=1)["epochs"]["0"]["checksum"]
+    assert len(set(sums.values())) == 1, sums
+
+
+def test_deliberately_broken_variants_are_caught(tiny_cache, tmp_path):
+    cfg, loader = build("tf_data", "dataset.count=50", cache=tiny_cache, workdir=tmp_path)  # 50 = 6 x 8 + 2 dropped
+    report = run_epochs(cfg, loader)
+    assert report["verdict"] == "differs" and "2 samples never delivered" in report["problems"][0]
+    cfg, loader = build("tf_data", "loader.random_flip=true", "loader.cache=memory", "loader.cache_place=after_augment", cache=tiny_cache)
+    assert "repeat" in " ".join(run_epochs(cfg, loader, epochs=3)["problems"])
+    cfg, loader = build("tf_data", "loader.random_flip=true", "loader.cache=memory", "loader.cache_place=after_resize", cache=tiny_cache)
+    assert run_epochs(cfg, loader, epochs=3)["verdict"] == "complete"
+
+
+def test_torch_knobs_reach_the_dataloader(tiny_cache):
+    _, loader = build(
+        "torch", "loader.num_workers=2", "loader.pin_memory=true", "loader.persistent_workers=true", "loader.prefetch_factor=3",
+        "loader.shuffle=true", "loader.drop_last=false", "loader.collate=numpy_stack", "loader.start_method=spawn", cache=tiny_cache,
+    )
+    dl = loader.loader
+    assert (dl.num_workers, dl.pin_memory, dl.persistent_workers, dl.prefetch_factor, dl.drop_last) == (2, True, True, 3, False)
+    assert type(dl.sampler).__name__ == "RandomSampler"
+    assert dl.collate_fn.__name__ == "numpy_stack"
+    assert dl.multiprocessing_context.get_start_method() == "spawn"
+    assert dl.worker_init_fn.args == (1,)
+    _, loader = build("torch", "loader.style=iterable", "loader.decoder=torchvision", cache=tiny_cache)
+    assert type(loader.data).__name__ == "FilesIterable" and loader.data.decode.decoder == "torchvision"
+    assert type(loader.loader.sampler).__name__ == "_InfiniteConstantSampler"
+
+
+def test_tf_data_knobs_reach_the_dataset_and_its_options(tiny_cache, tmp_path):
+    _, loader = build(
+        "tf_data", "loader.source=tfrecord", "loader.compression=gzip", "loader.interleave=true", "loader.cycle_length=2",
+        "loader.num_parallel_calls=3", "loader.prefetch=4", "loader.cache=file", "loader.shuffle_buffer=16",
+        "loader.deterministic=false", "loader.map_parallelization=false", "loader.inject_prefetch=false",
+        "loader.map_and_batch_fusion=false", "loader.autotune=false", "loader.autotune_cpu_budget=1",
+        "loader.autotune_ram_budget=100000000", "loader.private_threadpool_size=2",
+        cache=tiny_cache, workdir=tmp_path,
+    )
+    options = loader.dataset_obj.options()
+    opt = options.experimental_optimization
+    assert options.deterministic is False and opt.map_parallelization is False and opt.inject_prefetch is False
+    assert opt.map_and_batch_fusion is False and options.autotune.enabled is False
+    assert options.autotune.cpu_budget == 1 and options.autotune.ram_budget == 100000000
+    assert options.threading.private_threadpool_size == 2
+    ops = " ".join(loader.ops)
+    assert "interleave(TFRecordDataset, cycle_length=2" in ops and "num_parallel_calls=3" in ops
+    assert "cache(file" in ops and "shuffle(16)" in ops and ops.endswith("prefetch(4)")
+    assert sum(len(b) for b in loader.epoch(0)) == 48
+    assert list((tmp_path / "tfdata-cache").glob("tfdata.cache*"))
+
+
+def test_tf_data_vectorized_and_seed001_chain(tiny_cache):
+    _, loader = build("tf_data", "loader.vectorized=true", "loader.random_flip=true", cache=tiny_cache)
+    assert loader.ops.index("batch(8, drop_remainder=True)") < next(i for i, op in enumerate(loader.ops) if "random_flip" in op)
+    cfg = to_typed(compose(["experiment=seed001"]))
+    assert cfg.loader.source.value == "tfrecord" and cfg.loader.cache_place.value == "after_decode"
+    _, loader = build("tf_data", "experiment=seed001", "batch.size=8", "batch.dtype=float32", cache=tiny_cache)
+    names = [op.split("(")[0] if not op.startswith("map") else op.split(",")[0] for op in loader.ops]
+    assert names == [
+        "TFRecordDataset", "map(parse_single_example", "map(decode+cast", "cache", "shuffle",
+        "map(resize+to_dtype", "batch", "map(mobilenet.preprocess_input", "prefetch",
+    ]
+    batch = next(iter(loader.epoch(0)))
+    assert float(batch.images.numpy().min()) >= -1.0 and float(batch.images.numpy().max()) <= 1.0
+
+
+def test_keras_idg_knobs_reach_the_generator(tiny_cache):
+    _, loader = build(
+        "keras_idg", "loader.flow=dataframe", "loader.rotation_range=15", "loader.zoom_range=0.1", "loader.horizontal_flip=true",
+        "loader.shuffle=true", "batch.dtype=float32", "loader.rescale=0.00392156862745098", cache=tiny_cache,
+    )
+    g = loader.generator
+    assert g.rotation_range == 15 and list(g.zoom_range) == [0.9, 1.1] and g.horizontal_flip and g.rescale == pytest.approx(1 / 255)
+    assert type(loader.iterator).__name__ == "DataFrameIterator" and loader.iterator.shuffle
+    assert loader.random_ops()
+    batch = next(iter(loader.epoch(0)))
+    assert float(batch.images.max()) <= 1.0
+    _, loader = build("keras_idg", cache=tiny_cache)
+    assert type(loader.iterator).__name__ == "DirectoryIterator"
+
+
+def test_keras_sequence_knobs_reach_pydataset_and_enqueuer(tiny_cache):
+    _, loader = build("keras_sequence", "loader.workers=2", "loader.use_multiprocessing=true", "loader.max_queue_size=3", cache=tiny_cache)
+    s = loader.sequence
+    assert (s.workers, s.use_multiprocessing, s.max_queue_size) == (2, True, 3)
+    assert loader.describe()["enqueuer"] == "OrderedEnqueuer"
+    before = s.order.copy()
+    list(loader.epoch(0))
+    loader.close()
+    assert sorted(s.order) == sorted(before) and list(s.order) != list(before)  # on_epoch_end reshuffled
+
+
+def test_generator_modes(tiny_cache):
+    _, direct = build("generator", cache=tiny_cache)
+    assert direct.tf_dataset is None
+    _, wrapped = build("generator", "loader.mode=tf_from_generator", "loader.prefetch=2", cache=tiny_cache)
+    assert type(wrapped.tf_dataset).__name__ == "_PrefetchDataset"
