@@ -17,6 +17,11 @@ from typing import Any, List, Optional
 from omegaconf import MISSING
 
 
+def choice(value) -> Any:
+    """An enum member's value, or the value itself: configs reach code typed or plain."""
+    return getattr(value, "value", value)
+
+
 class ImageFormat(Enum):
     jpeg = "jpeg"
     png = "png"

@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List
 
+from harness.config.schema import choice
 from harness.data import synth
 from harness.data.manifest import MANIFEST_FILE, DatasetManifest, Sample
 from harness.errors import HarnessError
@@ -43,8 +44,8 @@ def dataset_params(conf) -> Dict:
             "count": conf.count,
             "width": conf.width,
             "height": conf.height,
-            "format": _enum_value(conf.format),
-            "jpeg_quality": conf.jpeg_quality if _enum_value(conf.format) == "jpeg" else None,
+            "format": choice(conf.format),
+            "jpeg_quality": conf.jpeg_quality if choice(conf.format) == "jpeg" else None,
             "classes": list(conf.classes),
             "seed": conf.seed,
         }
@@ -105,7 +106,7 @@ def _staging(target: Path) -> Iterator[Path | None]:
 
 
 def _build_images(conf, folder: Path) -> DatasetManifest:
-    fmt = _enum_value(conf.format)
+    fmt = choice(conf.format)
     ext = "jpg" if fmt == "jpeg" else "png"
     classes = list(conf.classes)
     jobs = [
@@ -174,7 +175,3 @@ def _ensure_tfrecord(root: Path, compression: str, shards: int) -> None:
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 raise HarnessError(f"building TFRecord shards ({compression}) failed: {last}")
-
-
-def _enum_value(value) -> str:
-    return getattr(value, "value", value)

@@ -9,11 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from harness.config.schema import choice
 from harness.loaders.images import load_pil
-
-
-def _value(x):
-    return getattr(x, "value", x)
 
 
 class Decode:
@@ -21,7 +18,7 @@ class Decode:
 
     def __init__(self, batch, decoder: str, as_numpy: bool):
         self.batch, self.decoder, self.as_numpy = batch, decoder, as_numpy
-        self.nchw = _value(batch.layout) == "nchw"
+        self.nchw = choice(batch.layout) == "nchw"
 
     def __call__(self, path: str):
         if self.decoder == "torchvision":

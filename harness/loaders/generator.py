@@ -12,14 +12,11 @@ from typing import Dict, Iterator
 
 import numpy as np
 
+from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, parse_tuning
 from harness.errors import require
 from harness.loaders.base import Batch, Loader, Needs, register_loader
 from harness.loaders.images import batches_of, load_batch
-
-
-def _value(x):
-    return getattr(x, "value", x)
 
 
 @register_loader
@@ -28,7 +25,7 @@ class GeneratorLoader(Loader):
 
     @classmethod
     def needs(cls, conf) -> Needs:
-        if _value(conf.mode) == "tf_from_generator":
+        if choice(conf.mode) == "tf_from_generator":
             return Needs(framework=("tensorflow", "tf"))
         return Needs()
 
@@ -42,7 +39,7 @@ class GeneratorLoader(Loader):
         self.labels = np.asarray([label for _, label in dataset.files()], dtype=np.int64)
         self.names = np.asarray([s.filename for s in dataset.samples])
         self.rng = np.random.default_rng(seed)
-        self.tf_dataset = self._wrap() if _value(conf.mode) == "tf_from_generator" else None
+        self.tf_dataset = self._wrap() if choice(conf.mode) == "tf_from_generator" else None
 
     def batches(self):
         """The user's generator: one epoch of (images, labels, ids) batches."""
@@ -58,7 +55,7 @@ class GeneratorLoader(Loader):
 
         shape = (None,) + batch_shape(self.batch)[1:]
         signature = (
-            tf.TensorSpec(shape=shape, dtype=_value(self.batch.dtype)),
+            tf.TensorSpec(shape=shape, dtype=choice(self.batch.dtype)),
             tf.TensorSpec(shape=(None,), dtype=tf.int64),
             tf.TensorSpec(shape=(None,), dtype=tf.string),
         )
@@ -74,4 +71,4 @@ class GeneratorLoader(Loader):
             yield Batch(images=images, labels=labels, ids=ids)
 
     def describe(self) -> Dict:
-        return {"mode": _value(self.conf.mode), "prefetch": self.conf.prefetch, "decoder": "PIL"}
+        return {"mode": choice(self.conf.mode), "prefetch": self.conf.prefetch, "decoder": "PIL"}

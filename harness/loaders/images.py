@@ -10,9 +10,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-
-def _value(x):
-    return getattr(x, "value", x)
+from harness.config.schema import choice
 
 
 def load_pil(path: str, batch) -> np.ndarray:
@@ -28,10 +26,10 @@ def load_pil(path: str, batch) -> np.ndarray:
 
 def finish(images: np.ndarray, batch) -> np.ndarray:
     """uint8 NHWC -> the batch's dtype and layout."""
-    if _value(batch.layout) == "nchw":
+    if choice(batch.layout) == "nchw":
         images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
-    if _value(batch.dtype) != "uint8":
-        images = images.astype(_value(batch.dtype))
+    if choice(batch.dtype) != "uint8":
+        images = images.astype(choice(batch.dtype))
     return images
 
 

@@ -12,14 +12,11 @@ from typing import Dict, Iterator
 
 import numpy as np
 
+from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import HarnessError, require
 from harness.loaders.base import Batch, Loader, Needs, register_loader
 from harness.loaders.images import finish
-
-
-def _value(x):
-    return getattr(x, "value", x)
 
 
 @register_loader
@@ -39,7 +36,7 @@ class KerasIdgLoader(Loader):
         super().__init__(conf, batch, dataset, seed, workdir)
         tf = require("tensorflow", what="loader=keras_idg", extra="tf")
         c = conf
-        if c.rescale is not None and _value(batch.dtype) == "uint8":
+        if c.rescale is not None and choice(batch.dtype) == "uint8":
             raise HarnessError("loader.rescale with batch.dtype=uint8 would round rescaled pixels to 0/1; set batch.dtype=float32")
         self.generator = tf.keras.preprocessing.image.ImageDataGenerator(
             rescale=c.rescale,
@@ -63,7 +60,7 @@ class KerasIdgLoader(Loader):
             interpolation=c.interpolation,
             class_mode="sparse",
         )
-        if _value(c.flow) == "dataframe":
+        if choice(c.flow) == "dataframe":
             import pandas as pd
 
             frame = pd.read_csv(self.dataset.csv_path, dtype={"filename": str, "label": str})
@@ -77,7 +74,7 @@ class KerasIdgLoader(Loader):
             with it.lock:
                 index_array = next(it.index_generator)
             x, y = it._get_batches_of_transformed_samples(index_array)  # always a float32 stack
-            if _value(self.batch.dtype) == "uint8":
+            if choice(self.batch.dtype) == "uint8":
                 x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
             yield Batch(images=finish(x, self.batch), labels=y, ids=[self._id(it.filenames[i]) for i in index_array])
 
@@ -91,7 +88,7 @@ class KerasIdgLoader(Loader):
     def describe(self) -> Dict:
         it, g = self.iterator, self.generator
         return {
-            "flow": _value(self.conf.flow),
+            "flow": choice(self.conf.flow),
             "iterator": type(it).__name__,
             "samples": it.samples,
             "batches_per_epoch": len(it),

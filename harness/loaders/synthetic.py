@@ -15,6 +15,7 @@ from typing import Iterator, List
 
 import numpy as np
 
+from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError
 from harness.loaders.base import Batch, Loader, Needs, register_loader
@@ -44,12 +45,10 @@ class SyntheticLoader(Loader):
         self._pool = self._make_pool()
 
     def _make_pool(self) -> List[np.ndarray]:
-        b = self.batch
-        shape = (b.size, b.height, b.width, b.channels)
-        if getattr(b.layout, "value", b.layout) == "nchw":
-            shape = (b.size, b.channels, b.height, b.width)
+        from harness.trial.consumer import batch_shape
+
         rng = np.random.default_rng(self.seed)
-        dtype = getattr(b.dtype, "value", b.dtype)
+        shape, dtype = batch_shape(self.batch), choice(self.batch.dtype)
         return [rng.integers(0, 256, size=shape, dtype=np.uint8).astype(dtype) for _ in range(self.conf.pool)]
 
     def _produce(self, epoch: int, index: int) -> Batch:

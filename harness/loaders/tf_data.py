@@ -19,15 +19,13 @@ from __future__ import annotations
 
 from typing import Dict, Iterator, List
 
+from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, check_positive, parse_tuning
 from harness.errors import ConfigError, require
 from harness.loaders.base import Batch, Loader, Needs, register_loader
 
 FEATURES = ("image_raw", "label", "id")
 
-
-def _value(x):
-    return getattr(x, "value", x)
 
 
 @register_loader
@@ -36,7 +34,7 @@ class TfDataLoader(Loader):
 
     @classmethod
     def needs(cls, conf) -> Needs:
-        tfrecord = [_value(conf.compression)] if _value(conf.source) == "tfrecord" else []
+        tfrecord = [choice(conf.compression)] if choice(conf.source) == "tfrecord" else []
         return Needs(framework=("tensorflow", "tf"), tfrecord=tfrecord)
 
     @classmethod
@@ -48,14 +46,14 @@ class TfDataLoader(Loader):
             check_positive(f"loader.{key}", getattr(conf, key), optional=True)
         if conf.preprocess not in (None, "mobilenet"):
             raise ConfigError(f"loader.preprocess={conf.preprocess}: choose null or mobilenet")
-        if conf.interleave and _value(conf.source) != "tfrecord":
+        if conf.interleave and choice(conf.source) != "tfrecord":
             raise ConfigError("loader.interleave=true needs loader.source=tfrecord (it interleaves shards)")
-        if _value(conf.cache_place) == "after_augment" and not conf.random_flip and _value(conf.cache) != "none":
+        if choice(conf.cache_place) == "after_augment" and not conf.random_flip and choice(conf.cache) != "none":
             raise ConfigError("loader.cache_place=after_augment needs loader.random_flip=true (there is no random op to follow)")
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None):
         super().__init__(conf, batch, dataset, seed, workdir)
-        if conf.preprocess == "mobilenet" and _value(batch.dtype) != "float32":
+        if conf.preprocess == "mobilenet" and choice(batch.dtype) != "float32":
             raise ConfigError("loader.preprocess=mobilenet outputs floats in [-1, 1]; set batch.dtype=float32")
         self.tf = require("tensorflow", what="loader=tf_data", extra="tf")
         self.ops: List[str] = []
@@ -73,9 +71,9 @@ class TfDataLoader(Loader):
 
     def _cache(self, ds, place: str):
         c = self.conf
-        if _value(c.cache) == "none" or _value(c.cache_place) != place:
+        if choice(c.cache) == "none" or choice(c.cache_place) != place:
             return ds
-        if _value(c.cache) == "file":
+        if choice(c.cache) == "file":
             import tempfile
             from pathlib import Path
 
@@ -97,10 +95,10 @@ class TfDataLoader(Loader):
         c, b = self.conf, self.batch
         flip = "flip" if c.random_flip else None
         ds = self._source()
-        if _value(c.source) == "tfrecord":
+        if choice(c.source) == "tfrecord":
             ds = self._map(ds, self._parse, "parse_single_example")
         ds = self._map(ds, self._decode, "decode" + ("+cast" if c.cast_float else ""))
-        if _value(c.cache_place) == "after_decode":  # seed 001: cache, shuffle, then resize
+        if choice(c.cache_place) == "after_decode":  # seed 001: cache, shuffle, then resize
             ds = self._shuffle(self._cache(ds, "after_decode"))
             ds = self._map(ds, self._resize, "resize+to_dtype")
         else:
@@ -126,7 +124,7 @@ class TfDataLoader(Loader):
 
     def _source(self):
         tf, c = self.tf, self.conf
-        source = _value(c.source)
+        source = choice(c.source)
         if source == "tfrecord":
             return self._tfrecord_source()
         files = self.dataset.files()
@@ -148,7 +146,7 @@ class TfDataLoader(Loader):
 
     def _tfrecord_source(self):
         tf, c = self.tf, self.conf
-        compression = _value(c.compression)
+        compression = choice(c.compression)
         shards = self.dataset.tfrecords[compression]
         kind = "GZIP" if compression == "gzip" else ""
         if not c.interleave:
@@ -183,16 +181,16 @@ class TfDataLoader(Loader):
         """Resize, then convert to the batch's dtype and layout (the deterministic tail)."""
         tf, b = self.tf, self.batch
         image = tf.image.resize(image, [b.height, b.width])
-        if _value(b.dtype) == "uint8":
+        if choice(b.dtype) == "uint8":
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        if _value(b.layout) == "nchw":
+        if choice(b.layout) == "nchw":
             image = tf.transpose(image, [2, 0, 1])
         return image, label, sample_id
 
     def _flip(self, image, label, sample_id):
         """Random horizontal flip, per sample or per image of a batch, in either layout."""
         tf = self.tf
-        width_axis = -1 if _value(self.batch.layout) == "nchw" else -2
+        width_axis = -1 if choice(self.batch.layout) == "nchw" else -2
         if self.conf.vectorized:  # one coin per image of the batch
             coins = tf.random.uniform(tf.shape(image)[:1]) < 0.5
             mask = tf.reshape(coins, [-1, 1, 1, 1])

@@ -12,13 +12,10 @@ from __future__ import annotations
 import functools
 from typing import Dict, Iterator
 
+from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError, require
 from harness.loaders.base import Batch, Loader, Needs, register_loader
-
-
-def _value(x):
-    return getattr(x, "value", x)
 
 
 @register_loader
@@ -35,32 +32,32 @@ class TorchLoader(Loader):
         check_positive("loader.prefetch_factor", conf.prefetch_factor, optional=True)
         check_positive("loader.worker_threads", conf.worker_threads)
         needs_workers = {"persistent_workers": conf.persistent_workers, "prefetch_factor": conf.prefetch_factor is not None,
-                         "start_method": _value(conf.start_method) != "default"}
+                         "start_method": choice(conf.start_method) != "default"}
         for key, used in needs_workers.items():
             if used and conf.num_workers == 0:
                 raise ConfigError(f"loader.{key} needs loader.num_workers > 0 (DataLoader refuses it otherwise)")
-        if _value(conf.style) == "iterable" and conf.shuffle:
+        if choice(conf.style) == "iterable" and conf.shuffle:
             raise ConfigError("loader.shuffle=true needs loader.style=map (an IterableDataset has no sampler)")
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None):
         super().__init__(conf, batch, dataset, seed, workdir)
         torch = require("torch", what="loader=torch", extra="torch")
-        if _value(conf.decoder) == "torchvision":
+        if choice(conf.decoder) == "torchvision":
             require("torchvision", what="loader.decoder=torchvision", extra="torch")
         from harness.loaders import _torch_impl as impl
 
         self.torch = torch
         self.names = [s.filename for s in dataset.samples]
         files = dataset.files()
-        decode = impl.Decode(batch, _value(conf.decoder), as_numpy=_value(conf.collate) == "numpy_stack")
-        style = impl.FilesIterable if _value(conf.style) == "iterable" else impl.FilesDataset
+        decode = impl.Decode(batch, choice(conf.decoder), as_numpy=choice(conf.collate) == "numpy_stack")
+        style = impl.FilesIterable if choice(conf.style) == "iterable" else impl.FilesDataset
         self.data = style([p for p, _ in files], [label for _, label in files], decode)
         self.loader = self._dataloader(impl)
 
     def _dataloader(self, impl):
         torch, c = self.torch, self.conf
         kwargs = dict(batch_size=self.batch.size, num_workers=c.num_workers, pin_memory=c.pin_memory, drop_last=c.drop_last)
-        if _value(c.style) == "map":
+        if choice(c.style) == "map":
             kwargs["shuffle"] = c.shuffle
             kwargs["generator"] = torch.Generator().manual_seed(self.seed)
         if c.num_workers > 0:
@@ -68,16 +65,16 @@ class TorchLoader(Loader):
             kwargs["worker_init_fn"] = functools.partial(impl.set_worker_threads, c.worker_threads)
             if c.prefetch_factor is not None:
                 kwargs["prefetch_factor"] = c.prefetch_factor
-            if _value(c.start_method) != "default":
-                kwargs["multiprocessing_context"] = _value(c.start_method)
-        if _value(c.collate) == "numpy_stack":
+            if choice(c.start_method) != "default":
+                kwargs["multiprocessing_context"] = choice(c.start_method)
+        if choice(c.collate) == "numpy_stack":
             kwargs["collate_fn"] = impl.numpy_stack
         return torch.utils.data.DataLoader(self.data, **kwargs)
 
     def epoch(self, index: int) -> Iterator[Batch]:
         for images, labels, indices in self.loader:
-            if _value(self.batch.dtype) != "uint8":
-                images = images.to(getattr(self.torch, _value(self.batch.dtype)))
+            if choice(self.batch.dtype) != "uint8":
+                images = images.to(getattr(self.torch, choice(self.batch.dtype)))
             self.pinned = images.is_pinned() if self.conf.pin_memory else False
             yield Batch(images=images, labels=labels, ids=[self.names[i] for i in indices.tolist()])
 
@@ -91,7 +88,7 @@ class TorchLoader(Loader):
         context = loader.multiprocessing_context
         return {
             "dataset": type(self.data).__name__,
-            "decoder": _value(self.conf.decoder),
+            "decoder": choice(self.conf.decoder),
             "num_workers": loader.num_workers,
             "pin_memory": loader.pin_memory,
             "batches_pinned": getattr(self, "pinned", None),

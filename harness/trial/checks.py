@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
+from harness.config.schema import choice
 from harness.errors import HarnessError
 
 # Fixed samples whose pixels are followed across epochs. With a p=0.5 random op, all 16
@@ -58,7 +59,7 @@ class BatchChecks:
         from harness.trial.consumer import batch_shape
 
         self.expected = batch_shape(batch)
-        self.dtype = getattr(batch.dtype, "value", batch.dtype)
+        self.dtype = choice(batch.dtype)
         self.expected_ids = expected_ids
         self.tracked = set(sorted(expected_ids)[:TRACKED]) if expected_ids else set()
         self.seen: Dict[int, Counter] = {}

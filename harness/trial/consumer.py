@@ -17,16 +17,13 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from harness.config.schema import choice
 from harness.errors import HarnessError, require
-
-
-def _value(x):
-    return getattr(x, "value", x)
 
 
 def batch_shape(batch) -> Tuple[int, ...]:
     """The full-batch shape that ``batch`` fixes."""
-    if _value(batch.layout) == "nchw":
+    if choice(batch.layout) == "nchw":
         return (batch.size, batch.channels, batch.height, batch.width)
     return (batch.size, batch.height, batch.width, batch.channels)
 
@@ -46,7 +43,7 @@ class EmulatedConsumer:
     def __init__(self, conf, batch, reason: str = "requested"):
         self.step_s = conf.step_ms / 1000.0
         self.reason = reason
-        self.buffer = np.empty(batch_shape(batch), dtype=_value(batch.dtype))
+        self.buffer = np.empty(batch_shape(batch), dtype=choice(batch.dtype))
         self.late_s = 0.0  # running estimate of how far past its deadline a sleep wakes up
 
     def _compute(self) -> None:
@@ -95,7 +92,7 @@ class CudaConsumer:
             )
         self.torch = torch
         self.dev = torch.device(f"cuda:{conf.gpu_index}")
-        dtype = torch.uint8 if _value(batch.dtype) == "uint8" else torch.float32
+        dtype = torch.uint8 if choice(batch.dtype) == "uint8" else torch.float32
         self.buffer = torch.empty(batch_shape(batch), dtype=dtype, device=self.dev)
         n = conf.matmul_size
         self.a = torch.randn(n, n, device=self.dev)
@@ -148,7 +145,7 @@ class CudaConsumer:
 
 def make_consumer(conf, batch):
     """Build the consumer ``consumer.device`` asks for; ``auto`` picks CUDA when it can."""
-    device = _value(conf.device)
+    device = choice(conf.device)
     if device == "emulated":
         return EmulatedConsumer(conf, batch)
     if device == "cuda":

@@ -35,13 +35,25 @@ def main(argv) -> int:
     except HarnessError as exc:
         result.error = str(exc)
     except Exception as exc:  # a bug or a framework error: keep everything
-        result.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        result.error = one_line(exc)
         result.traceback = traceback.format_exc()
     finally:
         result.timing["finished_at"] = time.time()
         result.timing["duration_s"] = round(result.timing["finished_at"] - spawned_at, 3)
         result.write(trial_dir)
     return 0 if result.status == "ok" else 1
+
+
+def one_line(exc: BaseException) -> str:
+    """The line of an exception that says what went wrong.
+
+    Framework errors often open with context ("in user code:") and end with the cause,
+    so the last non-empty line of the message is taken, prefixed with the type.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else ""
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
 
 
 def execute(config_file: Path, repeat: int, result: TrialResult) -> None:

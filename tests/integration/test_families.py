@@ -62,5 +62,5 @@ def test_seed001_preset_runs_with_tfrecord_gzip(cli, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     (row, result), = results(sweep_dir(done, tmp_path))
     assert row["same_data"] == "complete"
-    assert result["dataset"]["tfrecords"] == {"gzip": 2}
+    assert result["dataset"]["tfrecords"]["gzip"] == 2
     assert "map(mobilenet.preprocess_input" in " ".join(result["loader"]["ops"])

@@ -88,3 +88,12 @@ def test_missing_framework_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(MissingExtraError, match=r"pip install -e '\.\[torch\]'"):
         require("torch", what="loader=torch", extra="torch")
+
+
+def test_error_line_is_the_cause_not_the_preamble():
+    from harness.trial.worker import one_line
+
+    tf_like = AttributeError("in user code:\n\n    File x.py, line 3\n\n    AttributeError: module 'tf' has no attribute 'nope'\n")
+    assert one_line(tf_like) == "AttributeError: module 'tf' has no attribute 'nope'"
+    assert one_line(ValueError("bad value")) == "ValueError: bad value"
+    assert one_line(RuntimeError()) == "RuntimeError"

@@ -67,12 +67,26 @@ def test_validate_names_the_offending_value(override, key):
         validate(compose([override]))
 
 
-def test_tf_data_values_are_validated_without_importing_tensorflow():
+def test_every_family_is_validated_without_importing_its_framework():
+    import subprocess
     import sys
 
-    with pytest.raises(ConfigError, match="num_parallel_calls"):
-        validate(compose(["loader=tf_data", "loader.num_parallel_calls=lots"]))
-    assert "tensorflow" not in sys.modules
+    code = (
+        "import sys\n"
+        "from harness.config.compose import compose\n"
+        "from harness.config.validate import validate\n"
+        "from harness.errors import ConfigError\n"
+        "for loader in ('tf_data', 'keras_idg', 'keras_sequence', 'generator', 'torch'):\n"
+        "    validate(compose([f'loader={loader}']))\n"
+        "try:\n"
+        "    validate(compose(['loader=tf_data', 'loader.num_parallel_calls=lots']))\n"
+        "except ConfigError as exc:\n"
+        "    print('refused:', exc)\n"
+        "print([m for m in ('tensorflow', 'keras', 'torch', 'torchvision') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "refused: loader.num_parallel_calls='lots'" in out
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_folder_dataset_needs_an_existing_folder(tmp_path):
