@@ -87,6 +87,16 @@ class Loader(abc.ABC):
         """Whether the pipeline changes a sample's pixels at random (augmentation)."""
         return False
 
+    def reference_pixels(self, path: str):
+        """The deterministic part of this family's pipeline (decode, resize, dtype) applied to one file.
+
+        Returns:
+            A numpy array shaped like one sample of a batch, or ``None`` if not applicable.
+        """
+        from harness.loaders.images import finish, load_pil
+
+        return finish(load_pil(path, self.batch)[None], self.batch)[0]
+
     def expected_ids(self) -> Optional[List[str]]:
         """The sample ids one full epoch should deliver (the dataset's filenames by default)."""
         if self.dataset is None:

@@ -78,6 +78,17 @@ class KerasIdgLoader(Loader):
                 x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
             yield Batch(images=finish(x, self.batch), labels=y, ids=[self._id(it.filenames[i]) for i in index_array])
 
+    def reference_pixels(self, path: str):
+        from keras.utils import img_to_array, load_img
+
+        b = self.batch
+        image = load_img(path, color_mode="rgb" if b.channels == 3 else "grayscale",
+                         target_size=(b.height, b.width), interpolation=self.conf.interpolation)
+        x = img_to_array(image)[None]
+        if choice(b.dtype) == "uint8":
+            x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        return finish(x, b)[0]
+
     def _id(self, filename: str) -> str:
         return filename.replace("\\", "/")
 

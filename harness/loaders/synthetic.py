@@ -100,6 +100,9 @@ class SyntheticLoader(Loader):
             for thread in threads:
                 thread.join(timeout=5)
 
+    def reference_pixels(self, path: str):
+        return self._pool[0][0]
+
     def describe(self) -> dict:
         c = self.conf
         expected = {

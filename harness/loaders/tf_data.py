@@ -230,6 +230,10 @@ class TfDataLoader(Loader):
     def random_ops(self) -> bool:
         return bool(self.conf.random_flip)
 
+    def reference_pixels(self, path: str):
+        image, _, _ = self._decode(self.tf.io.read_file(path), 0, b"")
+        return self._resize(image, 0, b"")[0].numpy()
+
     def describe(self) -> Dict:
         options = self.dataset_obj.options()
         opt = options.experimental_optimization

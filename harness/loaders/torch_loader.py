@@ -78,6 +78,11 @@ class TorchLoader(Loader):
             self.pinned = images.is_pinned() if self.conf.pin_memory else False
             yield Batch(images=images, labels=labels, ids=[self.names[i] for i in indices.tolist()])
 
+    def reference_pixels(self, path: str):
+        image = self.data.decode(path)
+        array = image if not hasattr(image, "numpy") else image.numpy()
+        return array.astype(choice(self.batch.dtype))
+
     def close(self) -> None:
         iterator = getattr(self.loader, "_iterator", None)
         if iterator is not None and hasattr(iterator, "_shutdown_workers"):

@@ -47,6 +47,7 @@ def rows(root: Path) -> List[Dict]:
         for metric in METRICS:
             row[metric] = _fmt(result.summary.get(metric))
         row["same_data"] = result.same_data.get("verdict", "")
+        row["pixels"] = (result.same_data.get("reference", {}).get("sha1") or "")[:10]
         row["notes"] = "; ".join(result.same_data.get("problems", []))
         row["error"] = result.error or ""
         row["result"] = str(path.relative_to(root))
@@ -70,7 +71,7 @@ def write_table(root: Path) -> Path:
         fields.extend(k for k in row if k not in fields)
     # overrides after job/repeat/status, metrics and paths last
     head = ["job", "repeat", "status"]
-    tail = list(METRICS) + ["same_data", "notes", "error", "result"]
+    tail = list(METRICS) + ["same_data", "pixels", "notes", "error", "result"]
     order = head + [f for f in fields if f not in head and f not in tail] + tail
     path = Path(root) / TABLE_FILE
     tmp = path.with_name(f".{TABLE_FILE}.tmp-{os.getpid()}")

@@ -44,6 +44,29 @@ def main(argv) -> int:
     return 0 if result.status == "ok" else 1
 
 
+def reference(loader) -> dict:
+    """Checksum of the dataset's first sample after the family's deterministic steps."""
+    import hashlib
+
+    import numpy as np
+
+    if loader.dataset is None:
+        pixels, sample_id = loader.reference_pixels(""), "synthetic pool[0][0]"
+    else:
+        sample = loader.dataset.samples[0]
+        pixels, sample_id = loader.reference_pixels(str(loader.dataset.images_dir / sample.filename)), sample.filename
+    if pixels is None:
+        return {"id": sample_id, "sha1": None}
+    pixels = np.ascontiguousarray(pixels)
+    return {
+        "id": sample_id,
+        "shape": list(pixels.shape),
+        "dtype": str(pixels.dtype),
+        "sha1": hashlib.sha1(pixels.tobytes()).hexdigest(),
+        "mean": round(float(pixels.astype(np.float64).mean()), 4),
+    }
+
+
 def one_line(exc: BaseException) -> str:
     """The line of an exception that says what went wrong.
 
@@ -122,6 +145,7 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult) -> None:
     result.epochs = {"started": loop.epochs_started, "completed": loop.completed,
                      "samples": {str(k): v for k, v in loop.epoch_samples.items()}}
     result.same_data = checks.report(loader.random_ops(), loop.completed)
+    result.same_data["reference"] = reference(loader)
     result.summary = summarize(loop.steps, loop.wall_s, loop.ttfb_s)
     result.summary["window_samples_per_s"] = window_throughput(loop.steps.t_ms, loop.steps.step_ms, loop.steps.samples)
     result.loader = loader.describe()

@@ -149,3 +149,22 @@ def test_generator_modes(tiny_cache):
     assert direct.tf_dataset is None
     _, wrapped = build("generator", "loader.mode=tf_from_generator", "loader.prefetch=2", cache=tiny_cache)
     assert type(wrapped.tf_dataset).__name__ == "_PrefetchDataset"
+
+
+def test_reference_pixels_match_the_delivered_sample(tiny_cache):
+    """The recorded checksum is of what the pipeline really delivers for that sample."""
+    import numpy as np
+
+    for name in ("tf_data", "keras_idg", "keras_sequence", "generator", "torch"):
+        cfg, loader = build(name, cache=tiny_cache)
+        first = loader.dataset.samples[0].filename
+        reference = loader.reference_pixels(str(loader.dataset.images_dir / first))
+        delivered = None
+        for batch in loader.epoch(0):
+            ids = [i.decode() if isinstance(i, bytes) else i for i in (batch.ids.numpy().tolist() if hasattr(batch.ids, "numpy") else batch.ids)]
+            if first in ids:
+                images = batch.images.numpy() if hasattr(batch.images, "numpy") else np.asarray(batch.images)
+                delivered = images[ids.index(first)]
+                break
+        loader.close()
+        assert delivered is not None and np.array_equal(reference, delivered), name
