@@ -53,7 +53,11 @@ def dtype_name(array) -> str:
 
 
 class BatchChecks:
-    """Called for every batch (``on_batch``); raises on a broken shape contract."""
+    """Per-batch checks: :meth:`check_shape` before the copy, :meth:`account` during compute."""
+
+    def __call__(self, epoch: int, batch) -> None:
+        self.check_shape(epoch, batch)
+        self.account(epoch, batch)
 
     def __init__(self, batch, expected_ids: Optional[List[str]]):
         from harness.trial.consumer import batch_shape
@@ -65,7 +69,8 @@ class BatchChecks:
         self.seen: Dict[int, Counter] = {}
         self.pixels: Dict[int, Dict[str, str]] = {}  # epoch -> tracked id -> pixel hash
 
-    def __call__(self, epoch: int, batch) -> None:
+    def check_shape(self, epoch: int, batch) -> None:
+        """Fail the trial at once if the loader broke the batch contract (before the copy)."""
         images = batch.images
         shape = tuple(int(d) for d in images.shape)
         if shape[1:] != self.expected[1:] or not 0 < shape[0] <= self.expected[0] or dtype_name(images) != self.dtype:
@@ -73,6 +78,10 @@ class BatchChecks:
                 f"the loader produced a batch of shape {shape} {dtype_name(images)}, "
                 f"but batch.* asks for {self.expected} {self.dtype}"
             )
+
+    def account(self, epoch: int, batch) -> None:
+        """Count the batch's ids and follow tracked samples (run while the device computes)."""
+        images = batch.images
         ids = ids_of(batch.ids)
         if ids is None:
             return

@@ -13,7 +13,7 @@ step ends with a synchronize, as a training step that reads its loss does.
 from __future__ import annotations
 
 import time
-from typing import Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -46,27 +46,33 @@ class EmulatedConsumer:
         self.buffer = np.empty(batch_shape(batch), dtype=choice(batch.dtype))
         self.late_s = 0.0  # running estimate of how far past its deadline a sleep wakes up
 
-    def _compute(self) -> None:
-        """Idle for ``step_s``, correcting for the OS waking sleepers late.
+    def _compute(self, started: float) -> None:
+        """Idle until ``step_s`` after ``started``, correcting for the OS waking sleepers late.
 
         A bare ``time.sleep(0.010)`` lasts about 10.1-10.2 ms on a busy VM; an emulated
         accelerator must be accurate, so the sleep is shortened by the average lateness
         seen so far (an exponentially weighted mean, clamped to half the step).
         """
-        asked = max(self.step_s - self.late_s, 0.0)
         start = time.perf_counter()
+        asked = max(self.step_s - (start - started) - self.late_s, 0.0)
         time.sleep(asked)
         late = time.perf_counter() - start - asked
         self.late_s = min(max(0.9 * self.late_s + 0.1 * late, 0.0), self.step_s / 2)
 
-    def consume(self, images) -> Tuple[float, float]:
-        """Copy the batch, then 'compute'; return (h2d_ms, compute_ms)."""
+    def consume(self, images, during: Optional[Callable[[], None]] = None) -> Tuple[float, float]:
+        """Copy the batch, then 'compute'; return (h2d_ms, compute_ms).
+
+        ``during`` runs while the device computes, as a training loop's own CPU work
+        does; it lengthens the step only if it outlasts ``step_ms``.
+        """
         t0 = time.perf_counter()
         host = to_host(images)
         np.copyto(self.buffer[: host.shape[0]], host, casting="no")
         t1 = time.perf_counter()
+        if during is not None:
+            during()
         if self.step_s > 0:
-            self._compute()
+            self._compute(t1)
         t2 = time.perf_counter()
         return (t1 - t0) * 1e3, (t2 - t1) * 1e3
 
@@ -117,7 +123,8 @@ class CudaConsumer:
         per = start.elapsed_time(end) / trial
         return per, (0 if step_ms <= 0 else max(1, round(step_ms / per)))
 
-    def consume(self, images) -> Tuple[float, float]:
+    def consume(self, images, during: Optional[Callable[[], None]] = None) -> Tuple[float, float]:
+        """Queue the copy and the matmuls, run ``during`` on the CPU meanwhile, then synchronize."""
         torch = self.torch
         tensor = images if isinstance(images, torch.Tensor) else torch.from_numpy(to_host(images))
         e0, e1, e2 = self.events
@@ -127,6 +134,8 @@ class CudaConsumer:
         for _ in range(self.iterations):
             torch.mm(self.a, self.b, out=self.c)
         e2.record()
+        if during is not None:
+            during()
         e2.synchronize()
         return e0.elapsed_time(e1), e1.elapsed_time(e2)
 

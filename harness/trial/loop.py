@@ -44,22 +44,27 @@ class LoopResult:
 
 def run_loop(
     epoch_iter: Callable[[int], Iterator],
-    consume: Callable[[object], Tuple[float, float]],
+    consume: Callable[[object, Optional[Callable[[], None]]], Tuple[float, float]],
     bound: Dict[str, float],
     warmup_steps: int,
     *,
     clock: Callable[[], float] = time.perf_counter,
     on_batch: Optional[Callable[[int, object], None]] = None,
+    during_compute: Optional[Callable[[int, object], None]] = None,
 ) -> LoopResult:
     """Drive the loader into the consumer until the first bound is reached.
 
     Args:
         epoch_iter: ``epoch_iter(i)`` returns an iterator over epoch ``i``'s batches.
-        consume: takes a batch, returns ``(h2d_ms, compute_ms)``.
+        consume: takes a batch and a callable to run while the device computes,
+            returns ``(h2d_ms, compute_ms)``.
         bound: any of ``steps``, ``seconds``, ``epochs``; the first reached ends the phase.
         warmup_steps: steps consumed first and left out of ``steps``.
         clock: seconds, monotonic.
-        on_batch: called with ``(epoch, batch)`` for every batch, warm-up included (checks).
+        on_batch: called with ``(epoch, batch)`` for every batch before it is consumed,
+            warm-up included (contract checks).
+        during_compute: called with ``(epoch, batch)`` while the device computes that batch
+            (bookkeeping that a real training loop would overlap with the GPU).
     """
     steps, epoch_samples, completed = Steps(), {}, []
     begin = clock()
@@ -78,7 +83,8 @@ def run_loop(
             epoch_samples[epoch] = epoch_samples.get(epoch, 0) + n
             if on_batch is not None:
                 on_batch(epoch, batch)
-            h2d, compute = consume(batch)
+            during = None if during_compute is None else (lambda e=epoch, b=batch: during_compute(e, b))
+            h2d, compute = consume(batch, during)
             last_end = t2 = clock()
             if warm < warmup_steps:
                 warm += 1

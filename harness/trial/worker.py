@@ -138,7 +138,10 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult) -> None:
     from harness.trial.loop import run_loop
 
     checks = BatchChecks(cfg.batch, loader.expected_ids())
-    loop = run_loop(loader.epoch, lambda b: consumer.consume(b.images), bound, cfg.trial.warmup_steps, on_batch=checks)
+    loop = run_loop(
+        loader.epoch, lambda b, during: consumer.consume(b.images, during), bound, cfg.trial.warmup_steps,
+        on_batch=checks.check_shape, during_compute=checks.account,
+    )
     steps = asdict(loop.steps)
     result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}
     result.bound = {"asked": bound, "stopped_by": loop.stopped_by, "warmup_steps": loop.warmup_steps}

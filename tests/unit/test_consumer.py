@@ -62,3 +62,14 @@ def test_nvml_probe_reports_absence_with_a_reason_not_zeros():
         assert probe["gpus"] and probe["driver"]
     else:
         assert probe["reason"] and probe["gpus"] == []
+
+
+def test_work_during_compute_overlaps_the_step():
+    consumer = EmulatedConsumer(ConsumerConf(step_ms=20), BatchConf(size=1, height=1, width=1))
+    images = np.zeros((1, 1, 1, 3), dtype=np.uint8)
+    for _ in range(5):
+        consumer.consume(images)
+    short = [consumer.consume(images, during=lambda: time.sleep(0.005))[1] for _ in range(10)]
+    long = [consumer.consume(images, during=lambda: time.sleep(0.030))[1] for _ in range(3)]
+    assert np.median(short) == pytest.approx(20, rel=0.05)  # 5 ms of CPU work hidden in a 20 ms step
+    assert min(long) >= 29  # work longer than the step lengthens it

@@ -29,8 +29,11 @@ class Fake:
             self.clock.now += self.produce
             yield [0] * self.batch
 
-    def consume(self, batch):
-        self.clock.now += self.h2d + self.compute
+    def consume(self, batch, during=None):
+        self.clock.now += self.h2d
+        if during is not None:
+            during()
+        self.clock.now += self.compute
         self.consumed += 1
         return self.h2d * 1e3, self.compute * 1e3
 
@@ -108,3 +111,10 @@ def test_on_batch_sees_warmup_batches_too():
     fake, seen = Fake(clock), []
     run_loop(fake.epoch, fake.consume, {"steps": 2}, 3, clock=clock, on_batch=lambda e, b: seen.append(e))
     assert len(seen) == 5
+
+
+def test_bookkeeping_during_compute_is_hidden_unless_it_outlasts_the_step():
+    clock = FakeClock()
+    fake, seen = Fake(clock), []
+    result = run_loop(fake.epoch, fake.consume, {"steps": 3}, 0, clock=clock, during_compute=lambda e, b: seen.append(e))
+    assert len(seen) == 3 and result.steps.step_ms[0] == pytest.approx(16)
