@@ -45,9 +45,10 @@ class DatasetManifest:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def files(self) -> List[Tuple[str, int]]:
-        """Absolute paths and labels, in manifest order."""
-        return [(str(self.images_dir / s.filename), s.label) for s in self.samples]
+    def columns(self) -> Tuple[List[str], List[int], List[str]]:
+        """Absolute paths, labels and sample ids (filenames relative to ``images_dir``), in manifest order."""
+        paths = [str(self.images_dir / s.filename) for s in self.samples]
+        return paths, [s.label for s in self.samples], [s.filename for s in self.samples]
 
     def describe(self) -> Dict:
         """A short summary for result files."""

@@ -101,7 +101,7 @@ class Loader(abc.ABC):
         """The sample ids one full epoch should deliver (the dataset's filenames by default)."""
         if self.dataset is None:
             return None
-        return [s.filename for s in self.dataset.samples]
+        return self.dataset.columns()[2]
 
     def close(self) -> None:
         """Release workers, threads and files."""

@@ -35,9 +35,9 @@ class GeneratorLoader(Loader):
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None):
         super().__init__(conf, batch, dataset, seed, workdir)
-        self.paths = np.asarray([p for p, _ in dataset.files()])
-        self.labels = np.asarray([label for _, label in dataset.files()], dtype=np.int64)
-        self.names = np.asarray([s.filename for s in dataset.samples])
+        paths, labels, names = dataset.columns()
+        self.paths, self.names = np.asarray(paths), np.asarray(names)
+        self.labels = np.asarray(labels, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
         self.tf_dataset = self._wrap() if choice(conf.mode) == "tf_from_generator" else None
 

@@ -35,10 +35,9 @@ class KerasSequenceLoader(Loader):
 
         from harness.loaders._sequence_impl import FileSequence
 
-        files = dataset.files()
-        self.names = [s.filename for s in dataset.samples]
+        paths, labels, self.names = dataset.columns()
         self.sequence = FileSequence(
-            [p for p, _ in files], [label for _, label in files], batch, conf.shuffle, seed,
+            paths, labels, batch, conf.shuffle, seed,
             workers=conf.workers, use_multiprocessing=conf.use_multiprocessing, max_queue_size=conf.max_queue_size,
         )
         self.adapter = PyDatasetAdapter(self.sequence, shuffle=False)

@@ -127,9 +127,7 @@ class TfDataLoader(Loader):
         source = choice(c.source)
         if source == "tfrecord":
             return self._tfrecord_source()
-        files = self.dataset.files()
-        paths = [p for p, _ in files]
-        labels = [label for _, label in files]
+        paths, labels, ids = self.dataset.columns()
         if source == "list_files":
             pattern = str(self.dataset.images_dir / "*" / "*")
             ds = tf.data.Dataset.list_files(pattern, shuffle=False)
@@ -139,7 +137,6 @@ class TfDataLoader(Loader):
             prefix = len(str(self.dataset.images_dir)) + 1
             self.ops.append(f"list_files({pattern!r})")
             return ds.map(lambda path: (tf.io.read_file(path), table.lookup(path), tf.strings.substr(path, prefix, -1)))
-        ids = [s.filename for s in self.dataset.samples]
         self.ops.append(f"from_tensor_slices(manifest, n={len(paths)})")
         ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64), ids))
         return ds.map(lambda path, label, sample_id: (tf.io.read_file(path), label, sample_id))

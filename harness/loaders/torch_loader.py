@@ -47,11 +47,10 @@ class TorchLoader(Loader):
         from harness.loaders import _torch_impl as impl
 
         self.torch = torch
-        self.names = [s.filename for s in dataset.samples]
-        files = dataset.files()
+        paths, labels, self.names = dataset.columns()
         decode = impl.Decode(batch, choice(conf.decoder), as_numpy=choice(conf.collate) == "numpy_stack")
         style = impl.FilesIterable if choice(conf.style) == "iterable" else impl.FilesDataset
-        self.data = style([p for p, _ in files], [label for _, label in files], decode)
+        self.data = style(paths, labels, decode)
         self.loader = self._dataloader(impl)
 
     def _dataloader(self, impl):
