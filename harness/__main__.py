@@ -18,6 +18,7 @@ synthetic accelerator; each trial runs in a fresh process.
 commands:
   run     [overrides]      measure one configuration (trial.repeats trials)
   sweep   [overrides]      measure every combination of comma lists and ranges (Hydra multirun)
+  augbench [overrides]     time each augment op per library on one thread (augment.library=a,b sweeps)
   datagen [overrides]      build the dataset a configuration describes, print its folder
   report  SWEEP_DIR        rebuild a sweep's results.csv and print its table
   check   SWEEP_DIR        CI regression gate against a baseline
@@ -43,6 +44,12 @@ COMMAND_HELP = {
     "Every job is composed and validated before the first trial starts.\n",
     "datagen": "usage: python -m harness datagen [overrides] [+tfrecord=none,gzip]\n\nBuilds the dataset that the dataset.* "
     "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n",
+    "augbench": "usage: python -m harness augbench [overrides]\n\nTimes each op of the augment pipeline, and the whole "
+    "pipeline, on one thread over decoded images in memory (no loader): warm-up, augment.bench_passes timed passes, median "
+    "images/s with min, max and CV (flagged unstable above augment.bench_cv). One process per job of the grid, e.g.\n"
+    "  python -m harness augbench augment=resize_rotate augment.library=torchvision,albumentations,tf_image "
+    "augment.order=cheap,costly\nwrites result.json (kind augbench), samples.png per job and results.csv into "
+    "reports/<time>_augbench/. Sweeps with augment.ops run it by themselves at the end (augment.bench=false skips it).\n",
     "report": "usage: python -m harness report SWEEP_DIR\n\nRebuilds SWEEP_DIR/results.csv from its result.json files and prints it.\n",
     "check": "usage: python -m harness check SWEEP_DIR\n\nCompares a sweep against a baseline (not yet available; exits 2).\n",
     "list": "usage: python -m harness list\n\nLists config groups and their options, loader families and experiments.\n",
@@ -59,6 +66,12 @@ def _sweep(args: List[str]) -> int:
     from harness.commands.launch import finish, launch
 
     return finish(launch(args, multirun=True))
+
+
+def _augbench(args: List[str]) -> int:
+    from harness.commands.augbench import augbench
+
+    return augbench(args)
 
 
 def _datagen(args: List[str]) -> int:
@@ -88,6 +101,7 @@ def _list(args: List[str]) -> int:
 COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "run": _run,
     "sweep": _sweep,
+    "augbench": _augbench,
     "datagen": _datagen,
     "report": _report,
     "check": _check,

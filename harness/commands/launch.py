@@ -31,7 +31,10 @@ REPORTS_DIR = Path("reports")
 
 def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
     """Validate every job, run them through Hydra, and return the result folder."""
-    overrides = list(overrides)
+    overrides, flags = split_flags(overrides)
+    if flags:  # --cfg job, --info ...: Hydra answers and runs nothing
+        _run_hydra([sys.argv[0]] + (["--multirun"] if multirun else []) + flags + overrides)
+        return None
     jobs = expand_sweep(overrides) if multirun else [overrides]
     names = set()
     for job in jobs:
@@ -40,16 +43,40 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
         names.add(cfg.name)
     dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = [o.split("=", 1)[1] for o in overrides if o.startswith(dir_key + "=")]
-    root = Path(given[0]) if given else _new_result_dir(sorted(names)[0], multirun)
+    root = Path(given[0]) if given else new_result_dir(sorted(names)[0], multirun)
     argv = [sys.argv[0]] + (["--multirun"] if multirun else []) + overrides
     if not given:
         argv.append(f"{dir_key}={root}")
     print(f"harness: {len(jobs)} job(s) -> {root}", flush=True)
     _run_hydra(argv)
+    if multirun and root.exists():
+        from harness.commands.augbench import bench_sweep
+
+        bench_sweep(root)
+        write_table(root)
     return root if root.exists() else None
 
 
-def _new_result_dir(name: str, multirun: bool) -> Path:
+# Hydra's own flags that take a value
+_FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")
+
+
+def split_flags(args: Sequence[str]):
+    """(overrides, Hydra flags such as ``--cfg job``) from a command line."""
+    overrides, flags, take = [], [], False
+    for arg in args:
+        if take:
+            flags.append(arg)
+            take = False
+        elif arg.startswith("-"):
+            flags.append(arg)
+            take = arg in _FLAGS_WITH_VALUE
+        else:
+            overrides.append(arg)
+    return overrides, flags
+
+
+def new_result_dir(name: str, multirun: bool) -> Path:
     base = REPORTS_DIR if multirun else REPORTS_DIR / "runs"
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     candidate, n = base / f"{stamp}_{name}", 1

@@ -12,7 +12,7 @@ under ``conf/`` only select a schema and state values that differ.
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
@@ -74,6 +74,14 @@ class IdgFlow(Enum):
 class GeneratorMode(Enum):
     direct = "direct"  # the consumer iterates the Python generator itself
     tf_from_generator = "tf_from_generator"  # tf.data.Dataset.from_generator(...) (seed 002)
+
+
+class AugLibrary(Enum):
+    auto = "auto"  # the loader's own: torch -> torchvision, tf_data -> tf_image, keras_idg -> keras_idg, else albumentations
+    torchvision = "torchvision"  # torchvision.transforms.v2 on uint8 tensors
+    albumentations = "albumentations"  # albumentations (OpenCV) on numpy arrays
+    tf_image = "tf_image"  # tf.image and TF kernels inside tf.data's map
+    keras_idg = "keras_idg"  # ImageDataGenerator arguments
 
 
 class Decoder(Enum):
@@ -247,6 +255,22 @@ class TorchLoaderConf(LoaderConf):
 
 
 @dataclass
+class AugmentConf:
+    """A declarative augmentation pipeline, translated into ``library`` (see harness/augment/spec.py)."""
+
+    library: AugLibrary = AugLibrary.auto  # which library runs the ops inside the loader
+    ops: List[Any] = field(default_factory=list)  # [{op: resize, size: [150, 150]}, {op: rotate, degrees: 30}, ...]
+    order: Any = None  # null: as listed; a name from ``orders``; op names joined by '-' or '>'; or a list
+    orders: Dict[str, List[str]] = field(default_factory=dict)  # named orders, e.g. {cheap: [rotate, resize]}
+    bench: bool = True  # after a sweep's trials, time each distinct pipeline op by op on one thread (augbench)
+    bench_images: int = 32  # augbench: decoded images per timed pass
+    bench_passes: int = 5  # augbench: timed passes (the median is reported)
+    bench_warmup: int = 1  # augbench: untimed passes first
+    bench_cv: float = 0.1  # augbench: a coefficient of variation above this flags the figure unstable
+    preview: int = 6  # source images in the sample grid (samples.png); 0: no grid
+
+
+@dataclass
 class ConsumerConf:
     """The synthetic accelerator that every loader feeds."""
 
@@ -290,6 +314,7 @@ class Config:
     batch: BatchConf = field(default_factory=BatchConf)
     dataset: Any = MISSING
     loader: Any = MISSING
+    augment: AugmentConf = field(default_factory=AugmentConf)
     consumer: ConsumerConf = field(default_factory=ConsumerConf)
     monitor: MonitorConf = field(default_factory=MonitorConf)
     trial: TrialConf = field(default_factory=TrialConf)
@@ -307,6 +332,7 @@ GROUP_SCHEMAS = {
         "generator": GeneratorLoaderConf,
         "torch": TorchLoaderConf,
     },
+    "augment": {"default": AugmentConf},
     "consumer": {"default": ConsumerConf},
     "monitor": {"default": MonitorConf},
     "trial": {"default": TrialConf},

@@ -65,7 +65,26 @@ def validate(cfg) -> None:
     check_positive("monitor.interval_ms", cfg.monitor.interval_ms)
     from harness.loaders import get_loader
 
-    get_loader(cfg.loader.name).check(cfg.loader)
+    loader = get_loader(cfg.loader.name)
+    loader.check(cfg.loader)
+    loader.check_augment(cfg.loader, augment_spec(cfg))
+
+
+def augment_spec(cfg):
+    """The trial's validated augment pipeline, or ``None`` when ``augment.ops`` is empty."""
+    from harness.augment.spec import check_against_batch, parse
+
+    a = cfg.augment
+    check_positive("augment.bench_images", a.bench_images)
+    check_positive("augment.bench_passes", a.bench_passes)
+    check_positive("augment.bench_warmup", a.bench_warmup, allow_zero=True)
+    check_positive("augment.bench_cv", a.bench_cv)
+    check_positive("augment.preview", a.preview, allow_zero=True)
+    spec = parse(a, cfg.loader.name)
+    if not spec.active:
+        return None
+    check_against_batch(spec, cfg.batch)
+    return spec
 
 
 def _validate_batch(batch) -> None:

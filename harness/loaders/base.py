@@ -55,7 +55,7 @@ class Loader(abc.ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         """Build the pipeline.
 
         Args:
@@ -64,8 +64,26 @@ class Loader(abc.ABC):
             dataset: the :class:`~harness.data.manifest.DatasetManifest`, or ``None``.
             seed: trial seed for shuffles and random ops.
             workdir: a folder of the trial's own for scratch files (file caches), or ``None``.
+            augment: the validated :class:`~harness.augment.spec.Spec` to run inside the
+                loader, or ``None``. With one, images are decoded at their stored size and
+                the pipeline (which ends at the batch's size) replaces the plain resize.
         """
         self.conf, self.batch, self.dataset, self.seed, self.workdir = conf, batch, dataset, seed, workdir
+        self.augment = augment if augment is not None and augment.active else None
+        self._pipeline = None
+
+    def pipeline(self):
+        """The augment pipeline built in its library (once), or ``None``."""
+        if self.augment is not None and self._pipeline is None:
+            from harness.augment.pipeline import build
+
+            self._pipeline = build(self.augment, self.seed)
+        return self._pipeline
+
+    def augment_preview(self, images):
+        """Run the trial's pipeline on decoded uint8 HWC images, as the loader runs it (sample grids)."""
+        pipeline = self.pipeline()
+        return None if pipeline is None else [pipeline.apply_numpy(image) for image in images]
 
     @classmethod
     def needs(cls, conf) -> Needs:
@@ -74,6 +92,11 @@ class Loader(abc.ABC):
     @classmethod
     def check(cls, conf) -> None:
         """Raise :class:`~harness.errors.ConfigError` for values that make no sense."""
+
+    @classmethod
+    def check_augment(cls, conf, spec) -> None:
+        """Raise :class:`ConfigError` for loader settings that clash with the augment pipeline
+        (``spec``: the parsed :class:`~harness.augment.spec.Spec`, or ``None`` without one)."""
 
     @abc.abstractmethod
     def epoch(self, index: int) -> Iterator[Batch]:
@@ -85,7 +108,7 @@ class Loader(abc.ABC):
 
     def random_ops(self) -> bool:
         """Whether the pipeline changes a sample's pixels at random (augmentation)."""
-        return False
+        return self.augment is not None and self.augment.random()
 
     def reference_pixels(self, path: str):
         """The deterministic part of this family's pipeline (decode, resize, dtype) applied to one file.
@@ -93,6 +116,8 @@ class Loader(abc.ABC):
         Returns:
             A numpy array shaped like one sample of a batch, or ``None`` if not applicable.
         """
+        if self.augment is not None:
+            return None  # the pipeline decides the pixels: see result.json's augment.output
         from harness.loaders.images import finish, load_pil
 
         return finish(load_pil(path, self.batch)[None], self.batch)[0]

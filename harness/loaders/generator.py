@@ -33,8 +33,8 @@ class GeneratorLoader(Loader):
     def check(cls, conf) -> None:
         parse_tuning("loader.prefetch", conf.prefetch)
 
-    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
-        super().__init__(conf, batch, dataset, seed, workdir)
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
+        super().__init__(conf, batch, dataset, seed, workdir, augment)
         paths, labels, names = dataset.columns()
         self.paths, self.names = np.asarray(paths), np.asarray(names)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -47,7 +47,7 @@ class GeneratorLoader(Loader):
         if self.conf.shuffle:
             self.rng.shuffle(order)
         for picked in batches_of(order, self.batch.size, drop_last=False):
-            yield load_batch(self.paths[picked], self.batch), self.labels[picked], self.names[picked]
+            yield load_batch(self.paths[picked], self.batch, self.pipeline()), self.labels[picked], self.names[picked]
 
     def _wrap(self):
         tf = require("tensorflow", what="loader=generator mode=tf_from_generator", extra="tf")

@@ -13,13 +13,17 @@ import numpy as np
 from harness.config.schema import choice
 
 
-def load_pil(path: str, batch) -> np.ndarray:
-    """Decode a file with PIL and resize to ``batch.height x batch.width``: uint8 HWC."""
+def load_pil(path: str, batch, resize: bool = True) -> np.ndarray:
+    """Decode a file with PIL and resize to ``batch.height x batch.width``: uint8 HWC.
+
+    ``resize=False`` keeps the stored size (an augment pipeline resizes later).
+    """
     from PIL import Image
 
     with Image.open(path) as image:
         image = image.convert("RGB" if batch.channels == 3 else "L")
-        image = image.resize((batch.width, batch.height), Image.BILINEAR)
+        if resize:
+            image = image.resize((batch.width, batch.height), Image.BILINEAR)
         array = np.array(image, dtype=np.uint8)  # writable: torch.from_numpy refuses read-only memory
     return array if array.ndim == 3 else array[..., None]
 
@@ -33,9 +37,16 @@ def finish(images: np.ndarray, batch) -> np.ndarray:
     return images
 
 
-def load_batch(paths: Sequence[str], batch) -> np.ndarray:
-    """Decode and stack files into one batch in the config's dtype and layout."""
-    return finish(np.stack([load_pil(p, batch) for p in paths]), batch)
+def load_batch(paths: Sequence[str], batch, augment=None) -> np.ndarray:
+    """Decode and stack files into one batch in the config's dtype and layout.
+
+    Args:
+        augment: a built numpy-in, numpy-out pipeline (albumentations) run on each
+            image at its stored size, or ``None`` to resize only.
+    """
+    if augment is None:
+        return finish(np.stack([load_pil(p, batch) for p in paths]), batch)
+    return finish(np.stack([augment.apply_numpy(load_pil(p, batch, resize=False)) for p in paths]), batch)
 
 
 def batches_of(indices: Sequence[int], size: int, drop_last: bool) -> List[Sequence[int]]:

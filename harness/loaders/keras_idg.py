@@ -14,9 +14,12 @@ import numpy as np
 
 from harness.config.schema import choice
 from harness.config.validate import check_positive
-from harness.errors import HarnessError, require
+from harness.errors import ConfigError, HarnessError, require
 from harness.loaders.base import Batch, Loader, Needs, register_loader
 from harness.loaders.images import finish
+
+# the loader's own augmentation arguments (an alternative to augment.ops, not a complement)
+OWN_AUGMENT = ("rotation_range", "width_shift_range", "height_shift_range", "zoom_range", "horizontal_flip", "vertical_flip")
 
 
 @register_loader
@@ -32,12 +35,25 @@ class KerasIdgLoader(Loader):
         for key in ("rotation_range", "width_shift_range", "height_shift_range", "zoom_range"):
             check_positive(f"loader.{key}", getattr(conf, key), allow_zero=True)
 
-    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
-        super().__init__(conf, batch, dataset, seed, workdir)
+    @classmethod
+    def check_augment(cls, conf, spec) -> None:
+        if spec is None:
+            return
+        own = [k for k in OWN_AUGMENT if getattr(conf, k)] + (["rescale"] if conf.rescale is not None else [])
+        if own:
+            raise ConfigError(f"loader.{own[0]} and augment.ops both augment; put the whole pipeline in augment.ops "
+                              "(it becomes ImageDataGenerator's arguments)")
+
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
+        super().__init__(conf, batch, dataset, seed, workdir, augment)
         tf = require("tensorflow", what="loader=keras_idg", extra="tf")
         c = conf
         if c.rescale is not None and choice(batch.dtype) == "uint8":
             raise HarnessError("loader.rescale with batch.dtype=uint8 would round rescaled pixels to 0/1; set batch.dtype=float32")
+        if self.augment is not None:  # augment.ops translated into the generator's arguments
+            self.generator = self.pipeline().objects
+            self.iterator = self._flow()
+            return
         self.generator = tf.keras.preprocessing.image.ImageDataGenerator(
             rescale=c.rescale,
             rotation_range=c.rotation_range,
@@ -79,6 +95,8 @@ class KerasIdgLoader(Loader):
             yield Batch(images=finish(x, self.batch), labels=y, ids=[self._id(it.filenames[i]) for i in index_array])
 
     def reference_pixels(self, path: str):
+        if self.augment is not None:
+            return None
         from keras.utils import img_to_array, load_img
 
         b = self.batch
@@ -94,7 +112,7 @@ class KerasIdgLoader(Loader):
 
     def random_ops(self) -> bool:
         c = self.conf
-        return bool(c.rotation_range or c.width_shift_range or c.height_shift_range or c.zoom_range or c.horizontal_flip or c.vertical_flip)
+        return super().random_ops() or any(getattr(c, k) for k in OWN_AUGMENT)
 
     def describe(self) -> Dict:
         it, g = self.iterator, self.generator

@@ -28,8 +28,8 @@ class KerasSequenceLoader(Loader):
         check_positive("loader.workers", conf.workers)
         check_positive("loader.max_queue_size", conf.max_queue_size)
 
-    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
-        super().__init__(conf, batch, dataset, seed, workdir)
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
+        super().__init__(conf, batch, dataset, seed, workdir, augment)
         require("keras", what="loader=keras_sequence", extra="tf")
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
@@ -37,7 +37,7 @@ class KerasSequenceLoader(Loader):
 
         paths, labels, self.names = dataset.columns()
         self.sequence = FileSequence(
-            paths, labels, batch, conf.shuffle, seed,
+            paths, labels, batch, conf.shuffle, seed, augment=self.pipeline(),
             workers=conf.workers, use_multiprocessing=conf.use_multiprocessing, max_queue_size=conf.max_queue_size,
         )
         self.adapter = PyDatasetAdapter(self.sequence, shuffle=False)

@@ -40,8 +40,8 @@ class SyntheticLoader(Loader):
         if conf.workers > 0 and conf.prefetch < 1:
             raise ConfigError(f"loader.prefetch={conf.prefetch}: must be >= 1 when loader.workers > 0")
 
-    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
-        super().__init__(conf, batch, dataset, seed, workdir)
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
+        super().__init__(conf, batch, dataset, seed, workdir, augment)
         self._pool = self._make_pool()
 
     def _make_pool(self) -> List[np.ndarray]:

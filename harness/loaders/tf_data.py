@@ -48,11 +48,20 @@ class TfDataLoader(Loader):
             raise ConfigError(f"loader.preprocess={conf.preprocess}: choose null or mobilenet")
         if conf.interleave and choice(conf.source) != "tfrecord":
             raise ConfigError("loader.interleave=true needs loader.source=tfrecord (it interleaves shards)")
-        if choice(conf.cache_place) == "after_augment" and not conf.random_flip and choice(conf.cache) != "none":
-            raise ConfigError("loader.cache_place=after_augment needs loader.random_flip=true (there is no random op to follow)")
 
-    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
-        super().__init__(conf, batch, dataset, seed, workdir)
+    @classmethod
+    def check_augment(cls, conf, spec) -> None:
+        if choice(conf.cache) == "none":
+            return
+        if spec is None and choice(conf.cache_place) == "after_augment" and not conf.random_flip:
+            raise ConfigError("loader.cache_place=after_augment needs loader.random_flip=true or augment.ops "
+                              "(there is no random op to follow)")
+        if spec is not None and choice(conf.cache_place) == "after_resize":
+            raise ConfigError("loader.cache_place=after_resize: with augment.ops the pipeline does the resizing, so the "
+                              "cache goes after_decode (before the random ops) or after_augment")
+
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
+        super().__init__(conf, batch, dataset, seed, workdir, augment)
         if conf.preprocess == "mobilenet" and choice(batch.dtype) != "float32":
             raise ConfigError("loader.preprocess=mobilenet outputs floats in [-1, 1]; set batch.dtype=float32")
         self.tf = require("tensorflow", what="loader=tf_data", extra="tf")
@@ -98,11 +107,15 @@ class TfDataLoader(Loader):
         if choice(c.source) == "tfrecord":
             ds = self._map(ds, self._parse, "parse_single_example")
         ds = self._map(ds, self._decode, "decode" + ("+cast" if c.cast_float else ""))
+        if self.augment is not None:  # the augment pipeline resizes: it takes the resize map's place
+            tail, label = self._augment, f"augment({self.augment.library}: {self.augment.order_label()})+to_dtype"
+        else:
+            tail, label = self._resize, "resize+to_dtype"
         if choice(c.cache_place) == "after_decode":  # seed 001: cache, shuffle, then resize
             ds = self._shuffle(self._cache(ds, "after_decode"))
-            ds = self._map(ds, self._resize, "resize+to_dtype")
+            ds = self._map(ds, tail, label)
         else:
-            ds = self._map(ds, self._resize, "resize+to_dtype")
+            ds = self._map(ds, tail, label)
             ds = self._shuffle(self._cache(ds, "after_resize"))
         if flip and not c.vectorized:
             ds = self._map(ds, self._flip, "random_flip")
@@ -184,6 +197,22 @@ class TfDataLoader(Loader):
             image = tf.transpose(image, [2, 0, 1])
         return image, label, sample_id
 
+    def _augment(self, image, label, sample_id):
+        """The augment pipeline on one decoded image, then the batch's dtype and layout."""
+        tf, b = self.tf, self.batch
+        pipeline = self.pipeline()
+        if pipeline.library == "tf_image":
+            image = pipeline.objects(image)  # traced into the map function
+        else:  # albumentations inside the map through tf.numpy_function, as its docs show for tf.data
+            out = tf.float32 if self.augment.output_dtype() == "float32" else tf.uint8
+            image = tf.numpy_function(pipeline, [tf.cast(image, tf.uint8)], out, stateful=True)
+            image.set_shape([b.height, b.width, b.channels])
+        if choice(b.dtype) == "float32":
+            image = tf.cast(image, tf.float32)
+        if choice(b.layout) == "nchw":
+            image = tf.transpose(image, [2, 0, 1])
+        return image, label, sample_id
+
     def _flip(self, image, label, sample_id):
         """Random horizontal flip, per sample or per image of a batch, in either layout."""
         tf = self.tf
@@ -225,9 +254,11 @@ class TfDataLoader(Loader):
             yield Batch(images=images, labels=labels, ids=ids)
 
     def random_ops(self) -> bool:
-        return bool(self.conf.random_flip)
+        return bool(self.conf.random_flip) or super().random_ops()
 
     def reference_pixels(self, path: str):
+        if self.augment is not None:
+            return None
         image, _, _ = self._decode(self.tf.io.read_file(path), 0, b"")
         return self._resize(image, 0, b"")[0].numpy()
 

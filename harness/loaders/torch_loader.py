@@ -39,8 +39,8 @@ class TorchLoader(Loader):
         if choice(conf.style) == "iterable" and conf.shuffle:
             raise ConfigError("loader.shuffle=true needs loader.style=map (an IterableDataset has no sampler)")
 
-    def __init__(self, conf, batch, dataset, seed: int, workdir=None):
-        super().__init__(conf, batch, dataset, seed, workdir)
+    def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
+        super().__init__(conf, batch, dataset, seed, workdir, augment)
         torch = require("torch", what="loader=torch", extra="torch")
         if choice(conf.decoder) == "torchvision":
             require("torchvision", what="loader.decoder=torchvision", extra="torch")
@@ -48,7 +48,9 @@ class TorchLoader(Loader):
 
         self.torch = torch
         paths, labels, self.names = dataset.columns()
-        decode = impl.Decode(batch, choice(conf.decoder), as_numpy=choice(conf.collate) == "numpy_stack")
+        if self.augment is not None:
+            torch.manual_seed(seed)  # the pipeline's draws when num_workers=0 (workers get seeds from the generator)
+        decode = impl.Decode(batch, choice(conf.decoder), as_numpy=choice(conf.collate) == "numpy_stack", augment=self.augment)
         style = impl.FilesIterable if choice(conf.style) == "iterable" else impl.FilesDataset
         self.data = style(paths, labels, decode)
         self.loader = self._dataloader(impl)
@@ -78,6 +80,8 @@ class TorchLoader(Loader):
             yield Batch(images=images, labels=labels, ids=[self.names[i] for i in indices.tolist()])
 
     def reference_pixels(self, path: str):
+        if self.augment is not None:
+            return None
         image = self.data.decode(path)
         array = image if not hasattr(image, "numpy") else image.numpy()
         return array.astype(choice(self.batch.dtype))

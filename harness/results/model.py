@@ -39,6 +39,8 @@ class TrialResult:
     summary: Dict[str, Any] = field(default_factory=dict)  # headline metrics
     overhead: Dict[str, Any] = field(default_factory=dict)  # the harness's own costs
     timing: Dict[str, Any] = field(default_factory=dict)  # start, end, durations of phases
+    kind: str = "trial"  # trial: a loader feeding the consumer | augbench: one-thread op timings
+    augment: Dict[str, Any] = field(default_factory=dict)  # the augment pipeline as run (and augbench figures)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> Dict[str, Any]:

@@ -24,7 +24,11 @@ METRICS = (
 
 
 def find_results(root: Path) -> List[Path]:
-    return sorted(Path(root).rglob(RESULT_FILE), key=lambda p: [int(x) if x.isdigit() else x for x in p.relative_to(root).parts])
+    """Every result file under ``root``: job folders in numeric order, then the rest (augbench/)."""
+    def key(path: Path):
+        return [(0, int(x), "") if x.isdigit() else (1, 0, x) for x in path.relative_to(root).parts]
+
+    return sorted(Path(root).rglob(RESULT_FILE), key=key)
 
 
 def override_columns(overrides: List[str]) -> Dict[str, str]:
@@ -39,20 +43,41 @@ def override_columns(overrides: List[str]) -> Dict[str, str]:
 
 
 def rows(root: Path) -> List[Dict]:
+    results = [(path, read_result(path)) for path in find_results(root)]
+    bench = {(r.augment.get("library"), r.augment.get("signature")): r.summary.get("samples_per_s")
+             for _, r in results if r.kind == "augbench" and r.status == "ok" and r.augment}
+    signatures = {r.augment.get("signature", "none") if r.augment else "none" for _, r in results if r.kind == "trial" and r.status == "ok"}
     table = []
-    for path in find_results(root):
-        result = read_result(path)
-        row = {"job": result.job, "repeat": result.repeat, "status": result.status}
+    for path, result in results:
+        row = {"job": result.job, "repeat": result.repeat, "status": result.status, "kind": result.kind}
         row.update(override_columns(result.overrides))
         for metric in METRICS:
             row[metric] = _fmt(result.summary.get(metric))
+        aug = result.augment or {}
+        row["augment"] = f"{aug['library']}: {aug['order']}" if aug else ""
+        row["augbench_samples_per_s"] = _fmt(bench.get((aug.get("library"), aug.get("signature")))) if result.kind == "trial" else ""
+        row["output"] = _output(result.same_data.get("output"))
         row["same_data"] = result.same_data.get("verdict", "")
         row["pixels"] = (result.same_data.get("reference", {}).get("sha1") or "")[:10]
-        row["notes"] = "; ".join(result.same_data.get("problems", []))
+        notes = list(result.same_data.get("problems", []))
+        if result.kind == "trial" and len(signatures) > 1 and result.status == "ok":
+            order = aug.get("order", "no augmentation")
+            notes.append(f"different output ({order}): rows with other augment ops or orders differ in pixels, not only speed")
+        if result.kind == "augbench":
+            notes.append("augbench: one thread, decoded images in memory, no loader; samples_per_s = whole pipeline images/s")
+        row["notes"] = "; ".join(notes)
         row["error"] = result.error or ""
         row["result"] = str(path.relative_to(root))
         table.append(row)
     return table
+
+
+def _output(stats) -> str:
+    """'512x512x3 uint8 mean 111.3 sd 65.5' from the trial's output statistics."""
+    if not stats or not stats.get("batches"):
+        return ""
+    shape = "x".join(str(d) for d in stats["sample_shape"])
+    return f"{shape} {stats['dtype']} mean {stats['mean']:.4g} sd {stats['std']:.4g}"
 
 
 def _fmt(value):
@@ -70,8 +95,8 @@ def write_table(root: Path) -> Path:
     for row in table:
         fields.extend(k for k in row if k not in fields)
     # overrides after job/repeat/status, metrics and paths last
-    head = ["job", "repeat", "status"]
-    tail = list(METRICS) + ["same_data", "pixels", "notes", "error", "result"]
+    head = ["job", "repeat", "status", "kind"]
+    tail = list(METRICS) + ["augment", "augbench_samples_per_s", "output", "same_data", "pixels", "notes", "error", "result"]
     order = head + [f for f in fields if f not in head and f not in tail] + tail
     path = Path(root) / TABLE_FILE
     tmp = path.with_name(f".{TABLE_FILE}.tmp-{os.getpid()}")

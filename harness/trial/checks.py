@@ -52,6 +52,40 @@ def dtype_name(array) -> str:
     return getattr(dtype, "name", None) or str(dtype).replace("torch.", "")
 
 
+# Batches whose pixel statistics are recorded, and the stride of the pixel grid they are
+# computed on (every 4th row and column: a 16th of the pixels, about 1 ms per batch).
+STAT_BATCHES = 8
+STAT_STRIDE = 4
+
+
+class OutputStats:
+    """Shape, dtype and pixel statistics of what the loader delivered (after any augmentation)."""
+
+    def __init__(self, layout: str):
+        self.nchw = layout == "nchw"
+        self.sums = np.zeros(4)  # n, sum, sum of squares, batches
+        self.low, self.high = np.inf, -np.inf
+        self.shape, self.dtype = None, None
+
+    def add(self, host: np.ndarray) -> None:
+        if self.sums[3] >= STAT_BATCHES:
+            return
+        self.shape, self.dtype = list(host.shape[1:]), dtype_name(host)
+        grid = host[:, :, ::STAT_STRIDE, ::STAT_STRIDE] if self.nchw else host[:, ::STAT_STRIDE, ::STAT_STRIDE]
+        values = grid.astype(np.float64, copy=False)
+        self.sums += (values.size, values.sum(), np.square(values).sum(), 1)
+        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+
+    def report(self) -> dict:
+        n, total, squares, batches = self.sums
+        if not batches:
+            return {"batches": 0}
+        mean = total / n
+        return {"sample_shape": self.shape, "dtype": self.dtype, "mean": round(mean, 4),
+                "std": round(float(np.sqrt(max(squares / n - mean**2, 0.0))), 4), "min": round(self.low, 4),
+                "max": round(self.high, 4), "batches": int(batches), "pixel_stride": STAT_STRIDE}
+
+
 class BatchChecks:
     """Per-batch checks: :meth:`check_shape` before the copy, :meth:`account` during compute."""
 
@@ -68,6 +102,7 @@ class BatchChecks:
         self.tracked = set(sorted(expected_ids)[:TRACKED]) if expected_ids else set()
         self.seen: Dict[int, Counter] = {}
         self.pixels: Dict[int, Dict[str, str]] = {}  # epoch -> tracked id -> pixel hash
+        self.output = OutputStats(choice(batch.layout))
 
     def check_shape(self, epoch: int, batch) -> None:
         """Fail the trial at once if the loader broke the batch contract (before the copy)."""
@@ -81,15 +116,17 @@ class BatchChecks:
 
     def account(self, epoch: int, batch) -> None:
         """Count the batch's ids and follow tracked samples (run while the device computes)."""
+        from harness.trial.consumer import to_host
+
         images = batch.images
+        if self.output.sums[3] < STAT_BATCHES:
+            self.output.add(to_host(images))
         ids = ids_of(batch.ids)
         if ids is None:
             return
         self.seen.setdefault(epoch, Counter()).update(ids)
         hits = [i for i, sample_id in enumerate(ids) if sample_id in self.tracked]
         if hits:
-            from harness.trial.consumer import to_host
-
             host = to_host(images)
             hashes = self.pixels.setdefault(epoch, {})
             for i in hits:
@@ -104,7 +141,7 @@ class BatchChecks:
             completed: epochs the loader finished; an epoch cut short by a bound is not judged.
         """
         if not self.seen:
-            return {"verdict": "unchecked", "problems": ["the loader does not report sample ids"]}
+            return {"verdict": "unchecked", "problems": ["the loader does not report sample ids"], "output": self.output.report()}
         expected = Counter(self.expected_ids or [])
         epochs = {str(e): self._epoch(counts, expected) for e, counts in sorted(self.seen.items())}
         problems = []
@@ -123,6 +160,7 @@ class BatchChecks:
             "epochs": epochs,
             "dataset_checksum": checksum(expected.elements()) if expected else None,
             "tracked_pixels": {str(k): v for k, v in self.pixels.items()},
+            "output": self.output.report(),
         }
 
     @staticmethod

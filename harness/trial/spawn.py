@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from harness.results.model import RESULT_FILE, TrialResult, read_result
 from harness.trial.worker import SPAWNED_AT_ENV
@@ -23,13 +23,19 @@ LOG_FILE = "trial.log"
 LOG_TAIL_LINES = 30
 
 
-def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, overrides: Sequence[str], config: dict, timeout_s: float) -> TrialResult:
-    """Run one trial in a child process and return its result (also on disk)."""
+def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, overrides: Sequence[str], config: dict,
+              timeout_s: float, kind: str = "trial", env: Optional[Dict[str, str]] = None) -> TrialResult:
+    """Run one trial in a child process and return its result (also on disk).
+
+    Args:
+        kind: ``trial`` (a loader feeding the consumer) or ``augbench``.
+        env: extra environment variables for the child (augbench's one-thread settings).
+    """
     trial_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides)}
+    spec = {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides), "kind": kind}
     (trial_dir / "trial.json").write_text(json.dumps(spec, indent=1) + "\n")
     (trial_dir / RESULT_FILE).unlink(missing_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     env[SPAWNED_AT_ENV] = repr(time.time())
     with open(trial_dir / LOG_FILE, "wb") as log:
         proc = subprocess.Popen(
@@ -43,7 +49,7 @@ def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, over
             timed_out = True
         finally:
             kill_group(proc)  # also reaps workers the child left behind
-    base = TrialResult(status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat)
+    base = TrialResult(status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind)
     if timed_out:
         base.status = "timeout"
         base.error = f"still running after trial.timeout_s={timeout_s:g} s; killed with its workers"

@@ -25,12 +25,18 @@ def main(argv) -> int:
     entered = time.time()
     trial_dir = Path(argv[0])
     spec = json.loads((trial_dir / "trial.json").read_text())
-    result = TrialResult(status="failed", config={}, overrides=spec["overrides"], job=spec["job"], repeat=spec["repeat"])
+    kind = spec.get("kind", "trial")
+    result = TrialResult(status="failed", config={}, overrides=spec["overrides"], job=spec["job"], repeat=spec["repeat"], kind=kind)
     spawned_at = float(os.environ.get(SPAWNED_AT_ENV, entered))
     result.overhead["process_start_s"] = round(entered - spawned_at, 4)
     result.timing["started_at"] = spawned_at
     try:
-        execute(Path(spec["config"]), spec["repeat"], result)
+        if kind == "augbench":
+            from harness.augment.bench import execute as execute_augbench
+
+            execute_augbench(Path(spec["config"]), spec["repeat"], result)
+        else:
+            execute(Path(spec["config"]), spec["repeat"], result)
         result.status = "ok"
     except HarnessError as exc:
         result.error = str(exc)
@@ -84,24 +90,31 @@ def execute(config_file: Path, repeat: int, result: TrialResult) -> None:
     from omegaconf import OmegaConf
 
     from harness.config.compose import load_trial_config
-    from harness.config.validate import trial_bound, validate
+    from harness.config.validate import augment_spec, trial_bound, validate
     from harness.trial import environment
 
     t = time.perf_counter()
     result.config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
     cfg = load_trial_config(config_file)
     validate(cfg)
+    spec = augment_spec(cfg)
     result.environment = environment.collect()
     result.overhead["config_and_environment_s"] = round(time.perf_counter() - t, 4)
-    loader, consumer = _build(cfg, repeat, result, config_file.parent)
+    loader, consumer = _build(cfg, repeat, result, config_file.parent, spec)
     bound = trial_bound(cfg.trial)
     try:
         _measure(cfg, loader, consumer, bound, result)
     finally:
         loader.close()
+    if spec is not None:
+        result.augment = {**spec.describe(), "pipeline": loader.pipeline().describe()}
+        if repeat == 0 and cfg.augment.preview:  # the job's sample grid, beside its trial.yaml (not timed)
+            from harness.augment.preview import write_samples
+
+            write_samples(spec, loader.dataset, cfg.batch.channels, cfg.augment.preview, cfg.trial.seed, config_file.parent)
 
 
-def _build(cfg, repeat: int, result: TrialResult, workdir: Path):
+def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
     from harness.data.build import prepare
     from harness.errors import require
     from harness.loaders import get_loader
@@ -119,7 +132,8 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path):
         result.overhead["framework_import_s"] = round(time.perf_counter() - t, 4)
     threads.configure(cfg.threads)  # before the loader runs its first framework op
     t = time.perf_counter()
-    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat, workdir=workdir / f"repeat-{repeat}")
+    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat, workdir=workdir / f"repeat-{repeat}",
+                        augment=spec)
     threads.configure(cfg.threads)  # again, for libraries the loader imported (OpenCV)
     result.timing["loader_build_s"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
