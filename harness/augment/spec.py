@@ -16,6 +16,7 @@ rotate               by an angle drawn uniformly from [-degrees, degrees] (or [l
                      counter-clockwise, about the centre, same size, bilinear, black fill
 affine               rotation as rotate, translation up to ``translate`` [fx, fy] of the
                      size, zoom drawn from ``scale`` [lo, hi], x-shear from [-shear, shear]
+                     (how rotation and shear compose is each library's own convention)
 hflip / vflip        mirror with probability ``p``
 color_jitter         brightness, contrast, saturation factors drawn from [1 - v, 1 + v]
 gaussian_blur        ``kernel_size`` (odd), sigma drawn from ``sigma`` [lo, hi]

@@ -182,7 +182,11 @@ def finish(root: Optional[Path]) -> int:
         return 0
     from harness.results.table import rows
 
+    from harness.commands.augbench import order_summary
+
     table = rows(root)
+    for line in order_summary(root):
+        print(line)
     failed = [r for r in table if r["status"] != "ok"]
     print(f"{len(table)} trial(s): {len(table) - len(failed)} ok, {len(failed)} not ok")
     for row in failed:

@@ -21,6 +21,12 @@ def report(args: List[str]) -> int:
         keys = {k: v for k, v in row.items() if "." in k or k.startswith("+")}
         where = " ".join(f"{k}={v}" for k, v in keys.items()) or "(defaults)"
         figure = f"{row['samples_per_s']:>10} samples/s  stall {row['stall_pct']}%" if row["status"] == "ok" else row["error"]
+        if row["kind"] == "augbench" and row["status"] == "ok":
+            figure = f"{row['samples_per_s']:>10} images/s on one thread (augbench: {row['augment']})"
         print(f"job {row['job']} repeat {row['repeat']} {row['status']:7s} {where}: {figure}")
+    from harness.commands.augbench import order_summary
+
+    for line in order_summary(root):
+        print(line)
     print(path)
     return 0

@@ -18,6 +18,12 @@ def read_rows(folder):
         return list(csv.DictReader(handle))
 
 
+def test_hydra_flags_pass_through(cli):
+    done = cli("run", "loader=torch", "--cfg", "job")
+    assert done.returncode == 0, done.stderr
+    assert "name: torch" in done.stdout and "augment:" in done.stdout
+
+
 def test_help_is_one_screen_and_imports_no_framework():
     code = (
         "import sys, io, contextlib\n"
@@ -31,7 +37,7 @@ def test_help_is_one_screen_and_imports_no_framework():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     lines, heavy = out.splitlines()[0].split(" ", 1)
     assert int(lines) <= 30 and heavy == "[]"
-    for command in ("run", "sweep", "datagen", "report", "check", "list"):
+    for command in ("run", "sweep", "augbench", "datagen", "report", "check", "list"):
         assert f"  {command} " in out
 
 
@@ -152,7 +158,8 @@ def test_datagen_report_check_and_list(cli, tmp_path):
     assert cli("check", str(folder)).returncode == 2
     listing = cli("list")
     assert "loader: generator, keras_idg, keras_sequence, synthetic, tf_data, torch" in listing.stdout
-    assert "experiment: dataloader, idg_vs_tfdata, quickstart, seed001, tfrecord" in listing.stdout
+    assert "experiment: augment_order, dataloader, idg_vs_tfdata, quickstart, seed001, tfrecord" in listing.stdout
+    assert "augment: none, resize_rotate, train_basic" in listing.stdout
 
 
 def _experiments():
@@ -166,9 +173,10 @@ def _experiments():
 def test_every_experiment_preset_runs(cli, tmp_path, name):
     from harness.config.compose import expand_sweep
 
-    shrink = [*TINY, "dataset.shards=2", "trial.seconds=null", "trial.epochs=null", "trial.steps=4", "trial.warmup_steps=1"]
+    shrink = [*TINY, "dataset.shards=2", "trial.seconds=null", "trial.epochs=null", "trial.steps=4", "trial.warmup_steps=1",
+              "augment.bench_images=4", "augment.bench_passes=2"]
     done = cli("sweep", f"experiment={name}", *shrink, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = read_rows(sweep_dir(done, tmp_path))
-    assert len(rows) == len(expand_sweep([f"experiment={name}"]))
+    assert len([r for r in rows if r["kind"] == "trial"]) == len(expand_sweep([f"experiment={name}"]))
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]

@@ -1,0 +1,58 @@
+"""Augmentation through the CLI: order permutations in a sweep, augbench, sample grids."""
+
+import itertools
+import json
+
+from tests.conftest import sweep_dir
+from tests.integration.test_cli import TINY, read_rows
+
+THREE_OPS = "augment.ops=[{op:resize,size:[32,32]},{op:rotate,degrees:20},{op:hflip}]"
+SMALL_BENCH = ["augment.bench_images=4", "augment.bench_passes=2"]
+
+
+def test_every_order_of_three_ops_runs_inside_the_loader_and_is_marked_as_different_output(cli, tmp_path):
+    orders = ["-".join(p) for p in itertools.permutations(["resize", "rotate", "hflip"])]
+    done = cli("sweep", "loader=generator", *TINY, THREE_OPS, f"augment.order={','.join(orders)}", "trial.steps=3",
+               "trial.warmup_steps=1", *SMALL_BENCH, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = sweep_dir(done, tmp_path)
+    rows = read_rows(folder)
+    trials = [r for r in rows if r["kind"] == "trial"]
+    assert sorted(r["augment"] for r in trials) == sorted(f"albumentations: {o.replace('-', '>')}" for o in orders)
+    assert all(r["status"] == "ok" and r["output"].startswith("32x32x3 uint8") for r in trials)
+    assert all("different output" in r["notes"] for r in trials)
+    assert all((folder / str(job) / "samples.png").stat().st_size > 1000 for job in range(6))
+    bench = [r for r in rows if r["kind"] == "augbench"]
+    assert len(bench) == 6 and all(r["status"] == "ok" for r in bench)
+    assert all(float(r["augbench_samples_per_s"]) > 0 for r in trials)
+    assert "augment orders" in done.stdout and "the slowest order in the loader" in done.stdout
+
+
+def test_augbench_times_each_op_where_it_runs_in_the_pipeline(cli, tmp_path):
+    done = cli("augbench", *TINY, "augment=resize_rotate", "augment.ops.0.size=[64,64]", "augment.library=albumentations,torchvision",
+               "augment.order=cheap,costly", *SMALL_BENCH, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = sweep_dir(done, tmp_path)
+    rows = read_rows(folder)
+    assert len(rows) == 4 and {r["kind"] for r in rows} == {"augbench"}
+    for job in range(4):
+        result = json.loads((folder / str(job) / "result.json").read_text())
+        bench = result["augment"]["bench"]
+        ops = {o["name"]: o for o in bench["ops"]}
+        rotate_input = ops["rotate"]["input_shape"][:2]
+        # the stored images are 72x96: rotate sees them as stored when it runs first, 64x64 after the resize
+        assert rotate_input == ([72, 96] if result["augment"]["order"] == "rotate>resize" else [64, 64])
+        assert all(o["images_per_s"] > 0 and o["passes"] == 2 for o in bench["ops"])
+        assert bench["pipeline"]["images_per_s"] > 0
+        assert result["threads"]["asked"]["torch"] == 1
+        assert (folder / str(job) / "samples.png").exists()
+
+
+def test_augbench_refuses_a_missing_library_or_pipeline_in_one_line(cli):
+    done = cli("augbench", "augment=resize_rotate")
+    assert done.returncode == 1 and "set augment.library" in done.stderr
+    done = cli("augbench", "augment.library=torchvision")
+    assert done.returncode == 1 and "augment.ops is empty" in done.stderr
+    done = cli("sweep", "loader=torch", "augment=resize_rotate", "augment.library=keras_idg")
+    assert done.returncode == 1 and "keras_idg cannot run inside loader=torch" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
