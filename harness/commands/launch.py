@@ -54,6 +54,10 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
 
         bench_sweep(root)
         write_table(root)
+        if compose(jobs[0]).monitor.trace:
+            from harness.monitor.trace import write_sweep_trace
+
+            write_sweep_trace(root)
     return root if root.exists() else None
 
 
@@ -180,9 +184,8 @@ def finish(root: Optional[Path]) -> int:
     """
     if root is None:
         return 0
-    from harness.results.table import rows
-
     from harness.commands.augbench import order_summary
+    from harness.results.table import rows
 
     table = rows(root)
     for line in order_summary(root):

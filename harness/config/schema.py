@@ -282,8 +282,13 @@ class ConsumerConf:
 
 @dataclass
 class MonitorConf:
-    enabled: bool = True  # sample utilization beside the trial
+    """Utilization sampling beside each trial (a thread of the parent process; see harness/monitor)."""
+
+    enabled: bool = True  # sample CPU, memory, I/O and GPU of the trial's process tree
     interval_ms: int = 100  # sampling interval, ms
+    uss_interval_ms: int = 10000  # USS (unshared memory) costs ~10 ms per big process to read; 0: never
+    gpu: bool = True  # read GPU counters through NVML (absent, with the reason, where there is none)
+    trace: bool = True  # write trace.json (Chrome / Perfetto) per trial and one merged per sweep
 
 
 @dataclass

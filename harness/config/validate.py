@@ -63,6 +63,7 @@ def validate(cfg) -> None:
     check_positive("consumer.step_ms", cfg.consumer.step_ms, allow_zero=True)
     check_positive("consumer.matmul_size", cfg.consumer.matmul_size)
     check_positive("monitor.interval_ms", cfg.monitor.interval_ms)
+    check_positive("monitor.uss_interval_ms", cfg.monitor.uss_interval_ms, allow_zero=True)
     from harness.loaders import get_loader
 
     loader = get_loader(cfg.loader.name)

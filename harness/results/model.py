@@ -41,6 +41,7 @@ class TrialResult:
     timing: Dict[str, Any] = field(default_factory=dict)  # start, end, durations of phases
     kind: str = "trial"  # trial: a loader feeding the consumer | augbench: one-thread op timings
     augment: Dict[str, Any] = field(default_factory=dict)  # the augment pipeline as run (and augbench figures)
+    monitor: Dict[str, Any] = field(default_factory=dict)  # sampled CPU / memory / I/O / GPU series and their summary
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> Dict[str, Any]:

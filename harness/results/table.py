@@ -20,6 +20,8 @@ TABLE_FILE = "results.csv"
 METRICS = (
     "samples_per_s", "batches_per_s", "stall_pct", "au_pct", "h2d_pct", "ttfb_s",
     "step_ms_p50", "step_ms_p95", "wait_ms_p50", "wait_ms_p95", "steps", "wall_s", "bookkeeping_pct",
+    "cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "disk_read_mb_s",
+    "gpu_util_mean_pct", "gpu_idle_pct", "gpu_power_mean_w",
 )
 
 
@@ -57,6 +59,7 @@ def rows(root: Path) -> List[Dict]:
         row["augment"] = f"{aug['library']}: {aug['order']}" if aug else ""
         row["augbench_samples_per_s"] = _fmt(bench.get((aug.get("library"), aug.get("signature")))) if result.kind == "trial" else ""
         row["output"] = _output(result.same_data.get("output"))
+        row["cpu_by_process"] = _processes(result.monitor)
         row["same_data"] = result.same_data.get("verdict", "")
         row["pixels"] = (result.same_data.get("reference", {}).get("sha1") or "")[:10]
         notes = list(result.same_data.get("problems", []))
@@ -70,6 +73,13 @@ def rows(root: Path) -> List[Dict]:
         row["result"] = str(path.relative_to(root))
         table.append(row)
     return table
+
+
+def _processes(monitor) -> str:
+    """'main 45%, worker-1 98%, worker-2 97%': mean CPU of each process over the measured phase."""
+    from harness.monitor.summary import process_text
+
+    return process_text((monitor or {}).get("summary", {}).get("cpu_by_process", {}))
 
 
 def _output(stats) -> str:
@@ -96,7 +106,7 @@ def write_table(root: Path) -> Path:
         fields.extend(k for k in row if k not in fields)
     # overrides after job/repeat/status, metrics and paths last
     head = ["job", "repeat", "status", "kind"]
-    tail = list(METRICS) + ["augment", "augbench_samples_per_s", "output", "same_data", "pixels", "notes", "error", "result"]
+    tail = list(METRICS) + ["cpu_by_process", "augment", "augbench_samples_per_s", "output", "same_data", "pixels", "notes", "error", "result"]
     order = head + [f for f in fields if f not in head and f not in tail] + tail
     path = Path(root) / TABLE_FILE
     tmp = path.with_name(f".{TABLE_FILE}.tmp-{os.getpid()}")

@@ -40,6 +40,7 @@ class LoopResult:
     stopped_by: str  # steps | seconds | epochs
     epoch_samples: Dict[int, int] = field(default_factory=dict)  # samples delivered per epoch, warm-up included
     completed: List[int] = field(default_factory=list)  # epochs the loader ran to their end
+    measure_start: Optional[float] = None  # clock() at the first measured step's start (aligns monitor samples)
 
 
 def run_loop(
@@ -101,7 +102,7 @@ def run_loop(
         epoch += 1
         stopped_by = stopped_by or _reached(bound, None, None, epoch)
     wall = (steps.t_ms[-1] + steps.step_ms[-1]) / 1e3 if len(steps) else 0.0
-    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch, stopped_by, epoch_samples, completed)
+    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch, stopped_by, epoch_samples, completed, measure_start)
 
 
 def _record(steps: Steps, rel: float, t0, t1, t2, h2d, compute, n, epoch) -> None:

@@ -42,14 +42,61 @@ def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, over
             [sys.executable, "-m", "harness.trial.worker", str(trial_dir)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
         )
+        sampler = start_sampler(proc.pid, config) if kind == "trial" else None
         timed_out = False
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
         finally:
+            record = sampler.stop() if sampler is not None else None
             kill_group(proc)  # also reaps workers the child left behind
-    base = TrialResult(status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind)
+    result = _collect(proc, trial_dir, timed_out, timeout_s, TrialResult(
+        status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind))
+    if record is not None:
+        attach_monitor(result, record)
+        result.write(trial_dir)
+        if config.get("monitor", {}).get("trace", True):
+            from harness.monitor.trace import write_trial_trace
+
+            write_trial_trace(result, trial_dir)
+    return result
+
+
+def start_sampler(pid: int, config: dict):
+    """The utilization sampler for the child ``pid``, or ``None`` when ``monitor.enabled=false``."""
+    monitor = config.get("monitor", {})
+    if not monitor.get("enabled", True):
+        return None
+    from harness.monitor.sampler import Sampler
+
+    try:
+        return Sampler(pid, monitor.get("interval_ms", 100), gpu_index=config.get("consumer", {}).get("gpu_index", 0),
+                       gpu=monitor.get("gpu", True), uss_interval_ms=monitor.get("uss_interval_ms", 10000)).start()
+    except Exception:  # the child may already be gone; the trial's own result says why
+        return None
+
+
+def attach_monitor(result: TrialResult, record: dict) -> None:
+    """Put the sampled series, their summary over the measured phase and the sampler's cost into ``result``."""
+    from harness.monitor.summary import summarize
+
+    start = result.timing.get("measure_start_clock")
+    wall = result.summary.get("wall_s")
+    end = start + wall if start is not None and wall is not None else None
+    samples = sum(result.steps.get("samples", [])) or None
+    summary = summarize(record, start, end, samples)
+    result.monitor = {**record, "summary": summary}
+    result.summary.update({k: summary[k] for k in MONITOR_SUMMARY})
+    result.overhead["sampler"] = record["overhead"]
+
+
+MONITOR_SUMMARY = ("cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "disk_read_mb_s",
+                   "gpu_util_mean_pct", "gpu_idle_pct", "gpu_power_mean_w")
+
+
+def _collect(proc, trial_dir: Path, timed_out: bool, timeout_s: float, base: TrialResult) -> TrialResult:
+    """The child's result.json, or a failed / timeout result that says why there is none."""
     if timed_out:
         base.status = "timeout"
         base.error = f"still running after trial.timeout_s={timeout_s:g} s; killed with its workers"

@@ -159,6 +159,7 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult) -> None:
     steps = asdict(loop.steps)
     result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}
     result.bound = {"asked": bound, "stopped_by": loop.stopped_by, "warmup_steps": loop.warmup_steps}
+    result.timing["measure_start_clock"] = loop.measure_start  # perf_counter: the monitor's clock too
     result.epochs = {"started": loop.epochs_started, "completed": loop.completed,
                      "samples": {str(k): v for k, v in loop.epoch_samples.items()}}
     result.same_data = checks.report(loader.random_ops(), loop.completed)

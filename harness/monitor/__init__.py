@@ -1,0 +1,1 @@
+"""Utilization of a trial: the sampler (CPU, memory, I/O, GPU), its summary, trace export."""

@@ -1,0 +1,353 @@
+"""The utilization sampler: CPU, memory, I/O and GPU of a trial, every ``monitor.interval_ms``.
+
+It runs as a thread of the *parent* process, which only waits for the trial's child
+process meanwhile, so it never competes for the GIL of the process whose loader it
+measures, and it costs no process start. It follows the child's whole process tree
+(DataLoader and Keras workers included) through psutil, and one GPU through NVML.
+
+Time stamps are ``time.perf_counter()`` seconds: CLOCK_MONOTONIC on Linux, the same
+clock in parent and child, so the series line up with the child's step timeline.
+
+Every tick costs a few /proc reads per process (about 0.1 ms each); the process list is
+refreshed every ``CHILDREN_EVERY`` ticks. USS (memory a process does not share: what
+forked workers really add) makes the kernel walk the page tables, about 10 ms for a
+process that imported torch, so it is read every ``monitor.uss_interval_ms`` only. The
+thread's own CPU time is measured, per part of a tick, and stored as overhead.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Dict, List, Optional
+
+import psutil
+
+from harness.monitor.gpu import SERIES as GPU_SERIES
+from harness.monitor.gpu import NvmlSource
+
+CHILDREN_EVERY = 1
+DISK_EVERY = 5
+MB = 2**20
+
+TREE_SERIES = ("machine_cpu_pct", "tree_cpu_pct", "tree_cpu_s", "tree_rss_mb", "tree_uss_mb", "tree_threads",
+               "tree_ctx_switches_per_s", "tree_read_mb_s", "disk_read_mb_s", "processes_alive")
+
+
+def pid_of(proc: psutil.Process) -> int:
+    return proc.pid
+
+
+def _pids() -> List[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def read_core_times() -> List[tuple]:
+    """(busy, total) jiffies per core from /proc/stat; busy excludes idle and iowait."""
+    cores = []
+    with open("/proc/stat", "rb") as handle:
+        for line in handle:
+            if line.startswith(b"cpu") and line[3:4].isdigit():
+                values = [int(v) for v in line.split()[1:9]]
+                total = sum(values)
+                cores.append((total - values[3] - values[4], total))
+    return cores
+
+
+def block_devices() -> List[str]:
+    """Whole disks (not partitions) as /sys/block lists them, loop and ram devices left out."""
+    try:
+        return [d for d in os.listdir("/sys/block") if not d.startswith(("loop", "ram"))]
+    except OSError:
+        return []
+
+
+def read_disk_bytes(disks: List[str]) -> Optional[int]:
+    """Bytes read from ``disks`` since boot (/proc/diskstats, 512-byte sectors)."""
+    if not disks:
+        return None
+    wanted, total = set(disks), 0
+    try:
+        with open("/proc/diskstats", "rb") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) > 5 and fields[2].decode() in wanted:
+                    total += int(fields[5]) * 512
+    except OSError:
+        return None
+    return total
+
+
+class _Proc:
+    """One process of the tree, with its last cumulative counters."""
+
+    def __init__(self, proc: psutil.Process, label: str, first_tick: int):
+        self.proc, self.label, self.first_tick = proc, label, first_tick
+        self.cpu_s = 0.0  # own + reaped children, cumulative
+        self.own_s = 0.0  # own, cumulative
+        self.ctx = None
+        self.read = None
+        self.alive = True
+        try:
+            self.name = " ".join(proc.cmdline()[:4]) or proc.name()
+            self.created = proc.create_time()
+        except psutil.Error:
+            self.name, self.created = "?", time.time()
+        self.series: Dict[str, List] = {"cpu_pct": [], "rss_mb": [], "threads": []}
+
+
+class Sampler:
+    """Sample the process tree rooted at ``pid`` until :meth:`stop`."""
+
+    def __init__(self, pid: int, interval_ms: float, *, gpu_index: int = 0, gpu: bool = True, nvml=None,
+                 uss_interval_ms: float = 10000, clock=time.perf_counter):
+        self.root = psutil.Process(pid)
+        self.interval = interval_ms / 1000.0
+        self.uss_interval = uss_interval_ms / 1000.0
+        self._uss_at = None
+        self.clock = clock
+        self.gpu = NvmlSource(gpu_index, nvml) if gpu else None
+        self.procs: Dict[int, _Proc] = {}
+        self.t: List[float] = []
+        self.series: Dict[str, List] = {k: [] for k in TREE_SERIES}
+        self.gpu_series: Dict[str, List] = {k: [] for k in GPU_SERIES}
+        self.core_pct: List[List[float]] = []
+        self.absent: Dict[str, str] = {}
+        self.tick_ms: List[float] = []
+        self.costs: Dict[str, float] = {}  # CPU seconds per part of a tick
+        self.cpu_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="harness-sampler", daemon=True)
+        self._last_wall = None
+        self._last_disk = None
+        self._ticks = 0
+        self._parents: Dict[int, Optional[int]] = {}
+        self._disk_at = None
+        self._tree_cpu_s = None
+        self._last_cores = None
+        self._disks = block_devices()
+        # processes that exist before the trial's child cannot descend from it: never read them
+        self._parents.update({pid: None for pid in _pids() if pid != pid_of(self.root)})
+        self._add(self.root, "main")
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> "Sampler":
+        self._cores()  # prime the machine counters
+        self._thread.start()
+        return self
+
+    def stop(self) -> Dict:
+        self._stop.set()
+        self._thread.join()
+        if self.gpu is not None:
+            self.gpu.close()
+        return self.record()
+
+    def _run(self) -> None:
+        started_cpu = time.thread_time()
+        next_at = self.clock()
+        while not self._stop.is_set():
+            t0 = self.clock()
+            self.tick(t0)
+            self.tick_ms.append((self.clock() - t0) * 1e3)
+            next_at += self.interval
+            delay = next_at - self.clock()
+            if delay < 0:  # fell behind (a loaded machine): skip missed ticks rather than burst
+                next_at = self.clock()
+                delay = 0
+            self._stop.wait(delay)
+        self.cpu_s = time.thread_time() - started_cpu
+
+    # -- one tick ------------------------------------------------------------------
+    def _add(self, proc: psutil.Process, label: str) -> None:
+        p = _Proc(proc, label, len(self.t))
+        for values in p.series.values():  # aligned with the sampler's ticks
+            values.extend([None] * len(self.t))
+        self.procs[proc.pid] = p
+
+    def _refresh_children(self) -> None:
+        """Find new descendants of the root.
+
+        psutil's ``children()`` reads every process's stat file on the machine each time;
+        a pid's parent never changes (short of re-parenting to init), so parents are
+        cached and only pids new since the last refresh are read.
+        """
+        pids = _pids()
+        alive = set(pids)
+        for pid in pids:
+            if pid not in self._parents:
+                try:
+                    self._parents[pid] = psutil.Process(pid).ppid()
+                except psutil.Error:
+                    self._parents[pid] = None
+        for pid in [p for p in self._parents if p not in alive]:
+            del self._parents[pid]
+        tree, grew = {self.root.pid}, True
+        while grew:
+            found = {pid for pid, parent in self._parents.items() if parent in tree and pid not in tree}
+            tree |= found
+            grew = bool(found)
+        for pid in sorted(tree - set(self.procs)):
+            try:
+                self._add(psutil.Process(pid), f"worker-{len(self.procs)}")
+            except psutil.Error:
+                continue
+
+    def _cost(self, part: str, since: float) -> float:
+        now = time.thread_time()
+        self.costs[part] = self.costs.get(part, 0.0) + now - since
+        return now
+
+    def tick(self, now: float) -> None:
+        c = time.thread_time()
+        if self._ticks % CHILDREN_EVERY == 0:
+            self._refresh_children()
+        c = self._cost("find_children", c)
+        dt = None if self._last_wall is None else now - self._last_wall
+        self._last_wall = now
+        cores = self._cores()
+        c = self._cost("machine_cpu", c)
+        totals = {"rss": 0.0, "uss": 0.0, "threads": 0, "ctx": 0.0, "read": 0.0, "alive": 0}
+        uss_tick = bool(self.uss_interval) and (self._uss_at is None or now - self._uss_at >= self.uss_interval)
+        if uss_tick:
+            self._uss_at = now
+        for p in self.procs.values():
+            cpu_pct, rss, threads = self._sample_proc(p, dt, totals, uss_tick)
+            p.series["cpu_pct"].append(cpu_pct)
+            p.series["rss_mb"].append(rss)
+            p.series["threads"].append(threads)
+        c = self._cost("processes", c)
+        self.t.append(now)
+        self.core_pct.append(cores)
+        s = self.series
+        s["machine_cpu_pct"].append(round(sum(cores) / max(len(cores), 1), 2))
+        tree_cpu_s = sum(p.cpu_s for p in self.procs.values() if p.alive)
+        last = self._tree_cpu_s
+        self._tree_cpu_s = tree_cpu_s = max(tree_cpu_s, last or 0.0)  # a worker between exit and reaping dips
+        s["tree_cpu_pct"].append(round((tree_cpu_s - last) / dt * 100, 2) if dt and last is not None else None)
+        s["tree_cpu_s"].append(round(tree_cpu_s, 4))
+        s["tree_rss_mb"].append(round(totals["rss"] / MB, 2))
+        s["tree_uss_mb"].append(round(totals["uss"] / MB, 2) if uss_tick and "uss" not in self.absent else None)
+        s["tree_threads"].append(totals["threads"])
+        s["tree_ctx_switches_per_s"].append(round(totals["ctx"] / dt, 1) if dt else None)
+        s["tree_read_mb_s"].append(round(totals["read"] / MB / dt, 3) if dt and "read" not in self.absent else None)
+        s["disk_read_mb_s"].append(self._disk(now))
+        s["processes_alive"].append(totals["alive"])
+        c = self._cost("disk", c)
+        gpu = self.gpu.sample() if self.gpu is not None and self.gpu.available else {}
+        for key in GPU_SERIES:
+            value = gpu.get(key)
+            self.gpu_series[key].append(None if value is None else round(value, 2))
+        self._cost("gpu", c)
+        self._ticks += 1
+
+    def _sample_proc(self, p: _Proc, dt, totals, uss_tick):
+        if not p.alive:
+            return None, None, None
+        try:
+            with p.proc.oneshot():
+                times = p.proc.cpu_times()
+                own_s = times.user + times.system
+                # children_*: CPU of reaped children (workers that ended), so the tree's total loses none
+                cpu_s = own_s + times.children_user + times.children_system
+                rss = p.proc.memory_info().rss
+                threads = p.proc.num_threads()
+                switches = p.proc.num_ctx_switches()
+                ctx = switches.voluntary + switches.involuntary
+                read = self._read_chars(p)
+            if uss_tick and "uss" not in self.absent:
+                try:
+                    totals["uss"] += p.proc.memory_full_info().uss
+                except psutil.AccessDenied as exc:
+                    self.absent["uss"] = f"psutil: {exc}"
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            p.alive = False
+            return None, None, None
+        if p.ctx is None:  # first look: its CPU since it started, if it started after the last tick
+            age = time.time() - p.created
+            cpu_pct = own_s / age * 100 if dt and 0.01 < age <= dt * CHILDREN_EVERY else None
+        else:
+            cpu_pct = (own_s - p.own_s) / dt * 100 if dt else None
+        totals["rss"] += rss
+        totals["threads"] += threads
+        totals["alive"] += 1
+        if p.ctx is not None:
+            totals["ctx"] += ctx - p.ctx
+        if read is not None and p.read is not None:
+            totals["read"] += read - p.read
+        p.cpu_s, p.own_s, p.ctx, p.read = cpu_s, own_s, ctx, read
+        return (None if cpu_pct is None else round(cpu_pct, 2)), round(rss / MB, 2), threads
+
+    def _read_chars(self, p: _Proc) -> Optional[int]:
+        if "read" in self.absent:
+            return None
+        try:
+            return p.proc.io_counters().read_chars
+        except (psutil.AccessDenied, AttributeError, NotImplementedError) as exc:
+            self.absent["read"] = f"per-process I/O counters unavailable: {exc!r}"
+            return None
+
+    def _disk(self, now: float) -> Optional[float]:
+        """Machine-wide disk reads, MB/s over the last DISK_EVERY ticks (None on the others)."""
+        if "disk" in self.absent or self._ticks % DISK_EVERY:
+            return None
+        read = read_disk_bytes(self._disks)
+        if read is None:
+            self.absent["disk"] = "no block devices in /sys/block and /proc/diskstats"
+            return None
+        last, last_at = self._last_disk, self._disk_at
+        self._last_disk, self._disk_at = read, now
+        return round((read - last) / MB / (now - last_at), 3) if last is not None and now > last_at else None
+
+    def _cores(self) -> List[float]:
+        """Busy % per core since the last call, from /proc/stat (what psutil reads, without its overhead)."""
+        now = read_core_times()
+        last, self._last_cores = self._last_cores, now
+        if not last or len(last) != len(now):
+            return [0.0] * len(now)
+        out = []
+        for (busy0, total0), (busy1, total1) in zip(last, now):
+            out.append(round((busy1 - busy0) / (total1 - total0) * 100, 1) if total1 > total0 else 0.0)
+        return out
+
+    # -- the record ----------------------------------------------------------------
+    def record(self) -> Dict:
+        """The series as stored in result.json's ``monitor`` (times still on the perf_counter clock)."""
+        absent = dict(self.absent)
+        if not self.uss_interval:
+            absent["uss"] = "monitor.uss_interval_ms=0"
+        if self.gpu is not None:
+            absent.update({k: v for k, v in self.gpu.absent.items()})
+        else:
+            absent["gpu"] = "monitor.gpu=false"
+        gpu = {k: v for k, v in self.gpu_series.items() if k not in absent and any(x is not None for x in v)}
+        if self.gpu is not None and self.gpu.available:
+            for key in GPU_SERIES:
+                if key not in gpu and key not in absent:
+                    absent[key] = "NVML returned no value"
+        wall = (self.t[-1] - self.t[0]) if len(self.t) > 1 else 0.0
+        return {
+            "interval_ms": round(self.interval * 1e3, 3),
+        "uss_interval_ms": round(self.uss_interval * 1e3, 3),
+            "clock": "perf_counter (CLOCK_MONOTONIC), shared with the trial process",
+            "t": [round(x, 4) for x in self.t],
+            "series": {k: v for k, v in self.series.items() if k not in ("tree_read_mb_s",) or "read" not in absent},
+            "core_cpu_pct": self.core_pct,
+            "processes": {p.label: {"pid": p.proc.pid, "cmd": p.name, "first_tick": p.first_tick, **p.series}
+                          for p in self.procs.values()},
+            "gpu": {"device": self.gpu.device if self.gpu is not None else {}, "series": gpu},
+            "absent": absent,
+            "overhead": {
+                "ticks": len(self.t),
+                "sampler_cpu_s": round(self.cpu_s, 4),
+                "sampler_cpu_pct_of_core": round(self.cpu_s / wall * 100, 3) if wall else None,
+                "tick_ms_mean": round(sum(self.tick_ms) / len(self.tick_ms), 3) if self.tick_ms else None,
+                "tick_ms_max": round(max(self.tick_ms), 3) if self.tick_ms else None,
+                "cpu_s_by_part": {k: round(v, 4) for k, v in self.costs.items()},
+                "where": "a thread of the parent process (not the trial's)",
+            },
+        }

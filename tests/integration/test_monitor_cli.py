@@ -1,0 +1,31 @@
+"""Utilization in a real DataLoader sweep: CPU per worker, memory per variant, traces."""
+
+import json
+
+from tests.conftest import sweep_dir
+from tests.integration.test_cli import TINY, read_rows
+
+
+def test_a_dataloader_sweep_shows_cpu_per_worker_memory_per_variant_and_writes_traces(cli, tmp_path):
+    done = cli("sweep", "loader=torch", *TINY, "+experiment/dataloader=workers_0,workers_2_persistent",
+               "trial.seconds=2", "trial.warmup_steps=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = sweep_dir(done, tmp_path)
+    rows = {r["experiment/dataloader"]: r for r in read_rows(folder)}
+    serial, workers = rows["workers_0"]["cpu_by_process"], rows["workers_2_persistent"]["cpu_by_process"]
+    assert serial.startswith("main ") and "worker" not in serial
+    assert "worker-1" in workers and "worker-2" in workers, workers
+    for row in rows.values():
+        assert float(row["peak_rss_mb"]) > 50 and float(row["cpu_tree_mean_pct"]) > 0
+        assert float(row["cpu_s_per_1000_samples"]) > 0
+        assert row["gpu_util_mean_pct"] == ""  # no GPU here: absent, not 0
+    result = json.loads((folder / "1" / "repeat-0" / "result.json").read_text())
+    monitor = result["monitor"]
+    assert monitor["absent"]["gpu"]
+    assert len(monitor["t"]) >= 10 and len(monitor["series"]["tree_cpu_pct"]) == len(monitor["t"])
+    assert result["overhead"]["sampler"]["where"].startswith("a thread of the parent")
+    trace = json.loads((folder / "1" / "repeat-0" / "trace.json").read_text())["traceEvents"]
+    assert {"X", "C", "M"} <= {e["ph"] for e in trace}
+    merged = json.loads((folder / "trace.json").read_text())["traceEvents"]
+    names = {e["args"]["name"] for e in merged if e["ph"] == "M" and e["name"] == "process_name"}
+    assert len(names) == 2 and all(n.startswith("job ") for n in names)
