@@ -27,8 +27,10 @@ import psutil
 from harness.monitor.gpu import SERIES as GPU_SERIES
 from harness.monitor.gpu import NvmlSource
 
-CHILDREN_EVERY = 1
+CHILDREN_EVERY = 2
 DISK_EVERY = 5
+SLOW_EVERY = 5  # context switches and bytes read: rates over half a second at 100 ms
+MARKERS = {"start": "measuring", "end": "measured", "ack": "sampled"}
 MB = 2**20
 
 TREE_SERIES = ("machine_cpu_pct", "tree_cpu_pct", "tree_cpu_s", "tree_rss_mb", "tree_uss_mb", "tree_threads",
@@ -56,6 +58,28 @@ def read_core_times() -> List[tuple]:
                 total = sum(values)
                 cores.append((total - values[3] - values[4], total))
     return cores
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def read_proc_stat(pid: int):
+    """(own CPU s, own + reaped children's CPU s, threads, RSS bytes) from one read of /proc/PID/stat.
+
+    Reaped children's CPU (cutime, cstime) is how workers that ended stay in the tree's
+    total. ``None`` for a process that is gone or a zombie.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()  # after "pid (comm) "; fields[0] is the state
+    if fields[0] in (b"Z", b"X"):
+        return None
+    utime, stime, cutime, cstime = (int(v) / CLOCK_TICKS for v in fields[11:15])
+    return utime + stime, utime + stime + cutime + cstime, int(fields[17]), int(fields[21]) * PAGE
 
 
 def block_devices() -> List[str]:
@@ -91,6 +115,7 @@ class _Proc:
         self.own_s = 0.0  # own, cumulative
         self.ctx = None
         self.read = None
+        self.seen = False
         self.alive = True
         try:
             self.name = " ".join(proc.cmdline()[:4]) or proc.name()
@@ -104,10 +129,15 @@ class Sampler:
     """Sample the process tree rooted at ``pid`` until :meth:`stop`."""
 
     def __init__(self, pid: int, interval_ms: float, *, gpu_index: int = 0, gpu: bool = True, nvml=None,
-                 uss_interval_ms: float = 10000, clock=time.perf_counter):
+                 uss_interval_ms: float = 0, folder: Optional[str] = None, clock=time.perf_counter):
         self.root = psutil.Process(pid)
         self.interval = interval_ms / 1000.0
         self.uss_interval = uss_interval_ms / 1000.0
+        # Files the trial creates when its measured phase begins and ends, and the one this
+        # sampler answers with once it has read USS at the end (see harness.trial.worker).
+        self.markers = {k: os.path.join(folder, name) for k, name in MARKERS.items()} if folder else {}
+        self.phase = "before"  # before | measuring | after
+        self.measured_cpu = [None, None]  # thread CPU at the measured phase's start and end
         self._uss_at = None
         self.clock = clock
         self.gpu = NvmlSource(gpu_index, nvml) if gpu else None
@@ -129,6 +159,7 @@ class Sampler:
         self._disk_at = None
         self._tree_cpu_s = None
         self._last_cores = None
+        self._slow_at = None
         self._disks = block_devices()
         # processes that exist before the trial's child cannot descend from it: never read them
         self._parents.update({pid: None for pid in _pids() if pid != pid_of(self.root)})
@@ -172,30 +203,50 @@ class Sampler:
     def _refresh_children(self) -> None:
         """Find new descendants of the root.
 
-        psutil's ``children()`` reads every process's stat file on the machine each time;
-        a pid's parent never changes (short of re-parenting to init), so parents are
-        cached and only pids new since the last refresh are read.
+        psutil's ``children()`` reads every process's stat file on the machine each time.
+        Here only pids that appeared since the last look are read (a pid's parent never
+        changes), and pids that existed before the trial started are never read at all.
         """
-        pids = _pids()
-        alive = set(pids)
-        for pid in pids:
-            if pid not in self._parents:
-                try:
-                    self._parents[pid] = psutil.Process(pid).ppid()
-                except psutil.Error:
-                    self._parents[pid] = None
-        for pid in [p for p in self._parents if p not in alive]:
+        alive = set(_pids())
+        new = sorted(alive - self._parents.keys())
+        for pid in self._parents.keys() - alive:
             del self._parents[pid]
-        tree, grew = {self.root.pid}, True
-        while grew:
-            found = {pid for pid, parent in self._parents.items() if parent in tree and pid not in tree}
-            tree |= found
-            grew = bool(found)
-        for pid in sorted(tree - set(self.procs)):
+        if not new:
+            return
+        tree = {pid for pid, p in self.procs.items() if p.alive} | {self.root.pid}
+        for pid in new:  # parents have lower pids, so they come first (short of pid wrap-around)
             try:
-                self._add(psutil.Process(pid), f"worker-{len(self.procs)}")
+                self._parents[pid] = parent = psutil.Process(pid).ppid()
             except psutil.Error:
+                self._parents[pid] = None
                 continue
+            if parent in tree:
+                tree.add(pid)
+                try:
+                    self._add(psutil.Process(pid), f"worker-{len(self.procs)}")
+                except psutil.Error:
+                    continue
+
+    def _uss_due(self, now: float) -> bool:
+        """USS is read once at the end of the measured phase (the trial waits for it there, so
+        its cost falls outside the measured window), and every ``uss_interval`` while
+        measuring if one is set; without marker files, every ``uss_interval`` from the start."""
+        if self.phase == "before" and (not self.markers or os.path.exists(self.markers["start"])):
+            self.phase, self.measured_cpu[0] = "measuring", time.thread_time()
+            self._uss_at = now
+        if self.phase == "measuring" and self.markers and os.path.exists(self.markers["end"]):
+            self.phase, self.measured_cpu[1] = "after", time.thread_time()
+            return True
+        if self.phase == "measuring" and self.uss_interval and now - self._uss_at >= self.uss_interval:
+            self._uss_at = now
+            return True
+        return False
+
+    def _acknowledge(self) -> None:
+        """Tell the trial its end-of-phase USS has been read, so it may stop its workers."""
+        if self.phase == "after" and self.markers and not os.path.exists(self.markers["ack"]):
+            with open(self.markers["ack"], "w"):
+                pass
 
     def _cost(self, part: str, since: float) -> float:
         now = time.thread_time()
@@ -212,11 +263,13 @@ class Sampler:
         cores = self._cores()
         c = self._cost("machine_cpu", c)
         totals = {"rss": 0.0, "uss": 0.0, "threads": 0, "ctx": 0.0, "read": 0.0, "alive": 0}
-        uss_tick = bool(self.uss_interval) and (self._uss_at is None or now - self._uss_at >= self.uss_interval)
-        if uss_tick:
-            self._uss_at = now
+        uss_tick = self._uss_due(now)
+        slow = self._ticks % SLOW_EVERY == 0
+        dt_slow = now - self._slow_at if slow and self._slow_at is not None else None
+        if slow:
+            self._slow_at = now
         for p in self.procs.values():
-            cpu_pct, rss, threads = self._sample_proc(p, dt, totals, uss_tick)
+            cpu_pct, rss, threads = self._sample_proc(p, dt, totals, uss_tick, slow)
             p.series["cpu_pct"].append(cpu_pct)
             p.series["rss_mb"].append(rss)
             p.series["threads"].append(threads)
@@ -233,8 +286,8 @@ class Sampler:
         s["tree_rss_mb"].append(round(totals["rss"] / MB, 2))
         s["tree_uss_mb"].append(round(totals["uss"] / MB, 2) if uss_tick and "uss" not in self.absent else None)
         s["tree_threads"].append(totals["threads"])
-        s["tree_ctx_switches_per_s"].append(round(totals["ctx"] / dt, 1) if dt else None)
-        s["tree_read_mb_s"].append(round(totals["read"] / MB / dt, 3) if dt and "read" not in self.absent else None)
+        s["tree_ctx_switches_per_s"].append(round(totals["ctx"] / dt_slow, 1) if dt_slow else None)
+        s["tree_read_mb_s"].append(round(totals["read"] / MB / dt_slow, 3) if dt_slow and "read" not in self.absent else None)
         s["disk_read_mb_s"].append(self._disk(now))
         s["processes_alive"].append(totals["alive"])
         c = self._cost("disk", c)
@@ -243,53 +296,66 @@ class Sampler:
             value = gpu.get(key)
             self.gpu_series[key].append(None if value is None else round(value, 2))
         self._cost("gpu", c)
+        self._acknowledge()
         self._ticks += 1
 
-    def _sample_proc(self, p: _Proc, dt, totals, uss_tick):
+    def _sample_proc(self, p: _Proc, dt, totals, uss_tick, slow):
+        """One process: CPU, RSS and threads from /proc/PID/stat every tick (one read); context
+        switches and bytes read every ``SLOW_EVERY`` ticks; USS when due."""
         if not p.alive:
             return None, None, None
-        try:
-            with p.proc.oneshot():
-                times = p.proc.cpu_times()
-                own_s = times.user + times.system
-                # children_*: CPU of reaped children (workers that ended), so the tree's total loses none
-                cpu_s = own_s + times.children_user + times.children_system
-                rss = p.proc.memory_info().rss
-                threads = p.proc.num_threads()
-                switches = p.proc.num_ctx_switches()
-                ctx = switches.voluntary + switches.involuntary
-                read = self._read_chars(p)
-            if uss_tick and "uss" not in self.absent:
-                try:
-                    totals["uss"] += p.proc.memory_full_info().uss
-                except psutil.AccessDenied as exc:
-                    self.absent["uss"] = f"psutil: {exc}"
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        stat = read_proc_stat(p.proc.pid)
+        if stat is None:
             p.alive = False
             return None, None, None
-        if p.ctx is None:  # first look: its CPU since it started, if it started after the last tick
+        own_s, cpu_s, threads, rss = stat
+        if slow:
+            ctx, read = self._slow_counters(p)
+            if p.ctx is not None and ctx is not None:
+                totals["ctx"] += ctx - p.ctx
+            if read is not None and p.read is not None:
+                totals["read"] += read - p.read
+            p.ctx, p.read = ctx, read
+        if uss_tick and "uss" not in self.absent:
+            started = time.thread_time()
+            try:
+                totals["uss"] += p.proc.memory_full_info().uss
+            except psutil.AccessDenied as exc:
+                self.absent["uss"] = f"psutil: {exc}"
+            except psutil.Error:
+                pass
+            spent = time.thread_time() - started
+            self.costs["uss"] = self.costs.get("uss", 0.0) + spent
+            self.costs["processes"] = self.costs.get("processes", 0.0) - spent  # counted once, as uss
+        if not p.seen:  # first look: its CPU since it started, if it started after the last look
             age = time.time() - p.created
             cpu_pct = own_s / age * 100 if dt and 0.01 < age <= dt * CHILDREN_EVERY else None
+            p.seen = True
         else:
             cpu_pct = (own_s - p.own_s) / dt * 100 if dt else None
         totals["rss"] += rss
         totals["threads"] += threads
         totals["alive"] += 1
-        if p.ctx is not None:
-            totals["ctx"] += ctx - p.ctx
-        if read is not None and p.read is not None:
-            totals["read"] += read - p.read
-        p.cpu_s, p.own_s, p.ctx, p.read = cpu_s, own_s, ctx, read
+        p.cpu_s, p.own_s = cpu_s, own_s
         return (None if cpu_pct is None else round(cpu_pct, 2)), round(rss / MB, 2), threads
 
-    def _read_chars(self, p: _Proc) -> Optional[int]:
-        if "read" in self.absent:
-            return None
+    def _slow_counters(self, p: _Proc):
+        """(context switches, bytes read incl. page cache) from /proc/PID/status and /proc/PID/io."""
+        ctx = read = None
         try:
-            return p.proc.io_counters().read_chars
-        except (psutil.AccessDenied, AttributeError, NotImplementedError) as exc:
-            self.absent["read"] = f"per-process I/O counters unavailable: {exc!r}"
-            return None
+            with open(f"/proc/{p.proc.pid}/status", "rb") as handle:
+                ctx = sum(int(line.split()[1]) for line in handle if b"ctxt_switches:" in line)
+        except (OSError, ValueError, IndexError):
+            pass
+        if "read" not in self.absent:
+            try:
+                with open(f"/proc/{p.proc.pid}/io", "rb") as handle:
+                    read = next(int(line.split()[1]) for line in handle if line.startswith(b"rchar:"))
+            except PermissionError as exc:
+                self.absent["read"] = f"per-process I/O counters unavailable: {exc}"
+            except (OSError, StopIteration, ValueError):
+                pass
+        return ctx, read
 
     def _disk(self, now: float) -> Optional[float]:
         """Machine-wide disk reads, MB/s over the last DISK_EVERY ticks (None on the others)."""
@@ -318,8 +384,8 @@ class Sampler:
     def record(self) -> Dict:
         """The series as stored in result.json's ``monitor`` (times still on the perf_counter clock)."""
         absent = dict(self.absent)
-        if not self.uss_interval:
-            absent["uss"] = "monitor.uss_interval_ms=0"
+        if not self.markers and not self.uss_interval:
+            absent["uss"] = "no trial phase markers and monitor.uss_interval_ms=0"
         if self.gpu is not None:
             absent.update({k: v for k, v in self.gpu.absent.items()})
         else:
@@ -330,6 +396,8 @@ class Sampler:
                 if key not in gpu and key not in absent:
                     absent[key] = "NVML returned no value"
         wall = (self.t[-1] - self.t[0]) if len(self.t) > 1 else 0.0
+        start, end = self.measured_cpu
+        measured_cpu = round(end - start, 4) if start is not None and end is not None else None
         return {
             "interval_ms": round(self.interval * 1e3, 3),
         "uss_interval_ms": round(self.uss_interval * 1e3, 3),
@@ -345,6 +413,7 @@ class Sampler:
                 "ticks": len(self.t),
                 "sampler_cpu_s": round(self.cpu_s, 4),
                 "sampler_cpu_pct_of_core": round(self.cpu_s / wall * 100, 3) if wall else None,
+                "measured_phase_cpu_s": measured_cpu,
                 "tick_ms_mean": round(sum(self.tick_ms) / len(self.tick_ms), 3) if self.tick_ms else None,
                 "tick_ms_max": round(max(self.tick_ms), 3) if self.tick_ms else None,
                 "cpu_s_by_part": {k: round(v, 4) for k, v in self.costs.items()},

@@ -52,6 +52,7 @@ def run_loop(
     clock: Callable[[], float] = time.perf_counter,
     on_batch: Optional[Callable[[int, object], None]] = None,
     during_compute: Optional[Callable[[int, object], None]] = None,
+    on_measure: Optional[Callable[[], None]] = None,
 ) -> LoopResult:
     """Drive the loader into the consumer until the first bound is reached.
 
@@ -66,6 +67,7 @@ def run_loop(
             warm-up included (contract checks).
         during_compute: called with ``(epoch, batch)`` while the device computes that batch
             (bookkeeping that a real training loop would overlap with the GPU).
+        on_measure: called once, after the last warm-up step, when the measured phase begins.
     """
     steps, epoch_samples, completed = Steps(), {}, []
     begin = clock()
@@ -74,6 +76,8 @@ def run_loop(
     # on the loader, which is what the accelerator does meanwhile.
     ttfb, measure_start, warm, epoch, last_end = None, None, 0, 0, begin
     stopped_by = None
+    if warmup_steps == 0 and on_measure is not None:
+        on_measure()
     while stopped_by is None:
         delivered = 0
         for batch in epoch_iter(epoch):
@@ -89,6 +93,8 @@ def run_loop(
             last_end = t2 = clock()
             if warm < warmup_steps:
                 warm += 1
+                if warm == warmup_steps and on_measure is not None:
+                    on_measure()
                 continue
             measure_start = t0 if measure_start is None else measure_start
             _record(steps, t0 - measure_start, t0, t1, t2, h2d, compute, n, epoch)

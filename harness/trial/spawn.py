@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from harness.monitor.sampler import MARKERS
 from harness.results.model import RESULT_FILE, TrialResult, read_result
-from harness.trial.worker import SPAWNED_AT_ENV
+from harness.trial.worker import SAMPLER_ENV, SPAWNED_AT_ENV
 
 LOG_FILE = "trial.log"
 LOG_TAIL_LINES = 30
@@ -35,14 +36,18 @@ def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, over
     spec = {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides), "kind": kind}
     (trial_dir / "trial.json").write_text(json.dumps(spec, indent=1) + "\n")
     (trial_dir / RESULT_FILE).unlink(missing_ok=True)
+    for name in MARKERS.values():
+        (trial_dir / name).unlink(missing_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     env[SPAWNED_AT_ENV] = repr(time.time())
+    if kind == "trial" and config.get("monitor", {}).get("enabled", True):
+        env[SAMPLER_ENV] = "1"  # the trial waits for the sampler's end-of-phase reading
     with open(trial_dir / LOG_FILE, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.trial.worker", str(trial_dir)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
         )
-        sampler = start_sampler(proc.pid, config) if kind == "trial" else None
+        sampler = start_sampler(proc.pid, config, trial_dir) if kind == "trial" else None
         timed_out = False
         try:
             proc.wait(timeout=timeout_s)
@@ -51,6 +56,8 @@ def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, over
         finally:
             record = sampler.stop() if sampler is not None else None
             kill_group(proc)  # also reaps workers the child left behind
+            for name in MARKERS.values():
+                (trial_dir / name).unlink(missing_ok=True)
     result = _collect(proc, trial_dir, timed_out, timeout_s, TrialResult(
         status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind))
     if record is not None:
@@ -63,7 +70,7 @@ def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, over
     return result
 
 
-def start_sampler(pid: int, config: dict):
+def start_sampler(pid: int, config: dict, folder: Path = None):
     """The utilization sampler for the child ``pid``, or ``None`` when ``monitor.enabled=false``."""
     monitor = config.get("monitor", {})
     if not monitor.get("enabled", True):
@@ -72,7 +79,8 @@ def start_sampler(pid: int, config: dict):
 
     try:
         return Sampler(pid, monitor.get("interval_ms", 100), gpu_index=config.get("consumer", {}).get("gpu_index", 0),
-                       gpu=monitor.get("gpu", True), uss_interval_ms=monitor.get("uss_interval_ms", 10000)).start()
+                       gpu=monitor.get("gpu", True), uss_interval_ms=monitor.get("uss_interval_ms", 0),
+                       folder=None if folder is None else str(folder)).start()
     except Exception:  # the child may already be gone; the trial's own result says why
         return None
 
@@ -89,6 +97,8 @@ def attach_monitor(result: TrialResult, record: dict) -> None:
     result.monitor = {**record, "summary": summary}
     result.summary.update({k: summary[k] for k in MONITOR_SUMMARY})
     result.overhead["sampler"] = record["overhead"]
+    measured = record["overhead"].get("measured_phase_cpu_s")
+    result.overhead["sampler"]["measured_phase_cpu_pct_of_core"] = round(measured / wall * 100, 3) if measured is not None and wall else None
 
 
 MONITOR_SUMMARY = ("cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "disk_read_mb_s",

@@ -19,6 +19,8 @@ from harness.errors import HarnessError
 from harness.results.model import TrialResult
 
 SPAWNED_AT_ENV = "HARNESS_SPAWNED_AT"
+SAMPLER_ENV = "HARNESS_SAMPLER"  # set when the parent samples this trial
+SAMPLER_WAIT_S = 3.0  # longest wait for the sampler's end-of-phase reading (it polls every interval)
 
 
 def main(argv) -> int:
@@ -36,7 +38,7 @@ def main(argv) -> int:
 
             execute_augbench(Path(spec["config"]), spec["repeat"], result)
         else:
-            execute(Path(spec["config"]), spec["repeat"], result)
+            execute(Path(spec["config"]), spec["repeat"], result, folder=trial_dir)
         result.status = "ok"
     except HarnessError as exc:
         result.error = str(exc)
@@ -85,7 +87,7 @@ def one_line(exc: BaseException) -> str:
     return text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
 
 
-def execute(config_file: Path, repeat: int, result: TrialResult) -> None:
+def execute(config_file: Path, repeat: int, result: TrialResult, folder: Path = None) -> None:
     """Run one trial from a resolved config file and fill ``result`` in place."""
     from omegaconf import OmegaConf
 
@@ -103,7 +105,7 @@ def execute(config_file: Path, repeat: int, result: TrialResult) -> None:
     loader, consumer = _build(cfg, repeat, result, config_file.parent, spec)
     bound = trial_bound(cfg.trial)
     try:
-        _measure(cfg, loader, consumer, bound, result)
+        _measure(cfg, loader, consumer, bound, result, folder)
     finally:
         loader.close()
     if spec is not None:
@@ -143,7 +145,26 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
     return loader, consumer
 
 
-def _measure(cfg, loader, consumer, bound, result: TrialResult) -> None:
+def _phase_marker(folder: Path, key: str) -> None:
+    """Tell the parent's sampler where the measured phase begins and ends (files in the trial folder)."""
+    from harness.monitor.sampler import MARKERS
+
+    if folder is not None and os.environ.get(SAMPLER_ENV):
+        (folder / MARKERS[key]).touch()
+
+
+def _wait_for_sampler(folder: Path) -> None:
+    """At the end of the measured phase, workers still alive: let the sampler read their memory (USS)."""
+    from harness.monitor.sampler import MARKERS
+
+    if folder is None or not os.environ.get(SAMPLER_ENV):
+        return
+    deadline = time.perf_counter() + SAMPLER_WAIT_S
+    while not (folder / MARKERS["ack"]).exists() and time.perf_counter() < deadline:
+        time.sleep(0.01)
+
+
+def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path = None) -> None:
     from dataclasses import asdict
 
     from harness.results.stats import summarize, window_throughput
@@ -155,7 +176,12 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult) -> None:
     loop = run_loop(
         loader.epoch, lambda b, during: consumer.consume(b.images, during), bound, cfg.trial.warmup_steps,
         on_batch=checks.check_shape, during_compute=checks.account,
+        on_measure=lambda: _phase_marker(folder, "start"),
     )
+    _phase_marker(folder, "end")
+    t = time.perf_counter()
+    _wait_for_sampler(folder)
+    result.overhead["sampler_wait_s"] = round(time.perf_counter() - t, 4)  # after measuring: not in any metric
     steps = asdict(loop.steps)
     result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}
     result.bound = {"asked": bound, "stopped_by": loop.stopped_by, "warmup_steps": loop.warmup_steps}
