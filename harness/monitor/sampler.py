@@ -9,9 +9,12 @@ Time stamps are ``time.perf_counter()`` seconds: CLOCK_MONOTONIC on Linux, the s
 clock in parent and child, so the series line up with the child's step timeline.
 
 Every tick costs a few /proc reads per process (about 0.1 ms each); the process list is
-refreshed every ``CHILDREN_EVERY`` ticks. USS (memory a process does not share: what
-forked workers really add) makes the kernel walk the page tables, about 10 ms for a
-process that imported torch, so it is read every ``monitor.uss_interval_ms`` only. The
+refreshed every ``CHILDREN_EVERY`` ticks. USS (memory no other process shares) and PSS
+(shared pages divided among their sharers, so the tree's PSS sums to what the tree
+really occupies, where RSS counts a forked worker's shared pages again) make the kernel
+walk the page tables, about 10 ms for a process that imported torch; they are read once
+at the end of the measured phase, while the trial waits, and every
+``monitor.uss_interval_ms`` if that is set. The
 thread's own CPU time is measured, per part of a tick, and stored as overhead.
 """
 
@@ -33,7 +36,7 @@ SLOW_EVERY = 5  # context switches and bytes read: rates over half a second at 1
 MARKERS = {"start": "measuring", "end": "measured", "ack": "sampled"}
 MB = 2**20
 
-TREE_SERIES = ("machine_cpu_pct", "tree_cpu_pct", "tree_cpu_s", "tree_rss_mb", "tree_uss_mb", "tree_threads",
+TREE_SERIES = ("machine_cpu_pct", "tree_cpu_pct", "tree_cpu_s", "tree_rss_mb", "tree_uss_mb", "tree_pss_mb", "tree_threads",
                "tree_ctx_switches_per_s", "tree_read_mb_s", "disk_read_mb_s", "processes_alive")
 
 
@@ -262,7 +265,7 @@ class Sampler:
         self._last_wall = now
         cores = self._cores()
         c = self._cost("machine_cpu", c)
-        totals = {"rss": 0.0, "uss": 0.0, "threads": 0, "ctx": 0.0, "read": 0.0, "alive": 0}
+        totals = {"rss": 0.0, "pss": 0.0, "uss": 0.0, "threads": 0, "ctx": 0.0, "read": 0.0, "alive": 0}
         uss_tick = self._uss_due(now)
         slow = self._ticks % SLOW_EVERY == 0
         dt_slow = now - self._slow_at if slow and self._slow_at is not None else None
@@ -285,6 +288,7 @@ class Sampler:
         s["tree_cpu_s"].append(round(tree_cpu_s, 4))
         s["tree_rss_mb"].append(round(totals["rss"] / MB, 2))
         s["tree_uss_mb"].append(round(totals["uss"] / MB, 2) if uss_tick and "uss" not in self.absent else None)
+        s["tree_pss_mb"].append(round(totals["pss"] / MB, 2) if uss_tick and "uss" not in self.absent else None)
         s["tree_threads"].append(totals["threads"])
         s["tree_ctx_switches_per_s"].append(round(totals["ctx"] / dt_slow, 1) if dt_slow else None)
         s["tree_read_mb_s"].append(round(totals["read"] / MB / dt_slow, 3) if dt_slow and "read" not in self.absent else None)
@@ -319,7 +323,9 @@ class Sampler:
         if uss_tick and "uss" not in self.absent:
             started = time.thread_time()
             try:
-                totals["uss"] += p.proc.memory_full_info().uss
+                full = p.proc.memory_full_info()
+                totals["uss"] += full.uss
+                totals["pss"] += getattr(full, "pss", 0)
             except psutil.AccessDenied as exc:
                 self.absent["uss"] = f"psutil: {exc}"
             except psutil.Error:

@@ -49,6 +49,7 @@ def summarize(record: Dict, start: Optional[float], end: Optional[float], sample
         "cpu_machine_mean_pct": _mean(_values(s["machine_cpu_pct"], idx)),
         "peak_rss_mb": max(_values(s["tree_rss_mb"], list(range(len(t)))), default=None),
         "peak_uss_mb": max(_values(s["tree_uss_mb"], list(range(len(t)))), default=None),
+        "pss_mb": max(_values(s.get("tree_pss_mb", []), list(range(len(t)))), default=None),
         "disk_read_mb_s": _mean(_values(s["disk_read_mb_s"], idx)),
         "tree_read_mb_s": _mean(_values(s.get("tree_read_mb_s", []), idx)),
         "ctx_switches_per_s": _mean(_values(s["tree_ctx_switches_per_s"], idx)),

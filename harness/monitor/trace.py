@@ -18,7 +18,7 @@ TRACE_FILE = "trace.json"
 COUNTERS = {  # track name -> (series keys shown on it)
     "CPU % (trial's processes)": ("tree_cpu_pct",),
     "CPU % (machine)": ("machine_cpu_pct",),
-    "memory MB": ("tree_rss_mb", "tree_uss_mb"),
+    "memory MB": ("tree_rss_mb", "tree_uss_mb", "tree_pss_mb"),
     "read MB/s": ("tree_read_mb_s", "disk_read_mb_s"),
 }
 GPU_COUNTERS = {

@@ -20,7 +20,7 @@ TABLE_FILE = "results.csv"
 METRICS = (
     "samples_per_s", "batches_per_s", "stall_pct", "au_pct", "h2d_pct", "ttfb_s",
     "step_ms_p50", "step_ms_p95", "wait_ms_p50", "wait_ms_p95", "steps", "wall_s", "bookkeeping_pct",
-    "cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "disk_read_mb_s",
+    "cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "pss_mb", "disk_read_mb_s",
     "gpu_util_mean_pct", "gpu_idle_pct", "gpu_power_mean_w",
 )
 

@@ -101,7 +101,7 @@ def attach_monitor(result: TrialResult, record: dict) -> None:
     result.overhead["sampler"]["measured_phase_cpu_pct_of_core"] = round(measured / wall * 100, 3) if measured is not None and wall else None
 
 
-MONITOR_SUMMARY = ("cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "disk_read_mb_s",
+MONITOR_SUMMARY = ("cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "pss_mb", "disk_read_mb_s",
                    "gpu_util_mean_pct", "gpu_idle_pct", "gpu_power_mean_w")
 
 
