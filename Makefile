@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test clean-reports
+.PHONY: setup sweep test browser clean-reports
 
 setup: $(STAMP)
 
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 ## The quick start: build a small dataset, sweep tf.data settings, print the results folder.
 sweep: $(STAMP)
 	$(PY) -m harness sweep experiment=quickstart $(ARGS)
+
+## Debian's chromium, for the headless browser test of report.html (skipped without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@chromium --version
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)

@@ -20,7 +20,7 @@ commands:
   sweep   [overrides]      measure every combination of comma lists and ranges (Hydra multirun)
   augbench [overrides]     time each augment op per library on one thread (augment.library=a,b sweeps)
   datagen [overrides]      build the dataset a configuration describes, print its folder
-  report  SWEEP_DIR        rebuild a sweep's results.csv and print its table
+  report  SWEEP_DIR        rebuild results.csv, write report.html and summary.md (sweeps do it themselves)
   check   SWEEP_DIR        CI regression gate against a baseline
   list                     config groups, their options, loaders and experiments
 
@@ -50,7 +50,10 @@ COMMAND_HELP = {
     "  python -m harness augbench augment=resize_rotate augment.library=torchvision,albumentations,tf_image "
     "augment.order=cheap,costly\nwrites result.json (kind augbench), samples.png per job and results.csv into "
     "reports/<time>_augbench/. Sweeps with augment.ops run it by themselves at the end (augment.bench=false skips it).\n",
-    "report": "usage: python -m harness report SWEEP_DIR\n\nRebuilds SWEEP_DIR/results.csv from its result.json files and prints it.\n",
+    "report": "usage: python -m harness report SWEEP_DIR [report.baseline=JOB_OR_LABEL]\n\nRebuilds SWEEP_DIR/results.csv from its "
+    "result.json files, prints it, and writes SWEEP_DIR/report.html (one self-contained page: verdict, ranking, diagnosis, "
+    "plots) and summary.md (the ranking in Markdown, for a pull request). Speed-ups are against the slowest variant unless "
+    "report.baseline names a job number or variant label. Needs neither TensorFlow nor torch.\n",
     "check": "usage: python -m harness check SWEEP_DIR\n\nCompares a sweep against a baseline (not yet available; exits 2).\n",
     "list": "usage: python -m harness list\n\nLists config groups and their options, loader families and experiments.\n",
 }

@@ -58,6 +58,9 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
             from harness.monitor.trace import write_sweep_trace
 
             write_sweep_trace(root)
+        from harness.report.render import write_report
+
+        write_report(root)
     return root if root.exists() else None
 
 
@@ -195,5 +198,7 @@ def finish(root: Optional[Path]) -> int:
     for row in failed:
         print(f"  job {row['job']} repeat {row['repeat']}: {row['status']}: {row['error']}  ({root / row['result']})")
     print(f"table: {root / 'results.csv'}")
+    if (root / "report.html").exists():
+        print(f"report: {root / 'report.html'} (and summary.md)")
     print(root)
     return FAILED_TRIALS_EXIT if failed else 0

@@ -11,9 +11,14 @@ from harness.errors import HarnessError
 def report(args: List[str]) -> int:
     from harness.results.table import rows, write_table
 
-    if len(args) != 1:
-        raise HarnessError("report takes one argument, the sweep folder: python -m harness report reports/<sweep>")
-    root = Path(args[0])
+    folders = [a for a in args if "=" not in a]
+    options = dict(a.split("=", 1) for a in args if "=" in a)
+    unknown = sorted(set(options) - {"report.baseline"})
+    if unknown:
+        raise HarnessError(f"report: unknown option {unknown[0]}; the only option is report.baseline=JOB_OR_LABEL")
+    if len(folders) != 1:
+        raise HarnessError("report takes one sweep folder: python -m harness report reports/<sweep> [report.baseline=JOB]")
+    root = Path(folders[0])
     if not root.is_dir():
         raise HarnessError(f"{root}: no such folder; pass a folder that a sweep printed")
     path = write_table(root)
@@ -28,5 +33,10 @@ def report(args: List[str]) -> int:
 
     for line in order_summary(root):
         print(line)
+    from harness.report.render import write_report
+
+    html = write_report(root, options.get("report.baseline"))
     print(path)
+    print(html.with_name("summary.md"))
+    print(html)
     return 0

@@ -1,0 +1,249 @@
+"""``report.html`` (one self-contained file) and ``summary.md`` for a sweep folder."""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from harness.report import plots
+from harness.report.data import Sweep, band, load
+
+REPORT_FILE = "report.html"
+SUMMARY_FILE = "summary.md"
+HEADERS = ["#", "variant", "samples/s", "spread", "speed-up", "wait %", "AU %", "TTFB s", "CPU s / 1k samples",
+           "peak RSS MB", "GPU %", "status", "same data", "flags"]
+
+
+def _fmt(value, digits=1, suffix="") -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def ranked_frame(sweep: Sweep):
+    """The ranked table as a pandas DataFrame of display strings (one row per variant)."""
+    import pandas as pd
+
+    records = []
+    for rank, v in enumerate(sweep.ranked, start=1):
+        m = v.metrics
+        ok = bool(v.ok)
+        flags = []
+        if v.unstable:
+            flags.append("unstable")
+        if v is sweep.baseline:
+            flags.append("baseline")
+        if v is sweep.best and len(sweep.variants) > 1:
+            flags.append("best")
+        if any("different output" in n for t in v.ok for n in _notes(t)):
+            flags.append("different output")
+        if not ok:
+            spread = "–"
+        elif v.spread["repeats"] == 1:
+            spread = "1 repeat"
+        else:
+            spread = f"{v.spread['min']:,.0f}-{v.spread['max']:,.0f} (n={v.spread['repeats']})"
+        records.append({
+            "#": rank if ok else "–", "variant": v.label,
+            "samples/s": _fmt(m["samples_per_s"]), "spread": spread,
+            "speed-up": _fmt(v.speedup, 2, "x"), "wait %": _fmt(m["stall_pct"]), "AU %": _fmt(m["au_pct"]),
+            "TTFB s": _fmt(m["ttfb_s"], 2), "CPU s / 1k samples": _fmt(m.get("cpu_s_per_1000_samples"), 2),
+            "peak RSS MB": _fmt(m.get("peak_rss_mb"), 0), "GPU %": _fmt(m.get("gpu_util_mean_pct")),
+            "status": f"{len(v.ok)}/{len(v.trials)} ok", "same data": m.get("same_data") or "–", "flags": ", ".join(flags),
+            "_band": band(m["stall_pct"]) if ok else "failed",
+        })
+    return pd.DataFrame.from_records(records, columns=HEADERS + ["_band"])
+
+
+def _notes(trial) -> List[str]:
+    notes = list(trial.same_data.get("problems", []))
+    if trial.augment:
+        notes.append("different output")  # refined by the table's cross-row comparison
+    return notes
+
+
+def _context(sweep: Sweep, frame) -> Dict:
+    trials = sweep.trials()
+    first = next((t for t in trials if t.status == "ok"), trials[0] if trials else None)
+    env = first.environment if first else {}
+    packages = env.get("packages", {})
+    ds = first.dataset if first else {}
+    consumer = first.consumer if first else {}
+    cfg = first.config if first else {}
+    step = cfg.get("consumer", {}).get("step_ms")
+    batch = cfg.get("batch", {})
+    gpu = env.get("gpu", {})
+    context = {
+        "title": f"{cfg.get('name', 'sweep')}: {sweep.root.name}",
+        "root": str(sweep.root),
+        "swept": sweep.swept,
+        "command": "python -m harness sweep " + " ".join(_common_overrides(sweep)),
+        "dataset": (f"{ds.get('count')} images, {ds.get('mean_bytes', 0) / 1024:.0f} KB each on average, "
+                    f"{ds.get('params', {}).get('width', '?')}x{ds.get('params', {}).get('height', '?')}: {ds.get('root')}")
+        if ds.get("count") else (ds.get("reason") or "–"),
+        "consumer": (f"{consumer.get('device', '?')} accelerator, step {step} ms, batch {batch.get('size')} x "
+                     f"{batch.get('height')}x{batch.get('width')} {batch.get('dtype')}; ceiling "
+                     f"{_fmt(sweep.ceiling_samples_per_s, 0)} samples/s ({consumer.get('reason', '')})"),
+        "machine": (f"{env.get('cpu_model', '?')}, {env.get('cpu_affinity') or env.get('cpu_logical')} cores, "
+                    f"{(env.get('ram_bytes') or 0) / 2**30:.0f} GiB RAM, GPU: "
+                    + (", ".join(g.get("name", "?") for g in gpu.get("gpus", [])) if gpu.get("available") else f"none ({gpu.get('reason', '?')})")),
+        "versions": ", ".join(f"{k} {v}" for k, v in packages.items() if v),
+        "date": datetime.fromtimestamp(first.timing.get("started_at", 0)).strftime("%Y-%m-%d %H:%M") if first else "–",
+        "n_ok": sum(t.status == "ok" for t in trials),
+        "n_failed": sum(t.status != "ok" for t in trials),
+        "n_variants": len(sweep.variants),
+        "best": sweep.best,
+        "headers": HEADERS,
+        "rows": [{"cells": [row[h] for h in HEADERS], "css": _row_css(row, sweep)} for _, row in frame.iterrows()],
+        "baseline_label": sweep.baseline.label if sweep.baseline else "–",
+        "baseline_how": "chosen with report.baseline" if getattr(sweep, "baseline_given", False) else "the slowest variant",
+        "diagnoses": [(v.label, v.diagnosis) for v in sweep.ranked],
+        "failed": [{"label": v.label, "repeat": t.repeat, "status": t.status, "error": t.error or ""}
+                   for v in sweep.variants for t in v.failed],
+        "notes": _notes_for(sweep),
+    }
+    context["verdict"] = _verdict(sweep)
+    return context
+
+
+def _row_css(row, sweep: Sweep) -> str:
+    if row["_band"] == "failed":
+        return "failed"
+    return "best" if "best" in row["flags"] else ""
+
+
+def _common_overrides(sweep: Sweep) -> List[str]:
+    trials = sweep.trials()
+    if not trials:
+        return []
+    keys: Dict[str, set] = {}
+    for t in trials:
+        for o in t.overrides:
+            k, _, v = o.partition("=")
+            keys.setdefault(k, set()).add(v)
+    return [f"{k}={','.join(sorted(v))}" for k, v in keys.items() if not k.startswith("hydra.")]
+
+
+def _verdict(sweep: Sweep) -> str:
+    best, base = sweep.best, sweep.baseline
+    if best is None:
+        return ""
+    rate = best.metrics["samples_per_s"]
+    text = f"Fastest: {best.label} at {rate:,.0f} samples/s"
+    if base is not None and base is not best and best.speedup:
+        text += f", {best.speedup:.2f}x {base.label} ({base.metrics['samples_per_s']:,.0f} samples/s)"
+    text += f". It is {band(best.metrics['stall_pct'])} (the accelerator waited {best.metrics['stall_pct']:.0f}% of the time)"
+    if sweep.ceiling_samples_per_s:
+        text += f"; the accelerator alone could take {sweep.ceiling_samples_per_s:,.0f} samples/s"
+    slow = [v for v in sweep.variants if v.ok and band(v.metrics["stall_pct"]) == "highly input-bound"]
+    if slow and len(sweep.variants) > 1:
+        text += f". {len(slow)} of {len([v for v in sweep.variants if v.ok])} variants are highly input-bound"
+    return text + "."
+
+
+def _notes_for(sweep: Sweep) -> List[str]:
+    notes = []
+    if len(sweep.variants) == 1:
+        notes.append("One variant only: there is nothing to compare it with; sweep a parameter (a,b,c) to rank variants.")
+    outputs = {(t.augment or {}).get("signature", "none") for v in sweep.variants for t in v.ok}
+    if len(outputs) > 1:
+        notes.append("Some variants run different augment ops or orders: they deliver different images, so compare them "
+                     "as different pipelines, not only as speed variants (see the augmentation samples).")
+    unstable = [v.label for v in sweep.variants if v.unstable]
+    if unstable:
+        notes.append(f"Unstable (repeats differ by more than 15%): {', '.join(unstable)}. Run more repeats before deciding.")
+    return notes
+
+
+def _figures(sweep: Sweep) -> tuple:
+    figures, missing = [], []
+    uri = plots.throughput(sweep)
+    if uri:
+        figures.append({"title": "Throughput", "uri": uri, "caption": "Median samples/s per variant, min-max of repeats as "
+                        "error bars, coloured by how input-bound it is; the dashed line is what the accelerator alone could take."})
+    uri = plots.breakdown(sweep)
+    if uri:
+        figures.append({"title": "Where each step's time goes", "uri": uri,
+                        "caption": "Mean per step: waiting for the loader, the host-to-device copy, and compute."})
+    uri = plots.numeric_axis(sweep)
+    if uri:
+        figures.append({"title": "Throughput against the swept parameter", "uri": uri, "caption": "Median samples/s."})
+    uri = plots.timelines(sweep)
+    if uri:
+        figures.append({"title": "CPU and memory over time", "uri": uri,
+                        "caption": "The trial's process tree, first repeat of each variant, sampled every monitor.interval_ms."})
+    elif any(t.status == "ok" for t in sweep.trials()):
+        missing.append("No utilization timelines: these trials were not sampled (monitor.enabled=false, or results from "
+                       "an older harness).")
+    uri = plots.timelines(sweep, gpu=True)
+    if uri:
+        figures.append({"title": "GPU over time", "uri": uri, "caption": "NVML utilization and memory."})
+    return figures, missing
+
+
+def _bench_rows(sweep: Sweep) -> List[tuple]:
+    rows = []
+    for result in sweep.bench:
+        if result.status != "ok":
+            continue
+        a = result.augment
+        for op in a["bench"]["ops"]:
+            rows.append((a["library"], a["order"], op["name"], "x".join(map(str, op["input_shape"][:2])),
+                         f"{op['images_per_s']:,.1f}", f"{op['cv']:.1%}" + (" unstable" if op["unstable"] else "")))
+        p = a["bench"]["pipeline"]
+        rows.append((a["library"], a["order"], "= whole pipeline", "", f"{p['images_per_s']:,.1f}",
+                     f"{p['cv']:.1%}" + (" unstable" if p["unstable"] else "")))
+    return rows
+
+
+def _grids(sweep: Sweep) -> List[Dict]:
+    grids = []
+    for v in sweep.variants:
+        path = sweep.root / str(v.job) / "samples.png"
+        if path.exists():
+            grids.append({"label": v.label, "uri": "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()})
+    return grids
+
+
+def markdown(sweep: Sweep, frame) -> str:
+    lines = [f"## harness: {sweep.root.name}", ""]
+    verdict = _verdict(sweep)
+    lines += [verdict or "No trial finished; nothing to rank.", ""]
+    headers = [h for h in HEADERS if h not in ("spread", "GPU %")]
+    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(headers))) + "|")
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(str(row[h]).replace("|", "/") for h in headers) + " |")
+    lines += ["", f"Wait % bands (TensorFlow profiler): < 5% not input-bound, 5-20% moderately, > 20% highly. "
+              f"Baseline: {sweep.baseline.label if sweep.baseline else '–'}."]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_report(root: Path, baseline: Optional[str] = None) -> Path:
+    """Write ``report.html`` and ``summary.md`` into the sweep folder; return the HTML's path."""
+    import jinja2
+
+    sweep = load(root, baseline)
+    sweep.baseline_given = baseline is not None
+    frame = ranked_frame(sweep)
+    context = _context(sweep, frame)
+    context["figures"], context["missing"] = _figures(sweep)
+    context["bench"] = _bench_rows(sweep)
+    from harness.commands.augbench import order_summary
+
+    context["orders"] = "\n".join(order_summary(Path(root)))
+    context["grids"] = _grids(sweep)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent)), autoescape=True)
+    html = env.get_template("template.html.j2").render(**context)
+    _write(Path(root) / SUMMARY_FILE, markdown(sweep, frame))
+    return _write(Path(root) / REPORT_FILE, html)
