@@ -186,8 +186,10 @@ def diagnose(v: Variant, sweep: Sweep) -> str:
                 words.append(f"its processes kept all {cores} cores busy ({cpu:.0f}% of one core), so it is CPU-bound: "
                              "cheaper decoding, smaller images or a cache help; more workers do not")
             elif busy < 0.6:
-                words.append(f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so it waits on something "
-                             "serial (one thread decoding, no prefetch, I/O): parallelize or prefetch")
+                words.append(f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so something serial limits it "
+                             "(one thread doing the work, no prefetch, or I/O); its trace.json shows where the wait falls")
+            else:
+                words.append(f"its processes used {cpu:.0f}% of {cores * 100}% of CPU")
         if m.get("ttfb_s") and m["ttfb_s"] > 2:
             words.append(f"the first batch took {m['ttfb_s']:.1f} s")
     else:
