@@ -28,6 +28,7 @@ def ranked_frame(sweep: Sweep):
     import pandas as pd
 
     records = []
+    signatures = {(t.augment or {}).get("signature", "none") for v in sweep.variants for t in v.ok}
     for rank, v in enumerate(sweep.ranked, start=1):
         m = v.metrics
         ok = bool(v.ok)
@@ -38,8 +39,10 @@ def ranked_frame(sweep: Sweep):
             flags.append("baseline")
         if v is sweep.best and len(sweep.variants) > 1:
             flags.append("best")
-        if any("different output" in n for t in v.ok for n in _notes(t)):
+        if len(signatures) > 1 and v.ok:  # other variants run other augment ops or orders
             flags.append("different output")
+        if any(t.same_data.get("problems") for t in v.ok):
+            flags.append("same-data problems")
         if not ok:
             spread = "–"
         elif v.spread["repeats"] == 1:
@@ -56,13 +59,6 @@ def ranked_frame(sweep: Sweep):
             "_band": band(m["stall_pct"]) if ok else "failed",
         })
     return pd.DataFrame.from_records(records, columns=HEADERS + ["_band"])
-
-
-def _notes(trial) -> List[str]:
-    notes = list(trial.same_data.get("problems", []))
-    if trial.augment:
-        notes.append("different output")  # refined by the table's cross-row comparison
-    return notes
 
 
 def _context(sweep: Sweep, frame) -> Dict:
