@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test browser clean-reports
+.PHONY: setup sweep test browser gate clean-reports
 
 setup: $(STAMP)
 
@@ -26,6 +26,15 @@ browser:
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+## The project's regression gate: a small sweep checked against ci/baseline.json in ratio mode
+## (tf.data's throughput relative to ImageDataGenerator's, so the machine's speed cancels out).
+GATE_DIR ?= reports/ci-gate
+gate: $(STAMP)
+	rm -rf $(GATE_DIR)
+	$(PY) -m harness sweep experiment=ci_gate hydra.sweep.dir=$(GATE_DIR)
+	$(PY) -m harness check $(GATE_DIR) --baseline ci/baseline.json --ratio-to a_keras_idg \
+		--metric samples_per_s --threshold samples_per_s=35% --markdown $(GATE_DIR)/check.md
 
 clean-reports:
 	rm -rf reports/2* reports/runs

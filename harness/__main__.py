@@ -21,7 +21,7 @@ commands:
   augbench [overrides]     time each augment op per library on one thread (augment.library=a,b sweeps)
   datagen [overrides]      build the dataset a configuration describes, print its folder
   report  SWEEP_DIR        rebuild results.csv, write report.html and summary.md (sweeps do it themselves)
-  check   SWEEP_DIR        CI regression gate against a baseline
+  check   SWEEP_DIR        CI regression gate: --save-baseline FILE, or --baseline FILE (exit 1 on a regression)
   list                     config groups, their options, loaders and experiments
 
 overrides are Hydra's: key=value, group=option, experiment=NAME, a,b,c lists, range(1,4).
@@ -31,7 +31,7 @@ examples:
   python -m harness sweep experiment=quickstart
   python -m harness <command> --help        more on one command
 
-exit codes: 0 ok, 1 usage or configuration error, 2 check could not run, 3 some trials failed.
+exit codes: 0 ok, 1 usage or configuration error (check: a regression), 2 check could not run, 3 some trials failed.
 """
 
 COMMAND_HELP = {
@@ -54,7 +54,13 @@ COMMAND_HELP = {
     "result.json files, prints it, and writes SWEEP_DIR/report.html (one self-contained page: verdict, ranking, diagnosis, "
     "plots) and summary.md (the ranking in Markdown, for a pull request). Speed-ups are against the slowest variant unless "
     "report.baseline names a job number or variant label. Needs neither TensorFlow nor torch.\n",
-    "check": "usage: python -m harness check SWEEP_DIR\n\nCompares a sweep against a baseline (not yet available; exits 2).\n",
+    "check": "usage: python -m harness check SWEEP_DIR (--save-baseline FILE | --baseline FILE) [--ratio-to VARIANT]\n"
+    "       [--metric M ...] [--threshold M=5%] [--alpha 0.01] [--allow-env-change] [--markdown F] [--github-json PREFIX]\n"
+    "       [--bencher-json F]\n\nA regression is a change that is both significant (Mann-Whitney U on 0.5 s windows, p < alpha) "
+    "and beyond the metric's threshold (samples_per_s 10%, stall_pct 5 points by default). --ratio-to divides every "
+    "variant's throughput by a reference variant's from the same run (machine-independent). Exit 0: no regression, "
+    "1: a regression, 2: the check could not run (missing or malformed baseline, no matching variant, failed trials, "
+    "another machine in absolute mode).\n",
     "list": "usage: python -m harness list\n\nLists config groups and their options, loader families and experiments.\n",
 }
 

@@ -195,6 +195,27 @@ def _bench_rows(sweep: Sweep) -> List[tuple]:
     return rows
 
 
+def _check_rows(root: Path) -> Optional[Dict]:
+    """The last ``check``'s verdicts (check.json), for the report."""
+    import json
+
+    path = root / "check.json"
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    rows = []
+    for v in record.get("verdicts", []):
+        change = v.get("change")
+        text = "–" if change is None else (f"{change:+.1%}" if v.get("kind") == "relative" else f"{change:+.1f} pts")
+        rows.append([v["variant"], v["metric"], _fmt(v.get("baseline"), 3), _fmt(v.get("current"), 3), text,
+                     "–" if v.get("p") is None else f"{v['p']:.2g}", v["verdict"]])
+    return {"baseline": record.get("baseline"), "ratio_to": record.get("ratio_to"), "regressions": record.get("regressions", 0),
+            "rows": rows}
+
+
 def _grids(sweep: Sweep) -> List[Dict]:
     grids = []
     for v in sweep.variants:
@@ -238,6 +259,7 @@ def write_report(root: Path, baseline: Optional[str] = None) -> Path:
     from harness.commands.augbench import order_summary
 
     context["orders"] = "\n".join(order_summary(Path(root)))
+    context["check"] = _check_rows(Path(root))
     context["grids"] = _grids(sweep)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent)), autoescape=True)
     html = env.get_template("template.html.j2").render(**context)

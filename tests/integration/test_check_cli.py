@@ -1,0 +1,64 @@
+"""The regression gate through the CLI, on known-answer sweeps of the synthetic loader.
+
+Two variants (produce 5 ms and 12 ms per batch, consumer step 10 ms) keep their labels
+across sweeps; ``loader.workers=0`` (produce and consume in turn) is the deliberate
+slowdown: about 3000 -> 2000 and 2600 -> 1400 samples/s.
+"""
+
+import json
+
+from tests.conftest import sweep_dir
+
+SWEEP = ["loader=synthetic", "loader.produce_ms=5,12", "consumer.step_ms=10", "trial.seconds=2", "trial.repeats=2",
+         "trial.warmup_steps=2", "monitor.trace=false"]
+
+
+def sweep(cli, tmp_path, *extra):
+    done = cli("sweep", *SWEEP, *extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return sweep_dir(done, tmp_path)
+
+
+def test_unchanged_reruns_pass_and_a_slowed_pipeline_fails_with_a_table_that_names_it(cli, tmp_path):
+    first = sweep(cli, tmp_path)
+    baseline = tmp_path / "baseline.json"
+    saved = cli("check", str(first), "--save-baseline", str(baseline))
+    assert saved.returncode == 0, saved.stderr
+    doc = json.loads(baseline.read_text())
+    assert set(doc["variants"]) == {"produce_ms=5", "produce_ms=12"} and doc["fingerprint"]["cores"]
+    assert len(doc["variants"]["produce_ms=5"]["repeats"]) == 2
+    for _ in range(2):  # an unchanged pipeline on the same noisy machine passes, again and again
+        again = cli("check", str(sweep(cli, tmp_path)), "--baseline", str(baseline))
+        assert again.returncode == 0, again.stdout + again.stderr
+    slowed = sweep(cli, tmp_path, "loader.workers=0")
+    out = tmp_path / "out"
+    done = cli("check", str(slowed), "--baseline", str(baseline), "--markdown", f"{out}.md", "--github-json", str(out),
+               "--bencher-json", f"{out}-bencher.json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    regressed = [line for line in done.stdout.splitlines() if "REGRESSED" in line]
+    assert any(line.startswith("produce_ms=5 ") and "samples_per_s" in line for line in regressed), done.stdout
+    assert "**regressed**" in (tmp_path / "out.md").read_text()
+    bigger = json.loads((tmp_path / "out-bigger.json").read_text())
+    assert {"name", "unit", "value"} <= set(bigger[0]) and any(b["name"] == "produce_ms=5 samples_per_s" for b in bigger)
+    assert "produce_ms=12" in json.loads((tmp_path / "out-bencher.json").read_text())
+    assert "Regression check against" in (slowed / "report.html").read_text()
+
+
+def test_the_check_cannot_run_without_a_valid_baseline_or_matching_variants(cli, tmp_path):
+    folder = sweep(cli, tmp_path)
+    missing = cli("check", str(folder), "--baseline", str(tmp_path / "none.json"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert cli("check", str(folder), "--baseline", str(bad)).returncode == 2
+    bad.write_text(json.dumps({"something": "else"}))
+    wrong = cli("check", str(folder), "--baseline", str(bad))
+    assert wrong.returncode == 2 and "not a harness baseline" in wrong.stderr
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"harness_baseline": 1, "fingerprint": {}, "variants": {"x": {"repeats": []}}}))
+    unmatched = cli("check", str(folder), "--baseline", str(other), "--allow-env-change")
+    assert unmatched.returncode == 2 and "no variant of the sweep matches" in unmatched.stderr
+    moved = cli("check", str(folder), "--baseline", str(other))
+    assert moved.returncode == 2 and "differ from the baseline's" in moved.stderr and "--ratio-to" in moved.stderr
+    assert cli("check", str(folder)).returncode == 2
+    assert cli("check", str(folder), "--baseline", str(bad), "--frobnicate").returncode == 2

@@ -1,0 +1,82 @@
+"""The gate's statistics with known answers: the rank test, windows, thresholds, direction."""
+
+import random
+
+import pytest
+
+from harness.check import compare, mann_whitney_p, windows
+
+
+def doc(**variants):
+    """A baseline-shaped document: variant -> list of repeats, each a list of samples/s windows."""
+    return {"variants": {name: {"repeats": [{"windows": {"samples_per_s": list(w), "stall_pct": [100 - x / 10 for x in w]},
+                                            "summary": {}} for w in repeats]} for name, repeats in variants.items()}}
+
+
+def noisy(center, n, spread, seed):
+    rng = random.Random(seed)
+    return [center * (1 + rng.uniform(-spread, spread)) for _ in range(n)]
+
+
+def test_rank_test_matches_known_values():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a, b = noisy(100, 20, 0.1, 1), noisy(92, 20, 0.1, 2)
+    expected = scipy_stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic").pvalue
+    assert mann_whitney_p(a, b) == pytest.approx(expected, rel=1e-6)
+    assert mann_whitney_p([1, 1, 1], [1, 1, 1]) == 1.0
+    assert mann_whitney_p([], [1, 2]) == 1.0
+
+
+def test_identical_samples_pass():
+    base = doc(a=[noisy(100, 10, 0.05, 3)] * 3)
+    verdicts = compare(base, base, metrics=["samples_per_s", "stall_pct"], thresholds={}, alpha=0.01, ratio_to=None)
+    assert {v.verdict for v in verdicts} == {"ok"}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_ten_percent_noise_on_unchanged_runs_never_fails(seed):
+    base = doc(a=[noisy(100, 8, 0.10, seed * 2 + r) for r in range(3)])
+    current = doc(a=[noisy(100, 8, 0.10, 1000 + seed * 2 + r) for r in range(3)])
+    verdicts = compare(base, current, metrics=["samples_per_s"], thresholds={}, alpha=0.01, ratio_to=None)
+    assert verdicts[0].verdict != "regressed", verdicts[0]
+
+
+def test_a_real_slowdown_beyond_the_threshold_regresses_and_a_small_one_does_not():
+    base = doc(a=[noisy(100, 8, 0.03, r) for r in range(3)])
+    slow = doc(a=[noisy(80, 8, 0.03, 10 + r) for r in range(3)])
+    slight = doc(a=[noisy(95, 8, 0.03, 20 + r) for r in range(3)])
+    assert compare(base, slow, metrics=["samples_per_s"], thresholds={}, alpha=0.01, ratio_to=None)[0].verdict == "regressed"
+    # significant, but within the 10% threshold: not a regression; with a 3% threshold it is
+    assert compare(base, slight, metrics=["samples_per_s"], thresholds={}, alpha=0.01, ratio_to=None)[0].verdict == "ok"
+    tight = compare(base, slight, metrics=["samples_per_s"], thresholds={"samples_per_s": 0.03}, alpha=0.01, ratio_to=None)
+    assert tight[0].verdict == "regressed"
+
+
+def test_direction_is_honoured_for_lower_is_better_metrics():
+    base = doc(a=[noisy(100, 8, 0.03, r) for r in range(3)])
+    faster = doc(a=[noisy(130, 8, 0.03, 10 + r) for r in range(3)])  # stall_pct = 100 - x/10 goes down: better
+    verdicts = {v.metric: v.verdict for v in compare(base, faster, metrics=["samples_per_s", "stall_pct"], thresholds={},
+                                                     alpha=0.01, ratio_to=None)}
+    assert verdicts == {"samples_per_s": "improved", "stall_pct": "ok"}  # 3 points < the 5-point threshold
+    worse = doc(a=[noisy(40, 8, 0.03, 10 + r) for r in range(3)])  # stall up by 6 points
+    stall = [v for v in compare(base, worse, metrics=["stall_pct"], thresholds={}, alpha=0.01, ratio_to=None)][0]
+    assert stall.verdict == "regressed" and stall.change > 5
+
+
+def test_ratio_mode_cancels_a_uniformly_slower_machine():
+    base = doc(ref=[noisy(100, 8, 0.03, r) for r in range(3)], fast=[noisy(200, 8, 0.03, 5 + r) for r in range(3)])
+    slower_machine = doc(ref=[noisy(60, 8, 0.03, 20 + r) for r in range(3)], fast=[noisy(120, 8, 0.03, 30 + r) for r in range(3)])
+    absolute = compare(base, slower_machine, metrics=["samples_per_s"], thresholds={}, alpha=0.01, ratio_to=None)
+    assert {v.verdict for v in absolute} == {"regressed"}
+    ratio = compare(base, slower_machine, metrics=["samples_per_s"], thresholds={}, alpha=0.01, ratio_to="ref")
+    assert [v.variant for v in ratio] == ["fast"] and ratio[0].verdict == "ok"
+
+
+def test_windows_of_the_step_timeline_have_known_rates():
+    # 40 steps of 25 ms with 8 samples each: 320 samples/s; a 5 ms wait in each: 20% stall
+    steps = {"t_ms": [25.0 * i for i in range(40)], "step_ms": [25.0] * 40, "samples": [8] * 40,
+             "wait_ms": [5.0] * 40, "compute_ms": [20.0] * 40}
+    w = windows(steps)
+    assert len(w["samples_per_s"]) == 2
+    assert w["samples_per_s"] == pytest.approx([320.0, 320.0])
+    assert w["stall_pct"] == pytest.approx([20.0, 20.0]) and w["au_pct"] == pytest.approx([80.0, 80.0])
