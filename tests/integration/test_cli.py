@@ -158,7 +158,7 @@ def test_datagen_report_check_and_list(cli, tmp_path):
     assert cli("check", str(folder)).returncode == 2
     listing = cli("list")
     assert "loader: generator, keras_idg, keras_sequence, synthetic, tf_data, torch" in listing.stdout
-    assert "experiment: augment_order, dataloader, idg_vs_tfdata, quickstart, seed001, tfrecord" in listing.stdout
+    assert "experiment: augment_order, ci_gate, dataloader, idg_vs_tfdata, quickstart, seed001, tfrecord" in listing.stdout
     assert "augment: none, resize_rotate, train_basic" in listing.stdout
 
 
@@ -174,7 +174,7 @@ def test_every_experiment_preset_runs(cli, tmp_path, name):
     from harness.config.compose import expand_sweep
 
     shrink = [*TINY, "dataset.shards=2", "trial.seconds=null", "trial.epochs=null", "trial.steps=4", "trial.warmup_steps=1",
-              "augment.bench_images=4", "augment.bench_passes=2"]
+              "augment.bench_images=4", "augment.bench_passes=2", "trial.repeats=1"]
     done = cli("sweep", f"experiment={name}", *shrink, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = read_rows(sweep_dir(done, tmp_path))
