@@ -220,7 +220,7 @@ def compare(base: Dict, current: Dict, *, metrics: Sequence[str], thresholds: Di
 
 
 # -- output ------------------------------------------------------------------------------
-def _change_text(v: Verdict) -> str:
+def change_text(v: Verdict) -> str:
     if v.change is None:
         return "–"
     return f"{v.change:+.1%}" if v.kind == "relative" else f"{v.change:+.1f} pts"
@@ -239,7 +239,7 @@ def table(verdicts: List[Verdict], ratio: bool) -> List[str]:
     for v in verdicts:
         fmt = _formatter(ratio and v.metric == "samples_per_s")
         p = "–" if v.p is None else f"{v.p:.1e}" if v.p < 0.001 else f"{v.p:.3f}"
-        lines.append(f"{v.variant[:34]:<34} {v.metric:<15} {fmt(v.baseline):>10} {fmt(v.current):>10} {_change_text(v):>9} {p:>8}  {v.verdict.upper() if v.verdict == 'regressed' else v.verdict}")
+        lines.append(f"{v.variant[:34]:<34} {v.metric:<15} {fmt(v.baseline):>10} {fmt(v.current):>10} {change_text(v):>9} {p:>8}  {v.verdict.upper() if v.verdict == 'regressed' else v.verdict}")
     return lines
 
 
@@ -251,7 +251,7 @@ def markdown(verdicts: List[Verdict], ratio: bool, alpha: float) -> str:
         fmt = _formatter(ratio and v.metric == "samples_per_s")
         p = "–" if v.p is None else f"{v.p:.2g}"
         mark = "**regressed**" if v.verdict == "regressed" else v.verdict
-        lines.append(f"| {v.variant} | {v.metric} | {fmt(v.baseline)} | {fmt(v.current)} | {_change_text(v)} | {p} | {mark} |")
+        lines.append(f"| {v.variant} | {v.metric} | {fmt(v.baseline)} | {fmt(v.current)} | {change_text(v)} | {p} | {mark} |")
     lines += ["", f"A regression needs p < {alpha} (Mann-Whitney U on 0.5 s windows) and a change beyond the threshold."
               + (" samples_per_s is relative to the reference variant (ratio mode)." if ratio else "")]
     return "\n".join(lines) + "\n"

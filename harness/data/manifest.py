@@ -97,10 +97,17 @@ class DatasetManifest:
         return manifest
 
 
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON so that readers see the old file or the whole new one, never a part."""
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a file so that readers see the old file or the whole new one, never a part."""
     import os
 
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=1, default=str) + "\n")

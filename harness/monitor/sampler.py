@@ -40,10 +40,6 @@ TREE_SERIES = ("machine_cpu_pct", "tree_cpu_pct", "tree_cpu_s", "tree_rss_mb", "
                "tree_ctx_switches_per_s", "tree_read_mb_s", "disk_read_mb_s", "processes_alive")
 
 
-def pid_of(proc: psutil.Process) -> int:
-    return proc.pid
-
-
 def _pids() -> List[int]:
     try:
         return [int(name) for name in os.listdir("/proc") if name.isdigit()]
@@ -165,7 +161,7 @@ class Sampler:
         self._slow_at = None
         self._disks = block_devices()
         # processes that exist before the trial's child cannot descend from it: never read them
-        self._parents.update({pid: None for pid in _pids() if pid != pid_of(self.root)})
+        self._parents.update({pid: None for pid in _pids() if pid != self.root.pid})
         self._add(self.root, "main")
 
     # -- lifecycle -------------------------------------------------------------------
@@ -409,7 +405,7 @@ class Sampler:
         "uss_interval_ms": round(self.uss_interval * 1e3, 3),
             "clock": "perf_counter (CLOCK_MONOTONIC), shared with the trial process",
             "t": [round(x, 4) for x in self.t],
-            "series": {k: v for k, v in self.series.items() if k not in ("tree_read_mb_s",) or "read" not in absent},
+            "series": {k: v for k, v in self.series.items() if not (k == "tree_read_mb_s" and "read" in absent)},
             "core_cpu_pct": self.core_pct,
             "processes": {p.label: {"pid": p.proc.pid, "cmd": p.name, "first_tick": p.first_tick, **p.series}
                           for p in self.procs.values()},

@@ -10,7 +10,6 @@ A sweep's ``trace.json`` merges its trials, one process row each, so they line u
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Dict, List
 
@@ -72,10 +71,9 @@ def _counter(pid: int, track: str, t: List[float], series: Dict[str, List]) -> L
 
 
 def _write(path: Path, events: List[Dict]) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
-    os.replace(tmp, path)
-    return path
+    from harness.data.manifest import write_text_atomic
+
+    return write_text_atomic(path, json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
 
 
 def label(result) -> str:

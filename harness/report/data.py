@@ -56,6 +56,7 @@ class Sweep:
     baseline: Optional[Variant] = None
     best: Optional[Variant] = None
     ceiling_samples_per_s: Optional[float] = None
+    baseline_given: bool = False  # chosen with report.baseline rather than the slowest variant
 
     @property
     def ranked(self) -> List[Variant]:
@@ -97,7 +98,7 @@ def load(root: Path, baseline: Optional[str] = None) -> Sweep:
     for v in variants:
         v.label = _label(v, swept)
         _aggregate(v)
-    sweep = Sweep(root, variants, bench, swept)
+    sweep = Sweep(root, variants, bench, swept, baseline_given=baseline is not None)
     sweep.ceiling_samples_per_s = _ceiling(variants)
     _rank(sweep, baseline)
     for v in variants:

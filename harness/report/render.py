@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -93,9 +92,9 @@ def _context(sweep: Sweep, frame) -> Dict:
         "n_variants": len(sweep.variants),
         "best": sweep.best,
         "headers": HEADERS,
-        "rows": [{"cells": [row[h] for h in HEADERS], "css": _row_css(row, sweep)} for _, row in frame.iterrows()],
+        "rows": [{"cells": [row[h] for h in HEADERS], "css": _row_css(row)} for _, row in frame.iterrows()],
         "baseline_label": sweep.baseline.label if sweep.baseline else "–",
-        "baseline_how": "chosen with report.baseline" if getattr(sweep, "baseline_given", False) else "the slowest variant",
+        "baseline_how": "chosen with report.baseline" if sweep.baseline_given else "the slowest variant",
         "diagnoses": [(v.label, v.diagnosis) for v in sweep.ranked],
         "failed": [{"label": v.label, "repeat": t.repeat, "status": t.status, "error": t.error or ""}
                    for v in sweep.variants for t in v.failed],
@@ -105,7 +104,7 @@ def _context(sweep: Sweep, frame) -> Dict:
     return context
 
 
-def _row_css(row, sweep: Sweep) -> str:
+def _row_css(row) -> str:
     if row["_band"] == "failed":
         return "failed"
     return "best" if "best" in row["flags"] else ""
@@ -206,12 +205,12 @@ def _check_rows(root: Path) -> Optional[Dict]:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    from harness.check import Verdict, change_text
+
     rows = []
-    for v in record.get("verdicts", []):
-        change = v.get("change")
-        text = "–" if change is None else (f"{change:+.1%}" if v.get("kind") == "relative" else f"{change:+.1f} pts")
-        rows.append([v["variant"], v["metric"], _fmt(v.get("baseline"), 3), _fmt(v.get("current"), 3), text,
-                     "–" if v.get("p") is None else f"{v['p']:.2g}", v["verdict"]])
+    for v in (Verdict(**item) for item in record.get("verdicts", [])):
+        rows.append([v.variant, v.metric, _fmt(v.baseline, 3), _fmt(v.current, 3), change_text(v),
+                     "–" if v.p is None else f"{v.p:.2g}", v.verdict])
     return {"baseline": record.get("baseline"), "ratio_to": record.get("ratio_to"), "regressions": record.get("regressions", 0),
             "rows": rows}
 
@@ -239,19 +238,13 @@ def markdown(sweep: Sweep, frame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def write_report(root: Path, baseline: Optional[str] = None) -> Path:
     """Write ``report.html`` and ``summary.md`` into the sweep folder; return the HTML's path."""
     import jinja2
 
+    from harness.data.manifest import write_text_atomic
+
     sweep = load(root, baseline)
-    sweep.baseline_given = baseline is not None
     frame = ranked_frame(sweep)
     context = _context(sweep, frame)
     context["figures"], context["missing"] = _figures(sweep)
@@ -263,5 +256,5 @@ def write_report(root: Path, baseline: Optional[str] = None) -> Path:
     context["grids"] = _grids(sweep)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent)), autoescape=True)
     html = env.get_template("template.html.j2").render(**context)
-    _write(Path(root) / SUMMARY_FILE, markdown(sweep, frame))
-    return _write(Path(root) / REPORT_FILE, html)
+    write_text_atomic(Path(root) / SUMMARY_FILE, markdown(sweep, frame))
+    return write_text_atomic(Path(root) / REPORT_FILE, html)
