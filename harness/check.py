@@ -44,25 +44,17 @@ class CheckError(HarnessError):
 # -- samples --------------------------------------------------------------------------
 def windows(steps: Dict[str, List], window_s: float = WINDOW_S) -> Dict[str, List[float]]:
     """Per-window samples/s, wait % and AU % from a trial's per-step arrays (0.5 s windows)."""
-    out: Dict[str, List[float]] = {"samples_per_s": [], "stall_pct": [], "au_pct": []}
-    t, step = steps.get("t_ms", []), steps.get("step_ms", [])
+    from harness.results.stats import windows as bounds
 
-    def add(first: int, last: int, span_ms: float) -> None:
+    out: Dict[str, List[float]] = {"samples_per_s": [], "stall_pct": [], "au_pct": []}
+    step = steps.get("step_ms", [])
+    for first, last, span_ms in bounds(steps.get("t_ms", []), step, window_s):
         busy = sum(step[first : last + 1])
         if span_ms <= 0 or busy <= 0:
-            return
+            continue
         out["samples_per_s"].append(sum(steps["samples"][first : last + 1]) / (span_ms / 1e3))
         out["stall_pct"].append(100 * sum(steps["wait_ms"][first : last + 1]) / busy)
         out["au_pct"].append(100 * sum(steps["compute_ms"][first : last + 1]) / busy)
-
-    start_i, start_t = 0, (t[0] if t else 0.0)
-    for i in range(len(t)):
-        end = t[i] + step[i]
-        if (end - start_t) / 1e3 >= window_s:
-            add(start_i, i, end - start_t)
-            start_i, start_t = i + 1, end
-    if t and not out["samples_per_s"]:
-        add(0, len(t) - 1, t[-1] + step[-1] - t[0])
     return out
 
 

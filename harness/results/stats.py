@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -45,22 +45,28 @@ def summarize(steps, wall_s: float, ttfb_s: float) -> Dict[str, float]:
     }
 
 
+def windows(t_ms: Sequence[float], step_ms: Sequence[float], window_s: float = 0.5) -> List[Tuple[int, int, float]]:
+    """Consecutive windows of at least ``window_s`` of wall time over the step timeline.
+
+    Returns:
+        (first step, last step, span in ms) per window; a timeline shorter than one window
+        is one window over all of it.
+    """
+    out, start_i, start_t = [], 0, (float(t_ms[0]) if len(t_ms) else 0.0)
+    for i in range(len(t_ms)):
+        end = float(t_ms[i]) + float(step_ms[i])
+        if (end - start_t) / 1e3 >= window_s:
+            out.append((start_i, i, end - start_t))
+            start_i, start_t = i + 1, end
+    if len(t_ms) and not out:
+        out.append((0, len(t_ms) - 1, float(t_ms[-1]) + float(step_ms[-1]) - float(t_ms[0])))
+    return out
+
+
 def window_throughput(t_ms: Sequence[float], step_ms: Sequence[float], samples: Sequence[int], window_s: float = 0.5) -> List[float]:
     """Samples/s in consecutive windows of about ``window_s`` of wall time.
 
     These per-window figures are the samples a significance test compares; a trial
     shorter than two windows gives one figure.
     """
-    if not len(t_ms):
-        return []
-    ends = np.asarray(t_ms) + np.asarray(step_ms)
-    counts = np.asarray(samples, dtype=float)
-    rates, start_idx, start_t = [], 0, float(t_ms[0])
-    for i, end in enumerate(ends):
-        if (end - start_t) / 1e3 >= window_s:
-            rates.append(float(counts[start_idx : i + 1].sum() / ((end - start_t) / 1e3)))
-            start_idx, start_t = i + 1, float(end)
-    if not rates:
-        span = (ends[-1] - t_ms[0]) / 1e3
-        rates.append(float(counts.sum() / span) if span > 0 else 0.0)
-    return rates
+    return [float(sum(samples[a : b + 1]) / (span / 1e3)) if span > 0 else 0.0 for a, b, span in windows(t_ms, step_ms, window_s)]
