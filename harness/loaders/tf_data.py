@@ -189,13 +189,19 @@ class TfDataLoader(Loader):
 
     def _resize(self, image, label, sample_id):
         """Resize, then convert to the batch's dtype and layout (the deterministic tail)."""
+        b = self.batch
+        return self._to_batch(self.tf.image.resize(image, [b.height, b.width])), label, sample_id
+
+    def _to_batch(self, image):
+        """The batch's dtype (rounding floats into uint8) and layout, for one image."""
         tf, b = self.tf, self.batch
-        image = tf.image.resize(image, [b.height, b.width])
-        if choice(b.dtype) == "uint8":
+        if choice(b.dtype) == "uint8" and image.dtype != tf.uint8:
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        elif choice(b.dtype) == "float32" and image.dtype != tf.float32:
+            image = tf.cast(image, tf.float32)
         if choice(b.layout) == "nchw":
             image = tf.transpose(image, [2, 0, 1])
-        return image, label, sample_id
+        return image
 
     def _augment(self, image, label, sample_id):
         """The augment pipeline on one decoded image, then the batch's dtype and layout."""
@@ -207,11 +213,7 @@ class TfDataLoader(Loader):
             out = tf.float32 if self.augment.output_dtype() == "float32" else tf.uint8
             image = tf.numpy_function(pipeline, [tf.cast(image, tf.uint8)], out, stateful=True)
             image.set_shape([b.height, b.width, b.channels])
-        if choice(b.dtype) == "float32":
-            image = tf.cast(image, tf.float32)
-        if choice(b.layout) == "nchw":
-            image = tf.transpose(image, [2, 0, 1])
-        return image, label, sample_id
+        return self._to_batch(image), label, sample_id
 
     def _flip(self, image, label, sample_id):
         """Random horizontal flip, per sample or per image of a batch, in either layout."""
