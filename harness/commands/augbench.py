@@ -83,7 +83,7 @@ def _print(result: TrialResult) -> None:
 def augbench(args: Sequence[str]) -> int:
     """The ``augbench`` command: every job of the override grid, one process each."""
     from harness.augment.spec import parse
-    from harness.commands.launch import FAILED_TRIALS_EXIT, new_result_dir
+    from harness.commands.launch import FAILED_TRIALS_EXIT, new_result_dir, write_trial_config
     from harness.config.compose import compose, expand_sweep, to_typed
     from harness.config.schema import choice
     from harness.data.build import prepare
@@ -108,11 +108,8 @@ def augbench(args: Sequence[str]) -> int:
     failed = 0
     for number, (job, cfg, typed) in enumerate(plans):
         prepare(typed.dataset)  # built here, once, outside any timing
-        job_dir = root / str(number)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
-        (job_dir / "trial.yaml").write_text(OmegaConf.to_yaml(plain, resolve=True))
-        result = run_bench(job_dir / "trial.yaml", job_dir, job=number, overrides=[o for o in job if not o.startswith("hydra.")])
+        config_file, _ = write_trial_config(cfg, root / str(number))
+        result = run_bench(config_file, config_file.parent, job=number, overrides=[o for o in job if not o.startswith("hydra.")])
         failed += result.status != "ok"
         _print(result)
         write_table(root)

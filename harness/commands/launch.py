@@ -120,16 +120,26 @@ def _job(cfg: DictConfig) -> int:
     return sum(r.status != "ok" for r in results)
 
 
+def write_trial_config(cfg: DictConfig, job_dir: Path):
+    """The job's resolved config without Hydra's node, as ``job_dir/trial.yaml`` (all a trial reads).
+
+    Returns:
+        (the file, the config without ``hydra``).
+    """
+    job_dir.mkdir(parents=True, exist_ok=True)
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    config_file = job_dir / "trial.yaml"
+    config_file.write_text(OmegaConf.to_yaml(plain, resolve=True))
+    return config_file, plain
+
+
 def run_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: List[str]) -> List[TrialResult]:
     """Prepare what the job's trials need, then run ``trial.repeats`` isolated trials."""
     from harness.data.build import prepare
     from harness.loaders import get_loader
     from harness.trial.spawn import run_trial
 
-    job_dir.mkdir(parents=True, exist_ok=True)
-    config_file = job_dir / "trial.yaml"
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
-    config_file.write_text(OmegaConf.to_yaml(plain, resolve=True))
+    config_file, plain = write_trial_config(cfg, job_dir)
     config = OmegaConf.to_container(plain, resolve=True)
     typed = to_typed(plain)
     results = []
