@@ -59,7 +59,8 @@ def test_a_worker_burning_cpu_is_attributed_to_that_worker_not_the_main_process(
     assert set(by_process) == {"main", "worker-1"}, by_process
     assert by_process["worker-1"] > 50, by_process
     assert by_process["main"] < 20, by_process
-    assert 1.5 < summary["cpu_s"] if summary["cpu_s"] is not None else True
+    whole = summarize(record, record["t"][0], record["t"][-1], None)
+    assert whole["cpu_s"] > 1.5  # the worker's ~3 s of spinning, within the sampled span
     assert record["processes"]["worker-1"]["pid"] != record["processes"]["main"]["pid"]
 
 
