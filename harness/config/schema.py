@@ -54,6 +54,16 @@ class Compression(Enum):
     gzip = "gzip"
 
 
+class Chain(Enum):
+    fused = "fused"  # one parallel map: read + decode + resize (seed 000's parse_file_to_img, the tf.data guide)
+    split = "split"  # a sequential read map, then parallel decode and resize maps (one map per step)
+
+
+class EpochMode(Enum):
+    restart = "restart"  # a fresh iterator per epoch, as Keras fit and a PyTorch epoch loop do
+    continuous = "continuous"  # one iterator over the epochs back to back (tf.data repeat(), persistent workers)
+
+
 class CacheMode(Enum):
     none = "none"
     memory = "memory"  # Dataset.cache()
@@ -177,8 +187,11 @@ class TfDataLoaderConf(LoaderConf):
     cycle_length: Any = "autotune"  # interleave: shards read at once (none, N or autotune)
     interleave_parallel_calls: Any = "autotune"  # interleave: none, N or autotune
     num_parallel_calls: Any = "autotune"  # map parallelism: none, a positive integer or autotune
-    vectorized: bool = False  # run the per-sample ops after resize (cast, flip, scale) on whole batches
-    random_flip: bool = False  # a random horizontal flip after resize (the random op cache must precede)
+    chain: Chain = Chain.fused  # fused: one map read+decode+resize; split: one map per step (costs more)
+    vectorized: bool = False  # run the light per-sample ops (rescale, flip, brightness) on whole batches
+    rescale: Optional[float] = None  # light op: cast the uint8 image to float32 and multiply (1/255); null: off
+    random_flip: bool = False  # light op: a random horizontal flip after resize (the random op cache must precede)
+    random_brightness: Optional[float] = None  # light op: add a uniform delta in [-d, d] (float32 pixels); null: off
     cache: CacheMode = CacheMode.none  # cache decoded images: none, memory or file
     cache_place: CachePlace = CachePlace.after_resize  # where the cache sits in the chain
     shuffle_buffer: int = 0  # samples in the shuffle buffer; 0 disables shuffling
@@ -297,7 +310,8 @@ class TrialConf:
     steps: Optional[int] = None  # measured steps; the first bound reached ends the trial
     seconds: Optional[float] = None  # measured wall time, s
     epochs: Optional[int] = None  # measured epochs (warm-up included in the first)
-    repeats: int = 1  # independent trials, each in a fresh process
+    repeats: int = 1  # independent trials, each in a fresh process; repeats of a sweep run in shuffled rounds
+    epoch_mode: EpochMode = EpochMode.restart  # restart: an iterator per epoch (fit); continuous: one repeating
     timeout_s: float = 600.0  # a trial still running after this is killed and recorded as timeout
     seed: int = 0  # seed for shuffles and augmentation inside the trial
     default_seconds: float = 10.0  # bound used when steps, seconds and epochs are all null

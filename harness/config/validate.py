@@ -11,6 +11,7 @@ from typing import Union
 
 from omegaconf import DictConfig
 
+from harness.config.schema import choice
 from harness.errors import ConfigError
 
 AUTOTUNE = "autotune"
@@ -68,6 +69,10 @@ def validate(cfg) -> None:
 
     loader = get_loader(cfg.loader.name)
     loader.check(cfg.loader)
+    loader.check_batch(cfg.loader, cfg.batch)
+    if choice(cfg.trial.epoch_mode) == "continuous" and not loader.continuous:
+        raise ConfigError(f"trial.epoch_mode=continuous: loader={cfg.loader.name} has no repeating iterator "
+                          f"({loader.continuous_hint}); use trial.epoch_mode=restart")
     loader.check_augment(cfg.loader, augment_spec(cfg))
 
 

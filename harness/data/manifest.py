@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 SCHEMA_VERSION = 1
+_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
 MANIFEST_FILE = "dataset.json"
 
 
@@ -49,6 +50,11 @@ class DatasetManifest:
         """Absolute paths, labels and sample ids (filenames relative to ``images_dir``), in manifest order."""
         paths = [str(self.images_dir / s.filename) for s in self.samples]
         return paths, [s.label for s in self.samples], [s.filename for s in self.samples]
+
+    def image_format(self) -> Optional[str]:
+        """``jpeg`` or ``png`` when every file has that extension (a decoder can be chosen), else ``None``."""
+        kinds = {_FORMATS.get(Path(s.filename).suffix.lower()) for s in self.samples}
+        return kinds.pop() if len(kinds) == 1 else None
 
     def describe(self) -> Dict:
         """A short summary for result files."""

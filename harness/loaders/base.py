@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 
 # Modules that define loader families; importing one registers its loader. They import
 # their frameworks lazily, so importing them all is cheap.
@@ -94,6 +94,10 @@ class Loader(abc.ABC):
         """Raise :class:`~harness.errors.ConfigError` for values that make no sense."""
 
     @classmethod
+    def check_batch(cls, conf, batch) -> None:
+        """Raise :class:`ConfigError` for loader settings that cannot give the batch's dtype or layout."""
+
+    @classmethod
     def check_augment(cls, conf, spec) -> None:
         """Raise :class:`ConfigError` for loader settings that clash with the augment pipeline
         (``spec``: the parsed :class:`~harness.augment.spec.Spec`, or ``None`` without one)."""
@@ -101,6 +105,15 @@ class Loader(abc.ABC):
     @abc.abstractmethod
     def epoch(self, index: int) -> Iterator[Batch]:
         """Yield the batches of epoch ``index``."""
+
+    # Families with one iterator that runs across epochs (trial.epoch_mode=continuous) set this
+    # and override stream(); the others say what comes closest.
+    continuous: bool = False
+    continuous_hint: str = "it builds a fresh iterator per epoch"
+
+    def stream(self) -> Iterator[Tuple[int, Optional[Batch]]]:
+        """One iterator across epochs: ``(epoch, batch)``, and ``(epoch, None)`` when an epoch ends."""
+        raise ConfigError(f"trial.epoch_mode=continuous: loader={self.name} has no repeating iterator ({self.continuous_hint})")
 
     def describe(self) -> Dict:
         """What was actually built (framework objects' settings), for result.json."""

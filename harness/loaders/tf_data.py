@@ -1,18 +1,23 @@
 """tf.data, as seeds 000 and 001 write it, with every knob a sweep can vary.
 
-The chain::
+The chain (``loader.chain=fused``, the default: seed 000's ``parse_file_to_img`` and the
+tf.data guide put read, decode and resize in one function mapped in parallel)::
 
     source   from_tensor_slices(manifest) | list_files | TFRecordDataset (+ interleave)
-    parse    tfrecord only: parse_single_example (seed 001's first map)
-    decode   read_file + decode_image  [+ cast to float32: cast_float]
-    cache after_decode -> shuffle -> resize+to_dtype     (seed 001's order)
-    or resize+to_dtype -> cache after_resize -> shuffle
-    flip     random horizontal flip            (per sample, or per batch when vectorized)
-    cache after_augment                        (later epochs replay epoch 1's flips)
+    map      [parse_single_example +] read_file + decode_jpeg|png|image [+ cast] + resize + to_dtype
+    or, with cache after_decode (seed 001's order): read+decode -> cache -> shuffle -> resize
+    light    rescale (uint8 -> float32), random flip, random brightness: one map per sample,
+             or after batch() on whole batches (``vectorized``, the guide's "vectorizing mapping")
+    cache after_augment                        (later epochs replay epoch 1's randomness)
     batch -> preprocess (mobilenet) -> prefetch, then tf.data.Options
 
+``loader.chain=split`` builds one map per step instead: a sequential read map, then
+parallel decode and resize maps. Each map is a separate tf.data stage with its own
+buffers and thread hand-offs, which costs about 10% at one core and, on two cores, lets
+AUTOTUNE settle in one of two speeds from run to run.
+
 Every map takes ``num_parallel_calls`` none / N / AUTOTUNE; iterated once per epoch, as
-``model.fit`` does.
+``model.fit`` does (or once, repeating, with ``trial.epoch_mode=continuous``).
 """
 
 from __future__ import annotations
@@ -21,16 +26,27 @@ from typing import Dict, Iterator, List
 
 from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, check_positive, parse_tuning
-from harness.errors import ConfigError, require
+from harness.errors import ConfigError, HarnessError, require
 from harness.loaders.base import Batch, Loader, Needs, register_loader
 
 FEATURES = ("image_raw", "label", "id")
 
 
+def _compose(fns):
+    """One map function that runs ``fns`` in turn on the (image, label, id) element."""
+
+    def fused(*element):
+        for fn in fns:
+            element = fn(*element)
+        return element
+
+    return fused
+
 
 @register_loader
 class TfDataLoader(Loader):
     name = "tf_data"
+    continuous = True  # stream(): the chain with repeat() before prefetch
 
     @classmethod
     def needs(cls, conf) -> Needs:
@@ -48,22 +64,38 @@ class TfDataLoader(Loader):
             raise ConfigError(f"loader.preprocess={conf.preprocess}: choose null or mobilenet")
         if conf.interleave and choice(conf.source) != "tfrecord":
             raise ConfigError("loader.interleave=true needs loader.source=tfrecord (it interleaves shards)")
+        if conf.vectorized and not (conf.rescale is not None or conf.random_flip or conf.random_brightness is not None):
+            raise ConfigError("loader.vectorized=true has nothing to vectorize: set loader.rescale, loader.random_flip "
+                              "or loader.random_brightness (the light ops it moves after batch)")
+        check_positive("loader.rescale", conf.rescale, optional=True)
+        check_positive("loader.random_brightness", conf.random_brightness, optional=True)
+
+    @classmethod
+    def check_batch(cls, conf, batch) -> None:
+        floats = [key for key, value in (("preprocess=mobilenet", conf.preprocess == "mobilenet"),
+                                         ("rescale", conf.rescale is not None),
+                                         ("random_brightness", conf.random_brightness is not None)) if value]
+        if floats and choice(batch.dtype) != "float32":
+            raise ConfigError(f"loader.{floats[0]} outputs float32 pixels; set batch.dtype=float32")
 
     @classmethod
     def check_augment(cls, conf, spec) -> None:
+        if spec is not None and (conf.rescale is not None or conf.random_brightness is not None):
+            raise ConfigError("loader.rescale and loader.random_brightness do not combine with augment.ops: "
+                              "put the scaling and colour ops in augment.ops (normalize, color_jitter)")
         if choice(conf.cache) == "none":
             return
-        if spec is None and choice(conf.cache_place) == "after_augment" and not conf.random_flip:
-            raise ConfigError("loader.cache_place=after_augment needs loader.random_flip=true or augment.ops "
-                              "(there is no random op to follow)")
+        random = conf.random_flip or conf.random_brightness is not None
+        if spec is None and choice(conf.cache_place) == "after_augment" and not random:
+            raise ConfigError("loader.cache_place=after_augment needs loader.random_flip, loader.random_brightness or "
+                              "augment.ops (there is no random op to follow)")
         if spec is not None and choice(conf.cache_place) == "after_resize":
             raise ConfigError("loader.cache_place=after_resize: with augment.ops the pipeline does the resizing, so the "
                               "cache goes after_decode (before the random ops) or after_augment")
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
-        if conf.preprocess == "mobilenet" and choice(batch.dtype) != "float32":
-            raise ConfigError("loader.preprocess=mobilenet outputs floats in [-1, 1]; set batch.dtype=float32")
+        self.check_batch(conf, batch)
         self.tf = require("tensorflow", what="loader=tf_data", extra="tf")
         self.ops: List[str] = []
         self.dataset_obj = self._build()
@@ -100,40 +132,64 @@ class TfDataLoader(Loader):
         return ds.shuffle(self.conf.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
 
     # -- the chain -----------------------------------------------------------------
-    def _build(self):
+    def _build(self, repeat: bool = False):
         c, b = self.conf, self.batch
-        flip = "flip" if c.random_flip else None
+        self.ops = []
         ds = self._source()
-        if choice(c.source) == "tfrecord":
-            ds = self._map(ds, self._parse, "parse_single_example")
-        ds = self._map(ds, self._decode, "decode" + ("+cast" if c.cast_float else ""))
-        if self.augment is not None:  # the augment pipeline resizes: it takes the resize map's place
-            tail, label = self._augment, f"augment({self.augment.library}: {self.augment.order_label()})+to_dtype"
-        else:
-            tail, label = self._resize, "resize+to_dtype"
+        before, after = self._stages()
+        ds = self._maps(ds, before)
         if choice(c.cache_place) == "after_decode":  # seed 001: cache, shuffle, then resize
-            ds = self._shuffle(self._cache(ds, "after_decode"))
-            ds = self._map(ds, tail, label)
+            ds = self._maps(self._shuffle(self._cache(ds, "after_decode")), after)
         else:
-            ds = self._map(ds, tail, label)
             ds = self._shuffle(self._cache(ds, "after_resize"))
-        if flip and not c.vectorized:
-            ds = self._map(ds, self._flip, "random_flip")
+        light = self._light_label()
+        if light and not c.vectorized:
+            ds = self._map(ds, self._light, light)
         if not c.vectorized:
             ds = self._cache(ds, "after_augment")
         ds = ds.batch(b.size, drop_remainder=c.drop_remainder)
         self.ops.append(f"batch({b.size}, drop_remainder={c.drop_remainder})")
-        if flip and c.vectorized:
-            ds = self._map(ds, self._flip, "random_flip on whole batches")
+        if light and c.vectorized:
+            ds = self._map(ds, self._light, light + " on whole batches")
         if c.vectorized:
             ds = self._cache(ds, "after_augment")
         if c.preprocess == "mobilenet":
             ds = self._map(ds, self._mobilenet, "mobilenet.preprocess_input")
+        if repeat:  # before prefetch, so the buffer keeps the consumer fed while the next epoch starts
+            ds = ds.repeat()
+            self.ops.append("repeat()")
         prefetch = self._tuning("loader.prefetch", c.prefetch)
         if prefetch is not None:
             ds = ds.prefetch(prefetch)
             self.ops.append(f"prefetch({c.prefetch})")
         return ds.with_options(self._options())
+
+    def _stages(self):
+        """The per-sample steps as (label, fn), split where a cache after_decode sits between them."""
+        c = self.conf
+        head = [("parse_single_example", self._parse)] if choice(c.source) == "tfrecord" else [("read_file", self._read)]
+        head.append((self._decoder() + ("+cast" if c.cast_float else ""), self._decode))
+        if self.augment is not None:  # the augment pipeline resizes: it takes the resize map's place
+            tail = (f"augment({self.augment.library}: {self.augment.order_label()})+to_dtype", self._augment)
+        else:
+            tail = ("resize+to_dtype", self._resize)
+        if choice(c.cache_place) == "after_decode":
+            return head, [tail]
+        return head + [tail], []
+
+    def _maps(self, ds, stages):
+        """One parallel map of the stages composed (fused), or one map each (split; the read map sequential)."""
+        if not stages:
+            return ds
+        if choice(self.conf.chain) == "fused":
+            return self._map(ds, _compose([fn for _, fn in stages]), "+".join(label for label, _ in stages))
+        for label, fn in stages:
+            if label == "read_file":  # as the split chain has always read: in the source, one file at a time
+                ds = ds.map(fn)
+                self.ops.append("map(read_file)")
+            else:
+                ds = self._map(ds, fn, label)
+        return ds
 
     def _source(self):
         tf, c = self.tf, self.conf
@@ -149,10 +205,9 @@ class TfDataLoader(Loader):
             )
             prefix = len(str(self.dataset.images_dir)) + 1
             self.ops.append(f"list_files({pattern!r})")
-            return ds.map(lambda path: (tf.io.read_file(path), table.lookup(path), tf.strings.substr(path, prefix, -1)))
+            return ds.map(lambda path: (path, table.lookup(path), tf.strings.substr(path, prefix, -1)))
         self.ops.append(f"from_tensor_slices(manifest, n={len(paths)})")
-        ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64), ids))
-        return ds.map(lambda path, label, sample_id: (tf.io.read_file(path), label, sample_id))
+        return tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64), ids))
 
     def _tfrecord_source(self):
         tf, c = self.tf, self.conf
@@ -180,9 +235,22 @@ class TfDataLoader(Loader):
         parsed = tf.io.parse_single_example(record, spec)
         return parsed["image_raw"], parsed["label"], parsed["id"]
 
+    def _read(self, path, label, sample_id):
+        return self.tf.io.read_file(path), label, sample_id
+
+    def _decoder(self) -> str:
+        """decode_jpeg / decode_png where every file has that format (as the seeds write it), else decode_image."""
+        if self.dataset is None:
+            return "decode_image"
+        return {"jpeg": "decode_jpeg", "png": "decode_png"}.get(self.dataset.image_format() or "", "decode_image")
+
     def _decode(self, raw, label, sample_id):
-        tf = self.tf
-        image = tf.io.decode_image(raw, channels=self.batch.channels, expand_animations=False)
+        tf, channels = self.tf, self.batch.channels
+        decoder = self._decoder()
+        if decoder == "decode_image":
+            image = tf.io.decode_image(raw, channels=channels, expand_animations=False)
+        else:
+            image = getattr(tf.io, decoder)(raw, channels=channels)
         if self.conf.cast_float:
             image = tf.cast(image, tf.float32)
         return image, label, sample_id
@@ -190,14 +258,17 @@ class TfDataLoader(Loader):
     def _resize(self, image, label, sample_id):
         """Resize, then convert to the batch's dtype and layout (the deterministic tail)."""
         b = self.batch
-        return self._to_batch(self.tf.image.resize(image, [b.height, b.width])), label, sample_id
+        # with rescale the light ops cast to float32 after the cache, so the cache holds uint8 (4x smaller)
+        dtype = "uint8" if self.conf.rescale is not None else None
+        return self._to_batch(self.tf.image.resize(image, [b.height, b.width]), dtype), label, sample_id
 
-    def _to_batch(self, image):
-        """The batch's dtype (rounding floats into uint8) and layout, for one image."""
+    def _to_batch(self, image, dtype=None):
+        """The batch's dtype (or ``dtype``; rounding floats into uint8) and layout, for one image."""
         tf, b = self.tf, self.batch
-        if choice(b.dtype) == "uint8" and image.dtype != tf.uint8:
+        dtype = dtype or choice(b.dtype)
+        if dtype == "uint8" and image.dtype != tf.uint8:
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        elif choice(b.dtype) == "float32" and image.dtype != tf.float32:
+        elif dtype == "float32" and image.dtype != tf.float32:
             image = tf.cast(image, tf.float32)
         if choice(b.layout) == "nchw":
             image = tf.transpose(image, [2, 0, 1])
@@ -215,16 +286,27 @@ class TfDataLoader(Loader):
             image.set_shape([b.height, b.width, b.channels])
         return self._to_batch(image), label, sample_id
 
-    def _flip(self, image, label, sample_id):
-        """Random horizontal flip, per sample or per image of a batch, in either layout."""
-        tf = self.tf
-        width_axis = -1 if choice(self.batch.layout) == "nchw" else -2
-        if self.conf.vectorized:  # one coin per image of the batch
-            coins = tf.random.uniform(tf.shape(image)[:1]) < 0.5
-            mask = tf.reshape(coins, [-1, 1, 1, 1])
-            return tf.where(mask, tf.reverse(image, [width_axis]), image), label, sample_id
-        flipped = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.reverse(image, [width_axis]), lambda: image)
-        return flipped, label, sample_id
+    def _light_label(self) -> str:
+        c = self.conf
+        ops = [name for name, on in (("rescale", c.rescale is not None), ("random_flip", c.random_flip),
+                                     ("random_brightness", c.random_brightness is not None)) if on]
+        return "+".join(ops)
+
+    def _light(self, image, label, sample_id):
+        """Rescale, flip, brightness: on one image, or on a whole batch with one coin and one delta per image."""
+        tf, c = self.tf, self.conf
+        per_image = tf.shape(image)[:1] if c.vectorized else []
+        if c.rescale is not None:
+            image = tf.cast(image, tf.float32) * c.rescale
+        if c.random_flip:
+            width_axis = -1 if choice(self.batch.layout) == "nchw" else -2
+            coins = tf.random.uniform(per_image) < 0.5
+            mask = tf.reshape(coins, [-1, 1, 1, 1]) if c.vectorized else coins
+            image = tf.where(mask, tf.reverse(image, [width_axis]), image)
+        if c.random_brightness is not None:
+            delta = tf.random.uniform(per_image, -c.random_brightness, c.random_brightness)
+            image = image + (tf.reshape(delta, [-1, 1, 1, 1]) if c.vectorized else delta)
+        return image, label, sample_id
 
     def _mobilenet(self, image, label, sample_id):
         from tensorflow.keras.applications import mobilenet
@@ -255,8 +337,22 @@ class TfDataLoader(Loader):
         for images, labels, ids in self.dataset_obj:
             yield Batch(images=images, labels=labels, ids=ids)
 
+    def stream(self):
+        """``trial.epoch_mode=continuous``: the same chain with ``repeat()``, iterated once."""
+        self.dataset_obj = self._build(repeat=True)
+        n, size = len(self.dataset), self.batch.size
+        per_epoch = n // size if self.conf.drop_remainder else -(-n // size)
+        if per_epoch == 0:
+            raise HarnessError(f"the dataset ({n} samples) is smaller than one batch ({size}); lower batch.size")
+        for index, (images, labels, ids) in enumerate(self.dataset_obj):
+            epoch, k = divmod(index, per_epoch)
+            yield epoch, Batch(images=images, labels=labels, ids=ids)
+            if k == per_epoch - 1:
+                yield epoch, None
+
     def random_ops(self) -> bool:
-        return bool(self.conf.random_flip) or super().random_ops()
+        c = self.conf
+        return bool(c.random_flip) or c.random_brightness is not None or super().random_ops()
 
     def reference_pixels(self, path: str):
         if self.augment is not None:

@@ -21,6 +21,7 @@ from harness.loaders.base import Batch, Loader, Needs, register_loader
 @register_loader
 class TorchLoader(Loader):
     name = "torch"
+    continuous_hint = "it starts a DataLoader iterator per epoch; loader.persistent_workers=true keeps the workers across epochs"
 
     @classmethod
     def needs(cls, conf) -> Needs:

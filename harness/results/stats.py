@@ -42,6 +42,34 @@ def summarize(steps, wall_s: float, ttfb_s: float) -> Dict[str, float]:
         "wait_ms_p95": percentile(steps.wait_ms, 95),
         "h2d_ms_p50": percentile(steps.h2d_ms, 50),
         "compute_ms_p50": percentile(steps.compute_ms, 50),
+        **restart_summary(steps, wall_s),
+    }
+
+
+def boundaries(epoch: Sequence[int]) -> List[int]:
+    """Indices of the measured steps that open a new epoch (the first batch of its iterator)."""
+    return [i for i in range(1, len(epoch)) if epoch[i] != epoch[i - 1]]
+
+
+def restart_summary(steps, wall_s: float) -> Dict[str, float]:
+    """Steady state apart from the cost of each new epoch.
+
+    A step that opens an epoch waits for the new iterator (workers, buffers, a cache
+    being read from the start); what it waits beyond the median wait of the other steps
+    is the restart's cost. ``steady_samples_per_s`` is the throughput with that cost
+    taken out: what an endless epoch, or a dataset many times larger, would give.
+    """
+    first = boundaries(steps.epoch)
+    opening = set(first)
+    typical = percentile([w for i, w in enumerate(steps.wait_ms) if i not in opening], 50) if len(steps.wait_ms) > len(first) else 0.0
+    cost_s = sum(max(steps.wait_ms[i] - typical, 0.0) for i in first) / 1e3
+    samples = float(np.sum(steps.samples)) if len(steps.samples) else 0.0
+    steady_wall = wall_s - cost_s
+    return {
+        "epoch_restarts": len(first),
+        "epoch_restart_ms_p50": percentile([steps.wait_ms[i] for i in first], 50),
+        "restart_pct": 100.0 * cost_s / wall_s if wall_s > 0 else 0.0,
+        "steady_samples_per_s": samples / steady_wall if steady_wall > 0 else 0.0,
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from harness.errors import HarnessError
 
@@ -43,8 +43,25 @@ class LoopResult:
     measure_start: Optional[float] = None  # clock() at the first measured step's start (aligns monitor samples)
 
 
+Stream = Iterator[Tuple[int, object]]  # (epoch, batch), and (epoch, None) once an epoch has ended
+
+
+def epoch_stream(epoch_iter: Callable[[int], Iterator]) -> Stream:
+    """``trial.epoch_mode=restart``: a fresh iterator per epoch, as Keras ``fit`` and a PyTorch epoch loop run one."""
+    epoch = 0
+    while True:
+        delivered = 0
+        for batch in epoch_iter(epoch):
+            delivered += 1
+            yield epoch, batch
+        if delivered == 0:
+            raise HarnessError(f"the loader yielded no batch in epoch {epoch}; is the dataset smaller than one batch?")
+        yield epoch, None
+        epoch += 1
+
+
 def run_loop(
-    epoch_iter: Callable[[int], Iterator],
+    source: Union[Callable[[int], Iterator], Stream],
     consume: Callable[[object, Optional[Callable[[], None]]], Tuple[float, float]],
     bound: Dict[str, float],
     warmup_steps: int,
@@ -57,7 +74,9 @@ def run_loop(
     """Drive the loader into the consumer until the first bound is reached.
 
     Args:
-        epoch_iter: ``epoch_iter(i)`` returns an iterator over epoch ``i``'s batches.
+        source: ``epoch_iter(i)``, returning an iterator over epoch ``i``'s batches (a
+            fresh iterator per epoch), or a :data:`Stream` of ``(epoch, batch)`` with
+            ``(epoch, None)`` at each epoch's end (one iterator across epochs).
         consume: takes a batch and a callable to run while the device computes,
             returns ``(h2d_ms, compute_ms)``.
         bound: any of ``steps``, ``seconds``, ``epochs``; the first reached ends the phase.
@@ -69,6 +88,7 @@ def run_loop(
             (bookkeeping that a real training loop would overlap with the GPU).
         on_measure: called once, after the last warm-up step, when the measured phase begins.
     """
+    stream = epoch_stream(source) if callable(source) else source
     steps, epoch_samples, completed = Steps(), {}, []
     begin = clock()
     # Each step is timed from the end of the previous one, so time spent between
@@ -78,37 +98,35 @@ def run_loop(
     stopped_by = None
     if warmup_steps == 0 and on_measure is not None:
         on_measure()
-    while stopped_by is None:
-        delivered = 0
-        for batch in epoch_iter(epoch):
-            t0, t1 = last_end, clock()
-            delivered += 1
-            ttfb = t1 - begin if ttfb is None else ttfb
-            n = len(batch)
-            epoch_samples[epoch] = epoch_samples.get(epoch, 0) + n
-            if on_batch is not None:
-                on_batch(epoch, batch)
-            during = None if during_compute is None else (lambda e=epoch, b=batch: during_compute(e, b))
-            h2d, compute = consume(batch, during)
-            last_end = t2 = clock()
-            if warm < warmup_steps:
-                warm += 1
-                if warm == warmup_steps and on_measure is not None:
-                    on_measure()
-                continue
-            measure_start = t0 if measure_start is None else measure_start
-            _record(steps, t0 - measure_start, t0, t1, t2, h2d, compute, n, epoch)
-            stopped_by = _reached(bound, len(steps), t2 - measure_start, None)
+    for epoch, batch in stream:
+        if batch is None:
+            completed.append(epoch)
+            stopped_by = _reached(bound, None, None, epoch + 1)
             if stopped_by:
                 break
-        else:
-            completed.append(epoch)
-        if delivered == 0:
-            raise HarnessError(f"the loader yielded no batch in epoch {epoch}; is the dataset smaller than one batch?")
-        epoch += 1
-        stopped_by = stopped_by or _reached(bound, None, None, epoch)
+            continue
+        t0, t1 = last_end, clock()
+        ttfb = t1 - begin if ttfb is None else ttfb
+        n = len(batch)
+        epoch_samples[epoch] = epoch_samples.get(epoch, 0) + n
+        if on_batch is not None:
+            on_batch(epoch, batch)
+        during = None if during_compute is None else (lambda e=epoch, b=batch: during_compute(e, b))
+        h2d, compute = consume(batch, during)
+        last_end = t2 = clock()
+        if warm < warmup_steps:
+            warm += 1
+            if warm == warmup_steps and on_measure is not None:
+                on_measure()
+            continue
+        measure_start = t0 if measure_start is None else measure_start
+        _record(steps, t0 - measure_start, t0, t1, t2, h2d, compute, n, epoch)
+        stopped_by = _reached(bound, len(steps), t2 - measure_start, None)
+        if stopped_by:
+            break
     wall = (steps.t_ms[-1] + steps.step_ms[-1]) / 1e3 if len(steps) else 0.0
-    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch, stopped_by, epoch_samples, completed, measure_start)
+    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch + 1, stopped_by or "exhausted", epoch_samples, completed,
+                      measure_start)
 
 
 def _record(steps: Steps, rel: float, t0, t1, t2, h2d, compute, n, epoch) -> None:

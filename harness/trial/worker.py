@@ -167,14 +167,16 @@ def _wait_for_sampler(folder: Path) -> None:
 def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path = None) -> None:
     from dataclasses import asdict
 
-    from harness.results.stats import summarize, window_throughput
+    from harness.config.schema import choice
+    from harness.results.stats import boundaries, summarize, window_throughput
     from harness.trial import threads
     from harness.trial.checks import BatchChecks
     from harness.trial.loop import run_loop
 
     checks = BatchChecks(cfg.batch, loader.expected_ids())
+    continuous = choice(cfg.trial.epoch_mode) == "continuous"
     loop = run_loop(
-        loader.epoch, lambda b, during: consumer.consume(b.images, during), bound, cfg.trial.warmup_steps,
+        loader.stream() if continuous else loader.epoch, lambda b, during: consumer.consume(b.images, during), bound, cfg.trial.warmup_steps,
         on_batch=checks.check_shape, during_compute=checks.account,
         on_measure=lambda: _phase_marker(folder, "start"),
     )
@@ -186,8 +188,10 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path = N
     result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}
     result.bound = {"asked": bound, "stopped_by": loop.stopped_by, "warmup_steps": loop.warmup_steps}
     result.timing["measure_start_clock"] = loop.measure_start  # perf_counter: the monitor's clock too
-    result.epochs = {"started": loop.epochs_started, "completed": loop.completed,
-                     "samples": {str(k): v for k, v in loop.epoch_samples.items()}}
+    result.epochs = {"started": loop.epochs_started, "completed": loop.completed, "mode": choice(cfg.trial.epoch_mode),
+                     "samples": {str(k): v for k, v in loop.epoch_samples.items()},
+                     "first_batch_ms": {str(loop.steps.epoch[i]): round(loop.steps.wait_ms[i], 3)
+                                        for i in boundaries(loop.steps.epoch)}}
     result.same_data = checks.report(loader.random_ops(), loop.completed)
     result.same_data["reference"] = reference(loader)
     result.summary = summarize(loop.steps, loop.wall_s, loop.ttfb_s)

@@ -111,7 +111,7 @@ def test_tf_data_vectorized_and_seed001_chain(tiny_cache):
     _, loader = build("tf_data", "experiment=seed001", "batch.size=8", "batch.dtype=float32", cache=tiny_cache)
     names = [op.split("(")[0] if not op.startswith("map") else op.split(",")[0] for op in loader.ops]
     assert names == [
-        "TFRecordDataset", "map(parse_single_example", "map(decode+cast", "cache", "shuffle",
+        "TFRecordDataset", "map(parse_single_example", "map(decode_jpeg+cast", "cache", "shuffle",
         "map(resize+to_dtype", "batch", "map(mobilenet.preprocess_input", "prefetch",
     ]
     batch = next(iter(loader.epoch(0)))
@@ -168,3 +168,59 @@ def test_reference_pixels_match_the_delivered_sample(tiny_cache):
                 break
         loader.close()
         assert delivered is not None and np.array_equal(reference, delivered), name
+
+
+def _map_labels(loader):
+    return [op.split(", num_parallel_calls")[0] for op in loader.ops]
+
+
+def test_tf_data_chain_fused_by_default_split_on_request(tiny_cache, tmp_path):
+    """Seed 000's parse_file_to_img: one parallel map reads, decodes (decode_jpeg for JPEG) and resizes."""
+    cfg, fused = build("tf_data", cache=tiny_cache, workdir=tmp_path)
+    assert _map_labels(fused)[:2] == ["from_tensor_slices(manifest, n=48)", "map(read_file+decode_jpeg+resize+to_dtype"]
+    cfg, split = build("tf_data", "loader.chain=split", cache=tiny_cache, workdir=tmp_path)
+    assert _map_labels(split)[1:4] == ["map(read_file)", "map(decode_jpeg", "map(resize+to_dtype"]
+    one = next(iter(fused.epoch(0))).images.numpy()
+    assert (one == next(iter(split.epoch(0))).images.numpy()).all()  # same pixels, one map fewer per step
+    assert run_epochs(cfg, split)["verdict"] == "complete"
+
+
+def test_tf_data_png_files_decode_with_decode_png(tiny_cache, tmp_path):
+    _, loader = build("tf_data", "dataset.format=png", cache=tiny_cache, workdir=tmp_path)
+    assert "decode_png" in loader.ops[1]
+
+
+def test_tf_data_continuous_stream_marks_epoch_ends(tiny_cache, tmp_path):
+    _, loader = build("tf_data", cache=tiny_cache, workdir=tmp_path)
+    stream = loader.stream()
+    seen = [next(stream) for _ in range(14)]  # 48 samples / 8 = 6 batches an epoch, then its end marker
+    assert [e for e, b in seen if b is None] == [0, 1]
+    assert [e for e, b in seen[:7]] == [0] * 7 and seen[7][0] == 1
+    assert "repeat()" in loader.ops and loader.ops.index("repeat()") == len(loader.ops) - 2  # just before prefetch
+
+
+def test_tf_data_light_ops_per_sample_or_on_whole_batches(tiny_cache, tmp_path):
+    light = ["loader.rescale=0.00392156862745098", "loader.random_flip=true", "loader.random_brightness=0.1", "batch.dtype=float32"]
+    cfg, scalar = build("tf_data", *light, cache=tiny_cache, workdir=tmp_path)
+    _, vector = build("tf_data", *light, "loader.vectorized=true", cache=tiny_cache, workdir=tmp_path)
+    labels = _map_labels(scalar)
+    assert labels.index("map(rescale+random_flip+random_brightness") < labels.index("batch(8, drop_remainder=True)")
+    vlabels = _map_labels(vector)
+    assert vlabels.index("batch(8, drop_remainder=True)") < vlabels.index("map(rescale+random_flip+random_brightness on whole batches")
+    for loader in (scalar, vector):
+        images = next(iter(loader.epoch(0))).images.numpy()
+        assert images.dtype.name == "float32" and -0.11 <= images.min() and images.max() <= 1.11
+        assert run_epochs(cfg, loader)["verdict"] == "complete"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["loader.vectorized=true"], "nothing to vectorize"),
+    (["loader.rescale=0.5"], "loader.rescale outputs float32 pixels; set batch.dtype=float32"),
+    (["trial.epoch_mode=continuous", "loader=torch"], "loader=torch has no repeating iterator"),
+])
+def test_tf_data_light_op_and_epoch_mode_errors(overrides, message):
+    from harness.config.validate import validate
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        validate(compose(["loader=tf_data", *TINY, *overrides]))

@@ -130,3 +130,43 @@ def test_on_measure_fires_once_where_the_measured_phase_begins(warmup):
     assert len(fired) == 1
     assert fired[0][1] == warmup  # after the warm-up steps, before the first measured one
     assert result.measure_start == pytest.approx(fired[0][0]) if warmup else result.measure_start <= fired[0][0]
+
+
+def test_epoch_restarts_are_measured_apart_from_the_steady_state():
+    """Serial: every step costs 5 + 11 ms; each new epoch's first batch waits 100 ms more."""
+    clock = FakeClock()
+    fake = Fake(clock, epoch_start=0.100, per_epoch=10)
+    result = run(fake, clock, {"steps": 40}, warmup=2)
+    s = summarize(result.steps, result.wall_s, result.ttfb_s)
+    # 40 measured steps from step 2 (epoch 0) to step 41 (epoch 4): boundaries at epochs 1, 2, 3, 4
+    assert s["epoch_restarts"] == 4
+    assert s["epoch_restart_ms_p50"] == pytest.approx(105.0)
+    assert s["restart_pct"] == pytest.approx(100 * 0.4 / (40 * 0.016 + 0.4))
+    assert s["steady_samples_per_s"] == pytest.approx(4 / 0.016)
+    assert s["samples_per_s"] == pytest.approx(160 / (40 * 0.016 + 0.4))
+
+
+def test_a_continuous_stream_pays_no_restart():
+    clock = FakeClock()
+    fake = Fake(clock, epoch_start=0.100, per_epoch=10)
+
+    def stream():  # one iterator: the start-up cost is paid once, before the first batch
+        clock.now += fake.epoch_start
+        for epoch in range(100):
+            for _ in range(fake.per_epoch):
+                clock.now += fake.produce
+                yield epoch, [0] * fake.batch
+            yield epoch, None
+
+    result = run_loop(stream(), fake.consume, {"epochs": 3}, 2, clock=clock)
+    s = summarize(result.steps, result.wall_s, result.ttfb_s)
+    assert result.stopped_by == "epochs" and result.completed == [0, 1, 2] and s["steps"] == 28
+    assert s["epoch_restarts"] == 2 and s["restart_pct"] == pytest.approx(0.0)
+    assert s["samples_per_s"] == pytest.approx(4 / 0.016)
+
+
+def test_an_empty_epoch_in_a_stream_of_epochs_is_an_error():
+    clock = FakeClock()
+    fake = Fake(clock, per_epoch=0)
+    with pytest.raises(HarnessError, match="no batch in epoch 0"):
+        run(fake, clock, {"steps": 5})
