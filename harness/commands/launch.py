@@ -3,19 +3,24 @@
 Hydra's own runtime (``@hydra.main``, its multirun and basic launcher) drives the jobs,
 so ``hydra.sweep.dir=...``, ``--cfg job`` and ``hydra.sweeper.params`` in experiment
 files all work as Hydra users expect. The job function below runs in this (parent)
-process: it prepares the dataset, then starts one fresh process per repeat. Before
-Hydra starts, every job of the grid is composed and validated, so a bad value anywhere
-fails before the first trial.
+process: it prepares the job's dataset and writes its resolved config. When every job is
+ready, the trials run in rounds: round 1 runs each job once, in an order shuffled with a
+seeded generator, then round 2 in a new order, and so on (Google Benchmark's random
+interleaving), so a change in machine load spreads over the variants instead of landing
+on the one whose repeats ran back to back. Before Hydra starts, every job of the grid is
+composed and validated, so a bad value anywhere fails before the first trial.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -48,7 +53,9 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
     if not given:
         argv.append(f"{dir_key}={root}")
     print(f"harness: {len(jobs)} job(s) -> {root}", flush=True)
+    _PLANNED.clear()
     _run_hydra(argv)
+    run_rounds(list(_PLANNED), root)
     if multirun and root.exists():
         from harness.commands.augbench import bench_sweep
 
@@ -106,8 +113,27 @@ def _run_hydra(argv: List[str]) -> None:
         sys.argv = saved
 
 
+@dataclass
+class JobPlan:
+    """One job of the sweep, ready to run: its resolved config on disk, its dataset built."""
+
+    job: int  # Hydra job number
+    job_dir: Path  # the job's folder (trial.yaml, repeat-N/)
+    root: Path  # the sweep's (or run's) folder, where results.csv goes
+    config_file: Path  # job_dir/trial.yaml
+    config: Dict  # the resolved config as plain containers
+    overrides: List[str]  # the job's overrides
+    repeats: int  # trial.repeats
+    timeout_s: float  # trial.timeout_s
+    seed: int  # trial.seed: also seeds the order of the rounds
+    error: Optional[str] = None  # why no trial can run (e.g. a folder without images)
+
+
+_PLANNED: List[JobPlan] = []  # filled by Hydra's task function, run by run_rounds once Hydra returns
+
+
 def _job(cfg: DictConfig) -> int:
-    """Hydra's task function: run every repeat of one job, each in its own process."""
+    """Hydra's task function: get one job ready; its trials run later, interleaved with the other jobs'."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -116,8 +142,8 @@ def _job(cfg: DictConfig) -> int:
     job_dir = Path(hc.runtime.output_dir)
     root = Path(hc.sweep.dir) if multirun else job_dir
     job = int(hc.job.num) if multirun else 0
-    results = run_job(cfg, job_dir, root, job=job, overrides=list(hc.overrides.task))
-    return sum(r.status != "ok" for r in results)
+    _PLANNED.append(plan_job(cfg, job_dir, root, job=job, overrides=list(hc.overrides.task)))
+    return 0
 
 
 def write_trial_config(cfg: DictConfig, job_dir: Path):
@@ -133,16 +159,15 @@ def write_trial_config(cfg: DictConfig, job_dir: Path):
     return config_file, plain
 
 
-def run_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: List[str]) -> List[TrialResult]:
-    """Prepare what the job's trials need, then run ``trial.repeats`` isolated trials."""
+def plan_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: List[str]) -> JobPlan:
+    """Write the job's trial.yaml and build the dataset its trials read."""
     from harness.data.build import prepare
     from harness.loaders import get_loader
-    from harness.trial.spawn import run_trial
 
     config_file, plain = write_trial_config(cfg, job_dir)
-    config = OmegaConf.to_container(plain, resolve=True)
     typed = to_typed(plain)
-    results = []
+    plan = JobPlan(job, job_dir, root, config_file, OmegaConf.to_container(plain, resolve=True), overrides,
+                   typed.trial.repeats, typed.trial.timeout_s, typed.trial.seed)
     try:
         needs = get_loader(typed.loader.name).needs(typed.loader)
         if needs.dataset:
@@ -152,20 +177,55 @@ def run_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: 
             if elapsed > 1:
                 print(f"  dataset ready in {elapsed:.1f} s: {manifest.root}", flush=True)
     except HarnessError as exc:  # e.g. a folder without images: every repeat fails the same way
-        for repeat in range(typed.trial.repeats):
-            failed = TrialResult("failed", config, overrides, job, repeat, error=str(exc))
-            failed.write(_trial_dir(job_dir, repeat, typed.trial.repeats))
-            results.append(failed)
-            print(format_line(failed), flush=True)
-        write_table(root)
-        return results
-    for repeat in range(typed.trial.repeats):
-        trial_dir = _trial_dir(job_dir, repeat, typed.trial.repeats)
-        result = run_trial(config_file, trial_dir, job=job, repeat=repeat, overrides=overrides, config=config, timeout_s=typed.trial.timeout_s)
-        results.append(result)
-        print(format_line(result), flush=True)
-        write_table(root)
+        plan.error = str(exc)
+    return plan
+
+
+def schedule(plans: Sequence[JobPlan], seed: int) -> List[List[JobPlan]]:
+    """Rounds of trials: round r runs every job that has an r-th repeat, in a shuffled order.
+
+    The order of each round comes from ``random.Random(seed)``, so the same sweep runs
+    its trials in the same order and the order is recorded with the results.
+    """
+    rng = random.Random(seed)
+    rounds = []
+    for r in range(max((p.repeats for p in plans), default=0)):
+        this = [p for p in plans if p.repeats > r]
+        rng.shuffle(this)
+        rounds.append(this)
+    return rounds
+
+
+def run_rounds(plans: Sequence[JobPlan], root: Path) -> List[TrialResult]:
+    """Run every planned trial, round by round, and record the order in ``root/schedule.json``."""
+    from harness.data.manifest import write_json_atomic
+    from harness.trial.spawn import run_trial
+
+    if not plans:
+        return []
+    seed = plans[0].seed
+    rounds = schedule(plans, seed)
+    if len(rounds) > 1 and len(plans) > 1:
+        print(f"  {len(rounds)} rounds, each job once per round in a shuffled order (seed {seed})", flush=True)
+    write_json_atomic(Path(root) / SCHEDULE_FILE, {"seed": seed, "rounds": [[p.job for p in this] for this in rounds]})
+    results = []
+    for r, this in enumerate(rounds):
+        for position, plan in enumerate(this):
+            trial_dir = _trial_dir(plan.job_dir, r, plan.repeats)
+            where = {"round": r, "position": position, "jobs_in_round": len(this)}
+            if plan.error is not None:
+                result = TrialResult("failed", plan.config, plan.overrides, plan.job, r, error=plan.error, timing=dict(where))
+                result.write(trial_dir)
+            else:
+                result = run_trial(plan.config_file, trial_dir, job=plan.job, repeat=r, overrides=plan.overrides,
+                                   config=plan.config, timeout_s=plan.timeout_s, schedule=where)
+            results.append(result)
+            print(format_line(result), flush=True)
+            write_table(plan.root)
     return results
+
+
+SCHEDULE_FILE = "schedule.json"
 
 
 def _trial_dir(job_dir: Path, repeat: int, repeats: int) -> Path:
@@ -180,10 +240,12 @@ def format_line(result: TrialResult) -> str:
     if result.status != "ok":
         return f"{head} {result.error}"
     s = result.summary
-    return (
+    line = (
         f"{head} {s['samples_per_s']:9.1f} samples/s {s['batches_per_s']:7.2f} batches/s "
         f"stall {s['stall_pct']:5.1f}%  AU {s['au_pct']:5.1f}%  ttfb {s['ttfb_s']:.2f} s"
     )
+    restarts = s.get("restart_pct")
+    return line + (f"  restarts {restarts:.0f}% (steady {s['steady_samples_per_s']:.0f}/s)" if restarts and restarts > 5 else "")
 
 
 FAILED_TRIALS_EXIT = 3

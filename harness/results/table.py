@@ -18,8 +18,9 @@ from harness.results.model import RESULT_FILE, read_result
 
 TABLE_FILE = "results.csv"
 METRICS = (
-    "samples_per_s", "batches_per_s", "stall_pct", "au_pct", "h2d_pct", "ttfb_s",
+    "samples_per_s", "steady_samples_per_s", "batches_per_s", "stall_pct", "au_pct", "h2d_pct", "ttfb_s",
     "step_ms_p50", "step_ms_p95", "wait_ms_p50", "wait_ms_p95", "steps", "wall_s", "bookkeeping_pct",
+    "epoch_restarts", "epoch_restart_ms_p50", "restart_pct",
     "cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "pss_mb", "disk_read_mb_s",
     "gpu_util_mean_pct", "gpu_idle_pct", "gpu_power_mean_w",
 )
@@ -51,7 +52,8 @@ def rows(root: Path) -> List[Dict]:
     signatures = {r.augment.get("signature", "none") if r.augment else "none" for _, r in results if r.kind == "trial" and r.status == "ok"}
     table = []
     for path, result in results:
-        row = {"job": result.job, "repeat": result.repeat, "status": result.status, "kind": result.kind}
+        row = {"job": result.job, "repeat": result.repeat, "round": result.timing.get("round", ""),
+               "position": result.timing.get("position", ""), "status": result.status, "kind": result.kind}
         row.update(override_columns(result.overrides))
         for metric in METRICS:
             row[metric] = _fmt(result.summary.get(metric))
@@ -63,6 +65,9 @@ def rows(root: Path) -> List[Dict]:
         row["same_data"] = result.same_data.get("verdict", "")
         row["pixels"] = (result.same_data.get("reference", {}).get("sha1") or "")[:10]
         notes = list(result.same_data.get("problems", []))
+        restart = restart_note(result.summary)
+        if restart:
+            notes.append(restart)
         if result.kind == "trial" and len(signatures) > 1 and result.status == "ok":
             order = aug.get("order", "no augmentation")
             notes.append(f"different output ({order}): rows with other augment ops or orders differ in pixels, not only speed")
@@ -73,6 +78,20 @@ def rows(root: Path) -> List[Dict]:
         row["result"] = str(path.relative_to(root))
         table.append(row)
     return table
+
+
+RESTART_NOTE_PCT = 5.0  # epoch restarts above this share of a trial's time are called out
+
+
+def restart_note(summary: Dict) -> str:
+    """Plain words when starting each epoch's iterator cost more than 5% of the measured time."""
+    pct = summary.get("restart_pct")
+    if pct is None or pct <= RESTART_NOTE_PCT:
+        return ""
+    return (f"epoch restarts cost {pct:.0f}% of the time ({summary['epoch_restarts']} restarts, "
+            f"{summary['epoch_restart_ms_p50']:.0f} ms to each new epoch's first batch); steady state "
+            f"{summary['steady_samples_per_s']:.0f} samples/s: use a larger dataset or trial.epoch_mode=continuous "
+            "to measure the steady state")
 
 
 def _processes(monitor) -> str:
@@ -105,7 +124,7 @@ def write_table(root: Path) -> Path:
     for row in table:
         fields.extend(k for k in row if k not in fields)
     # overrides after job/repeat/status, metrics and paths last
-    head = ["job", "repeat", "status", "kind"]
+    head = ["job", "repeat", "round", "position", "status", "kind"]
     tail = list(METRICS) + ["cpu_by_process", "augment", "augbench_samples_per_s", "output", "same_data", "pixels", "notes", "error", "result"]
     order = head + [f for f in fields if f not in head and f not in tail] + tail
     path = Path(root) / TABLE_FILE

@@ -25,15 +25,18 @@ LOG_TAIL_LINES = 30
 
 
 def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, overrides: Sequence[str], config: dict,
-              timeout_s: float, kind: str = "trial", env: Optional[Dict[str, str]] = None) -> TrialResult:
+              timeout_s: float, kind: str = "trial", env: Optional[Dict[str, str]] = None,
+              schedule: Optional[Dict[str, int]] = None) -> TrialResult:
     """Run one trial in a child process and return its result (also on disk).
 
     Args:
         kind: ``trial`` (a loader feeding the consumer) or ``augbench``.
         env: extra environment variables for the child (augbench's one-thread settings).
+        schedule: where the trial ran in the sweep (round, position), kept in its ``timing``.
     """
     trial_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides), "kind": kind}
+    spec = {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides), "kind": kind,
+            "schedule": schedule or {}}
     (trial_dir / "trial.json").write_text(json.dumps(spec, indent=1) + "\n")
     (trial_dir / RESULT_FILE).unlink(missing_ok=True)
     for name in MARKERS.values():
@@ -59,7 +62,7 @@ def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, over
             for name in MARKERS.values():
                 (trial_dir / name).unlink(missing_ok=True)
     result = _collect(proc, trial_dir, timed_out, timeout_s, TrialResult(
-        status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind))
+        status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind, timing=dict(schedule or {})))
     if record is not None:
         attach_monitor(result, record)
         result.write(trial_dir)

@@ -31,6 +31,7 @@ def main(argv) -> int:
     result = TrialResult(status="failed", config={}, overrides=spec["overrides"], job=spec["job"], repeat=spec["repeat"], kind=kind)
     spawned_at = float(os.environ.get(SPAWNED_AT_ENV, entered))
     result.overhead["process_start_s"] = round(entered - spawned_at, 4)
+    result.timing.update(spec.get("schedule", {}))  # round and position in the sweep's interleaved order
     result.timing["started_at"] = spawned_at
     try:
         if kind == "augbench":
