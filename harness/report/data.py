@@ -1,8 +1,9 @@
 """A sweep's results as variants: repeats aggregated, ranked, diagnosed.
 
 A *variant* is one job of the sweep (one combination of overrides); its repeats are
-summarized by the median, with min and max as the spread. Everything here is plain
-pandas over ``results.csv`` rows and the trials' ``result.json`` files.
+summarized by the median, with min, max and the coefficient of variation as the spread,
+and a flag when the repeats fall into two speeds. Everything here is plain Python over
+the trials' ``result.json`` files.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from harness.results.model import read_result
 from harness.results.table import find_results, override_columns
 
-UNSTABLE_SPREAD = 0.15  # (max - min) / median of repeats above this flags a variant unstable
+UNSTABLE_CV = 0.10  # sample std / mean of the repeats' samples/s above this flags a variant unstable
+BIMODAL_MIN_REPEATS = 4  # two clusters of at least two repeats each
+BIMODAL_GAP_RATIO = 3.0  # the gap between the clusters against the wider cluster's own range
+BIMODAL_GAP_MEDIAN = 0.10  # and against the median: smaller gaps are noise, not two modes
+RESTART_NOTE_PCT = 5.0  # epoch restarts costing more than this share of wall time get a sentence
 # TensorFlow profiler's input-bound bands: share of step time spent waiting for input
 BANDS = ((5.0, "not input-bound"), (20.0, "moderately input-bound"), (math.inf, "highly input-bound"))
 
@@ -33,8 +38,10 @@ class Variant:
     overrides: Dict[str, str]
     trials: List = field(default_factory=list)  # TrialResult, ok or not
     metrics: Dict[str, Optional[float]] = field(default_factory=dict)  # medians over ok repeats
-    spread: Dict[str, float] = field(default_factory=dict)  # samples/s min, max
-    unstable: bool = False
+    spread: Dict[str, float] = field(default_factory=dict)  # samples/s min, max, repeats
+    cv: Optional[float] = None  # samples/s sample std / mean over ok repeats, a fraction; None below 2 repeats
+    unstable: bool = False  # cv above UNSTABLE_CV
+    modes: Optional[Tuple[float, float]] = None  # median samples/s of the slow and fast cluster, when bimodal
     speedup: Optional[float] = None
     diagnosis: str = ""
 
@@ -46,6 +53,10 @@ class Variant:
     def failed(self) -> List:
         return [t for t in self.trials if t.status != "ok"]
 
+    @property
+    def bimodal(self) -> bool:
+        return self.modes is not None
+
 
 @dataclass
 class Sweep:
@@ -56,7 +67,7 @@ class Sweep:
     baseline: Optional[Variant] = None
     best: Optional[Variant] = None
     ceiling_samples_per_s: Optional[float] = None
-    baseline_given: bool = False  # chosen with report.baseline rather than the slowest variant
+    baseline_given: bool = False  # chosen with report.baseline rather than the sweep's first variant
 
     @property
     def ranked(self) -> List[Variant]:
@@ -76,7 +87,50 @@ def _median(values: List[float]) -> Optional[float]:
 
 
 METRICS = ("samples_per_s", "stall_pct", "au_pct", "h2d_pct", "ttfb_s", "cpu_tree_mean_pct", "cpu_s_per_1000_samples",
-           "peak_rss_mb", "gpu_util_mean_pct", "gpu_power_mean_w")
+           "peak_rss_mb", "gpu_util_mean_pct", "gpu_power_mean_w",
+           # steady state and epoch boundaries; results written before these keys existed give None
+           "steady_samples_per_s", "epoch_restart_ms_p50", "epoch_restarts", "restart_pct")
+
+
+def cv(values: Sequence[float]) -> Optional[float]:
+    """Coefficient of variation: sample standard deviation / mean, or None below two values or a mean <= 0."""
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    if mean <= 0:
+        return None
+    var = sum((x - mean) ** 2 for x in values) / (len(values) - 1)
+    return math.sqrt(var) / mean
+
+
+def two_modes(values: Sequence[float]) -> Optional[Tuple[List[float], List[float]]]:
+    """The repeats split into a slow and a fast cluster, or None when they are one cluster.
+
+    Rule: sort the values and cut at the largest gap between neighbours. They are two
+    clusters when there are at least ``BIMODAL_MIN_REPEATS`` values, each side has at
+    least two, the gap exceeds ``BIMODAL_GAP_RATIO`` times the wider side's own range
+    (max - min), and the gap exceeds ``BIMODAL_GAP_MEDIAN`` of the median. So
+    [900, 910, 1500, 1520] is bimodal; [990, 1000, 1005, 1010] is not.
+
+    Args:
+        values: one number per repeat (samples/s).
+
+    Returns:
+        (slow cluster, fast cluster), each sorted, or None.
+    """
+    ordered = sorted(values)
+    if len(ordered) < BIMODAL_MIN_REPEATS:
+        return None
+    gaps = [b - a for a, b in zip(ordered, ordered[1:])]
+    cut = max(range(len(gaps)), key=gaps.__getitem__) + 1
+    low, high = ordered[:cut], ordered[cut:]
+    if min(len(low), len(high)) < 2:
+        return None
+    gap = gaps[cut - 1]
+    wider = max(low[-1] - low[0], high[-1] - high[0])
+    if gap > BIMODAL_GAP_RATIO * wider and gap > BIMODAL_GAP_MEDIAN * _median(ordered):
+        return low, high
+    return None
 
 
 def load(root: Path, baseline: Optional[str] = None) -> Sweep:
@@ -128,8 +182,10 @@ def _aggregate(v: Variant) -> None:
     if ok:
         rates = [t.summary["samples_per_s"] for t in ok]
         v.spread = {"min": min(rates), "max": max(rates), "repeats": len(rates)}
-        median = v.metrics["samples_per_s"]
-        v.unstable = len(rates) > 1 and median > 0 and (max(rates) - min(rates)) / median > UNSTABLE_SPREAD
+        v.cv = cv(rates)
+        v.unstable = v.cv is not None and v.cv > UNSTABLE_CV
+        modes = two_modes(rates)
+        v.modes = (_median(modes[0]), _median(modes[1])) if modes else None
         steps = [t.steps for t in ok if t.steps.get("step_ms")]
         for part in ("wait", "h2d", "compute"):
             per_trial = [sum(s[f"{part}_ms"]) / len(s[f"{part}_ms"]) for s in steps if s.get(f"{part}_ms")]
@@ -156,19 +212,42 @@ def _rank(sweep: Sweep, baseline: Optional[str]) -> None:
     if not ok:
         return
     sweep.best = max(ok, key=lambda v: v.metrics["samples_per_s"])
-    chosen = None
-    if baseline is not None:
-        wanted = str(baseline)
-        chosen = next((v for v in ok if wanted in (str(v.job), v.label) or wanted in v.overrides.values()), None)
-        if chosen is None:
-            from harness.errors import HarnessError
-
-            labels = ", ".join(f"{v.job} ({v.label})" for v in ok)
-            raise HarnessError(f"report.baseline={baseline}: no ok variant by that job number or label; choose one of: {labels}")
-    sweep.baseline = chosen or min(ok, key=lambda v: v.metrics["samples_per_s"])
+    # the lowest job number: a sweep lists the pipeline as it stands first, the changes after it
+    sweep.baseline = _chosen(ok, baseline) if baseline is not None else ok[0]
     base = sweep.baseline.metrics["samples_per_s"]
     for v in ok:
         v.speedup = v.metrics["samples_per_s"] / base if base else None
+
+
+def _chosen(ok: List[Variant], baseline: str) -> Variant:
+    """The variant ``report.baseline`` names: by job number, else label, else an override value only it has."""
+    wanted = str(baseline)
+    # job numbers first: "1" is also the value of overrides every variant shares (trial.seconds=1)
+    for matches in (lambda v: str(v.job) == wanted, lambda v: v.label == wanted, lambda v: wanted in v.overrides.values()):
+        found = [v for v in ok if matches(v)]
+        if len(found) == 1:
+            return found[0]
+    from harness.errors import HarnessError
+
+    labels = ", ".join(f"{v.job} ({v.label})" for v in ok)
+    raise HarnessError(f"report.baseline={baseline}: no single ok variant by that job number, label or override value; "
+                       f"choose one of: {labels}")
+
+
+def baseline_text(sweep: Sweep) -> str:
+    """Which variant the speed-ups are against, and why: "speed-up vs job 0 (...), the sweep's first variant; ..."."""
+    base = sweep.baseline
+    if base is None:
+        return "no speed-up: no variant finished"
+    text = f"speed-up vs job {base.job} ({base.label})"
+    if sweep.baseline_given:
+        return text + ", chosen with report.baseline"
+    return text + ", the sweep's first variant; choose another with report.baseline=JOB or a label"
+
+
+UNSTABLE_ADVICE = "more repeats (trial.repeats), longer trials (trial.seconds), fewer background processes"
+BIMODAL_ADVICE = ("the pipeline flips between two modes (AUTOTUNE on few cores does this); read the per-trial rows, "
+                  "pin num_parallel_calls, or run more repeats")
 
 
 def diagnose(v: Variant, sweep: Sweep) -> str:
@@ -178,31 +257,62 @@ def diagnose(v: Variant, sweep: Sweep) -> str:
     m = v.metrics
     stall = m["stall_pct"]
     words = [f"{band(stall).capitalize()}: the accelerator waited for input {stall:.0f}% of the time"]
-    cores = _cores(v)
-    cpu = m.get("cpu_tree_mean_pct")
     if stall is not None and stall >= 5:
-        if cpu is not None and cores:
-            busy = cpu / (cores * 100)
-            if busy > 0.85:
-                words.append(f"its processes kept all {cores} cores busy ({cpu:.0f}% of one core), so it is CPU-bound: "
-                             "cheaper decoding, smaller images or a cache help; more workers do not")
-            elif busy < 0.6:
-                words.append(f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so something serial limits it "
-                             "(one thread doing the work, no prefetch, or I/O); its trace.json shows where the wait falls")
-            else:
-                words.append(f"its processes used {cpu:.0f}% of {cores * 100}% of CPU")
-        if m.get("ttfb_s") and m["ttfb_s"] > 2:
-            words.append(f"the first batch took {m['ttfb_s']:.1f} s")
+        words += _input_bound_words(v)
     else:
         words.append("a faster loader would not speed training up; the accelerator is the limit")
+    words += _restart_words(m)
     if sweep.baseline is not None and v is not sweep.baseline and v.speedup:
-        words.append(f"{v.speedup:.2f}x the baseline")
-    if v.unstable:
-        words.append(f"unstable: repeats ranged {v.spread['min']:.0f}-{v.spread['max']:.0f} samples/s")
+        words.append(f"{v.speedup:.2f}x the baseline (job {sweep.baseline.job})")
+    words += _spread_words(v)
     problems = sorted({p for t in v.ok for p in t.same_data.get("problems", [])})
     if problems:
         words.append("same-data check: " + "; ".join(problems))
     return "; ".join(words) + "."
+
+
+def _input_bound_words(v: Variant) -> List[str]:
+    m, cores, words = v.metrics, _cores(v), []
+    cpu = m.get("cpu_tree_mean_pct")
+    if cpu is not None and cores:
+        busy = cpu / (cores * 100)
+        if busy > 0.85:
+            words.append(f"its processes kept all {cores} cores busy ({cpu:.0f}% of one core), so it is CPU-bound: "
+                         "cheaper decoding, smaller images or a cache help; more workers do not")
+        elif busy < 0.6:
+            words.append(f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so something serial limits it "
+                         "(one thread doing the work, no prefetch, or I/O); its trace.json shows where the wait falls")
+        else:
+            words.append(f"its processes used {cpu:.0f}% of {cores * 100}% of CPU")
+    if m.get("ttfb_s") and m["ttfb_s"] > 2:
+        words.append(f"the first batch took {m['ttfb_s']:.1f} s")
+    return words
+
+
+def _restart_words(m: Dict) -> List[str]:
+    pct = m.get("restart_pct")
+    if pct is None or pct <= RESTART_NOTE_PCT:
+        return []
+    ms, count = m.get("epoch_restart_ms_p50"), m.get("epoch_restarts")
+    detail = [f"{ms:,.0f} ms to the first batch of each new epoch" if ms is not None else "",
+              f"{count:g} restarts" if count is not None else ""]
+    detail = ", ".join(d for d in detail if d)
+    return [f"epoch restarts cost {pct:.0f}% of its time" + (f" ({detail})" if detail else "")
+            + ": a bigger dataset, trial.epoch_mode=continuous (one repeating iterator) or persistent workers "
+            "measure the steady state"]
+
+
+def _spread_words(v: Variant) -> List[str]:
+    words = []
+    if v.unstable:
+        # two speeds have their own, more specific advice
+        advice = "" if v.bimodal else f": {UNSTABLE_ADVICE}"
+        words.append(f"unstable: repeats ranged {v.spread['min']:,.0f}-{v.spread['max']:,.0f} samples/s "
+                     f"(CV {v.cv:.0%}){advice}")
+    if v.bimodal:
+        slow, fast = v.modes
+        words.append(f"the repeats fall into two speeds ({slow:,.0f} and {fast:,.0f} samples/s): {BIMODAL_ADVICE}")
+    return words
 
 
 def _cores(v: Variant) -> Optional[int]:

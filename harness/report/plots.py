@@ -6,75 +6,105 @@ import base64
 import io
 from typing import Dict, List, Optional
 
-from harness.report.data import BANDS, Sweep, band
+from harness.report.data import BANDS, Sweep, Variant, band
 
 COLORS = {"not input-bound": "#2e7d32", "moderately input-bound": "#f9a825", "highly input-bound": "#c62828", "unknown": "#9e9e9e"}
 PART_COLORS = {"wait": "#c62828", "h2d": "#f9a825", "compute": "#2e7d32"}
 
 
-def _plt():
-    import matplotlib
+def _figure(width: float, height: float):
+    """A Figure outside pyplot's global state: nothing to close, safe to build in tests."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height))
 
 
-def _uri(fig) -> str:
-    plt = _plt()
+def _uri(fig) -> Optional[str]:
+    """The figure as a base64 PNG data URI (None for no figure)."""
+    if fig is None:
+        return None
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _short(label: str, width: int = 38) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
+    """Shorten from the middle: swept labels share heads (key names) and differ in their tails as often as not."""
+    if len(label) <= width:
+        return label
+    head = (width - 1) // 2
+    return label[:head] + "…" + label[len(label) - (width - 1 - head):]
 
 
-def throughput(sweep: Sweep) -> Optional[str]:
+def bar_labels(variants: List[Variant], width: int = 38) -> List[str]:
+    """One distinct label per variant: shortened ones that still collide get their job number in front."""
+    labels = [_short(v.label, width) for v in variants]
+    return [label if labels.count(label) == 1 else _short(f"job {v.job}: {v.label}", width)
+            for v, label in zip(variants, labels)]
+
+
+def _bar_axis(ax, variants: List[Variant]) -> None:
+    # numeric positions: matplotlib draws equal category strings as one bar
+    ax.set_yticks(range(len(variants)))
+    ax.set_yticklabels(bar_labels(variants))
+
+
+def throughput_figure(sweep: Sweep):
     """Bars of median samples/s with the repeats' min-max, coloured by input-bound band, and the ceiling."""
-    ranked = [v for v in sweep.ranked if v.ok]
+    ranked = [v for v in sweep.ranked if v.ok][::-1]  # fastest at the top
     if not ranked:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(ranked) + 1.4))
-    labels = [_short(v.label) for v in ranked][::-1]
-    values = [v.metrics["samples_per_s"] for v in ranked][::-1]
-    low = [v.metrics["samples_per_s"] - v.spread["min"] for v in ranked][::-1]
-    high = [v.spread["max"] - v.metrics["samples_per_s"] for v in ranked][::-1]
-    colors = [COLORS[band(v.metrics["stall_pct"])] for v in ranked][::-1]
-    ax.barh(labels, values, xerr=[low, high], color=colors, capsize=3)
+    fig = _figure(9, 0.45 * len(ranked) + 1.4)
+    ax = fig.subplots()
+    values = [v.metrics["samples_per_s"] for v in ranked]
+    low = [v.metrics["samples_per_s"] - v.spread["min"] for v in ranked]
+    high = [v.spread["max"] - v.metrics["samples_per_s"] for v in ranked]
+    colors = [COLORS[band(v.metrics["stall_pct"])] for v in ranked]
+    ax.barh(range(len(ranked)), values, xerr=[low, high], color=colors, capsize=3)
+    _bar_axis(ax, ranked)
     if sweep.ceiling_samples_per_s:
         ax.axvline(sweep.ceiling_samples_per_s, color="black", linestyle="--", linewidth=1)
         ax.text(sweep.ceiling_samples_per_s, len(ranked) - 0.4, " accelerator ceiling", fontsize=8, va="top")
     ax.set_xlabel("samples/s (median of repeats; bars: min-max)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[name]) for _, name in BANDS]
+    from matplotlib.patches import Rectangle
+
+    handles = [Rectangle((0, 0), 1, 1, color=COLORS[name]) for _, name in BANDS]
     limits = ["< 5% wait", "5-20% wait", "> 20% wait"]
     ax.legend(handles, [f"{name} ({lim})" for (_, name), lim in zip(BANDS, limits)], fontsize=7, loc="lower right")
-    return _uri(fig)
+    return fig
+
+
+def throughput(sweep: Sweep) -> Optional[str]:
+    return _uri(throughput_figure(sweep))
+
+
+def breakdown_figure(sweep: Sweep):
+    """Mean step time split into wait / h2d / compute, stacked per variant."""
+    ranked = [v for v in sweep.ranked if v.ok and v.metrics.get("compute_ms") is not None][::-1]
+    if not ranked:
+        return None
+    fig = _figure(9, 0.45 * len(ranked) + 1.4)
+    ax = fig.subplots()
+    left = [0.0] * len(ranked)
+    for part in ("compute", "h2d", "wait"):
+        values = [v.metrics.get(f"{part}_ms") or 0.0 for v in ranked]
+        ax.barh(range(len(ranked)), values, left=left, color=PART_COLORS[part], label=part)
+        left = [a + b for a, b in zip(left, values)]
+    _bar_axis(ax, ranked)
+    ax.set_xlabel("mean ms per step")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
 
 
 def breakdown(sweep: Sweep) -> Optional[str]:
-    """Mean step time split into wait / h2d / compute, stacked per variant."""
-    ranked = [v for v in sweep.ranked if v.ok and v.metrics.get("compute_ms") is not None]
-    if not ranked:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(ranked) + 1.4))
-    labels = [_short(v.label) for v in ranked][::-1]
-    left = [0.0] * len(ranked)
-    for part in ("compute", "h2d", "wait"):
-        values = [v.metrics.get(f"{part}_ms") or 0.0 for v in ranked][::-1]
-        ax.barh(labels, values, left=left, color=PART_COLORS[part], label=part)
-        left = [a + b for a, b in zip(left, values)]
-    ax.set_xlabel("mean ms per step")
-    ax.legend(fontsize=8, loc="lower right")
-    return _uri(fig)
+    return _uri(breakdown_figure(sweep))
 
 
 def numeric_axis(sweep: Sweep) -> Optional[str]:
+    return _uri(numeric_axis_figure(sweep))
+
+
+def numeric_axis_figure(sweep: Sweep):
     """Throughput against the swept parameter when that parameter is numeric (num_workers, step_ms, ...)."""
     for key in sweep.swept:
         points = []
@@ -93,8 +123,8 @@ def numeric_axis(sweep: Sweep) -> Optional[str]:
         for x, v in sorted(points, key=lambda p: p[0]):
             name = " ".join(f"{k.split('.')[-1]}={v.overrides.get(k)}" for k in others) or key
             series.setdefault(name, []).append((x, v.metrics["samples_per_s"]))
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(7, 3.6))
+        fig = _figure(7, 3.6)
+        ax = fig.subplots()
         for name, xy in series.items():
             ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=_short(name, 50))
         if sweep.ceiling_samples_per_s:
@@ -103,20 +133,25 @@ def numeric_axis(sweep: Sweep) -> Optional[str]:
         ax.set_ylabel("samples/s")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
-        return _uri(fig)
+        return fig
     return None
 
 
 def timelines(sweep: Sweep, gpu: bool = False) -> Optional[str]:
+    return _uri(timelines_figure(sweep, gpu))
+
+
+def timelines_figure(sweep: Sweep, gpu: bool = False):
     """CPU and memory (or GPU utilization and memory) of each variant's first ok repeat over its trial."""
     chosen = [(v, v.ok[0]) for v in sweep.ranked if v.ok and v.ok[0].monitor.get("t")]
     if gpu:
         chosen = [(v, t) for v, t in chosen if t.monitor.get("gpu", {}).get("series", {}).get("gpu_util_pct")]
     if not chosen:
         return None
-    plt = _plt()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True)
-    for v, t in chosen[:12]:
+    fig = _figure(9, 5.2)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    chosen = chosen[:12]
+    for (_, t), name in zip(chosen, bar_labels([v for v, _ in chosen], 40)):
         start = t.timing.get("measure_start_clock") or t.monitor["t"][0]
         xs = [x - start for x in t.monitor["t"]]
         if gpu:
@@ -124,7 +159,7 @@ def timelines(sweep: Sweep, gpu: bool = False) -> Optional[str]:
             a, b = s.get("gpu_util_pct", []), s.get("gpu_mem_used_mb", [])
         else:
             a, b = t.monitor["series"]["tree_cpu_pct"], t.monitor["series"]["tree_rss_mb"]
-        top.plot(xs[: len(a)], [y if y is not None else float("nan") for y in a], label=_short(v.label, 40), linewidth=1)
+        top.plot(xs[: len(a)], [y if y is not None else float("nan") for y in a], label=name, linewidth=1)
         if b:
             bottom.plot(xs[: len(b)], [y if y is not None else float("nan") for y in b], linewidth=1)
     top.set_ylabel("GPU utilization %" if gpu else "CPU % of one core")
@@ -133,4 +168,4 @@ def timelines(sweep: Sweep, gpu: bool = False) -> Optional[str]:
     top.legend(fontsize=7, ncol=2)
     for ax in (top, bottom):
         ax.axvline(0, color="grey", linewidth=0.8)
-    return _uri(fig)
+    return fig

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from harness.report import plots
-from harness.report.data import Sweep, band, load
+from harness.report.data import BIMODAL_ADVICE, UNSTABLE_ADVICE, UNSTABLE_CV, Sweep, Variant, band, baseline_text, load
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.md"
-HEADERS = ["#", "variant", "samples/s", "spread", "speed-up", "wait %", "AU %", "TTFB s", "CPU s / 1k samples",
-           "peak RSS MB", "GPU %", "status", "same data", "flags"]
+HEADERS = ["#", "variant", "samples/s", "min–max", "CV", "speed-up", "steady-state samples/s",
+           "epoch restart (ms, % of time)", "wait %", "AU %", "TTFB s", "CPU s / 1k samples", "peak RSS MB", "GPU %",
+           "status", "same data", "flags"]
+MARKDOWN_LEFT_OUT = ("min–max", "GPU %")  # keep summary.md narrow enough for a PR comment
 
 
 def _fmt(value, digits=1, suffix="") -> str:
@@ -26,38 +28,50 @@ def ranked_frame(sweep: Sweep):
     """The ranked table as a pandas DataFrame of display strings (one row per variant)."""
     import pandas as pd
 
-    records = []
     signatures = {(t.augment or {}).get("signature", "none") for v in sweep.variants for t in v.ok}
-    for rank, v in enumerate(sweep.ranked, start=1):
-        m = v.metrics
-        ok = bool(v.ok)
-        flags = []
-        if v.unstable:
-            flags.append("unstable")
-        if v is sweep.baseline:
-            flags.append("baseline")
-        if v is sweep.best and len(sweep.variants) > 1:
-            flags.append("best")
-        if len(signatures) > 1 and v.ok:  # other variants run other augment ops or orders
-            flags.append("different output")
-        if any(t.same_data.get("problems") for t in v.ok):
-            flags.append("same-data problems")
-        if not ok:
-            spread = "–"
-        elif v.spread["repeats"] == 1:
-            spread = "1 repeat"
-        else:
-            spread = f"{v.spread['min']:,.0f}-{v.spread['max']:,.0f} (n={v.spread['repeats']})"
-        records.append({
-            "#": rank if ok else "–", "variant": v.label,
-            "samples/s": _fmt(m["samples_per_s"]), "spread": spread,
-            "speed-up": _fmt(v.speedup, 2, "x"), "wait %": _fmt(m["stall_pct"]), "AU %": _fmt(m["au_pct"]),
-            "TTFB s": _fmt(m["ttfb_s"], 2), "CPU s / 1k samples": _fmt(m.get("cpu_s_per_1000_samples"), 2),
-            "peak RSS MB": _fmt(m.get("peak_rss_mb"), 0), "GPU %": _fmt(m.get("gpu_util_mean_pct")),
-            "status": f"{len(v.ok)}/{len(v.trials)} ok", "same data": m.get("same_data") or "–", "flags": ", ".join(flags),
-            "_band": band(m["stall_pct"]) if ok else "failed",
-        })
+    records = [_record(rank, v, _flags(v, sweep, signatures)) for rank, v in enumerate(sweep.ranked, start=1)]
     return pd.DataFrame.from_records(records, columns=HEADERS + ["_band"])
+
+
+def _record(rank: int, v: Variant, flags: List[str]) -> Dict:
+    m, ok = v.metrics, bool(v.ok)
+    return {
+        "#": rank if ok else "–", "variant": v.label,
+        "samples/s": _fmt(m["samples_per_s"]), "min–max": _range_cell(v),
+        "CV": _fmt(None if v.cv is None else 100 * v.cv, 1, "%"),
+        "speed-up": _fmt(v.speedup, 2, "x"), "steady-state samples/s": _fmt(m.get("steady_samples_per_s")),
+        "epoch restart (ms, % of time)": _restart_cell(m),
+        "wait %": _fmt(m["stall_pct"]), "AU %": _fmt(m["au_pct"]),
+        "TTFB s": _fmt(m["ttfb_s"], 2), "CPU s / 1k samples": _fmt(m.get("cpu_s_per_1000_samples"), 2),
+        "peak RSS MB": _fmt(m.get("peak_rss_mb"), 0), "GPU %": _fmt(m.get("gpu_util_mean_pct")),
+        "status": f"{len(v.ok)}/{len(v.trials)} ok", "same data": m.get("same_data") or "–", "flags": ", ".join(flags),
+        "_band": band(m["stall_pct"]) if ok else "failed",
+    }
+
+
+def _flags(v: Variant, sweep: Sweep, signatures: set) -> List[str]:
+    flags = [name for name, on in (("unstable", v.unstable), ("bimodal", v.bimodal), ("baseline", v is sweep.baseline),
+                                   ("best", v is sweep.best and len(sweep.variants) > 1)) if on]
+    if len(signatures) > 1 and v.ok:  # other variants run other augment ops or orders
+        flags.append("different output")
+    if any(t.same_data.get("problems") for t in v.ok):
+        flags.append("same-data problems")
+    return flags
+
+
+def _range_cell(v: Variant) -> str:
+    if not v.ok:
+        return "–"
+    if v.spread["repeats"] == 1:
+        return "1 repeat"
+    return f"{v.spread['min']:,.0f}–{v.spread['max']:,.0f} (n={v.spread['repeats']})"
+
+
+def _restart_cell(m: Dict) -> str:
+    ms, pct = m.get("epoch_restart_ms_p50"), m.get("restart_pct")
+    if ms is None and pct is None:
+        return "–"  # results from before the harness split epoch boundaries out
+    return f"{_fmt(ms, 0)} ms ({_fmt(pct, 1, '%')})"
 
 
 def _context(sweep: Sweep, frame) -> Dict:
@@ -93,8 +107,8 @@ def _context(sweep: Sweep, frame) -> Dict:
         "best": sweep.best,
         "headers": HEADERS,
         "rows": [{"cells": [row[h] for h in HEADERS], "css": _row_css(row)} for _, row in frame.iterrows()],
-        "baseline_label": sweep.baseline.label if sweep.baseline else "–",
-        "baseline_how": "chosen with report.baseline" if sweep.baseline_given else "the slowest variant",
+        "baseline_text": _sentence(baseline_text(sweep)),
+        "unstable_cv": f"{UNSTABLE_CV:.0%}",
         "diagnoses": [(v.label, v.diagnosis) for v in sweep.ranked],
         "failed": [{"label": v.label, "repeat": t.repeat, "status": t.status, "error": t.error or ""}
                    for v in sweep.variants for t in v.failed],
@@ -102,6 +116,10 @@ def _context(sweep: Sweep, frame) -> Dict:
     }
     context["verdict"] = _verdict(sweep)
     return context
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
 
 
 def _row_css(row) -> str:
@@ -129,7 +147,10 @@ def _verdict(sweep: Sweep) -> str:
     rate = best.metrics["samples_per_s"]
     text = f"Fastest: {best.label} at {rate:,.0f} samples/s"
     if base is not None and base is not best and best.speedup:
-        text += f", {best.speedup:.2f}x {base.label} ({base.metrics['samples_per_s']:,.0f} samples/s)"
+        text += (f", {best.speedup:.2f}x the baseline, job {base.job} ({base.label}, "
+                 f"{base.metrics['samples_per_s']:,.0f} samples/s)")
+    elif base is best and len([v for v in sweep.variants if v.ok]) > 1:
+        text += ", the baseline itself: every other variant is slower"
     text += f". It is {band(best.metrics['stall_pct'])} (the accelerator waited {best.metrics['stall_pct']:.0f}% of the time)"
     if sweep.ceiling_samples_per_s:
         text += f"; the accelerator alone could take {sweep.ceiling_samples_per_s:,.0f} samples/s"
@@ -149,7 +170,12 @@ def _notes_for(sweep: Sweep) -> List[str]:
                      "as different pipelines, not only as speed variants (see the augmentation samples).")
     unstable = [v.label for v in sweep.variants if v.unstable]
     if unstable:
-        notes.append(f"Unstable (repeats differ by more than 15%): {', '.join(unstable)}. Run more repeats before deciding.")
+        notes.append(f"Unstable (the repeats' coefficient of variation is above {UNSTABLE_CV:.0%}): {', '.join(unstable)}. "
+                     f"Before deciding: {UNSTABLE_ADVICE}.")
+    for v in sweep.variants:
+        if v.bimodal:
+            notes.append(f"Bimodal: the repeats of {v.label} fall into two speeds ({v.modes[0]:,.0f} and "
+                         f"{v.modes[1]:,.0f} samples/s): {BIMODAL_ADVICE}.")
     return notes
 
 
@@ -228,13 +254,14 @@ def markdown(sweep: Sweep, frame) -> str:
     lines = [f"## harness: {sweep.root.name}", ""]
     verdict = _verdict(sweep)
     lines += [verdict or "No trial finished; nothing to rank.", ""]
-    headers = [h for h in HEADERS if h not in ("spread", "GPU %")]
+    headers = [h for h in HEADERS if h not in MARKDOWN_LEFT_OUT]
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(headers))) + "|")
     for _, row in frame.iterrows():
         lines.append("| " + " | ".join(str(row[h]).replace("|", "/") for h in headers) + " |")
-    lines += ["", f"Wait % bands (TensorFlow profiler): < 5% not input-bound, 5-20% moderately, > 20% highly. "
-              f"Baseline: {sweep.baseline.label if sweep.baseline else '–'}."]
+    lines += ["", _sentence(baseline_text(sweep)) + " Wait % bands (TensorFlow profiler): < 5% not input-bound, "
+              "5-20% moderately, > 20% highly."]
+    lines += [line for note in _notes_for(sweep) for line in ("", note)]
     return "\n".join(lines) + "\n"
 
 

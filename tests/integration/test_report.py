@@ -47,14 +47,15 @@ def test_a_sweep_ends_with_a_report_that_ranks_diagnoses_and_renders(cli, tmp_pa
     assert "report: " in done.stdout
     summary = (folder / "summary.md").read_text()
     table = [line for line in summary.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
-    assert "produce_ms=2 " in table[0] and "best" in table[0]
-    assert "produce_ms=20 " in table[1] and "baseline" in table[1]
-    speedup = float(re.search(r"\| ([\d.]+)x \|", table[0]).group(1))
-    assert 1.7 < speedup < 2.2  # 100 vs 50 batches/s
+    assert "produce_ms=2 " in table[0] and "best" in table[0] and "baseline" in table[0]  # job 0: the first variant
+    assert "produce_ms=20 " in table[1]
+    speedup = float(re.search(r"\| ([\d.]+)x \|", table[1]).group(1))
+    assert 0.45 < speedup < 0.59  # 50 vs 100 batches/s
+    assert "Speed-up vs job 0 (produce_ms=2), the sweep's first variant; choose another with report.baseline" in summary
     html = (folder / "report.html").read_text()
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # self-contained
     assert "Not input-bound" in html and "Highly input-bound" in html
-    assert "Fastest: produce_ms=2 at" in html
+    assert "Fastest: produce_ms=2 at" in html and "Speed-up vs job 0 (produce_ms=2)" in html
     dom, console = browse(folder / "report.html", ARTIFACTS / "report.png")
     data = body_data(dom)
     assert console == [], console
@@ -92,10 +93,11 @@ def test_one_trial_without_monitor_data_gives_a_readable_report_that_says_so(cli
 def test_report_baseline_option_and_its_errors(cli, tmp_path):
     done = cli("sweep", *KNOWN[:-2])
     folder = sweep_dir(done, tmp_path)
-    chosen = cli("report", str(folder), "report.baseline=0")
+    chosen = cli("report", str(folder), "report.baseline=1")
     assert chosen.returncode == 0, chosen.stderr
     summary = (folder / "summary.md").read_text()
-    assert re.search(r"produce_ms=2 \|[^\n]*\| 1.00x \|[^\n]*baseline", summary)
+    assert re.search(r"produce_ms=20 \|[^\n]*\| 1.00x \|[^\n]*baseline", summary)
+    assert "Speed-up vs job 1 (produce_ms=20), chosen with report.baseline" in summary
     wrong = cli("report", str(folder), "report.baseline=nine")
     assert wrong.returncode == 1 and "report.baseline=nine" in wrong.stderr and "choose one of" in wrong.stderr
     typo = cli("report", str(folder), "report.basline=0")

@@ -1,0 +1,144 @@
+"""The report's variants, with known answers: spread and flags, the baseline, epoch restarts, and the bars.
+
+Sweeps are hand-built result.json files in a temporary folder, read back by ``load`` as
+a real report would; no loader runs.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.report import plots
+from harness.report.data import cv, load, two_modes
+from harness.report.render import markdown, ranked_frame
+from harness.results.model import TrialResult
+
+LABELS = {  # the quickstart's four variants: long labels that agree in their first 38 characters
+    0: ["loader.num_parallel_calls=none", "loader.prefetch=none"],
+    1: ["loader.num_parallel_calls=none", "loader.prefetch=autotune"],
+    2: ["loader.num_parallel_calls=autotune", "loader.prefetch=none"],
+    3: ["loader.num_parallel_calls=autotune", "loader.prefetch=autotune"],
+}
+
+
+def write_sweep(root: Path, rates: dict, overrides: dict = None, status: dict = None, **summary) -> Path:
+    """One job per key of ``rates``, one repeat per listed samples/s; ``summary`` adds keys to every trial."""
+    for job, repeats in rates.items():
+        for repeat, rate in enumerate(repeats):
+            result = TrialResult((status or {}).get(job, "ok"), {}, (overrides or {}).get(job, [f"loader.produce_ms={job}"]),
+                                 job, repeat, error="boom" if (status or {}).get(job) else None,
+                                 steps={"step_ms": [10.0], "wait_ms": [3.0], "h2d_ms": [0.0], "compute_ms": [7.0]},
+                                 summary={"samples_per_s": rate, "stall_pct": 30.0, "au_pct": 70.0, "ttfb_s": 0.1, **summary})
+            folder = root / str(job) / f"repeat-{repeat}"
+            folder.mkdir(parents=True)
+            result.write(folder)
+    return root
+
+
+# -- spread ------------------------------------------------------------------------------
+def test_cv_is_the_sample_standard_deviation_over_the_mean():
+    assert cv([90, 110]) == pytest.approx(0.1414, abs=1e-4)
+    assert cv([1000, 1000, 1000]) == 0.0
+    assert cv([1000]) is None and cv([]) is None
+
+
+@pytest.mark.parametrize("values, modes", [
+    ([900, 910, 1500, 1520], ([900, 910], [1500, 1520])),
+    ([1520, 900, 1500, 910], ([900, 910], [1500, 1520])),  # order of the repeats does not matter
+    ([1000, 1010, 990, 1005], None),  # one cluster
+    ([900, 1500, 1520], None),  # too few repeats to call two modes
+    ([900, 1500, 1510, 1520], None),  # one slow outlier is not a second mode
+    ([1000, 1001, 1040, 1041], None),  # a clean split, but 4% apart: noise, not two modes
+    ([900, 1200, 1500, 1800], None),  # evenly spread: the gap is no bigger than the clusters' ranges
+])
+def test_two_modes_with_known_lists(values, modes):
+    assert two_modes(values) == modes
+
+
+def test_variants_carry_min_max_cv_and_their_flags_with_advice(tmp_path):
+    sweep = load(write_sweep(tmp_path, {0: [1000, 1010, 990, 1005], 1: [90, 110], 2: [900, 910, 1500, 1520]}))
+    steady, noisy, two = sweep.variants
+    assert steady.spread == {"min": 990, "max": 1010, "repeats": 4}
+    assert not steady.unstable and not steady.bimodal
+    assert noisy.cv == pytest.approx(0.1414, abs=1e-4) and noisy.unstable and not noisy.bimodal
+    assert "trial.repeats" in noisy.diagnosis and "trial.seconds" in noisy.diagnosis
+    assert two.bimodal and two.modes == (905, 1510) and two.unstable
+    assert "two speeds (905 and 1,510 samples/s)" in two.diagnosis and "pin num_parallel_calls" in two.diagnosis
+    frame = ranked_frame(sweep).set_index("variant")
+    assert frame.loc["produce_ms=1", "CV"] == "14.1%" and frame.loc["produce_ms=1", "min–max"] == "90–110 (n=2)"
+    assert frame.loc["produce_ms=1", "flags"].startswith("unstable")
+    assert "bimodal" in frame.loc["produce_ms=2", "flags"] and "unstable" not in frame.loc["produce_ms=0", "flags"]
+
+
+# -- baseline ----------------------------------------------------------------------------
+def test_the_baseline_is_the_first_variant_unless_named(tmp_path):
+    root = write_sweep(tmp_path, {0: [1000, 1000], 1: [500, 500], 2: [2000, 2000]})
+    sweep = load(root)
+    assert sweep.baseline.job == 0 and not sweep.baseline_given
+    assert [v.speedup for v in sweep.variants] == [1.0, 0.5, 2.0]  # not against the slowest (job 1)
+    text = markdown(sweep, ranked_frame(sweep))
+    assert "Speed-up vs job 0 (produce_ms=0), the sweep's first variant; choose another with report.baseline" in text
+    assert "2.00x the baseline, job 0" in text
+    named = load(root, baseline="produce_ms=2")
+    assert named.baseline.job == 2 and named.baseline_given
+    assert "Speed-up vs job 2 (produce_ms=2), chosen with report.baseline" in markdown(named, ranked_frame(named))
+
+
+def test_a_job_number_wins_over_an_override_value_every_variant_shares(tmp_path):
+    overrides = {job: [f"loader.produce_ms={2 + 18 * job}", "trial.seconds=1"] for job in range(2)}
+    root = write_sweep(tmp_path, {0: [1000], 1: [500]}, overrides=overrides)
+    assert load(root, baseline="1").baseline.job == 1
+    assert load(root, baseline="20").baseline.job == 1  # a value only job 1 has
+    with pytest.raises(HarnessError, match="choose one of: 0 .produce_ms=2., 1 .produce_ms=20."):
+        load(root, baseline="nine")
+
+
+def test_a_failed_first_job_passes_the_baseline_to_the_next(tmp_path):
+    sweep = load(write_sweep(tmp_path, {0: [0], 1: [500], 2: [2000]}, status={0: "failed"}))
+    assert sweep.baseline.job == 1 and sweep.variants[2].speedup == 4.0
+
+
+# -- steady state and epoch restarts -----------------------------------------------------
+def test_steady_state_and_epoch_restarts_are_medians_and_explained_above_five_percent(tmp_path):
+    sweep = load(write_sweep(tmp_path, {0: [1000, 1000, 1000]}, steady_samples_per_s=1200.0, epoch_restart_ms_p50=250.0,
+                             epoch_restarts=4, restart_pct=12.0))
+    v = sweep.variants[0]
+    assert v.metrics["steady_samples_per_s"] == 1200.0 and v.metrics["restart_pct"] == 12.0
+    assert "epoch restarts cost 12% of its time (250 ms to the first batch of each new epoch, 4 restarts)" in v.diagnosis
+    assert "trial.epoch_mode=continuous" in v.diagnosis
+    row = ranked_frame(sweep).iloc[0]
+    assert row["steady-state samples/s"] == "1,200.0" and row["epoch restart (ms, % of time)"] == "250 ms (12.0%)"
+
+
+def test_results_without_the_epoch_keys_still_render(tmp_path):
+    sweep = load(write_sweep(tmp_path, {0: [1000, 1000]}))
+    assert sweep.variants[0].metrics["restart_pct"] is None and "epoch restarts" not in sweep.variants[0].diagnosis
+    row = ranked_frame(sweep).iloc[0]
+    assert row["steady-state samples/s"] == "–" and row["epoch restart (ms, % of time)"] == "–"
+    small = load(write_sweep(tmp_path / "small", {0: [1000]}, restart_pct=3.0, epoch_restart_ms_p50=20.0))
+    assert "epoch restarts" not in small.variants[0].diagnosis  # 3% is within the noise
+
+
+# -- bars --------------------------------------------------------------------------------
+def test_every_variant_has_its_own_bar_even_when_labels_share_a_long_prefix(tmp_path):
+    sweep = load(write_sweep(tmp_path, {job: [1000 + 100 * job] for job in LABELS}, overrides=LABELS))
+    assert len({v.label[:37] for v in sweep.variants}) == 3  # cut at 37 characters + "…", two of them were one bar
+    for figure in (plots.throughput_figure(sweep), plots.breakdown_figure(sweep)):
+        ax = figure.axes[0]
+        ticks = [t.get_text() for t in ax.get_yticklabels()]
+        assert len(set(ticks)) == 4 and all(len(t) <= 38 for t in ticks)
+        stacked = 1 if ax.get_xlabel().startswith("samples") else 3  # breakdown: compute, h2d, wait
+        assert len(ax.patches) == 4 * stacked
+    assert plots.throughput(sweep).startswith("data:image/png;base64,")
+
+
+def test_labels_that_differ_only_in_the_middle_get_their_job_number():
+    class V:
+        def __init__(self, job, label):
+            self.job, self.label = job, label
+
+    head, tail = "a" * 30, "z" * 30
+    labels = plots.bar_labels([V(0, head + "1" + tail), V(1, head + "2" + tail), V(2, "short")])
+    assert labels[0].startswith("job 0: ") and labels[1].startswith("job 1: ") and labels[2] == "short"
+    assert len(set(labels)) == 3 and all(len(label) <= 38 for label in labels)
