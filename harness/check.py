@@ -34,6 +34,7 @@ METRICS = {
     "peak_rss_mb": ("lower", "MB", 0.10, "relative"),
 }
 DEFAULT_METRICS = ("samples_per_s", "stall_pct")
+RATIO_METRIC = "samples_per_s"  # the one metric that ratio mode divides by the reference variant's median
 FINGERPRINT_KEYS = ("cpu_model", "cores", "ram_gib", "gpus", "tensorflow", "torch", "torchvision", "keras", "albumentations")
 
 
@@ -154,6 +155,9 @@ class Verdict:
     verdict: str  # ok | regressed | improved | no baseline | not enough samples
     threshold: float
     kind: str
+    # the current run's samples (ratio-scaled in ratio mode): their spread, for the dashboards
+    current_min: Optional[float] = None
+    current_max: Optional[float] = None
 
 
 def _samples(repeats: List[Dict], metric: str) -> List[float]:
@@ -207,7 +211,7 @@ def compare(base: Dict, current: Dict, *, metrics: Sequence[str], thresholds: Di
                 verdict = "improved"
             else:
                 verdict = "ok"
-            verdicts.append(Verdict(name, metric, ma, mb, change, p, verdict, threshold, kind))
+            verdicts.append(Verdict(name, metric, ma, mb, change, p, verdict, threshold, kind, min(b), max(b)))
     return verdicts
 
 
@@ -229,7 +233,7 @@ def table(verdicts: List[Verdict], ratio: bool) -> List[str]:
     head = f"{'variant':<34} {'metric':<15} {'baseline':>10} {'current':>10} {'change':>9} {'p':>8}  verdict"
     lines = [head, "-" * len(head)]
     for v in verdicts:
-        fmt = _formatter(ratio and v.metric == "samples_per_s")
+        fmt = _formatter(ratio and v.metric == RATIO_METRIC)
         p = "–" if v.p is None else f"{v.p:.1e}" if v.p < 0.001 else f"{v.p:.3f}"
         lines.append(f"{v.variant[:34]:<34} {v.metric:<15} {fmt(v.baseline):>10} {fmt(v.current):>10} {change_text(v):>9} {p:>8}  {v.verdict.upper() if v.verdict == 'regressed' else v.verdict}")
     return lines
@@ -240,7 +244,7 @@ def markdown(verdicts: List[Verdict], ratio: bool, alpha: float) -> str:
     lines = ["## harness check: " + (f"{len(bad)} regression(s)" if bad else "no regression"), "",
              "| variant | metric | baseline | current | change | p | verdict |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for v in verdicts:
-        fmt = _formatter(ratio and v.metric == "samples_per_s")
+        fmt = _formatter(ratio and v.metric == RATIO_METRIC)
         p = "–" if v.p is None else f"{v.p:.2g}"
         mark = "**regressed**" if v.verdict == "regressed" else v.verdict
         lines.append(f"| {v.variant} | {v.metric} | {fmt(v.baseline)} | {fmt(v.current)} | {change_text(v)} | {p} | {mark} |")
@@ -249,22 +253,52 @@ def markdown(verdicts: List[Verdict], ratio: bool, alpha: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def github_benchmark(verdicts: List[Verdict]) -> Dict[str, List[Dict]]:
-    """github-action-benchmark's customBiggerIsBetter / customSmallerIsBetter arrays."""
+def _measure(v: Verdict, ratio_to: Optional[str]) -> tuple:
+    """(measure name, unit) of a verdict's value: a ratio is not samples/s, so it says what it is relative to."""
+    if ratio_to is not None and v.metric == RATIO_METRIC:
+        return f"{v.metric}_ratio", f"x {ratio_to}"
+    return v.metric, METRICS[v.metric][1]
+
+
+def github_benchmark(verdicts: List[Verdict], ratio_to: Optional[str] = None) -> Dict[str, List[Dict]]:
+    """github-action-benchmark's customBiggerIsBetter / customSmallerIsBetter arrays.
+
+    Args:
+        verdicts: from :func:`compare`.
+        ratio_to: the reference variant in ratio mode (``check --ratio-to``), else None.
+
+    Returns:
+        {"bigger": [...], "smaller": [...]}, entries {name, unit, value, range}; ``range`` is
+        "± half the current samples' max - min", as the action shows it next to the value.
+    """
     out = {"bigger": [], "smaller": []}
     for v in verdicts:
         if v.current is None:
             continue
-        direction, unit, _, _ = METRICS[v.metric]
-        out["bigger" if direction == "higher" else "smaller"].append(
-            {"name": f"{v.variant} {v.metric}", "unit": unit, "value": round(v.current, 4)})
+        measure, unit = _measure(v, ratio_to)
+        entry = {"name": f"{v.variant} {measure}", "unit": unit, "value": round(v.current, 4)}
+        if v.current_min is not None and v.current_max is not None:
+            entry["range"] = f"± {_short_number((v.current_max - v.current_min) / 2)}"
+        out["bigger" if METRICS[v.metric][0] == "higher" else "smaller"].append(entry)
     return out
 
 
-def bencher(verdicts: List[Verdict]) -> Dict:
-    """Bencher Metric Format: {benchmark: {measure: {value}}}."""
+def bencher(verdicts: List[Verdict], ratio_to: Optional[str] = None) -> Dict:
+    """Bencher Metric Format: {benchmark: {measure: {value, lower_value, upper_value}}}.
+
+    The measure is the metric in kebab case (``samples-per-s``; ``samples-per-s-ratio`` in
+    ratio mode); lower and upper values are the current samples' min and max.
+    """
     out: Dict[str, Dict] = {}
     for v in verdicts:
-        if v.current is not None:
-            out.setdefault(v.variant, {})[v.metric.replace("_", "-")] = {"value": round(v.current, 4)}
+        if v.current is None:
+            continue
+        metric = {"value": round(v.current, 4)}
+        if v.current_min is not None and v.current_max is not None:
+            metric.update(lower_value=round(v.current_min, 4), upper_value=round(v.current_max, 4))
+        out.setdefault(v.variant, {})[_measure(v, ratio_to)[0].replace("_", "-")] = metric
     return out
+
+
+def _short_number(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 10 else f"{x:,.1f}"

@@ -99,10 +99,10 @@ def _check(args: List[str], gate) -> int:
     if opts.markdown:
         Path(opts.markdown).write_text(gate.markdown(verdicts, ratio, opts.alpha))
     if opts.github_json:
-        for side, items in gate.github_benchmark(verdicts).items():
+        for side, items in gate.github_benchmark(verdicts, opts.ratio_to).items():
             Path(f"{opts.github_json}-{side}.json").write_text(json.dumps(items, indent=1) + "\n")
     if opts.bencher_json:
-        Path(opts.bencher_json).write_text(json.dumps(gate.bencher(verdicts), indent=1) + "\n")
+        Path(opts.bencher_json).write_text(json.dumps(gate.bencher(verdicts, opts.ratio_to), indent=1) + "\n")
     from dataclasses import asdict
 
     record = {"baseline": str(opts.baseline), "ratio_to": opts.ratio_to, "alpha": opts.alpha, "regressions": len(bad),
