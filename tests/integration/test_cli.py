@@ -158,7 +158,7 @@ def test_datagen_report_check_and_list(cli, tmp_path):
     assert cli("check", str(folder)).returncode == 2
     listing = cli("list")
     assert "loader: generator, keras_idg, keras_sequence, synthetic, tf_data, torch" in listing.stdout
-    assert "experiment: augment_order, ci_gate, dataloader, idg_vs_tfdata, quickstart, seed001, tfrecord" in listing.stdout
+    assert "experiment: augment_order, ci_gate, dataloader, idg_vs_tfdata, quickstart, seed001, tfrecord, vectorize" in listing.stdout
     assert "augment: none, resize_rotate, train_basic" in listing.stdout
 
 
@@ -178,5 +178,5 @@ def test_every_experiment_preset_runs(cli, tmp_path, name):
     done = cli("sweep", f"experiment={name}", *shrink, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = read_rows(sweep_dir(done, tmp_path))
-    assert len([r for r in rows if r["kind"] == "trial"]) == len(expand_sweep([f"experiment={name}"]))
+    assert len([r for r in rows if r["kind"] == "trial"]) == len(expand_sweep([f"experiment={name}", *shrink]))
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
