@@ -95,7 +95,9 @@ def _check(args: List[str], gate) -> int:
     for line in gate.table(verdicts, ratio):
         print(line)
     bad = [v for v in verdicts if v.verdict == "regressed"]
-    print(f"{len(bad)} regression(s) in {len(verdicts)} comparison(s)" + (f" (samples_per_s relative to {opts.ratio_to})" if ratio else ""))
+    print(f"{len(bad)} regression(s) in {len(verdicts)} comparison(s)"
+          + (f" ({', '.join(gate.RATIO_METRICS)} relative to {opts.ratio_to} in the same round)" if ratio else ""))
+    print(gate.power_line(verdicts))
     if opts.markdown:
         Path(opts.markdown).write_text(gate.markdown(verdicts, ratio, opts.alpha))
     if opts.github_json:

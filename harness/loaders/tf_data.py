@@ -68,6 +68,7 @@ class TfDataLoader(Loader):
             raise ConfigError("loader.vectorized=true has nothing to vectorize: set loader.rescale, loader.random_flip "
                               "or loader.random_brightness (the light ops it moves after batch)")
         check_positive("loader.rescale", conf.rescale, optional=True)
+        check_positive("loader.spin_us", conf.spin_us, allow_zero=True)
         check_positive("loader.random_brightness", conf.random_brightness, optional=True)
 
     @classmethod
@@ -173,9 +174,10 @@ class TfDataLoader(Loader):
             tail = (f"augment({self.augment.library}: {self.augment.order_label()})+to_dtype", self._augment)
         else:
             tail = ("resize+to_dtype", self._resize)
+        tail = [tail] + ([(f"spin({c.spin_us:g} us)", self._spin)] if c.spin_us else [])
         if choice(c.cache_place) == "after_decode":
-            return head, [tail]
-        return head + [tail], []
+            return head, tail
+        return head + tail, []
 
     def _maps(self, ds, stages):
         """One parallel map of the stages composed (fused), or one map each (split; the read map sequential)."""
@@ -285,6 +287,14 @@ class TfDataLoader(Loader):
             image = tf.numpy_function(pipeline, [tf.cast(image, tf.uint8)], out, stateful=True)
             image.set_shape([b.height, b.width, b.channels])
         return self._to_batch(image), label, sample_id
+
+    def _spin(self, image, label, sample_id):
+        """Busy-wait ``spin_us`` on TF's clock, then pass the element on (after the wait, by a control dependency)."""
+        tf = self.tf
+        end = tf.timestamp() + self.conf.spin_us / 1e6
+        done = tf.while_loop(lambda now: now < end, lambda now: tf.timestamp(), [tf.timestamp()])
+        with tf.control_dependencies([done]):
+            return tf.identity(image), label, sample_id
 
     def _light_label(self) -> str:
         c = self.conf

@@ -80,3 +80,48 @@ def test_windows_of_the_step_timeline_have_known_rates():
     assert len(w["samples_per_s"]) == 2
     assert w["samples_per_s"] == pytest.approx([320.0, 320.0])
     assert w["stall_pct"] == pytest.approx([20.0, 20.0]) and w["au_pct"] == pytest.approx([80.0, 80.0])
+    assert w["cpu_ms_per_sample"] == []  # no sampler, no CPU windows
+
+
+def test_cpu_windows_divide_the_tree_cpu_by_the_samples():
+    # 320 samples/s while the process tree burns half a core: 0.5 s CPU / 160 samples a second
+    steps = {"t_ms": [25.0 * i for i in range(40)], "step_ms": [25.0] * 40, "samples": [8] * 40,
+             "wait_ms": [5.0] * 40, "compute_ms": [20.0] * 40}
+    w = windows(steps, cpu=lambda when: 0.5 * when)
+    assert w["cpu_ms_per_sample"] == pytest.approx([0.5 * 1e3 / 320] * 2)
+
+
+def test_detectable_change_from_the_spread_of_repeats():
+    from harness.check import DETECT_Z, detectable
+
+    # medians 98, 100, 102 on both sides: pooled sd 2, standard error 2 * sqrt(2/3)
+    assert detectable([98, 100, 102], [98, 100, 102]) == pytest.approx(DETECT_Z * 2 * (2 / 3) ** 0.5 / 100)
+    assert detectable([100], [90, 91]) is None
+
+
+def test_a_slowdown_within_the_run_to_run_noise_is_not_called_a_regression():
+    quiet = doc(a=[noisy(100, 8, 0.01, r) for r in range(3)])
+    slower = doc(a=[noisy(88, 8, 0.01, 10 + r) for r in range(3)])
+    # the same 12% slowdown, but the repeats themselves scatter by +-15%: no repeat can be told from noise
+    scattered_base = doc(a=[noisy(c, 8, 0.01, 20 + r) for r, c in enumerate((85, 100, 115))])
+    scattered = doc(a=[noisy(c * 0.88, 8, 0.01, 30 + r) for r, c in enumerate((85, 100, 115))])
+    clear = compare(quiet, slower, metrics=["samples_per_s"], thresholds={}, alpha=0.01, ratio_to=None)[0]
+    assert clear.verdict == "regressed" and clear.detectable < 0.05
+    noisy_verdict = compare(scattered_base, scattered, metrics=["samples_per_s"], thresholds={}, alpha=0.01, ratio_to=None)[0]
+    assert noisy_verdict.verdict == "ok" and noisy_verdict.detectable > 0.12
+
+
+def test_ratio_mode_divides_by_the_reference_of_the_same_round():
+    """Round 2 of the current run ran on a busy machine: both variants lost 30% in that round only."""
+    base = doc(ref=[noisy(100, 8, 0.01, r) for r in range(3)], fast=[noisy(200, 8, 0.01, 5 + r) for r in range(3)])
+    load = (1.0, 1.0, 0.7)
+    busy = doc(ref=[noisy(100 * f, 8, 0.01, 20 + r) for r, f in enumerate(load)],
+               fast=[noisy(200 * f, 8, 0.01, 30 + r) for r, f in enumerate(load)])
+    for d in (base, busy):
+        for v in d["variants"].values():
+            for r, repeat in enumerate(v["repeats"]):
+                repeat["round"] = r
+    verdict = compare(base, busy, metrics=["samples_per_s"], thresholds={}, alpha=0.01, ratio_to="ref")[0]
+    assert verdict.verdict == "ok" and abs(verdict.change) < 0.03
+    # the busy round, divided by its own reference, reads as 2.0 like the others (1.4 against the pooled median)
+    assert 1.9 < verdict.current_min and verdict.current_max < 2.1
