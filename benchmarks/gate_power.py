@@ -2,14 +2,14 @@
 
 Runs the project's gate sweep (``experiment=ci_gate``) as CI does: once as the baseline,
 then ``--runs`` unchanged reruns and ``--runs`` reruns whose pipeline under test costs
-``--slowdown`` more CPU per sample (``loader.spin_us`` through ``HARNESS_GATE_SPIN_US``,
-calibrated from the baseline's own CPU ms per sample), alternating in a shuffled order so
+``--slowdown`` more CPU per sample (``loader.extra_work`` through ``HARNESS_GATE_EXTRA_WORK``:
+its cost per unit is measured first, then sized from the baseline's own CPU ms per sample), alternating in a shuffled order so
 machine drift spreads over both. Each rerun is checked against the baseline with the
 gate's settings, and every alternative setting in ``SETTINGS`` is evaluated on the same
 sweeps (no extra runs), so the printed table shows which thresholds and metrics meet the
 target: at most 1 false alarm in 20, at least 19 of 20 slowdowns caught.
 
-    python benchmarks/gate_power.py --runs 20            # ~100 minutes on 2 cores
+    python benchmarks/gate_power.py --runs 20            # about 45 minutes on 2 cores
     python benchmarks/gate_power.py --evaluate reports/gate-power   # re-read the sweeps only
 
 Numbers, not pass/fail: nothing here asserts. Run it on an otherwise idle machine (or on a
@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = "a_keras_idg"
 UNDER_TEST = "b_tf_data"
+PROBE = 40  # units of extra work in the calibration sweep
 # (label, metrics, thresholds): the gate's own setting first (see the Makefile's gate target)
 SETTINGS = [
     ("gate: samples+cpu 5%", ["samples_per_s", "cpu_ms_per_sample"], {"samples_per_s": 0.05, "cpu_ms_per_sample": 0.05}),
@@ -42,20 +43,33 @@ SETTINGS = [
 ]
 
 
-def sweep(folder: Path, spin_us: float, extra) -> float:
-    env = dict(os.environ, HARNESS_GATE_SPIN_US=f"{spin_us:.1f}")
+def sweep(folder: Path, extra_work: int, extra, experiment: str = "experiment=ci_gate") -> float:
+    env = dict(os.environ, HARNESS_GATE_EXTRA_WORK=str(extra_work))
     t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "harness", "sweep", "experiment=ci_gate", f"hydra.sweep.dir={folder}", *extra],
+    done = subprocess.run([sys.executable, "-m", "harness", "sweep", experiment, f"hydra.sweep.dir={folder}", *extra],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"sweep into {folder} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return time.perf_counter() - t
 
 
-def calibrate(baseline: dict, slowdown: float) -> float:
-    """Busy µs per sample that add ``slowdown`` to the tested pipeline's CPU per sample."""
+def unit_cost(out: Path, extra) -> float:
+    """CPU ms per sample that one unit of loader.extra_work adds to the tested pipeline, measured."""
+    from harness.results.table import rows
+
+    folder = out / "calibration"
+    sweep(folder, 0, [*extra, f"loader.extra_work=0,{PROBE}", "trial.repeats=2", "dataset.count=2000"],
+          experiment=f"+experiment/ci_gate={UNDER_TEST}")
+    cpu = {0: [], PROBE: []}
+    for row in rows(folder):
+        cpu[int(row["loader.extra_work"])].append(float(row["cpu_s_per_1000_samples"]))
+    return (statistics.median(cpu[PROBE]) - statistics.median(cpu[0])) / PROBE
+
+
+def calibrate(baseline: dict, slowdown: float, per_unit: float) -> int:
+    """Units of extra work that add ``slowdown`` to the tested pipeline's CPU per sample."""
     cpu = [x for r in baseline["variants"][UNDER_TEST]["repeats"] for x in r["windows"]["cpu_ms_per_sample"]]
-    return slowdown * statistics.median(cpu) * 1e3
+    return max(1, round(slowdown * statistics.median(cpu) / per_unit))
 
 
 def verdicts(base: dict, folder: Path, metrics, thresholds):
@@ -69,14 +83,15 @@ def evaluate(out: Path) -> None:
 
     base = load_baseline(out / "baseline.json")
     runs = json.loads((out / "runs.json").read_text())
-    print(f"{len(runs)} gate reruns against {out / 'baseline.json'} (spin {runs[0]['spin_us'] if runs else 0:.0f} us on slowed runs)")
+    work = max((r["extra_work"] for r in runs), default=0)
+    print(f"{len(runs)} gate reruns against {out / 'baseline.json'} (loader.extra_work={work} on the slowed runs)")
     print(f"{'setting':<30} {'false alarms':>14} {'caught':>10}   changes seen (unchanged / slowed, median)")
     for label, metrics, thresholds in SETTINGS:
         alarms = {"unchanged": 0, "slowed": 0}
         counts = {"unchanged": 0, "slowed": 0}
         changes = {"unchanged": [], "slowed": []}
         for run in runs:
-            kind = "slowed" if run["spin_us"] else "unchanged"
+            kind = "slowed" if run["extra_work"] else "unchanged"
             found = verdicts(base, out / run["folder"], metrics, thresholds)
             counts[kind] += 1
             alarms[kind] += any(v.verdict == "regressed" for v in found)
@@ -93,30 +108,33 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "gate-power")
     parser.add_argument("--evaluate", type=Path, help="only re-evaluate the sweeps of an earlier run in this folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-repeats", type=int, default=6, help="repeats of the baseline sweep (CI keeps one such)")
     parser.add_argument("extra", nargs="*", help="more overrides for every sweep (e.g. trial.seconds=6)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.evaluate:
         evaluate(args.evaluate)
         return
-    from harness.check import save_baseline, load_baseline
+    from harness.check import load_baseline, save_baseline
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    took = sweep(out / "baseline", 0.0, args.extra)
+    per_unit = unit_cost(out, args.extra)
+    took = sweep(out / "baseline", 0, [*args.extra, f"trial.repeats={args.baseline_repeats}"])
     save_baseline(out / "baseline", out / "baseline.json")
-    spin = calibrate(load_baseline(out / "baseline.json"), args.slowdown)
-    print(f"baseline sweep {took:.0f} s; a {args.slowdown:.0%} costlier map: spin {spin:.0f} us per sample", flush=True)
-    order = [0.0, spin] * args.runs
+    extra_work = calibrate(load_baseline(out / "baseline.json"), args.slowdown, per_unit)
+    print(f"baseline sweep {took:.0f} s; one unit of extra work costs {per_unit * 1e3:.1f} us of CPU per sample; "
+          f"a {args.slowdown:.0%} costlier map: loader.extra_work={extra_work}", flush=True)
+    order = [0, extra_work] * args.runs
     rng = random.Random(args.seed)
     pairs = [order[i : i + 2] for i in range(0, len(order), 2)]
     for pair in pairs:
         rng.shuffle(pair)
     runs = []
-    for i, spin_us in enumerate(x for pair in pairs for x in pair):
-        folder = f"run-{i:02d}-{'slowed' if spin_us else 'unchanged'}"
-        took = sweep(out / folder, spin_us, args.extra)
-        runs.append({"folder": folder, "spin_us": spin_us, "seconds": round(took, 1)})
+    for i, extra_work in enumerate(x for pair in pairs for x in pair):
+        folder = f"run-{i:02d}-{'slowed' if extra_work else 'unchanged'}"
+        took = sweep(out / folder, extra_work, args.extra)
+        runs.append({"folder": folder, "extra_work": extra_work, "seconds": round(took, 1)})
         (out / "runs.json").write_text(json.dumps(runs, indent=1) + "\n")
         print(f"  {folder}: {took:.0f} s", flush=True)
     print(f"gate sweep time: median {statistics.median(r['seconds'] for r in runs):.0f} s")

@@ -192,9 +192,9 @@ class TfDataLoaderConf(LoaderConf):
     rescale: Optional[float] = None  # light op: cast the uint8 image to float32 and multiply (1/255); null: off
     random_flip: bool = False  # light op: a random horizontal flip after resize (the random op cache must precede)
     random_brightness: Optional[float] = None  # light op: add a uniform delta in [-d, d] (float32 pixels); null: off
-    # What if each sample cost more? Busy CPU work in the per-sample map (not a sleep: it holds a
-    # core as decoding does); the gate's benchmark injects a known slowdown with it.
-    spin_us: float = 0.0  # extra busy work per sample in the map, µs; 0: none
+    # What if each sample cost more? Deterministic CPU work in the per-sample map (not a sleep: it
+    # holds a core as decoding does); the gate's benchmark injects a known slowdown with it.
+    extra_work: int = 0  # extra work per sample in the map: a cumulative sum over this many thousand floats; 0: none
     cache: CacheMode = CacheMode.none  # cache decoded images: none, memory or file
     cache_place: CachePlace = CachePlace.after_resize  # where the cache sits in the chain
     shuffle_buffer: int = 0  # samples in the shuffle buffer; 0 disables shuffling

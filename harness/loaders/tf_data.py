@@ -68,7 +68,7 @@ class TfDataLoader(Loader):
             raise ConfigError("loader.vectorized=true has nothing to vectorize: set loader.rescale, loader.random_flip "
                               "or loader.random_brightness (the light ops it moves after batch)")
         check_positive("loader.rescale", conf.rescale, optional=True)
-        check_positive("loader.spin_us", conf.spin_us, allow_zero=True)
+        check_positive("loader.extra_work", conf.extra_work, allow_zero=True)
         check_positive("loader.random_brightness", conf.random_brightness, optional=True)
 
     @classmethod
@@ -174,7 +174,7 @@ class TfDataLoader(Loader):
             tail = (f"augment({self.augment.library}: {self.augment.order_label()})+to_dtype", self._augment)
         else:
             tail = ("resize+to_dtype", self._resize)
-        tail = [tail] + ([(f"spin({c.spin_us:g} us)", self._spin)] if c.spin_us else [])
+        tail = [tail] + ([(f"extra_work({c.extra_work}k)", self._extra_work)] if c.extra_work else [])
         if choice(c.cache_place) == "after_decode":
             return head, tail
         return head + tail, []
@@ -288,13 +288,17 @@ class TfDataLoader(Loader):
             image.set_shape([b.height, b.width, b.channels])
         return self._to_batch(image), label, sample_id
 
-    def _spin(self, image, label, sample_id):
-        """Busy-wait ``spin_us`` on TF's clock, then pass the element on (after the wait, by a control dependency)."""
+    def _extra_work(self, image, label, sample_id):
+        """A cumulative sum over ``extra_work`` thousand floats, tied to the image so it runs for every sample.
+
+        One op of fixed size, so its cost is the same every time and on one thread. Its
+        result (always 0) is added to the label: TF's graph optimizer prunes work that only a
+        control dependency holds on to.
+        """
         tf = self.tf
-        end = tf.timestamp() + self.conf.spin_us / 1e6
-        done = tf.while_loop(lambda now: now < end, lambda now: tf.timestamp(), [tf.timestamp()])
-        with tf.control_dependencies([done]):
-            return tf.identity(image), label, sample_id
+        offset = tf.abs(tf.cast(tf.reshape(image, [-1])[0], tf.float32))
+        total = tf.reduce_max(tf.math.cumsum(tf.range(self.conf.extra_work * 1000, dtype=tf.float32) + offset))
+        return image, label + tf.cast(tf.minimum(total, 0.0), label.dtype), sample_id
 
     def _light_label(self) -> str:
         c = self.conf
