@@ -71,4 +71,7 @@ class GeneratorLoader(Loader):
             yield Batch(images=images, labels=labels, ids=ids)
 
     def describe(self) -> Dict:
-        return {"mode": choice(self.conf.mode), "prefetch": self.conf.prefetch, "decoder": "PIL"}
+        ops = [f"python generator: batches of {self.batch.size}, serial: PIL open+convert+resize(bilinear) per file, np.stack"]
+        if self.tf_dataset is not None:
+            ops += ["tf.data.Dataset.from_generator"] + ([f"prefetch({self.conf.prefetch})"] if self.conf.prefetch is not None else [])
+        return {"ops": ops, "mode": choice(self.conf.mode), "prefetch": self.conf.prefetch, "decoder": "PIL"}

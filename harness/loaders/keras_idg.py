@@ -115,8 +115,16 @@ class KerasIdgLoader(Loader):
         return super().random_ops() or any(getattr(c, k) for k in OWN_AUGMENT)
 
     def describe(self) -> Dict:
-        it, g = self.iterator, self.generator
+        it, g, c = self.iterator, self.generator, self.conf
+        args = {"rescale": g.rescale, "rotation_range": g.rotation_range, "width_shift_range": g.width_shift_range,
+                "height_shift_range": g.height_shift_range, "zoom_range": list(g.zoom_range),
+                "horizontal_flip": g.horizontal_flip, "vertical_flip": g.vertical_flip}
+        set_args = ", ".join(f"{k}={v}" for k, v in args.items() if v not in (None, 0, 0.0, False, [1.0, 1.0]))
         return {
+            "ops": [f"ImageDataGenerator({set_args})",
+                    f"flow_from_{choice(c.flow)}(target_size={tuple(it.target_size)}, batch_size={it.batch_size}, "
+                    f"shuffle={c.shuffle}, interpolation={c.interpolation}): per batch, serial: load_img+resize, "
+                    "random transforms, np.stack"],
             "flow": choice(self.conf.flow),
             "iterator": type(it).__name__,
             "samples": it.samples,

@@ -57,6 +57,9 @@ class KerasSequenceLoader(Loader):
     def describe(self) -> Dict:
         s = self.sequence
         return {
+            "ops": [f"PyDataset.__getitem__: batches of {self.batch.size}, PIL open+convert+resize(bilinear) per file, np.stack",
+                    f"PyDatasetAdapter(workers={s.workers}, use_multiprocessing={s.use_multiprocessing}, "
+                    f"max_queue_size={s.max_queue_size}), as model.fit drives it"],
             "class": "keras.utils.PyDataset",
             "driver": "keras PyDatasetAdapter.get_numpy_iterator (model.fit's enqueuer)",
             "workers": s.workers,

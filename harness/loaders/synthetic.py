@@ -109,4 +109,6 @@ class SyntheticLoader(Loader):
             "serial_batches_per_s": "1000 / (produce_ms + step_ms)",
             "overlapped_batches_per_s": "1000 / max(produce_ms / workers, step_ms)",
         }
-        return {"mode": "serial" if c.workers == 0 else "threads", "workers": c.workers, "queue": c.prefetch, "model": expected}
+        ops = [f"sleep {c.produce_ms:g} ms per batch" + (" in the consumer's thread" if c.workers == 0 else
+                                                         f" in {c.workers} producer threads, queue of {c.prefetch}")]
+        return {"ops": ops, "mode": "serial" if c.workers == 0 else "threads", "workers": c.workers, "queue": c.prefetch, "model": expected}

@@ -95,7 +95,18 @@ class TorchLoader(Loader):
     def describe(self) -> Dict:
         loader = self.loader
         context = loader.multiprocessing_context
+        b = self.batch
+        decode = ("torchvision.io.decode_image+v2.resize(antialias)" if choice(self.conf.decoder) == "torchvision"
+                  else "PIL open+convert+resize(bilinear)")
+        if self.augment is not None:
+            decode = decode.replace("+v2.resize(antialias)", "").replace("+resize(bilinear)", "")
+            decode += f"+augment({self.augment.library}: {self.augment.order_label()})"
+        collate = getattr(loader.collate_fn, "__name__", str(loader.collate_fn))
         return {
+            "ops": [f"{type(self.data).__name__}: per sample read+{decode} to {b.height}x{b.width}",
+                    f"DataLoader(batch_size={b.size}, num_workers={loader.num_workers}, sampler={type(loader.sampler).__name__}, "
+                    f"collate_fn={collate}, pin_memory={loader.pin_memory}, persistent_workers={loader.persistent_workers}, "
+                    f"prefetch_factor={loader.prefetch_factor})"],
             "dataset": type(self.data).__name__,
             "decoder": choice(self.conf.decoder),
             "num_workers": loader.num_workers,

@@ -110,6 +110,7 @@ def _context(sweep: Sweep, frame) -> Dict:
         "baseline_text": _sentence(baseline_text(sweep)),
         "unstable_cv": f"{UNSTABLE_CV:.0%}",
         "diagnoses": [(v.label, v.diagnosis) for v in sweep.ranked],
+        "pipelines": pipelines(sweep),
         "failed": [{"label": v.label, "repeat": t.repeat, "status": t.status, "error": t.error or ""}
                    for v in sweep.variants for t in v.failed],
         "notes": _notes_for(sweep),
@@ -248,6 +249,16 @@ def _grids(sweep: Sweep) -> List[Dict]:
         if path.exists():
             grids.append({"label": v.label, "uri": "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()})
     return grids
+
+
+def pipelines(sweep: Sweep) -> List[tuple]:
+    """(variant label, its chain as the loader built it, step by step) from the first ok trial's result."""
+    out = []
+    for v in sweep.variants:
+        ops = next((t.loader.get("ops") for t in v.ok if t.loader.get("ops")), None)
+        if ops:
+            out.append((v.label, " → ".join(str(op) for op in ops)))
+    return out
 
 
 def markdown(sweep: Sweep, frame) -> str:

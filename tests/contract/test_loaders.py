@@ -224,3 +224,12 @@ def test_tf_data_light_op_and_epoch_mode_errors(overrides, message):
 
     with pytest.raises(ConfigError, match=message):
         validate(compose(["loader=tf_data", *TINY, *overrides]))
+
+
+@pytest.mark.parametrize("name", list_loaders())
+def test_every_family_describes_its_chain_as_built(name, tiny_cache, tmp_path):
+    _, loader = build(name, cache=tiny_cache, workdir=tmp_path)
+    ops = loader.describe()["ops"]
+    loader.close()
+    assert ops and all(isinstance(op, str) and op for op in ops)
+    assert any(str(8) in op for op in ops) or name == "synthetic"  # the batch size as built
