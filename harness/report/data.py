@@ -261,7 +261,7 @@ def diagnose(v: Variant, sweep: Sweep) -> str:
         words += _input_bound_words(v)
     else:
         words.append("a faster loader would not speed training up; the accelerator is the limit")
-    words += _restart_words(m)
+    words += _restart_words(v)
     if sweep.baseline is not None and v is not sweep.baseline and v.speedup:
         words.append(f"{v.speedup:.2f}x the baseline (job {sweep.baseline.job})")
     words += _spread_words(v)
@@ -289,7 +289,8 @@ def _input_bound_words(v: Variant) -> List[str]:
     return words
 
 
-def _restart_words(m: Dict) -> List[str]:
+def _restart_words(v: Variant) -> List[str]:
+    m = v.metrics
     pct = m.get("restart_pct")
     if pct is None or pct <= RESTART_NOTE_PCT:
         return []
@@ -299,7 +300,17 @@ def _restart_words(m: Dict) -> List[str]:
     detail = ", ".join(d for d in detail if d)
     return [f"epoch restarts cost {pct:.0f}% of its time" + (f" ({detail})" if detail else "")
             + ": a bigger dataset, trial.epoch_mode=continuous (one repeating iterator) or persistent workers "
-            "measure the steady state"]
+            "measure the steady state"] + _autotune_words(v)
+
+
+def _autotune_words(v: Variant) -> List[str]:
+    """tf.data with autotuning on: deleting each epoch's finished iterator can block for up to a second."""
+    loader = next((t.config.get("loader", {}) for t in v.ok), {})
+    if loader.get("name") != "tf_data" or loader.get("autotune") is False:
+        return []
+    return ["with tf.data's autotuning on, deleting a finished iterator waits for its model thread "
+            "(0.7-1.2 s at 1 in 3 epoch ends here); loader.autotune=false with fixed num_parallel_calls and prefetch "
+            "avoids it, as does one repeating iterator"]
 
 
 def _spread_words(v: Variant) -> List[str]:

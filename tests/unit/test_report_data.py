@@ -111,6 +111,18 @@ def test_steady_state_and_epoch_restarts_are_medians_and_explained_above_five_pe
     assert row["steady-state samples/s"] == "1,200.0" and row["epoch restart (ms, % of time)"] == "250 ms (12.0%)"
 
 
+def test_tf_data_restarts_with_autotuning_on_name_the_iterator_teardown(tmp_path):
+    restarts = dict(steady_samples_per_s=1200.0, epoch_restart_ms_p50=700.0, epoch_restarts=2, restart_pct=15.0)
+    tuned = load(write_sweep(tmp_path / "a", {0: [1000]}, **restarts))
+    for trial in tuned.variants[0].trials:
+        trial.config = {"loader": {"name": "tf_data", "autotune": None}}
+    from harness.report.data import diagnose
+
+    assert "loader.autotune=false" in diagnose(tuned.variants[0], tuned)
+    tuned.variants[0].trials[0].config["loader"]["autotune"] = False
+    assert "loader.autotune=false" not in diagnose(tuned.variants[0], tuned)
+
+
 def test_results_without_the_epoch_keys_still_render(tmp_path):
     sweep = load(write_sweep(tmp_path, {0: [1000, 1000]}))
     assert sweep.variants[0].metrics["restart_pct"] is None and "epoch restarts" not in sweep.variants[0].diagnosis

@@ -24,3 +24,13 @@ def test_slow_half_shows_in_its_window():
         now += d
     rates = window_throughput(t, step, [1] * 100, window_s=0.5)
     assert rates[0] == pytest.approx(100.0) and rates[-1] == pytest.approx(50.0)
+
+
+def test_restarts_over_five_percent_are_called_out_in_plain_words():
+    from harness.results.table import restart_note
+
+    summary = {"restart_pct": 12.3, "epoch_restarts": 4, "epoch_restart_ms_p50": 105.0, "steady_samples_per_s": 1840.0}
+    note = restart_note(summary)
+    assert note.startswith("epoch restarts cost 12% of the time (4 restarts, 105 ms") and "1840 samples/s" in note
+    assert restart_note({**summary, "restart_pct": 4.9}) == ""
+    assert restart_note({}) == ""  # results from before the restart figures existed
