@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = "a_keras_idg"
+REFERENCE = "a_yardstick"
 UNDER_TEST = "b_tf_data"
 PROBE = 40  # units of extra work in the calibration sweep
 # (label, metrics, thresholds): the gate's own setting first (see the Makefile's gate target)
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "gate-power")
     parser.add_argument("--evaluate", type=Path, help="only re-evaluate the sweeps of an earlier run in this folder")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--baseline-repeats", type=int, default=6, help="repeats of the baseline sweep (CI keeps one such)")
+    parser.add_argument("--baseline-repeats", type=int, default=10, help="repeats of the baseline sweep (CI keeps one such)")
     parser.add_argument("extra", nargs="*", help="more overrides for every sweep (e.g. trial.seconds=6)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))

@@ -52,13 +52,14 @@ COMMAND_HELP = {
     "reports/<time>_augbench/. Sweeps with augment.ops run it by themselves at the end (augment.bench=false skips it).\n",
     "report": "usage: python -m harness report SWEEP_DIR [report.baseline=JOB_OR_LABEL]\n\nRebuilds SWEEP_DIR/results.csv from its "
     "result.json files, prints it, and writes SWEEP_DIR/report.html (one self-contained page: verdict, ranking, diagnosis, "
-    "plots) and summary.md (the ranking in Markdown, for a pull request). Speed-ups are against the slowest variant unless "
+    "plots) and summary.md (the ranking in Markdown, for a pull request). Speed-ups are against the sweep's first variant unless "
     "report.baseline names a job number or variant label. Needs neither TensorFlow nor torch.\n",
     "check": "usage: python -m harness check SWEEP_DIR (--save-baseline FILE | --baseline FILE) [--ratio-to VARIANT]\n"
     "       [--metric M ...] [--threshold M=5%] [--alpha 0.01] [--allow-env-change] [--markdown F] [--github-json PREFIX]\n"
-    "       [--bencher-json F]\n\nA regression is a change that is both significant (Mann-Whitney U on 0.5 s windows, p < alpha) "
-    "and beyond the metric's threshold (samples_per_s 10%, stall_pct 5 points by default). --ratio-to divides every "
-    "variant's throughput by a reference variant's from the same run (machine-independent). Exit 0: no regression, "
+    "       [--bencher-json F]\n\nA regression is a change that is significant (Mann-Whitney U on 0.5 s windows, p < alpha), "
+    "beyond the metric's threshold (samples_per_s and cpu_ms_per_sample 10%, stall_pct 5 points by default) and beyond "
+    "the smallest change the repeats can tell from noise (printed). --ratio-to divides every variant's per-sample rates by "
+    "a reference variant's from the same round (machine-independent). Exit 0: no regression, "
     "1: a regression, 2: the check could not run (missing or malformed baseline, no matching variant, failed trials, "
     "another machine in absolute mode).\n",
     "list": "usage: python -m harness list\n\nLists config groups and their options, loader families and experiments.\n",

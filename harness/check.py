@@ -234,9 +234,12 @@ def compare(base: Dict, current: Dict, *, metrics: Sequence[str], thresholds: Di
     for metric in metrics:
         scales = {"base": None, "current": None}
         if ratio_to is not None and metric in RATIO_METRICS:
-            scales = {side: _reference(doc, ratio_to, metric, side) or None for side, doc in (("base", base), ("current", current))}
+            scales = {side: _reference(doc, ratio_to, metric, side) for side, doc in (("base", base), ("current", current))}
         for name in common:
             if ratio_to is not None and name == ratio_to:
+                continue
+            if scales["base"] == {} or scales["current"] == {}:  # never compare a ratio with an absolute figure
+                verdicts.append(_verdict(name, metric, [], [], thresholds, alpha, f"no {metric} of {ratio_to} to divide by"))
                 continue
             a = _samples(base["variants"][name]["repeats"], metric, scales["base"])
             b = _samples(current["variants"][name]["repeats"], metric, scales["current"])
@@ -245,12 +248,13 @@ def compare(base: Dict, current: Dict, *, metrics: Sequence[str], thresholds: Di
 
 
 def _verdict(name: str, metric: str, a_repeats: List[List[float]], b_repeats: List[List[float]], thresholds: Dict[str, float],
-             alpha: float) -> Verdict:
+             alpha: float, missing: Optional[str] = None) -> Verdict:
     direction, _, default, kind = METRICS[metric]
     threshold = thresholds.get(metric, default)
     a, b = [x for r in a_repeats for x in r], [x for r in b_repeats for x in r]
     if not a or not b:
-        return Verdict(name, metric, None, None, None, None, "no baseline" if not a else "no samples", threshold, kind)
+        why = missing or ("no baseline" if not a else "no samples")
+        return Verdict(name, metric, None, None, None, None, why, threshold, kind)
     ma, mb = statistics.median(a), statistics.median(b)
     change = (mb - ma) / ma if kind == "relative" and ma else mb - ma
     mde = detectable([statistics.median(r) for r in a_repeats], [statistics.median(r) for r in b_repeats])

@@ -32,6 +32,7 @@ from harness.results.model import TrialResult
 from harness.results.table import write_table
 
 REPORTS_DIR = Path("reports")
+SCHEDULE_FILE = "schedule.json"  # the sweep's seed and each round's order of jobs
 
 
 def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
@@ -224,8 +225,6 @@ def run_rounds(plans: Sequence[JobPlan], root: Path) -> List[TrialResult]:
             write_table(plan.root)
     return results
 
-
-SCHEDULE_FILE = "schedule.json"
 
 
 def _trial_dir(job_dir: Path, repeat: int, repeats: int) -> Path:

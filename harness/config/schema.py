@@ -271,6 +271,15 @@ class TorchLoaderConf(LoaderConf):
 
 
 @dataclass
+class YardstickLoaderConf(LoaderConf):
+    """A fixed tf.data decode pipeline that measures the machine (the gate's reference); meant never to change."""
+
+    name: str = "yardstick"
+    parallel_calls: int = 2  # map parallelism, fixed
+    prefetch: int = 2  # batches prefetched, fixed
+
+
+@dataclass
 class AugmentConf:
     """A declarative augmentation pipeline, translated into ``library`` (see harness/augment/spec.py)."""
 
@@ -353,6 +362,7 @@ GROUP_SCHEMAS = {
         "keras_sequence": KerasSequenceLoaderConf,
         "generator": GeneratorLoaderConf,
         "torch": TorchLoaderConf,
+        "yardstick": YardstickLoaderConf,
     },
     "augment": {"default": AugmentConf},
     "consumer": {"default": ConsumerConf},

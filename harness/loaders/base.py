@@ -24,6 +24,7 @@ FAMILY_MODULES = (
     "harness.loaders.keras_sequence",
     "harness.loaders.generator",
     "harness.loaders.torch_loader",
+    "harness.loaders.yardstick",
 )
 
 _REGISTRY: Dict[str, Type["Loader"]] = {}

@@ -76,6 +76,20 @@ def test_known_answer_sweep_matches_the_analytic_throughput(cli, tmp_path):
         assert float(row["stall_pct"]) == pytest.approx(stall, abs=10)
 
 
+def test_repeats_run_in_interleaved_shuffled_rounds(cli, tmp_path):
+    done = cli("sweep", "loader=synthetic", "loader.produce_ms=1,2,3", "consumer.step_ms=1", "trial.steps=3",
+               "trial.warmup_steps=1", "trial.repeats=3", "monitor.enabled=false", "trial.seed=7")
+    assert done.returncode == 0, done.stderr
+    folder = sweep_dir(done, tmp_path)
+    schedule = json.loads((folder / "schedule.json").read_text())
+    assert schedule["seed"] == 7 and [sorted(r) for r in schedule["rounds"]] == [[0, 1, 2]] * 3
+    rows = read_rows(folder)
+    for row in rows:  # repeat r ran in round r, at the position schedule.json gives its job
+        assert row["round"] == row["repeat"] and schedule["rounds"][int(row["round"])][int(row["position"])] == int(row["job"])
+    started = sorted(rows, key=lambda r: json.loads((folder / r["result"]).read_text())["timing"]["started_at"])
+    assert [r["round"] for r in started] == ["0"] * 3 + ["1"] * 3 + ["2"] * 3  # no job ran its repeats back to back
+
+
 def test_serial_producer_adds_produce_and_step(cli, tmp_path):
     done = cli("run", "loader.workers=0", "loader.produce_ms=10", "consumer.step_ms=10", "trial.seconds=2")
     assert done.returncode == 0, done.stderr
@@ -157,7 +171,7 @@ def test_datagen_report_check_and_list(cli, tmp_path):
     assert cli("report", str(tmp_path / "nowhere")).returncode == 1
     assert cli("check", str(folder)).returncode == 2
     listing = cli("list")
-    assert "loader: generator, keras_idg, keras_sequence, synthetic, tf_data, torch" in listing.stdout
+    assert "loader: generator, keras_idg, keras_sequence, synthetic, tf_data, torch, yardstick" in listing.stdout
     assert "experiment: augment_order, ci_gate, dataloader, idg_vs_tfdata, quickstart, seed001, tfrecord, vectorize" in listing.stdout
     assert "augment: none, resize_rotate, train_basic" in listing.stdout
 

@@ -125,3 +125,14 @@ def test_ratio_mode_divides_by_the_reference_of_the_same_round():
     assert verdict.verdict == "ok" and abs(verdict.change) < 0.03
     # the busy round, divided by its own reference, reads as 2.0 like the others (1.4 against the pooled median)
     assert 1.9 < verdict.current_min and verdict.current_max < 2.1
+
+
+def test_ratio_mode_without_the_references_cpu_says_so_instead_of_comparing_absolute_figures():
+    base = doc(ref=[noisy(100, 8, 0.01, r) for r in range(3)], fast=[noisy(200, 8, 0.01, 5 + r) for r in range(3)])
+    for v in base["variants"].values():
+        for repeat in v["repeats"]:
+            repeat["windows"]["cpu_ms_per_sample"] = [1.0] * 8
+    for repeat in base["variants"]["ref"]["repeats"]:
+        repeat["windows"]["cpu_ms_per_sample"] = []  # the reference ran without the sampler
+    verdict = compare(base, base, metrics=["cpu_ms_per_sample"], thresholds={}, alpha=0.01, ratio_to="ref")[0]
+    assert verdict.verdict == "no cpu_ms_per_sample of ref to divide by" and verdict.current is None
