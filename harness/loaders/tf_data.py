@@ -306,6 +306,14 @@ class TfDataLoader(Loader):
                                      ("random_brightness", c.random_brightness is not None)) if on]
         return "+".join(ops)
 
+    def _rng(self):
+        """The light ops' generator, seeded by the trial; its state carries over from one epoch's iterator to
+        the next. (A plain tf.random op restarts its sequence with every iterator once a global seed is set,
+        so every epoch would draw the same flips.)"""
+        if getattr(self, "_generator", None) is None:
+            self._generator = self.tf.random.Generator.from_seed(self.seed)
+        return self._generator
+
     def _light(self, image, label, sample_id):
         """Rescale, flip, brightness: on one image, or on a whole batch with one coin and one delta per image."""
         tf, c = self.tf, self.conf
@@ -314,11 +322,11 @@ class TfDataLoader(Loader):
             image = tf.cast(image, tf.float32) * c.rescale
         if c.random_flip:
             width_axis = -1 if choice(self.batch.layout) == "nchw" else -2
-            coins = tf.random.uniform(per_image) < 0.5
+            coins = self._rng().uniform(per_image) < 0.5
             mask = tf.reshape(coins, [-1, 1, 1, 1]) if c.vectorized else coins
             image = tf.where(mask, tf.reverse(image, [width_axis]), image)
         if c.random_brightness is not None:
-            delta = tf.random.uniform(per_image, -c.random_brightness, c.random_brightness)
+            delta = self._rng().uniform(per_image, -c.random_brightness, c.random_brightness)
             image = image + (tf.reshape(delta, [-1, 1, 1, 1]) if c.vectorized else delta)
         return image, label, sample_id
 

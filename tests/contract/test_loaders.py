@@ -200,6 +200,9 @@ def test_tf_data_continuous_stream_marks_epoch_ends(tiny_cache, tmp_path):
 
 
 def test_tf_data_light_ops_per_sample_or_on_whole_batches(tiny_cache, tmp_path):
+    import tensorflow as tf
+
+    tf.random.set_seed(3)  # as an augment pipeline may have done: plain tf.random ops would repeat every epoch
     light = ["loader.rescale=0.00392156862745098", "loader.random_flip=true", "loader.random_brightness=0.1", "batch.dtype=float32"]
     cfg, scalar = build("tf_data", *light, cache=tiny_cache, workdir=tmp_path)
     _, vector = build("tf_data", *light, "loader.vectorized=true", cache=tiny_cache, workdir=tmp_path)
