@@ -71,6 +71,8 @@ def _restart_cell(m: Dict) -> str:
     ms, pct = m.get("epoch_restart_ms_p50"), m.get("restart_pct")
     if ms is None and pct is None:
         return "–"  # results from before the harness split epoch boundaries out
+    if ms is None or ms != ms:  # NaN: no epoch began inside the measured phase
+        return "no restart measured"
     return f"{_fmt(ms, 0)} ms ({_fmt(pct, 1, '%')})"
 
 

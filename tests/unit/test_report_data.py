@@ -128,6 +128,8 @@ def test_results_without_the_epoch_keys_still_render(tmp_path):
     assert sweep.variants[0].metrics["restart_pct"] is None and "epoch restarts" not in sweep.variants[0].diagnosis
     row = ranked_frame(sweep).iloc[0]
     assert row["steady-state samples/s"] == "–" and row["epoch restart (ms, % of time)"] == "–"
+    none = load(write_sweep(tmp_path / "none", {0: [1000]}, restart_pct=0.0, epoch_restart_ms_p50=float("nan"), epoch_restarts=0))
+    assert ranked_frame(none).iloc[0]["epoch restart (ms, % of time)"] == "no restart measured"
     small = load(write_sweep(tmp_path / "small", {0: [1000]}, restart_pct=3.0, epoch_restart_ms_p50=20.0))
     assert "epoch restarts" not in small.variants[0].diagnosis  # 3% is within the noise
 
