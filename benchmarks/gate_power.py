@@ -58,7 +58,7 @@ def unit_cost(out: Path, extra) -> float:
     from harness.results.table import rows
 
     folder = out / "calibration"
-    sweep(folder, 0, [*extra, f"loader.extra_work=0,{PROBE}", "trial.repeats=2", "dataset.count=2000"],
+    sweep(folder, 0, [*extra, f"loader.extra_work=0,{PROBE}", "trial.repeats=2", "dataset.count=2048"],
           experiment=f"+experiment/ci_gate={UNDER_TEST}")
     cpu = {0: [], PROBE: []}
     for row in rows(folder):

@@ -12,7 +12,7 @@ its own. It prints samples/s of both, and their ratio (target: harness / bare >=
 ``tf_data`` is the quickstart's fastest variant, seed 000's chain: one map reading,
 decoding (decode_jpeg) and resizing, AUTOTUNE parallel calls, AUTOTUNE prefetch; ``torch`` is
 a map-style Dataset decoding with PIL (resize bilinear) in a DataLoader with 2 workers.
-Both read the same 2,000 generated 500x375 JPEGs into 32 x 150 x 150 x 3 uint8 batches,
+Both read the same 2,048 generated 500x375 JPEGs into 32 x 150 x 150 x 3 uint8 batches,
 with a fresh iterator each epoch (as Keras fit and a PyTorch epoch loop do).
 Numbers, not pass/fail: run it on an otherwise idle machine.
 """
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEP_MS = 10.0
 SECONDS = 6.0
 WARMUP = 3
-COUNT = 2000
+COUNT = 2048
 HARNESS = {
     "tf_data": ["loader=tf_data", "loader.num_parallel_calls=autotune", "loader.prefetch=autotune",
                 "loader.map_parallelization=false", "loader.inject_prefetch=false"],
