@@ -43,6 +43,12 @@ def _compose(fns):
     return fused
 
 
+def light_ops(conf) -> List[str]:
+    """The light per-sample ops the config turns on, in the order they run."""
+    return [name for name, on in (("rescale", conf.rescale is not None), ("random_flip", conf.random_flip),
+                                  ("random_brightness", conf.random_brightness is not None)) if on]
+
+
 @register_loader
 class TfDataLoader(Loader):
     name = "tf_data"
@@ -64,7 +70,7 @@ class TfDataLoader(Loader):
             raise ConfigError(f"loader.preprocess={conf.preprocess}: choose null or mobilenet")
         if conf.interleave and choice(conf.source) != "tfrecord":
             raise ConfigError("loader.interleave=true needs loader.source=tfrecord (it interleaves shards)")
-        if conf.vectorized and not (conf.rescale is not None or conf.random_flip or conf.random_brightness is not None):
+        if conf.vectorized and not light_ops(conf):
             raise ConfigError("loader.vectorized=true has nothing to vectorize: set loader.rescale, loader.random_flip "
                               "or loader.random_brightness (the light ops it moves after batch)")
         check_positive("loader.rescale", conf.rescale, optional=True)
@@ -98,6 +104,12 @@ class TfDataLoader(Loader):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
         self.check_batch(conf, batch)
         self.tf = require("tensorflow", what="loader=tf_data", extra="tf")
+        self.decoder = self._decoder()
+        # the light ops' draws: a generator's state carries over from one epoch's iterator to the next,
+        # while a plain tf.random op restarts its sequence with every iterator once a global seed is set
+        # (every epoch would draw the same flips)
+        random = conf.random_flip or conf.random_brightness is not None
+        self.rng = self.tf.random.Generator.from_seed(seed) if random else None
         self.ops: List[str] = []
         self.dataset_obj = self._build()
 
@@ -143,7 +155,7 @@ class TfDataLoader(Loader):
             ds = self._maps(self._shuffle(self._cache(ds, "after_decode")), after)
         else:
             ds = self._shuffle(self._cache(ds, "after_resize"))
-        light = self._light_label()
+        light = "+".join(light_ops(c))
         if light and not c.vectorized:
             ds = self._map(ds, self._light, light)
         if not c.vectorized:
@@ -169,7 +181,7 @@ class TfDataLoader(Loader):
         """The per-sample steps as (label, fn), split where a cache after_decode sits between them."""
         c = self.conf
         head = [("parse_single_example", self._parse)] if choice(c.source) == "tfrecord" else [("read_file", self._read)]
-        head.append((self._decoder() + ("+cast" if c.cast_float else ""), self._decode))
+        head.append((self.decoder + ("+cast" if c.cast_float else ""), self._decode))
         if self.augment is not None:  # the augment pipeline resizes: it takes the resize map's place
             tail = (f"augment({self.augment.library}: {self.augment.order_label()})+to_dtype", self._augment)
         else:
@@ -248,11 +260,10 @@ class TfDataLoader(Loader):
 
     def _decode(self, raw, label, sample_id):
         tf, channels = self.tf, self.batch.channels
-        decoder = self._decoder()
-        if decoder == "decode_image":
+        if self.decoder == "decode_image":
             image = tf.io.decode_image(raw, channels=channels, expand_animations=False)
         else:
-            image = getattr(tf.io, decoder)(raw, channels=channels)
+            image = getattr(tf.io, self.decoder)(raw, channels=channels)
         if self.conf.cast_float:
             image = tf.cast(image, tf.float32)
         return image, label, sample_id
@@ -300,20 +311,6 @@ class TfDataLoader(Loader):
         total = tf.reduce_max(tf.math.cumsum(tf.range(self.conf.extra_work * 1000, dtype=tf.float32) + offset))
         return image, label + tf.cast(tf.minimum(total, 0.0), label.dtype), sample_id
 
-    def _light_label(self) -> str:
-        c = self.conf
-        ops = [name for name, on in (("rescale", c.rescale is not None), ("random_flip", c.random_flip),
-                                     ("random_brightness", c.random_brightness is not None)) if on]
-        return "+".join(ops)
-
-    def _rng(self):
-        """The light ops' generator, seeded by the trial; its state carries over from one epoch's iterator to
-        the next. (A plain tf.random op restarts its sequence with every iterator once a global seed is set,
-        so every epoch would draw the same flips.)"""
-        if getattr(self, "_generator", None) is None:
-            self._generator = self.tf.random.Generator.from_seed(self.seed)
-        return self._generator
-
     def _light(self, image, label, sample_id):
         """Rescale, flip, brightness: on one image, or on a whole batch with one coin and one delta per image."""
         tf, c = self.tf, self.conf
@@ -322,11 +319,11 @@ class TfDataLoader(Loader):
             image = tf.cast(image, tf.float32) * c.rescale
         if c.random_flip:
             width_axis = -1 if choice(self.batch.layout) == "nchw" else -2
-            coins = self._rng().uniform(per_image) < 0.5
+            coins = self.rng.uniform(per_image) < 0.5
             mask = tf.reshape(coins, [-1, 1, 1, 1]) if c.vectorized else coins
             image = tf.where(mask, tf.reverse(image, [width_axis]), image)
         if c.random_brightness is not None:
-            delta = self._rng().uniform(per_image, -c.random_brightness, c.random_brightness)
+            delta = self.rng.uniform(per_image, -c.random_brightness, c.random_brightness)
             image = image + (tf.reshape(delta, [-1, 1, 1, 1]) if c.vectorized else delta)
         return image, label, sample_id
 
