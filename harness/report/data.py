@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from harness.results.model import read_result
-from harness.results.table import find_results, override_columns
+from harness.results.table import RESTART_NOTE_PCT, find_results, override_columns
 
 UNSTABLE_CV = 0.10  # sample std / mean of the repeats' samples/s above this flags a variant unstable
 BIMODAL_MIN_REPEATS = 4  # two clusters of at least two repeats each
 BIMODAL_GAP_RATIO = 3.0  # the gap between the clusters against the wider cluster's own range
 BIMODAL_GAP_MEDIAN = 0.10  # and against the median: smaller gaps are noise, not two modes
-RESTART_NOTE_PCT = 5.0  # epoch restarts costing more than this share of wall time get a sentence
 # TensorFlow profiler's input-bound bands: share of step time spent waiting for input
 BANDS = ((5.0, "not input-bound"), (20.0, "moderately input-bound"), (math.inf, "highly input-bound"))
 
