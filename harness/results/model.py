@@ -15,12 +15,14 @@ from harness.errors import HarnessError
 
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
-STATUSES = ("ok", "failed", "timeout")
+# too_short: it ran but measured too little to judge (the reason is in error);
+# interrupted: SIGTERM / SIGINT stopped it; a sweep keeps every finished result beside it.
+STATUSES = ("ok", "failed", "timeout", "too_short", "interrupted")
 
 
 @dataclass
 class TrialResult:
-    status: str  # ok | failed | timeout
+    status: str  # one of STATUSES
     config: Dict[str, Any]  # the resolved config, as composed
     overrides: List[str]  # the job's overrides, as given to Hydra
     job: int  # Hydra job number within the sweep
