@@ -27,6 +27,11 @@ class ImageFormat(Enum):
     png = "png"
 
 
+class OnBadFile(Enum):
+    skip = "skip"  # leave unreadable files out, for every loader alike, and name them
+    fail = "fail"  # refuse the dataset, naming the files
+
+
 class PixelDtype(Enum):
     float32 = "float32"
     uint8 = "uint8"
@@ -157,6 +162,7 @@ class SyntheticDatasetConf(DatasetConf):
 class FolderDatasetConf(DatasetConf):
     name: str = "folder"
     path: str = MISSING  # a folder with one sub-folder of images per class
+    on_bad_file: OnBadFile = OnBadFile.skip  # what an unreadable image (empty, truncated, not an image) does
 
 
 @dataclass
