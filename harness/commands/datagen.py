@@ -36,5 +36,7 @@ def datagen(args: List[str]) -> int:
         f"(mean {info['mean_bytes'] / 1024:.1f} KiB), TFRecord: {info['tfrecords'] or 'none'}; "
         f"ready in {time.perf_counter() - start:.1f} s"
     )
+    for line in manifest.notes():
+        print(line)
     print(manifest.root)
     return 0

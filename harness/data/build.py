@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import hashlib
 import json
@@ -18,14 +19,16 @@ import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List
+from typing import Dict, Iterable, Iterator, List, Tuple
 
 from harness.config.schema import choice
-from harness.data import synth
+from harness.data import scan, synth
 from harness.data.manifest import MANIFEST_FILE, DatasetManifest, Sample
 from harness.errors import HarnessError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+# JPEG and PNG are read as they are; the others are converted to PNG (see harness.data.scan).
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+SCAN_VERSION = 1  # bump when the scan's rule changes, so folder datasets are scanned again
 COMPRESSIONS = ("none", "gzip")
 
 
@@ -49,11 +52,11 @@ def dataset_params(conf) -> Dict:
             "classes": list(conf.classes),
             "seed": conf.seed,
         }
-    return {"kind": "folder", "path": str(Path(conf.path).expanduser().resolve())}
+    return {"kind": "folder", "path": str(folder_source(conf)), "scan_version": SCAN_VERSION, "listing": _digest(list_folder(folder_source(conf))[1])}
 
 
-def dataset_dir(conf) -> Path:
-    params = dataset_params(conf)
+def dataset_dir(conf, params: Dict | None = None) -> Path:
+    params = params or dataset_params(conf)
     digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     return cache_root(conf) / f"{params['kind']}-{digest}"
 
@@ -65,16 +68,42 @@ def prepare(conf, *, tfrecord: Iterable[str] = ()) -> DatasetManifest:
         conf: a ``dataset`` config node (synthetic or folder).
         tfrecord: compressions (``"none"``, ``"gzip"``) whose shards must exist.
     """
-    root = dataset_dir(conf)
+    params = dataset_params(conf)
+    root = dataset_dir(conf, params)
     if not (root / MANIFEST_FILE).exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(root), _staging(root) as tmp:
-            if tmp is not None:
-                manifest = _build_images(conf, tmp) if conf.name == "synthetic" else _index_folder(conf, tmp)
-                manifest.save(tmp)
-    for compression in tfrecord:
-        _ensure_tfrecord(root, compression.lower(), conf.shards)
-    return DatasetManifest.load(root)
+        with _writable(root.parent):
+            root.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(root), _staging(root) as tmp:
+                if tmp is not None:
+                    manifest = _build_images(conf, tmp) if conf.name == "synthetic" else _index_folder(conf, tmp, params)
+                    manifest.save(tmp)
+    with _writable(root):
+        for compression in tfrecord:
+            _ensure_tfrecord(root, compression.lower(), conf.shards)
+    manifest = DatasetManifest.load(root)
+    _apply_bad_file_policy(conf, manifest)
+    return manifest
+
+
+def _apply_bad_file_policy(conf, manifest: DatasetManifest) -> None:
+    if manifest.skipped and choice(getattr(conf, "on_bad_file", "skip")) == "fail":
+        raise HarnessError(
+            f"dataset.path={conf.path}: {manifest.skipped_line()}; remove or fix them, or set dataset.on_bad_file=skip"
+        )
+
+
+@contextlib.contextmanager
+def _writable(folder: Path) -> Iterator[None]:
+    """Turn 'cannot write the cache' (read-only, no permission, disk full) into one line that says what to do."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        what = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a writable folder"
+        raise HarnessError(
+            f"dataset cache {folder}: cannot write {exc.filename or ''} ({exc.strerror}); {what}: dataset.cache_dir=DIR or HARNESS_CACHE=DIR"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -135,22 +164,95 @@ def _write_image(job) -> tuple:
     return relative, len(data), hashlib.sha1(data).hexdigest()
 
 
-def _index_folder(conf, folder: Path) -> DatasetManifest:
-    source = Path(conf.path).expanduser().resolve()
-    classes = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
-    samples: List[Sample] = []
-    for label, name in enumerate(classes):
-        for path in sorted((source / name).iterdir()):
-            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
-                data = path.read_bytes()
-                samples.append(Sample(f"{name}/{path.name}", label, len(data), hashlib.sha1(data).hexdigest()))
-    if not samples:
+def _index_folder(conf, folder: Path, params: Dict) -> DatasetManifest:
+    """Scan the user's folder and lay out a view of it: ``images/<class>/<file>`` links to the
+    files every loader can read, converted copies of the odd ones, nothing else.
+
+    Every family reads the view, so none walks the user's folder by itself: Keras'
+    ``flow_from_directory`` would descend into nested folders the others do not read.
+    """
+    source = folder_source(conf)
+    classes, files, ignored = list_folder(source)
+    if _digest(files) != params["listing"]:
+        raise HarnessError(f"dataset.path={conf.path}: files changed while it was being indexed; run again when the folder is still")
+    if not files:
         raise HarnessError(
             f"dataset.path={conf.path}: no images found; expected one sub-folder per class holding "
             f"{', '.join(sorted(IMAGE_EXTENSIONS))} files"
         )
+    view = folder / "images"
+    for name in classes:
+        (view / name).mkdir(parents=True)
+    samples, skipped = _scan(source, sorted(files), view, classes)
     _write_csv(folder / "manifest.csv", samples)
-    return DatasetManifest(folder, source, classes, samples, dataset_params(conf))
+    manifest = DatasetManifest(folder, view, classes, samples, params)
+    manifest.source, manifest.skipped, manifest.ignored = str(source), skipped, ignored
+    return manifest
+
+
+def _scan(source: Path, files: List[str], view: Path, classes: List[str]):
+    """Decode every file once, in parallel; link or convert the good ones into ``view``."""
+    print(f"harness: scanning {len(files)} files in {source} (once per version of the folder)", file=sys.stderr, flush=True)
+    jobs = [(str(source / relative), relative, str(view)) for relative in files]
+    workers = min(os.cpu_count() or 1, max(1, len(jobs) // 64))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            scanned = list(pool.map(scan.scan_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    else:
+        scanned = [scan.scan_job(job) for job in jobs]
+    samples: List[Sample] = []
+    skipped: List[Dict[str, str]] = []
+    for relative, kind, reason, size, digest, written in scanned:
+        if kind == scan.BAD:
+            skipped.append({"file": relative, "reason": reason})
+            continue
+        if written is None:
+            os.symlink(source / relative, view / relative)
+        label = classes.index(relative.split("/", 1)[0])
+        samples.append(Sample(written or relative, label, size, digest, converted=reason or None))
+    return samples, skipped
+
+
+def folder_source(conf) -> Path:
+    """The user's folder, resolved, or a one-line error saying what is wrong with ``dataset.path``."""
+    if not str(conf.path or "").strip():
+        raise HarnessError("dataset.path is empty; set dataset.path=/folder/with/one/sub-folder/per/class")
+    source = Path(conf.path).expanduser().resolve()
+    if not source.is_dir():
+        raise HarnessError(f"dataset.path={conf.path}: not a folder; point it at a folder of class sub-folders")
+    return source
+
+
+def list_folder(source: Path) -> Tuple[List[str], Dict[str, Tuple[int, int]], Dict[str, List[str]]]:
+    """Class folders, candidate images (``class/name`` -> size, mtime in ns) and what is left out, by why.
+
+    Only files directly inside a class folder count; hidden files (macOS' ``._x.jpg``),
+    other extensions and nested folders are left out, for every loader alike.
+    """
+    files: Dict[str, Tuple[int, int]] = {}
+    ignored: Dict[str, List[str]] = {"nested folders": [], "hidden files": [], "other files": []}
+    try:
+        classes = sorted((e for e in os.scandir(source) if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as exc:
+        raise HarnessError(f"dataset.path={source}: cannot list it ({exc.strerror})") from exc
+    for entry in classes:
+        for item in sorted(os.scandir(entry.path), key=lambda e: e.name):
+            relative = f"{entry.name}/{item.name}"
+            if item.is_dir():
+                ignored["nested folders"].append(relative)
+            elif item.name.startswith("."):
+                ignored["hidden files"].append(relative)
+            elif Path(item.name).suffix.lower() not in IMAGE_EXTENSIONS or not item.is_file():
+                ignored["other files"].append(relative)
+            else:
+                info = item.stat()
+                files[relative] = (info.st_size, info.st_mtime_ns)
+    return [e.name for e in classes], files, {k: v for k, v in ignored.items() if v}
+
+
+def _digest(files: Dict[str, Tuple[int, int]]) -> str:
+    """What the folder holds: any file added, removed, resized or touched changes it."""
+    return hashlib.sha1(json.dumps(sorted(files.items())).encode()).hexdigest()[:16]
 
 
 def _write_csv(path: Path, samples: List[Sample]) -> None:

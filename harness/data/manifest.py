@@ -4,6 +4,11 @@ A dataset folder holds ``images/<class>/<class>.<index>.<ext>`` (the class-folde
 the seeds use), ``manifest.csv`` with ``filename,label`` (seed 001's DataFrame,
 filenames relative to ``images/``), and ``dataset.json``, written last: a folder without
 it is not a dataset. TFRecord shards are added on demand under ``tfrecord-<compression>/``.
+
+For a user's folder, ``images/`` is a view of it (see :mod:`harness.data.scan`): links to
+the files every loader can read and 8-bit PNG copies of the odd ones, so every family
+reads exactly the manifest's files. ``dataset.json`` also names the files it skipped
+(unreadable) and left out by rule (nested folders, hidden and other files).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class Sample:
     label: int  # class index
     bytes: int  # file size
     sha1: str  # file checksum
+    converted: Optional[str] = None  # why the scan converted it to PNG (the source is filename minus .png)
 
 
 @dataclass
@@ -34,6 +40,9 @@ class DatasetManifest:
     samples: List[Sample]
     params: Dict  # what the dataset was built from
     tfrecords: Dict[str, List[str]] = field(default_factory=dict)  # compression -> shard paths
+    source: Optional[str] = None  # the user's folder, for a folder dataset (images_dir is a view of it)
+    skipped: List[Dict[str, str]] = field(default_factory=list)  # unreadable files: {file, reason}
+    ignored: Dict[str, List[str]] = field(default_factory=dict)  # left out by rule (nested folders, ...) -> names
 
     @property
     def csv_path(self) -> Path:
@@ -56,10 +65,27 @@ class DatasetManifest:
         kinds = {_FORMATS.get(Path(s.filename).suffix.lower()) for s in self.samples}
         return kinds.pop() if len(kinds) == 1 else None
 
+    def converted(self) -> List[Dict[str, str]]:
+        return [{"file": s.filename, "reason": s.converted} for s in self.samples if s.converted]
+
+    def skipped_line(self, limit: int = 5) -> str:
+        """``3 files skipped: cat/x.jpg (truncated), ...``, or '' when none were."""
+        return _listing_line(self.skipped, "skipped", limit)
+
+    def converted_line(self, limit: int = 5) -> str:
+        return _listing_line(self.converted(), "converted to 8-bit PNG", limit)
+
+    def notes(self) -> List[str]:
+        """What a user must know about which files were read: skipped, converted, left out."""
+        left_out = "; ".join(f"{len(v)} {k} (e.g. {v[0]})" for k, v in self.ignored.items())
+        lines = [self.skipped_line(), self.converted_line(), f"left out by rule: {left_out}" if left_out else ""]
+        return [f"dataset: {line}" for line in lines if line]
+
     def describe(self) -> Dict:
         """A short summary for result files."""
         return {
             "root": str(self.root),
+            "source": self.source,
             "images_dir": str(self.images_dir),
             "count": len(self.samples),
             "classes": self.classes,
@@ -67,6 +93,9 @@ class DatasetManifest:
             "mean_bytes": self.total_bytes // max(len(self.samples), 1),
             "params": self.params,
             "tfrecords": {k: len(v) for k, v in self.tfrecords.items()},
+            "skipped": self.skipped,
+            "converted": self.converted(),
+            "ignored": {k: {"count": len(v), "first": v[:5]} for k, v in self.ignored.items()},
         }
 
     def save(self, folder: Path) -> None:
@@ -75,6 +104,9 @@ class DatasetManifest:
             "images_dir": str(self.images_dir) if self.images_dir.parent != self.root else "images",
             "classes": self.classes,
             "params": self.params,
+            "source": self.source,
+            "skipped": self.skipped,
+            "ignored": self.ignored,
             "samples": [asdict(s) for s in self.samples],
         }
         write_json_atomic(folder / MANIFEST_FILE, data)
@@ -94,6 +126,9 @@ class DatasetManifest:
             classes=list(data["classes"]),
             samples=[Sample(**s) for s in data["samples"]],
             params=data["params"],
+            source=data.get("source"),
+            skipped=list(data.get("skipped", [])),
+            ignored=dict(data.get("ignored", {})),
         )
         for folder in sorted(root.glob("tfrecord-*")):
             shards_file = folder / "shards.json"
@@ -101,6 +136,14 @@ class DatasetManifest:
                 shards = json.loads(shards_file.read_text())["shards"]
                 manifest.tfrecords[folder.name.split("-", 1)[1]] = [str(folder / s["file"]) for s in shards]
         return manifest
+
+
+def _listing_line(entries: List[Dict[str, str]], what: str, limit: int) -> str:
+    if not entries:
+        return ""
+    shown = ", ".join(f"{e['file']} ({e['reason']})" for e in entries[:limit])
+    more = f", and {len(entries) - limit} more" if len(entries) > limit else ""
+    return f"{len(entries)} file{'s' if len(entries) > 1 else ''} {what}: {shown}{more}"
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

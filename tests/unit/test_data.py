@@ -78,7 +78,11 @@ def test_folder_dataset_indexes_class_folders(tmp_path):
     (src / "cat" / "notes.txt").write_text("not an image")
     manifest = build.prepare(FolderDatasetConf(path=str(src), cache_dir=str(tmp_path / "cache")))
     assert manifest.classes == ["cat", "dog"] and len(manifest) == 6
-    assert manifest.images_dir == src.resolve()
+    assert manifest.source == str(src.resolve())
+    # the loaders read a view of the folder: links to exactly the manifest's files
+    assert sorted(str(p.relative_to(manifest.images_dir)) for p in manifest.images_dir.rglob("*.jpg")) == [s.filename for s in manifest.samples]
+    assert all((manifest.images_dir / s.filename).resolve() == src.resolve() / s.filename for s in manifest.samples)
+    assert manifest.ignored == {"other files": ["cat/notes.txt"]}
     assert all(label == (0 if f.startswith("cat/") else 1) for f, label in ((s.filename, s.label) for s in manifest.samples))
 
 
@@ -86,3 +90,63 @@ def test_folder_without_images_is_a_clear_error(tmp_path):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     with pytest.raises(HarnessError, match="no images found"):
         build.prepare(FolderDatasetConf(path=str(tmp_path / "empty"), cache_dir=str(tmp_path / "cache")))
+
+
+def _pets(src, count=3):
+    for label in ("cat", "dog"):
+        (src / label).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            (src / label / f"{i}.jpg").write_bytes(synth.encode(synth.render(0, i, 32, 32), "jpeg", 80))
+
+
+def test_folder_dataset_is_identified_by_its_content(tmp_path):
+    """Adding, removing or replacing a file makes a new index; an untouched folder reuses its index."""
+    import os
+
+    src, conf = tmp_path / "pets", FolderDatasetConf(path=str(tmp_path / "pets"), cache_dir=str(tmp_path / "cache"))
+    _pets(src)
+    first = build.prepare(conf)
+    assert build.prepare(conf).root == first.root
+    (src / "cat" / "3.jpg").write_bytes((src / "cat" / "0.jpg").read_bytes())
+    added = build.prepare(conf)
+    assert added.root != first.root and len(added) == 7
+    (src / "dog" / "0.jpg").unlink()
+    assert len(build.prepare(conf)) == 6
+    replaced = src / "cat" / "1.jpg"
+    before = build.prepare(conf)
+    replaced.write_bytes(synth.encode(synth.render(5, 5, 32, 32), "jpeg", 80))
+    os.utime(replaced, ns=(1, 1))  # a replacement with an old mtime still changes the key through its size or mtime
+    after = build.prepare(conf)
+    assert after.root != before.root
+    assert next(s.sha1 for s in after.samples if s.filename == "cat/1.jpg") != next(s.sha1 for s in before.samples if s.filename == "cat/1.jpg")
+
+
+def test_bad_files_are_skipped_and_named_or_refused(tmp_path):
+    src = tmp_path / "pets"
+    _pets(src)
+    (src / "cat" / "broken.jpg").write_bytes(b"")
+    conf = FolderDatasetConf(path=str(src), cache_dir=str(tmp_path / "cache"))
+    manifest = build.prepare(conf)
+    assert len(manifest) == 6 and manifest.skipped == [{"file": "cat/broken.jpg", "reason": "empty (0 bytes)"}]
+    assert manifest.describe()["skipped"] == manifest.skipped
+    conf.on_bad_file = "fail"
+    with pytest.raises(HarnessError, match=r"1 file skipped: cat/broken.jpg \(empty \(0 bytes\)\).*on_bad_file=skip"):
+        build.prepare(conf)
+
+
+@pytest.mark.parametrize("path, message", [("", "dataset.path is empty"), ("/no/such/folder", "not a folder")])
+def test_bad_dataset_path_is_one_line(tmp_path, path, message):
+    with pytest.raises(HarnessError, match=message):
+        build.prepare(FolderDatasetConf(path=path, cache_dir=str(tmp_path / "cache")))
+
+
+def test_unwritable_cache_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache"))
+
+    monkeypatch.setattr(build, "_build_images", full)
+    conf = SyntheticDatasetConf(count=4, width=8, height=8, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(HarnessError, match="cannot write .*No space left on device.*free some space: dataset.cache_dir=DIR"):
+        build.prepare(conf)
