@@ -26,7 +26,7 @@ def _pixels(seed: int) -> np.ndarray:
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
-def make_odd_folder(root: Path) -> Dict[str, int]:
+def make_odd_folder(root: Path, plain_per_class: int = PLAIN_PER_CLASS) -> Dict[str, int]:
     """Write the folder; return how many files of each class every loader must deliver."""
     from PIL import Image
 
@@ -34,7 +34,7 @@ def make_odd_folder(root: Path) -> Dict[str, int]:
         (root / name).mkdir(parents=True, exist_ok=True)
     seed = 0
     for label in ("cat", "dog"):
-        for i in range(PLAIN_PER_CLASS):
+        for i in range(plain_per_class):
             seed += 1
             Image.fromarray(_pixels(seed)).save(root / label / f"{label}.{i}.jpg", quality=90)
     odd = {
@@ -61,4 +61,4 @@ def make_odd_folder(root: Path) -> Dict[str, int]:
     (root / "cat/readme.txt").write_text("labels by hand\n")
     Image.fromarray(_pixels(999)).save(root / "dog/more/nested.jpg")
     readable = [*odd, "cat/deep16.png"]
-    return {label: PLAIN_PER_CLASS + sum(name.startswith(label + "/") for name in readable) for label in ("cat", "dog")}
+    return {label: plain_per_class + sum(name.startswith(label + "/") for name in readable) for label in ("cat", "dog")}

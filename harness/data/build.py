@@ -183,17 +183,17 @@ def _index_folder(conf, folder: Path, params: Dict) -> DatasetManifest:
     view = folder / "images"
     for name in classes:
         (view / name).mkdir(parents=True)
-    samples, skipped = _scan(source, sorted(files), view, classes)
+    samples, skipped = _scan(source, files, view, classes)
     _write_csv(folder / "manifest.csv", samples)
     manifest = DatasetManifest(folder, view, classes, samples, params)
     manifest.source, manifest.skipped, manifest.ignored = str(source), skipped, ignored
     return manifest
 
 
-def _scan(source: Path, files: List[str], view: Path, classes: List[str]):
+def _scan(source: Path, files: Dict[str, Tuple[int, int]], view: Path, classes: List[str]):
     """Decode every file once, in parallel; link or convert the good ones into ``view``."""
     print(f"harness: scanning {len(files)} files in {source} (once per version of the folder)", file=sys.stderr, flush=True)
-    jobs = [(str(source / relative), relative, str(view)) for relative in files]
+    jobs = [(str(source / relative), relative, str(view)) for relative in sorted(files)]
     workers = min(os.cpu_count() or 1, max(1, len(jobs) // 64))
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -209,7 +209,7 @@ def _scan(source: Path, files: List[str], view: Path, classes: List[str]):
         if written is None:
             os.symlink(source / relative, view / relative)
         label = classes.index(relative.split("/", 1)[0])
-        samples.append(Sample(written or relative, label, size, digest, converted=reason or None))
+        samples.append(Sample(written or relative, label, size, digest, converted=reason or None, mtime_ns=files[relative][1]))
     return samples, skipped
 
 

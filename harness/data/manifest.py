@@ -30,6 +30,7 @@ class Sample:
     bytes: int  # file size
     sha1: str  # file checksum
     converted: Optional[str] = None  # why the scan converted it to PNG (the source is filename minus .png)
+    mtime_ns: Optional[int] = None  # the source file's modification time when indexed (user folders)
 
 
 @dataclass
