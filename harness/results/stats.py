@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -98,3 +98,38 @@ def window_throughput(t_ms: Sequence[float], step_ms: Sequence[float], samples: 
     shorter than two windows gives one figure.
     """
     return [float(sum(samples[a : b + 1]) / (span / 1e3)) if span > 0 else 0.0 for a, b, span in windows(t_ms, step_ms, window_s)]
+
+
+# Fewer measured steps than this cannot be judged: one slow step (a GC pause, an epoch's
+# first batch) moves the throughput of 4 steps by 25% or more, p95 is simply the slowest
+# step, and no 0.5 s window is left for a significance test. A trial that asks for fewer
+# steps itself (``trial.steps=3``, a smoke test) gets what it asked for.
+MIN_MEASURED_STEPS = 5
+
+_ADVICE = {
+    "epochs": "raise trial.epochs or the dataset's size (dataset.count; loader.batches_per_epoch for loader=synthetic), "
+              "or lower trial.warmup_steps",
+    "seconds": "raise trial.seconds, or lower trial.warmup_steps",
+    "steps": "raise trial.steps",
+    "exhausted": "the loader ran out of batches: enlarge the dataset or lower trial.warmup_steps",
+}
+
+
+def too_short(measured: int, warmup: int, delivered: Tuple[int, int], asked: Dict[str, float], stopped_by: str) -> Optional[str]:
+    """Why a trial measured too little to be reported as a speed, or ``None`` when it measured enough.
+
+    Args:
+        measured: steps in the measured phase.
+        warmup: warm-up steps consumed (fewer than asked when the loader ran dry first).
+        delivered: (batches, samples) the loader delivered in all, warm-up included.
+        asked: the trial's bounds (``steps``, ``seconds``, ``epochs``).
+        stopped_by: the bound that ended the trial, or ``exhausted``.
+    """
+    need = max(1, min(MIN_MEASURED_STEPS, asked.get("steps", MIN_MEASURED_STEPS)))
+    if measured >= need:
+        return None
+    cause = f"trial.{stopped_by}={asked[stopped_by]:g}" if stopped_by in asked else "the loader's end"
+    batches, samples = delivered
+    ate = "ate everything" if measured == 0 else "left too little"
+    return (f"{cause} delivered {batches} batches ({samples} samples): warm-up ({warmup} steps) {ate}; measured {measured} "
+            f"steps, fewer than the {need} a speed needs; {_ADVICE.get(stopped_by, _ADVICE['exhausted'])}")

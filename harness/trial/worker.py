@@ -40,7 +40,7 @@ def main(argv) -> int:
             execute_augbench(Path(spec["config"]), spec["repeat"], result)
         else:
             execute(Path(spec["config"]), spec["repeat"], result, folder=trial_dir)
-        result.status = "ok"
+        result.status = judge(result)
     except HarnessError as exc:
         result.error = str(exc)
     except Exception as exc:  # a bug or a framework error: keep everything
@@ -51,6 +51,21 @@ def main(argv) -> int:
         result.timing["duration_s"] = round(result.timing["finished_at"] - spawned_at, 3)
         result.write(trial_dir)
     return 0 if result.status == "ok" else 1
+
+
+def judge(result: TrialResult) -> str:
+    """``too_short`` (why, in ``result.error``) when a trial measured too little to be a speed, else ``ok``.
+
+    A trial that measured no step would otherwise read as ``ok`` at 0 samples/s.
+    """
+    from harness.results.stats import too_short
+
+    if result.kind != "trial":
+        return "ok"
+    steps, warmup = result.summary["steps"], result.bound["warmup_steps"]
+    delivered = (steps + warmup, sum(result.epochs["samples"].values()))
+    result.error = too_short(steps, warmup, delivered, result.bound["asked"], result.bound["stopped_by"])
+    return "ok" if result.error is None else "too_short"
 
 
 def reference(loader) -> dict:
