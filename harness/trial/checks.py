@@ -86,6 +86,27 @@ class OutputStats:
                 "max": round(self.high, 4), "batches": int(batches), "pixel_stride": STAT_STRIDE}
 
 
+def once_each(per_epoch: Dict[int, List[str]]) -> List[str]:
+    """Each problem once, with the epochs it came up in ("epochs 0-4: ..."), in order of first appearance.
+
+    A dropped remainder comes up in every epoch; one line per epoch buried the other notes.
+    """
+    epochs: Dict[str, List[int]] = {}
+    for e, texts in per_epoch.items():
+        for text in texts:
+            epochs.setdefault(text, []).append(e)
+    return [f"{epoch_span(seen)}: {text}" for text, seen in epochs.items()]
+
+
+def epoch_span(epochs: List[int]) -> str:
+    """``epoch 3``, ``epochs 0-4`` (consecutive) or ``epochs 0, 2, 5``."""
+    if len(epochs) == 1:
+        return f"epoch {epochs[0]}"
+    if epochs == list(range(epochs[0], epochs[-1] + 1)):
+        return f"epochs {epochs[0]}-{epochs[-1]}"
+    return "epochs " + ", ".join(map(str, epochs))
+
+
 class BatchChecks:
     """Per-batch checks: :meth:`check_shape` before the copy, :meth:`account` during compute."""
 
@@ -144,9 +165,8 @@ class BatchChecks:
             return {"verdict": "unchecked", "problems": ["the loader does not report sample ids"], "output": self.output.report()}
         expected = Counter(self.expected_ids or [])
         epochs = {str(e): self._epoch(counts, expected) for e, counts in sorted(self.seen.items())}
-        problems = []
-        for e in sorted(set(completed) & set(self.seen)):
-            problems += [f"epoch {e}: {text}" for text in self._epoch_problems(epochs[str(e)])]
+        per_epoch = {e: self._epoch_problems(epochs[str(e)]) for e in sorted(set(completed) & set(self.seen))}
+        problems = once_each(per_epoch)
         repeats = self._pixels_repeat()
         if random_ops and repeats:
             problems.append("random ops repeat their output across epochs (a cache after a random op?)")
