@@ -8,13 +8,18 @@ ready, the trials run in rounds: round 1 runs each job once, in an order shuffle
 seeded generator, then round 2 in a new order, and so on (Google Benchmark's random
 interleaving), so a change in machine load spreads over the variants instead of landing
 on the one whose repeats ran back to back. Before Hydra starts, every job of the grid is
-composed and validated, so a bad value anywhere fails before the first trial.
+composed and validated, so a bad value anywhere fails before the first trial, and a
+``hydra.sweep.dir`` that already holds results is refused unless ``--overwrite`` is given.
+SIGTERM and SIGINT stop the sweep cleanly (:mod:`harness.trial.stop`).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
+import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -28,48 +33,134 @@ from harness.config import CONF_DIR, register_configs
 from harness.config.compose import compose, expand_sweep, to_typed
 from harness.config.validate import validate
 from harness.errors import HarnessError
-from harness.results.model import TrialResult
-from harness.results.table import write_table
+from harness.results.model import RESULT_FILE, TrialResult
+from harness.results.table import TABLE_FILE, write_table
+from harness.trial import stop
 
 REPORTS_DIR = Path("reports")
 SCHEDULE_FILE = "schedule.json"  # the sweep's seed and each round's order of jobs
 
 
 def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
-    """Validate every job, run them through Hydra, and return the result folder."""
+    """Validate every job, run them through Hydra, and return the result folder.
+
+    A SIGTERM or SIGINT stops the running trial with its workers and records it as
+    ``interrupted``; results.csv and the report are written for what finished, then
+    :class:`SystemExit` carries 128 + the signal's number (143, 130), as a shell reports it.
+    """
+    overrides, overwrite = take_overwrite(overrides)
     overrides, flags = split_flags(overrides)
     if flags:  # --cfg job, --info ...: Hydra answers and runs nothing
         _run_hydra([sys.argv[0]] + (["--multirun"] if multirun else []) + flags + overrides)
         return None
     jobs = expand_sweep(overrides) if multirun else [overrides]
-    names = set()
-    for job in jobs:
-        cfg = compose(job)
-        validate(cfg)
-        names.add(cfg.name)
+    configs = _validate(jobs)
     dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = [o.split("=", 1)[1] for o in overrides if o.startswith(dir_key + "=")]
-    root = Path(given[0]) if given else new_result_dir(sorted(names)[0], multirun)
-    argv = [sys.argv[0]] + (["--multirun"] if multirun else []) + overrides
-    if not given:
-        argv.append(f"{dir_key}={root}")
+    root = Path(given[0]) if given else new_result_dir(min(c.name for c in configs), multirun)
+    claim_folder(root, dir_key, overwrite, "sweep" if multirun else "run")  # here, not in _job: once, before any trial
+    argv = [sys.argv[0]] + (["--multirun"] if multirun else []) + overrides + ([] if given else [f"{dir_key}={root}"])
     print(f"harness: {len(jobs)} job(s) -> {root}", flush=True)
-    _PLANNED.clear()
-    _run_hydra(argv)
-    run_rounds(list(_PLANNED), root)
-    if multirun and root.exists():
-        from harness.commands.augbench import bench_sweep
+    with stop.stopping_on_signals():
+        _run_all(argv, root, multirun)
+        _write_outputs(root, multirun, trace=configs[0].monitor.trace)
+    if stop.requested() is not None:
+        _exit_interrupted(root, stop.requested())
+    return root if root.exists() else None
 
-        bench_sweep(root)
+
+def _validate(jobs: Sequence[Sequence[str]]) -> List[DictConfig]:
+    """Compose and check every job, so that a bad value anywhere fails before the first trial."""
+    configs = [compose(job) for job in jobs]
+    for cfg in configs:
+        validate(cfg)
+    return configs
+
+
+def _run_all(argv: List[str], root: Path, multirun: bool) -> None:
+    """Plan every job through Hydra, run the trials in rounds, then any augbench; a signal cuts it short."""
+    _PLANNED.clear()
+    try:
+        _run_hydra(argv)
+        run_rounds(list(_PLANNED), root)
+        if multirun and root.exists():
+            from harness.commands.augbench import bench_sweep
+
+            bench_sweep(root)
+    except stop.Interrupted:
+        pass  # every finished trial keeps its result.json, the stopped one says interrupted: write what there is
+
+
+def _write_outputs(root: Path, multirun: bool, *, trace: bool) -> None:
+    """results.csv, and for a sweep the merged trace and the report, over every trial that finished."""
+    if not root.exists() or not any(root.glob(f"**/{RESULT_FILE}")):
+        return  # stopped before any trial ended
+    try:
         write_table(root)
-        if compose(jobs[0]).monitor.trace:
+        if multirun and trace:
             from harness.monitor.trace import write_sweep_trace
 
             write_sweep_trace(root)
-        from harness.report.render import write_report
+        if multirun:
+            from harness.report.render import write_report
 
-        write_report(root)
-    return root if root.exists() else None
+            write_report(root)
+    except stop.Interrupted:  # a second signal: the trials are already stopped, so leave at once
+        print(f"stopped while writing the report; python -m harness report {root} writes it", file=sys.stderr, flush=True)
+
+
+def _exit_interrupted(root: Path, signum: int) -> None:
+    """Print what finished and leave with the status a shell gives a process ended by ``signum``."""
+    name = signal.Signals(signum).name
+    if (root / TABLE_FILE).exists():
+        print(f"interrupted by {name}: the running trial was stopped with its workers; finished trials are kept", flush=True)
+        finish(root)
+    else:
+        print(f"interrupted by {name} before any trial finished", flush=True)
+    raise SystemExit(stop.exit_status(signum))
+
+
+OVERWRITE_FLAG = "--overwrite"  # the harness's own flag, taken out before Hydra sees the command line
+# What a run or sweep writes at the top of its folder; --overwrite deletes these and nothing else.
+OUTPUT_FILES = (TABLE_FILE, "report.html", "summary.md", SCHEDULE_FILE, "trace.json", "multirun.yaml", "trial.yaml")
+
+
+def take_overwrite(args: Sequence[str]):
+    """(the arguments without ``--overwrite``, whether it was given)."""
+    rest = [a for a in args if a != OVERWRITE_FLAG]
+    return rest, len(rest) != len(args)
+
+
+def claim_folder(root: Path, dir_key: str, overwrite: bool, what: str = "sweep") -> None:
+    """Refuse a folder that holds an earlier run's results, or clear them under ``--overwrite``.
+
+    An earlier sweep's jobs would otherwise sit beside the new ones, in the table and the
+    report, as if this sweep had run them.
+    """
+    if not root.is_dir():
+        return
+    results = len(list(root.glob(f"**/{RESULT_FILE}")))
+    # Hydra writes multirun.yaml and the job folders' trial.yaml before the first trial
+    planned = any((root / name).exists() for name in (SCHEDULE_FILE, "multirun.yaml", "trial.yaml")) or any(root.glob("*/trial.yaml"))
+    if not results and not planned:
+        return
+    if not overwrite:
+        raise HarnessError(f"{dir_key}={root} already holds a {what} ({results} results); choose another folder, or add "
+                           f"{OVERWRITE_FLAG} to delete them first (python -m harness {what} {OVERWRITE_FLAG} ...)")
+    made = [entry for entry in root.iterdir() if _made_here(entry)]
+    for entry in made:
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    print(f"{OVERWRITE_FLAG}: deleted the earlier {what} in {root} ({results} results, {len(made)} entries)", flush=True)
+
+
+def _made_here(entry: Path) -> bool:
+    """Whether a run or sweep writes this entry of its folder (job and repeat folders, tables, report)."""
+    from harness.commands.augbench import BENCH_DIR
+
+    if entry.is_symlink() or not entry.is_dir():
+        return entry.name in OUTPUT_FILES
+    job = entry.name.isdigit() and ((entry / "trial.yaml").exists() or (entry / ".hydra").exists())
+    return job or entry.name in (".hydra", BENCH_DIR) or re.fullmatch(r"repeat-\d+", entry.name) is not None
 
 
 # Hydra's own flags that take a value
@@ -212,6 +303,7 @@ def run_rounds(plans: Sequence[JobPlan], root: Path) -> List[TrialResult]:
     results = []
     for r, this in enumerate(rounds):
         for position, plan in enumerate(this):
+            stop.check()  # a signal between two trials: start no other
             trial_dir = _trial_dir(plan.job_dir, r, plan.repeats)
             where = {"round": r, "position": position, "jobs_in_round": len(this)}
             if plan.error is not None:
@@ -254,7 +346,8 @@ def finish(root: Optional[Path]) -> int:
     """Print the closing lines of a run or sweep, the folder last.
 
     Returns:
-        0 when every trial was ok, :data:`FAILED_TRIALS_EXIT` when some were not.
+        0 when every trial was ok, :data:`FAILED_TRIALS_EXIT` when some were not (failed, timeout,
+        too_short; an interrupted sweep leaves through :class:`SystemExit` with 128 + the signal).
     """
     if root is None:
         return 0

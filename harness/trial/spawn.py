@@ -1,8 +1,9 @@
 """The parent side of a trial: start a fresh process, enforce the timeout, record any failure.
 
 Each trial runs in its own process and session, so thread pools, caches and memory of
-one trial never bias the next, and a timeout or Ctrl-C kills the child together with
-every worker it started. Whatever happens, the trial folder ends with a ``result.json``.
+one trial never bias the next, and a timeout or a signal to the sweep (SIGTERM, Ctrl-C:
+see :mod:`harness.trial.stop`) kills the child together with every worker it started.
+Whatever happens, the trial folder ends with a ``result.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 from harness.monitor.sampler import MARKERS
 from harness.results.model import RESULT_FILE, TrialResult, read_result
+from harness.trial import stop
 from harness.trial.worker import SAMPLER_ENV, SPAWNED_AT_ENV
 
 LOG_FILE = "trial.log"
@@ -33,44 +35,88 @@ def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, over
         kind: ``trial`` (a loader feeding the consumer) or ``augbench``.
         env: extra environment variables for the child (augbench's one-thread settings).
         schedule: where the trial ran in the sweep (round, position), kept in its ``timing``.
+
+    Raises:
+        stop.Interrupted: a signal asked the sweep to stop before this trial started.
     """
+    stop.check()  # start nothing new once a signal asked to stop
+    _prepare(trial_dir, {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides),
+                         "kind": kind, "schedule": schedule or {}})
+    base = TrialResult(status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind,
+                       timing=dict(schedule or {}))
+    # From the child's start until its result is on disk a signal only marks the stop, so
+    # neither the kill of its process group nor its result.json is cut short.
+    with stop.trial_running(), open(trial_dir / LOG_FILE, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.trial.worker", str(trial_dir)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=_child_env(config, kind, env),
+        )
+        started = time.monotonic()
+        outcome, record = _supervise(proc, config, kind, trial_dir, timeout_s)
+        result = _collect(proc, trial_dir, outcome, timeout_s, base, time.monotonic() - started)
+        if record is not None:
+            _attach_and_trace(result, record, config, trial_dir)
+    return result
+
+
+POLL_S = 0.1  # how often the parent looks for a stop signal while a trial runs (Popen.wait polls too)
+
+
+def _prepare(trial_dir: Path, spec: dict) -> None:
+    """The trial folder with the child's ``trial.json``, cleared of an earlier attempt's result and markers."""
     trial_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides), "kind": kind,
-            "schedule": schedule or {}}
     (trial_dir / "trial.json").write_text(json.dumps(spec, indent=1) + "\n")
     (trial_dir / RESULT_FILE).unlink(missing_ok=True)
     for name in MARKERS.values():
         (trial_dir / name).unlink(missing_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+
+
+def _child_env(config: dict, kind: str, extra: Optional[Dict[str, str]]) -> Dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra or {}))
     env[SPAWNED_AT_ENV] = repr(time.time())
     if kind == "trial" and config.get("monitor", {}).get("enabled", True):
         env[SAMPLER_ENV] = "1"  # the trial waits for the sampler's end-of-phase reading
-    with open(trial_dir / LOG_FILE, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.trial.worker", str(trial_dir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-        )
-        sampler = start_sampler(proc.pid, config, trial_dir) if kind == "trial" else None
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            record = sampler.stop() if sampler is not None else None
-            kill_group(proc)  # also reaps workers the child left behind
-            for name in MARKERS.values():
-                (trial_dir / name).unlink(missing_ok=True)
-    result = _collect(proc, trial_dir, timed_out, timeout_s, TrialResult(
-        status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind, timing=dict(schedule or {})))
-    if record is not None:
-        attach_monitor(result, record)
-        result.write(trial_dir)
-        if config.get("monitor", {}).get("trace", True):
-            from harness.monitor.trace import write_trial_trace
+    return env
 
-            write_trial_trace(result, trial_dir)
-    return result
+
+def _supervise(proc: subprocess.Popen, config: dict, kind: str, trial_dir: Path, timeout_s: float):
+    """Sample the child until it ends, times out or a signal asks to stop; then make sure its whole group is gone.
+
+    Returns:
+        (``exited`` | ``timeout`` | ``interrupted``, the sampler's record or ``None``).
+    """
+    sampler = start_sampler(proc.pid, config, trial_dir) if kind == "trial" else None
+    try:
+        outcome = wait_for(proc, timeout_s)
+    finally:
+        record = sampler.stop() if sampler is not None else None
+        kill_group(proc)  # also reaps workers the child left behind
+        for name in MARKERS.values():
+            (trial_dir / name).unlink(missing_ok=True)
+    return outcome, record
+
+
+def wait_for(proc: subprocess.Popen, timeout_s: float) -> str:
+    """``exited``, ``timeout`` (still running after ``timeout_s``) or ``interrupted`` (a signal asked to stop)."""
+    deadline = time.monotonic() + timeout_s
+    while stop.requested() is None:
+        try:
+            proc.wait(timeout=min(POLL_S, max(deadline - time.monotonic(), 0.0)))
+            return "exited"
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return "timeout"
+    return "interrupted"
+
+
+def _attach_and_trace(result: TrialResult, record: dict, config: dict, trial_dir: Path) -> None:
+    attach_monitor(result, record)
+    result.write(trial_dir)
+    if config.get("monitor", {}).get("trace", True):
+        from harness.monitor.trace import write_trial_trace
+
+        write_trial_trace(result, trial_dir)
 
 
 def start_sampler(pid: int, config: dict, folder: Path = None):
@@ -108,17 +154,18 @@ MONITOR_SUMMARY = ("cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samp
                    "gpu_util_mean_pct", "gpu_idle_pct", "gpu_power_mean_w")
 
 
-def _collect(proc, trial_dir: Path, timed_out: bool, timeout_s: float, base: TrialResult) -> TrialResult:
-    """The child's result.json, or a failed / timeout result that says why there is none."""
-    if timed_out:
+def _collect(proc, trial_dir: Path, outcome: str, timeout_s: float, base: TrialResult, elapsed_s: float) -> TrialResult:
+    """The child's result.json, or a failed / timeout / interrupted result that says why there is none."""
+    if outcome != "timeout" and (trial_dir / RESULT_FILE).exists():  # finished, even if a signal came just after
+        return read_result(trial_dir / RESULT_FILE)
+    if outcome == "timeout":
         base.status = "timeout"
         base.error = f"still running after trial.timeout_s={timeout_s:g} s; killed with its workers"
-        base.traceback = log_tail(trial_dir)
-        base.write(trial_dir)
-        return base
-    if (trial_dir / RESULT_FILE).exists():
-        return read_result(trial_dir / RESULT_FILE)
-    base.error = crash_reason(proc.returncode, trial_dir)
+    elif outcome == "interrupted":
+        base.status = "interrupted"
+        base.error = f"stopped by {signal.Signals(stop.requested()).name} after {elapsed_s:.1f} s; killed with its workers"
+    else:
+        base.error = crash_reason(proc.returncode, trial_dir)
     base.traceback = log_tail(trial_dir)
     base.write(trial_dir)
     return base
