@@ -6,11 +6,14 @@ value in the last job fails as early as one in the first.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
 from pathlib import Path
-from typing import Iterable, List, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
 from harness.config import CONF_DIR, register_configs
 from harness.config.schema import GROUP_SCHEMAS, Config
@@ -26,7 +29,22 @@ def list_options(group: str) -> List[str]:
 
 
 def compose(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig:
-    """Compose the config for one job; raise :class:`HarnessError` with a one-line reason."""
+    """Compose the config for one job; raise :class:`HarnessError` with a one-line reason.
+
+    The result is also merged onto the schemas once, so a key that ``+`` or ``++`` added
+    and a required value left unset (``dataset=folder`` without ``dataset.path``) fail
+    here, in one line, instead of later as an OmegaConf traceback.
+    """
+    try:
+        cfg = _hydra_compose(overrides, with_hydra)
+    except Exception as exc:  # Hydra raises several unrelated types for user errors
+        raise HarnessError(explain(exc, overrides)) from exc
+    to_typed(cfg)
+    return cfg
+
+
+def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:
+    """Hydra's compose, errors untouched: :func:`explain` calls this, so it must not call ``explain``."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -36,10 +54,6 @@ def compose(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
-    except HarnessError:
-        raise
-    except Exception as exc:  # Hydra raises several unrelated types for user errors
-        raise HarnessError(explain(exc, overrides)) from exc
     finally:
         GlobalHydra.instance().clear()
 
@@ -92,18 +106,77 @@ def explain(exc: BaseException, overrides: Iterable[str] = ()) -> str:
 
 
 def _unknown_key(key: str, overrides: Iterable[str]) -> str:
-    parent, _, leaf = key.rpartition(".")
-    choices = [o for o in overrides if "=" in o and "." not in o.split("=")[0] and not _is_sweep(o)]
+    """The message for a key Hydra could not override, listing the keys that exist there."""
+    return unknown_key(key, _base_config(overrides))
+
+
+def _base_config(overrides: Iterable[str]) -> Optional[DictConfig]:
+    """The config that the group choices alone compose, to list real keys from; ``None`` if none composes.
+
+    Only ``group=option`` overrides are kept: the others may be the very override that
+    failed, and composing it again (through :func:`compose`, which explains failures
+    with this function) once recursed without end.
+    """
+    choices = [o for o in overrides if o.split("=", 1)[0] in GROUPS and not _is_sweep(o)]
     try:
-        base = compose(choices)
-        node = OmegaConf.select(base, parent) if parent else base
-    except HarnessError:
-        node = None
-    if isinstance(node, DictConfig):
-        valid = ", ".join(str(k) for k in node.keys())
-        where = f"'{parent}'" if parent else "the top level"
-        return f"{key}: unknown key '{leaf}'; valid keys in {where}: {valid}"
-    return f"{key}: unknown key"
+        return _hydra_compose(choices)
+    except Exception:  # a bad group choice: the caller still names the key, without the list
+        return None
+
+
+def unknown_key(key: str, base: Optional[DictConfig]) -> str:
+    """One line for a key that is not in the schema: where it was looked for, what is there, what is close.
+
+    Args:
+        key: the dotted key, e.g. ``"seconds"`` or ``"loader.produce_msx"``.
+        base: a composed or schema config to list valid keys from; ``None`` lists nothing.
+    """
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(base, parent) if (base is not None and parent) else base
+    owners = _other_options(key)
+    close = _close_keys(key, base) if base is not None else []
+    hint = f"it needs {' or '.join(owners)}; " if owners else f"did you mean {' or '.join(close)}? " if close else ""
+    if not isinstance(node, DictConfig):
+        return f"{key}: unknown key; {hint}python -m harness list shows the groups, --cfg job the keys"
+    valid = ", ".join(str(k) for k in node.keys() if k != "hydra")
+    where = f"'{parent}'" if parent else "the top level"
+    groups = f" (config groups: {', '.join(GROUPS)})" if not parent else ""
+    return f"{key}: unknown key '{leaf}'; {hint}valid keys in {where}: {valid}{groups}"
+
+
+def _close_keys(key: str, base: DictConfig, limit: int = 3) -> List[str]:
+    """Existing dotted keys that ``key`` probably meant: the same last part elsewhere, else a near spelling.
+
+    Only last parts are compared: whole dotted keys share their prefix, which made
+    ``dataset.path`` look like ``dataset.width``.
+    """
+    by_leaf: Dict[str, List[str]] = {}
+    for known in _dotted_keys(base) + [g for g in GROUPS if g not in base]:
+        by_leaf.setdefault(known.rpartition(".")[2], []).append(known)
+    leaf = key.rpartition(".")[2]
+    near = [leaf] if leaf in by_leaf else difflib.get_close_matches(leaf, list(by_leaf), n=limit, cutoff=0.8)
+    return [k for m in near for k in by_leaf[m] if k != key][:limit]
+
+
+def _other_options(key: str) -> List[str]:
+    """``group=option`` choices whose schema has ``key`` (``dataset.path`` -> ``dataset=folder``)."""
+    group, _, leaf = key.partition(".")
+    options = GROUP_SCHEMAS.get(group, {})
+    return [f"{group}={name}" for name, schema in options.items() if leaf in {f.name for f in dataclasses.fields(schema)}]
+
+
+def _dotted_keys(node: DictConfig) -> List[str]:
+    plain = OmegaConf.to_container(node, resolve=False)  # unresolved: a MISSING or ${...} value must not raise here
+    return list(_walk_keys(plain, ""))
+
+
+def _walk_keys(tree: dict, prefix: str) -> Iterator[str]:
+    for name, child in tree.items():
+        if name == "hydra":
+            continue
+        yield f"{prefix}{name}"
+        if isinstance(child, dict):
+            yield from _walk_keys(child, f"{prefix}{name}.")
 
 
 def to_typed(raw: DictConfig) -> Config:
@@ -119,8 +192,27 @@ def to_typed(raw: DictConfig) -> Config:
             if name not in options:
                 raise ConfigError(f"{group}.name={name!r} is not one of {sorted(options)}")
             typed[group] = OmegaConf.structured(options[name])
-    plain = OmegaConf.masked_copy(raw, [k for k in raw.keys() if k != "hydra"])
-    return OmegaConf.to_object(OmegaConf.merge(typed, plain))
+    # Through plain containers: a node that Hydra's '+' opened keeps that flag through a
+    # merge, and OmegaConf then drops the added key without a word instead of refusing it.
+    plain = OmegaConf.create(OmegaConf.to_container(raw, resolve=False))
+    plain.pop("hydra", None)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(typed, plain))
+    except ConfigKeyError as exc:  # a key '+'/'++' added, or a hand-edited trial.yaml
+        raise ConfigError(unknown_key(exc.full_key, typed)) from exc
+    except MissingMandatoryValue as exc:
+        raise ConfigError(_missing(exc.full_key)) from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from exc
+
+
+# What to put in a required key that a group option leaves unset.
+_REQUIRED_HINTS = {"dataset.path": "/some/folder (a folder with one sub-folder of images per class)"}
+
+
+def _missing(key: str) -> str:
+    example = _REQUIRED_HINTS.get(key, "VALUE")
+    return f"{key} is required and not set; add {key}={example} to the command line"
 
 
 def load_trial_config(path: Path) -> Config:

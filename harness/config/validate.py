@@ -6,8 +6,10 @@ the trial's own process on the config it reads back.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
-from typing import Union
+from typing import Any, Iterator, Tuple, Union
 
 from omegaconf import DictConfig
 
@@ -31,7 +33,7 @@ def parse_tuning(key: str, value) -> Union[None, int, str]:
         raise ConfigError(f"{key}={value}: expected none, autotune or a positive integer")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ConfigError(f"{key}={value!r}: expected none, autotune or a positive integer") from None
     if number != value and str(number) != str(value).strip():
         raise ConfigError(f"{key}={value!r}: expected none, autotune or a positive integer")
@@ -43,6 +45,7 @@ def parse_tuning(key: str, value) -> Union[None, int, str]:
 def check_positive(key: str, value, *, allow_zero: bool = False, optional: bool = False) -> None:
     if value is None and optional:
         return
+    check_finite_value(key, value)
     if value is None or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{key}={value}: must be {bound}")
@@ -58,13 +61,11 @@ def validate(cfg) -> None:
         from harness.config.compose import to_typed
 
         cfg = to_typed(cfg)
+    check_finite(cfg)
     _validate_batch(cfg.batch)
     _validate_dataset(cfg.dataset)
     _validate_trial(cfg.trial)
-    check_positive("consumer.step_ms", cfg.consumer.step_ms, allow_zero=True)
-    check_positive("consumer.matmul_size", cfg.consumer.matmul_size)
-    check_positive("monitor.interval_ms", cfg.monitor.interval_ms)
-    check_positive("monitor.uss_interval_ms", cfg.monitor.uss_interval_ms, allow_zero=True)
+    _validate_runtime(cfg)
     from harness.loaders import get_loader
 
     loader = get_loader(cfg.loader.name)
@@ -74,6 +75,41 @@ def validate(cfg) -> None:
         raise ConfigError(f"trial.epoch_mode=continuous: loader={cfg.loader.name} has no repeating iterator "
                           f"({loader.continuous_hint}); use trial.epoch_mode=restart")
     loader.check_augment(cfg.loader, augment_spec(cfg))
+
+
+def check_finite(cfg) -> None:
+    """Refuse nan and inf anywhere in the config, naming the key.
+
+    Every range check is a comparison, and every comparison with nan is false: without
+    this, ``trial.timeout_s=nan`` passed ``> 0`` and switched the timeout off. One walk
+    over the whole tree also covers fields added later and numbers inside lists
+    (``augment.ops``).
+    """
+    for key, value in _numbers(cfg, ""):
+        check_finite_value(key, value)
+
+
+def check_finite_value(key: str, value) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value}: must be a finite number, not nan or inf "
+                          "(an optional key takes null for none)")
+
+
+def _numbers(node: Any, key: str) -> Iterator[Tuple[str, float]]:
+    """(dotted key, value) for every float in a typed config, lists and dicts included."""
+    if dataclasses.is_dataclass(node):
+        children = ((f.name, getattr(node, f.name)) for f in dataclasses.fields(node))
+    elif isinstance(node, dict):
+        children = node.items()
+    elif isinstance(node, (list, tuple)):
+        children = ((f"[{i}]", v) for i, v in enumerate(node))
+    else:
+        if isinstance(node, float):
+            yield key, node
+        return
+    for name, child in children:
+        joined = f"{key}{name}" if not key or str(name).startswith("[") else f"{key}.{name}"  # ops[1].degrees
+        yield from _numbers(child, joined)
 
 
 def augment_spec(cfg):
@@ -110,9 +146,20 @@ def _validate_dataset(ds) -> None:
             raise ConfigError(f"dataset.jpeg_quality={ds.jpeg_quality}: must be between 1 and 100")
         if not ds.classes or len(set(ds.classes)) != len(ds.classes):
             raise ConfigError(f"dataset.classes={list(ds.classes)}: need one or more distinct names")
+        check_positive("dataset.seed", ds.seed, allow_zero=True)
     elif ds.name == "folder":
-        if not Path(ds.path).expanduser().is_dir():
-            raise ConfigError(f"dataset.path={ds.path}: not a folder; point it at a folder of class sub-folders")
+        _validate_folder(ds.path)
+
+
+def _validate_folder(path: str) -> None:
+    # Path("") is ".", which is a folder: an empty value would quietly benchmark the current folder.
+    if not str(path).strip():
+        raise ConfigError("dataset.path is empty; set dataset.path=/some/folder (a folder with one sub-folder of images per class)")
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise ConfigError(f"dataset.path={path}: no such folder; point it at a folder of class sub-folders")
+    if not folder.is_dir():
+        raise ConfigError(f"dataset.path={path}: a file, not a folder; point it at a folder of class sub-folders")
 
 
 def _validate_trial(trial) -> None:
@@ -122,6 +169,18 @@ def _validate_trial(trial) -> None:
     check_positive("trial.repeats", trial.repeats)
     check_positive("trial.timeout_s", trial.timeout_s)
     check_positive("trial.default_seconds", trial.default_seconds)
+    check_positive("trial.seed", trial.seed, allow_zero=True)  # numpy's generators refuse negative seeds
+
+
+def _validate_runtime(cfg) -> None:
+    """The consumer, the monitor and the thread pools."""
+    check_positive("consumer.step_ms", cfg.consumer.step_ms, allow_zero=True)
+    check_positive("consumer.matmul_size", cfg.consumer.matmul_size)
+    check_positive("consumer.gpu_index", cfg.consumer.gpu_index, allow_zero=True)
+    check_positive("monitor.interval_ms", cfg.monitor.interval_ms)
+    check_positive("monitor.uss_interval_ms", cfg.monitor.uss_interval_ms, allow_zero=True)
+    for key in ("tf_inter_op", "tf_intra_op", "torch", "opencv"):  # 0 means the library's default
+        check_positive(f"threads.{key}", getattr(cfg.threads, key), allow_zero=True)
 
 
 def trial_bound(trial) -> dict:

@@ -125,3 +125,84 @@ def test_saved_config_reloads_typed(tmp_path):
     path.write_text(path.read_text().replace("prefetch: 2", "prefetch: 2\n  bogus: 1"))
     with pytest.raises(Exception, match="bogus"):
         load_trial_config(path)
+
+
+# Hostile input (issue 13): each fails in one line that names the key and what to do.
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["seconds=5"], ["seconds", "did you mean trial.seconds"]),  # once recursed forever through compose
+        (["nosuchgroup=foo"], ["nosuchgroup", "experiment", "trial"]),
+        (["sedonds=3"], ["did you mean trial.seconds"]),
+        (["workers=3"], ["did you mean loader.workers"]),
+        (["loadr=tf_data"], ["did you mean loader"]),
+        (["+tag=x"], ["tag", "unknown key"]),  # Hydra accepts '+': the schema refuses it
+        (["++nosuch.key=1"], ["nosuch", "unknown key"]),
+        (["+loader.nosuch=1"], ["loader.nosuch", "produce_ms"]),  # was dropped without a word
+        (["dataset.path=/x"], ["dataset.path", "dataset=folder"]),
+        (["loader=tf_data", "loader.num_workers=2"], ["num_workers", "loader=torch"]),
+        (["dataset=folder"], ["dataset.path=/some/folder"]),
+        (["experiment=nosuch"], ["experiment=nosuch", "quickstart"]),
+    ],
+)
+def test_unknown_and_missing_keys_fail_in_one_line(overrides, words):
+    with pytest.raises(HarnessError) as info:
+        compose(overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_unknown_key_in_a_sweep_fails_before_expansion():
+    with pytest.raises(HarnessError, match="did you mean trial.seconds"):
+        expand_sweep(["loader.workers=0,1", "seconds=5"])
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["trial.timeout_s=nan"], "trial.timeout_s"),  # nan > 0 is false: it passed and disabled the timeout
+        (["trial.seconds=inf"], "trial.seconds"),
+        (["trial.seconds=-inf"], "trial.seconds"),
+        (["trial.default_seconds=inf"], "trial.default_seconds"),
+        (["consumer.step_ms=nan"], "consumer.step_ms"),
+        (["augment.bench_cv=nan"], "augment.bench_cv"),
+        (["loader.produce_ms=nan"], "loader.produce_ms"),
+        (["loader=keras_idg", "loader.width_shift_range=inf"], "loader.width_shift_range"),
+        (["loader=tf_data", "loader.prefetch=nan"], "loader.prefetch"),
+        (["augment=resize_rotate", "augment.ops.1.degrees=nan"], r"augment.ops[1].degrees"),
+    ],
+)
+def test_validate_refuses_nan_and_inf_everywhere(overrides, key):
+    with pytest.raises(ConfigError, match="finite") as info:
+        validate(compose(overrides))
+    assert str(info.value).startswith(f"{key}=")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_check_positive_refuses_non_finite(value):
+    from harness.config.validate import check_positive
+
+    with pytest.raises(ConfigError, match="k="):
+        check_positive("k", value, allow_zero=True)
+
+
+@pytest.mark.parametrize(
+    "override", ["consumer.gpu_index=-1", "threads.torch=-1", "threads.tf_intra_op=-2", "trial.seed=-1", "dataset.seed=-1"]
+)
+def test_validate_refuses_negative_indexes_counts_and_seeds(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.") + "=-"):
+        validate(compose([override]))
+
+
+def test_folder_dataset_path_must_be_a_non_empty_existing_folder(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for path, words in [("", "dataset.path is empty"), (" ", "dataset.path is empty"),
+                        (tmp_path / "missing", "no such folder"), (a_file, "not a folder")]:
+        with pytest.raises(ConfigError, match=words):
+            validate(compose(["dataset=folder", f"dataset.path={path}"]))
+    validate(compose(["dataset=folder", f"dataset.path={tmp_path}"]))
