@@ -131,12 +131,18 @@ def main(argv: List[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help"):
         print(COMMAND_HELP[command], end="")
         return 0
-    from harness.errors import HarnessError
+    from harness.errors import HarnessError, environment_error
 
     try:
         return COMMANDS[command](args)
     except HarnessError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full or read-only disk is the user's to fix; any other OSError is a bug
+        line = environment_error(exc)
+        if line is None:
+            raise
+        print(f"ERROR: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; trials already finished keep their result.json and results.csv", file=sys.stderr)

@@ -2,8 +2,17 @@
 
 A :class:`HarnessError` carries text meant for the person at the terminal: what was
 wrong and what to do about it. ``__main__`` prints it as one ``ERROR:`` line and exits
-non-zero. Anything else that escapes is a bug and keeps its traceback.
+non-zero. So does an OSError that the user's disk or permissions caused
+(:func:`environment_error`). Anything else that escapes is a bug and keeps its traceback.
 """
+
+import errno
+import os
+from typing import Optional
+
+# OSError numbers that describe the user's disk or permissions, not a bug in the harness.
+# EDQUOT does not exist on every platform.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class HarnessError(Exception):
@@ -44,3 +53,21 @@ def require(module: str, *, what: str, extra: str):
         if exc.name and exc.name.split(".")[0] == module.split(".")[0]:
             raise MissingExtraError(what, module, extra) from exc
         raise
+
+
+def environment_error(exc: BaseException) -> Optional[str]:
+    """The one line for an OSError the user's environment caused (disk full, read-only, no permission).
+
+    Args:
+        exc: any exception that reached ``__main__``.
+
+    Returns:
+        The message without ``ERROR:``, or ``None`` when ``exc`` is anything else,
+        which stays a bug with its traceback.
+    """
+    if not isinstance(exc, OSError) or exc.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = f" {exc.filename}" if exc.filename is not None else ""
+    reason = exc.strerror or os.strerror(exc.errno)
+    return (f"cannot write{where}: {reason}; free space / choose a writable folder "
+            "(dataset.cache_dir=..., hydra.sweep.dir=... or hydra.run.dir=...)")
