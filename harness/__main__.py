@@ -31,17 +31,22 @@ examples:
   python -m harness sweep experiment=quickstart
   python -m harness <command> --help        more on one command
 
-exit codes: 0 ok, 1 usage or configuration error (check: a regression), 2 check could not run, 3 some trials failed.
+exit codes: 0 ok, 1 usage or configuration error (check: a regression), 2 check could not judge,
+            3 some trials failed, timed out or were too short, 130 / 143 stopped by Ctrl-C / SIGTERM.
 """
 
 COMMAND_HELP = {
-    "run": "usage: python -m harness run [overrides]\n\nRuns one configuration: trial.repeats trials, each in a fresh process, "
-    "written to reports/runs/<time>_<name>/ (or hydra.run.dir=DIR).\nHydra's flags pass through: --cfg job prints the "
-    "composed config, --info shows the search path.\n",
-    "sweep": "usage: python -m harness sweep [overrides]\n\nRuns the Cartesian product of comma lists and ranges "
+    "run": "usage: python -m harness run [--overwrite] [overrides]\n\nRuns one configuration: trial.repeats trials, each in a "
+    "fresh process, written to reports/runs/<time>_<name>/ (or hydra.run.dir=DIR; a DIR holding results is refused unless "
+    "--overwrite deletes them first).\nHydra's flags pass through: --cfg job prints the composed config, --info shows the "
+    "search path.\n",
+    "sweep": "usage: python -m harness sweep [--overwrite] [overrides]\n\nRuns the Cartesian product of comma lists and ranges "
     "(loader.workers=0,1,2 trial.repeats=3) plus any hydra.sweeper.params of the experiment, one trial process at a time, "
     "into reports/<time>_<name>/ (or hydra.sweep.dir=DIR), with results.csv rewritten after each trial.\n"
-    "Every job is composed and validated before the first trial starts.\n",
+    "Every job is composed and validated before the first trial starts. A hydra.sweep.dir that holds results is refused "
+    "unless --overwrite deletes what an earlier sweep wrote there.\nCtrl-C or SIGTERM stops the "
+    "running trial with its workers (status interrupted), keeps every finished result and writes the report of what "
+    "finished; exit 130 / 143.\n",
     "datagen": "usage: python -m harness datagen [overrides] [+tfrecord=none,gzip]\n\nBuilds the dataset that the dataset.* "
     "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n",
     "augbench": "usage: python -m harness augbench [overrides]\n\nTimes each op of the augment pipeline, and the whole "

@@ -268,9 +268,21 @@ def plan_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides:
             elapsed = time.perf_counter() - t
             if elapsed > 1:
                 print(f"  dataset ready in {elapsed:.1f} s: {manifest.root}", flush=True)
+            _tell_dataset_notes(manifest)
     except HarnessError as exc:  # e.g. a folder without images: every repeat fails the same way
         plan.error = str(exc)
     return plan
+
+
+_TOLD: set = set()  # datasets whose notes this sweep printed: once each, not once per job
+
+
+def _tell_dataset_notes(manifest) -> None:
+    """Which files were skipped, converted or left out: once per dataset, before any trial."""
+    if manifest.root not in _TOLD:
+        _TOLD.add(manifest.root)
+        for line in manifest.notes():
+            print(f"  {line}", flush=True)
 
 
 def schedule(plans: Sequence[JobPlan], seed: int) -> List[List[JobPlan]]:
