@@ -46,7 +46,7 @@ SETTINGS = [
 def sweep(folder: Path, extra_work: int, extra, experiment: str = "experiment=ci_gate") -> float:
     env = dict(os.environ, HARNESS_GATE_EXTRA_WORK=str(extra_work))
     t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "harness", "sweep", experiment, f"hydra.sweep.dir={folder}", *extra],
+    done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--overwrite", experiment, f"hydra.sweep.dir={folder}", *extra],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"sweep into {folder} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

@@ -81,41 +81,70 @@ def _print(result: TrialResult) -> None:
 
 
 def augbench(args: Sequence[str]) -> int:
-    """The ``augbench`` command: every job of the override grid, one process each."""
-    from harness.augment.spec import parse
-    from harness.commands.launch import FAILED_TRIALS_EXIT, new_result_dir, write_trial_config
-    from harness.config.compose import compose, expand_sweep, to_typed
-    from harness.config.schema import choice
-    from harness.data.build import prepare
+    """The ``augbench`` command: every job of the override grid, one process each.
+
+    Ctrl-C or SIGTERM stops the running job with its process group, keeps what finished
+    and exits 130 / 143, as a sweep does.
+    """
+    from harness.commands.launch import FAILED_TRIALS_EXIT, new_result_dir
+    from harness.config.compose import expand_sweep
     from harness.results.table import write_table
+    from harness.trial import stop
 
     args = list(args)
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")]
-    jobs = expand_sweep(args)
-    plans = []
-    for job in jobs:
-        cfg = compose(job)
-        typed = to_typed(cfg)
-        if choice(typed.augment.library) == "auto":
-            raise ConfigError("augbench: set augment.library (torchvision, albumentations, tf_image, keras_idg; "
-                              "a comma list compares them)")
-        spec = parse(typed.augment, None)
-        if not spec.active:
-            raise ConfigError("augbench: augment.ops is empty; pick a pipeline (augment=resize_rotate) or list ops")
-        plans.append((job, cfg, typed))
+    plans = [_plan(job) for job in expand_sweep(args)]
     root = Path(given[0]) if given else new_result_dir("augbench", True)
     print(f"harness: augbench, {len(plans)} job(s) -> {root}", flush=True)
+    with stop.stopping_on_signals():
+        try:
+            failed = _run_all(plans, root)
+        except stop.Interrupted as exc:
+            if root.exists():
+                write_table(root)
+            print(f"interrupted by {exc}: the running job was stopped; finished jobs are kept in {root}", flush=True)
+            return stop.exit_status(exc.signum)
+    print(f"table: {root / 'results.csv'}")
+    print(root)
+    return FAILED_TRIALS_EXIT if failed else 0
+
+
+def _plan(job: List[str]):
+    """Compose and check one job before anything runs: (overrides, config, typed config)."""
+    from harness.augment.spec import parse
+    from harness.config.compose import compose, to_typed
+    from harness.config.schema import choice
+    from harness.config.validate import check_finite
+
+    cfg = compose(job)
+    typed = to_typed(cfg)
+    check_finite(typed)  # not validate(): augbench runs no loader, so the loader's rules do not apply
+    if choice(typed.augment.library) == "auto":
+        raise ConfigError("augbench: set augment.library (torchvision, albumentations, tf_image, keras_idg; "
+                          "a comma list compares them)")
+    if not parse(typed.augment, None).active:
+        raise ConfigError("augbench: augment.ops is empty; pick a pipeline (augment=resize_rotate) or list ops")
+    return job, cfg, typed
+
+
+def _run_all(plans, root: Path) -> int:
+    """Run every planned job in order; the number that did not end ok."""
+    from harness.commands.launch import write_trial_config
+    from harness.data.build import prepare
+    from harness.results.table import write_table
+    from harness.trial import stop
+
     failed = 0
     for number, (job, cfg, typed) in enumerate(plans):
+        stop.check()  # a signal between two jobs: start no other
         prepare(typed.dataset)  # built here, once, outside any timing
         config_file, _ = write_trial_config(cfg, root / str(number))
         result = run_bench(config_file, config_file.parent, job=number, overrides=[o for o in job if not o.startswith("hydra.")])
         failed += result.status != "ok"
         _print(result)
         write_table(root)
-    print(f"table: {root / 'results.csv'}")
-    print(root)
-    return FAILED_TRIALS_EXIT if failed else 0
+    stop.check()  # the last job was interrupted
+    return failed
 
 
 def order_summary(root: Path) -> List[str]:

@@ -56,3 +56,35 @@ def test_augbench_refuses_a_missing_library_or_pipeline_in_one_line(cli):
     done = cli("sweep", "loader=torch", "augment=resize_rotate", "augment.library=keras_idg")
     assert done.returncode == 1 and "keras_idg cannot run inside loader=torch" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_augbench_refuses_nan_before_any_job(cli):
+    done = cli("augbench", *TINY, "augment=resize_rotate", "augment.library=albumentations", "augment.ops.1.degrees=nan")
+    assert done.returncode == 1 and "ERROR: augment.ops[1].degrees=nan" in done.stderr, done.stderr
+    assert "job(s)" not in done.stdout  # refused before the folder was announced
+
+
+def test_augbench_stops_on_sigterm_and_keeps_what_finished(cache_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT))
+    folder = tmp_path / "bench"
+    bench = subprocess.Popen([sys.executable, "-m", "harness", "augbench", *TINY, "augment=resize_rotate",
+                              "augment.library=albumentations,torchvision,albumentations,torchvision", "augment.bench_passes=50",
+                              f"hydra.sweep.dir={folder}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list(folder.glob("*/result.json")) and time.monotonic() < deadline and bench.poll() is None:
+        time.sleep(0.2)
+    bench.send_signal(signal.SIGTERM)
+    out, err = bench.communicate(timeout=60)
+    assert bench.returncode == 143, out + err
+    statuses = sorted(json.loads(p.read_text())["status"] for p in folder.glob("*/result.json"))
+    assert "ok" in statuses and len(statuses) < 4, statuses
+    assert (folder / "results.csv").exists() and "interrupted by SIGTERM" in out
