@@ -144,16 +144,29 @@ def _build_images(conf, folder: Path) -> DatasetManifest:
     ]
     for name in classes:
         (folder / "images" / name).mkdir(parents=True)
-    workers = min(os.cpu_count() or 1, max(1, conf.count // 16))
-    chunk = max(1, len(jobs) // (workers * 8))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            written = list(pool.map(_write_image, jobs, chunksize=chunk))
-    else:
-        written = [_write_image(job) for job in jobs]
+    written = parallel_map(_write_image, jobs, per_worker=16)
     samples = [Sample(filename=f, label=classes.index(f.split("/")[0]), bytes=n, sha1=h) for f, n, h in written]
     _write_csv(folder / "manifest.csv", samples)
     return DatasetManifest(folder, folder / "images", classes, samples, dataset_params(conf))
+
+
+def parallel_map(fn, jobs: List, per_worker: int) -> List:
+    """``[fn(job) for job in jobs]`` on every core (in this process when the jobs are few).
+
+    On Ctrl-C or SIGTERM the queued work is cancelled, so a stopped sweep does not wait
+    for a whole dataset to finish building.
+    """
+    workers = min(os.cpu_count() or 1, max(1, len(jobs) // per_worker))
+    if workers == 1:
+        return [fn(job) for job in jobs]
+    pool = ProcessPoolExecutor(workers)
+    try:
+        results = list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def _write_image(job) -> tuple:
@@ -194,12 +207,7 @@ def _scan(source: Path, files: Dict[str, Tuple[int, int]], view: Path, classes: 
     """Decode every file once, in parallel; link or convert the good ones into ``view``."""
     print(f"harness: scanning {len(files)} files in {source} (once per version of the folder)", file=sys.stderr, flush=True)
     jobs = [(str(source / relative), relative, str(view)) for relative in sorted(files)]
-    workers = min(os.cpu_count() or 1, max(1, len(jobs) // 64))
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            scanned = list(pool.map(scan.scan_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
-    else:
-        scanned = [scan.scan_job(job) for job in jobs]
+    scanned = parallel_map(scan.scan_job, jobs, per_worker=64)
     samples: List[Sample] = []
     skipped: List[Dict[str, str]] = []
     for relative, kind, reason, size, digest, written in scanned:
