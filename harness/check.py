@@ -1,4 +1,4 @@
-"""The regression gate: baselines, a rank test, thresholds, and the formats CI dashboards read.
+"""The regression gate: baselines, a rank test and thresholds (the formats it writes: :mod:`harness.commands.check`).
 
 A change counts as a regression only when it is statistically significant (a two-sided
 Mann-Whitney U test on per-window samples, p below ``alpha``), larger than the metric's
@@ -105,34 +105,55 @@ def fingerprint(environment: Dict) -> Dict:
 
 
 def collect(root: Path) -> Dict:
-    """A sweep's variants as baseline-shaped data: per repeat, window samples and summary."""
-    from harness.report.data import METRICS as SUMMARY_METRICS
+    """A sweep's variants as baseline-shaped data: per repeat, window samples and summary.
+
+    Each variant also lists its ``problems``: trials that did not finish ok and planned trials
+    without a result; the check cannot judge such a variant. An unreadable result file stops it.
+    """
     from harness.report.data import load
+    from harness.results.table import no_results
 
     sweep = load(root)
+    if sweep.skipped:
+        more = f" (and {len(sweep.skipped) - 1} more)" if len(sweep.skipped) > 1 else ""
+        raise CheckError(f"{sweep.skipped[0]}{more}; fix or remove it, then check again")
     if not sweep.variants:
-        raise CheckError(f"{root}: no trials found; pass a sweep folder")
-    failed = [f"{v.label} repeat {t.repeat}: {t.error}" for v in sweep.variants for t in v.failed]
-    variants = {}
-    env = {}
+        raise CheckError(str(no_results(root, "check")))
+    variants, env = {}, {}
     for v in sweep.variants:
-        repeats = []
-        for t in v.ok:
-            env = env or t.environment
-            w = windows(t.steps, cpu=cpu_clock(t))
-            repeats.append({"round": t.timing.get("round", t.repeat),
-                            "windows": {k: [round(x, 4) for x in vals] for k, vals in w.items()},
-                            "summary": {k: t.summary.get(k) for k in SUMMARY_METRICS if t.summary.get(k) is not None}})
-        variants[v.label] = {"overrides": v.overrides, "repeats": repeats}
-    return {"variants": variants, "fingerprint": fingerprint(env), "failed": failed}
+        env = env or next((t.environment for t in v.ok), {})
+        variants[v.label] = {"overrides": v.overrides, "repeats": [_repeat(t) for t in v.ok], "problems": _problems(v, sweep)}
+    return {"variants": variants, "fingerprint": fingerprint(env)}
+
+
+def _repeat(t) -> Dict:
+    from harness.report.data import METRICS as SUMMARY_METRICS
+
+    w = windows(t.steps, cpu=cpu_clock(t))
+    return {"round": t.timing.get("round", t.repeat), "windows": {k: [round(x, 4) for x in vals] for k, vals in w.items()},
+            "summary": {k: t.summary.get(k) for k in SUMMARY_METRICS if t.summary.get(k) is not None}}
+
+
+def _problems(v, sweep) -> List[str]:
+    """Why a variant's repeats are not all there: trials not ok (too short, interrupted, failed) and missing ones."""
+    from harness.results.table import status_word
+
+    out = [f"repeat {t.repeat} {status_word(t.status)}: {t.error or 'no reason given'}" for t in v.failed]
+    have = {t.repeat for t in v.trials}
+    missing = sorted(r for job, r in (sweep.planned or ()) if job == v.job and r not in have)
+    if missing:
+        out.append(f"repeat {', '.join(map(str, missing))} planned but without a result (the sweep did not finish)")
+    return out
 
 
 def save_baseline(root: Path, path: Path) -> Path:
     data = collect(root)
-    if data["failed"]:
-        raise CheckError(f"{root}: failed trials cannot be a baseline: {data['failed'][0]}")
+    bad = [f"{name}: {v['problems'][0]}" for name, v in data["variants"].items() if v["problems"]]
+    if bad:
+        raise CheckError(f"{root}: a baseline needs every planned trial ok; {len(bad)} variant(s) are not ({bad[0]})")
+    variants = {name: {"overrides": v["overrides"], "repeats": v["repeats"]} for name, v in data["variants"].items()}
     doc = {"harness_baseline": BASELINE_VERSION, "created": datetime.now().isoformat(timespec="seconds"),
-           "sweep": str(root), "fingerprint": data["fingerprint"], "variants": data["variants"]}
+           "sweep": str(root), "fingerprint": data["fingerprint"], "variants": variants}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return Path(path)
@@ -143,11 +164,36 @@ def load_baseline(path: Path) -> Dict:
         doc = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CheckError(f"--baseline {path}: no such file; make one with --save-baseline") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         raise CheckError(f"--baseline {path}: not a readable JSON baseline ({exc})") from None
     if not isinstance(doc, dict) or doc.get("harness_baseline") != BASELINE_VERSION or not isinstance(doc.get("variants"), dict):
         raise CheckError(f"--baseline {path}: not a harness baseline (version {BASELINE_VERSION}); make one with --save-baseline")
+    why = next((f"variant {name!r}: {w}" for name, v in doc["variants"].items() for w in [_malformed(v)] if w), None)
+    if why or not isinstance(doc.setdefault("fingerprint", {}), dict):
+        raise CheckError(f"--baseline {path}: malformed baseline ({why or 'fingerprint is not an object'}); "
+                         "make it again with --save-baseline")
     return doc
+
+
+def _malformed(variant) -> Optional[str]:
+    """What is wrong with one variant of a baseline file, or None: the statistics index it without checking."""
+    repeats = variant.get("repeats") if isinstance(variant, dict) else None
+    if not isinstance(repeats, list):
+        return "no list of repeats"
+    for r in repeats:
+        if not isinstance(r, dict) or not isinstance(r.get("windows"), dict) or not isinstance(r.get("summary"), dict):
+            return "a repeat without windows and summary"
+        if not isinstance(r.get("round", 0), int):
+            return "a repeat whose round is not a number"
+        if not all(isinstance(w, list) and all(_is_number(x) for x in w) for w in r["windows"].values()):
+            return "windows that are not lists of numbers"
+        if not all(x is None or _is_number(x) for x in r["summary"].values()):
+            return "a summary value that is not a number"
+    return None
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 # -- statistics -------------------------------------------------------------------------
@@ -158,6 +204,23 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     if not len(a) or not len(b) or len(set(a) | set(b)) == 1:
         return 1.0
     return float(mannwhitneyu(a, b, alternative="two-sided", method="asymptotic").pvalue)
+
+
+def smallest_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p :func:`mann_whitney_p` can give for samples of these sizes: every b above every a.
+
+    The normal approximation with continuity correction, as scipy's asymptotic method computes it.
+    """
+    if not n_a or not n_b:
+        return 1.0
+    mean = n_a * n_b / 2
+    z = max(mean - 0.5, 0.0) / math.sqrt(n_a * n_b * (n_a + n_b + 1) / 12)
+    return math.erfc(z / math.sqrt(2))
+
+
+def windows_needed(n_a: int, n_b: int, alpha: float) -> Optional[int]:
+    """How many windows each side needs (at least) before p < ``alpha`` is possible at all; None past a million."""
+    return next((n for n in range(1, 1_000_001) if smallest_p(max(n, n_a), max(n, n_b)) < alpha), None)
 
 
 def detectable(a_repeats: Sequence[float], b_repeats: Sequence[float]) -> Optional[float]:
@@ -176,6 +239,10 @@ def detectable(a_repeats: Sequence[float], b_repeats: Sequence[float]) -> Option
     return DETECT_Z * math.sqrt(pooled) * math.sqrt(1 / na + 1 / nb) / abs(center)
 
 
+JUDGED = ("ok", "regressed", "improved")
+CANNOT = "could not judge"  # a verdict whose reason says why: exit 2, never a silent ok
+
+
 @dataclass
 class Verdict:
     variant: str
@@ -184,13 +251,14 @@ class Verdict:
     current: Optional[float]
     change: Optional[float]  # relative (fraction) or absolute points, per the metric's threshold kind
     p: Optional[float]
-    verdict: str  # ok | regressed | improved | no baseline | not enough samples
+    verdict: str  # ok | regressed | improved | could not judge
     threshold: float
     kind: str
     # the current run's samples (ratio-scaled in ratio mode): their spread, for the dashboards
     current_min: Optional[float] = None
     current_max: Optional[float] = None
     detectable: Optional[float] = None  # smallest relative change the repeats can tell from noise; None: unknown
+    reason: Optional[str] = None  # why the verdict could not be judged, in plain words
 
 
 def _samples(repeats: List[Dict], metric: str, scale: Optional[Dict[int, float]] = None) -> List[List[float]]:
@@ -210,6 +278,10 @@ def _round_scale(scale: Dict[int, float], repeat: Dict) -> float:
     return scale.get(repeat.get("round", -1), scale["all"])
 
 
+def _usable_scale(x: float) -> bool:
+    return math.isfinite(x) and x != 0  # dividing by zero or NaN would make every ratio meaningless
+
+
 def _reference(doc: Dict, ratio_to: str, metric: str, side: str) -> Dict:
     ref = doc["variants"].get(ratio_to)
     if ref is None or not ref["repeats"]:
@@ -218,45 +290,95 @@ def _reference(doc: Dict, ratio_to: str, metric: str, side: str) -> Dict:
     per_round = {r.get("round", i): values for i, r in enumerate(ref["repeats"])
                  for values in [_samples([r], metric)] if values}
     pooled = [x for values in per_round.values() for x in values[0]]
-    if not pooled:
+    if not pooled or not _usable_scale(statistics.median(pooled)):
         return {}
-    return {"all": statistics.median(pooled), **{k: statistics.median(v[0]) for k, v in per_round.items()}}
+    rounds = {k: statistics.median(v[0]) for k, v in per_round.items()}
+    return {"all": statistics.median(pooled), **{k: m for k, m in rounds.items() if _usable_scale(m)}}
 
 
 def compare(base: Dict, current: Dict, *, metrics: Sequence[str], thresholds: Dict[str, float], alpha: float,
             ratio_to: Optional[str]) -> List[Verdict]:
-    """Per variant and metric: significance, threshold and the detectable change, in the metric's direction."""
+    """Per variant and metric: significance, threshold and the detectable change, in the metric's direction.
+
+    A variant of the baseline that the sweep lacks, or whose trials are not all there and ok
+    (``problems``), gets a verdict of :data:`CANNOT` with the reason, as do samples that are
+    missing, NaN, or too few for any p below ``alpha``.
+    """
     common = [k for k in current["variants"] if k in base["variants"]]
     if not common:
         raise CheckError(f"no variant of the sweep matches the baseline's ({', '.join(base['variants'])}); "
                          "compare the same experiment")
+    gone = [k for k in base["variants"] if k not in current["variants"]]
     verdicts = []
     for metric in metrics:
+        threshold = thresholds.get(metric, METRICS[metric][2])
         scales = {"base": None, "current": None}
         if ratio_to is not None and metric in RATIO_METRICS:
             scales = {side: _reference(doc, ratio_to, metric, side) for side, doc in (("base", base), ("current", current))}
-        for name in common:
-            if ratio_to is not None and name == ratio_to:
-                continue
-            if scales["base"] == {} or scales["current"] == {}:  # never compare a ratio with an absolute figure
-                verdicts.append(_verdict(name, metric, [], [], thresholds, alpha, f"no {metric} of {ratio_to} to divide by"))
+        for name in (n for n in common if n != ratio_to):
+            why = _blocked(base, current, name, metric, ratio_to, scales)
+            if why:
+                verdicts.append(_cannot(name, metric, threshold, why))
                 continue
             a = _samples(base["variants"][name]["repeats"], metric, scales["base"])
             b = _samples(current["variants"][name]["repeats"], metric, scales["current"])
             verdicts.append(_verdict(name, metric, a, b, thresholds, alpha))
-    return sorted(verdicts, key=lambda v: common.index(v.variant))
+        verdicts += [_cannot(name, metric, threshold, "in the baseline but not in this sweep (it did not run, or the "
+                             "sweep changed: make a new baseline)") for name in gone]
+    order = common + gone
+    return sorted(verdicts, key=lambda v: order.index(v.variant))
+
+
+def _blocked(base: Dict, current: Dict, name: str, metric: str, ratio_to: Optional[str], scales: Dict) -> Optional[str]:
+    """Why a variant cannot be compared on a metric before looking at its samples, or None."""
+    for side, doc in (("this sweep", current), ("the baseline", base)):
+        problems = doc["variants"][name].get("problems")
+        if problems:
+            return f"{len(problems)} trial(s) in {side} not ok or missing: {problems[0]}"
+    if scales["base"] == {} or scales["current"] == {}:  # never compare a ratio with an absolute figure
+        return f"no {metric} of {ratio_to} to divide by"
+    if scales["current"] is not None:
+        problems = current["variants"][ratio_to].get("problems")
+        if problems:
+            return f"the reference {ratio_to} has {len(problems)} trial(s) not ok or missing: {problems[0]}"
+    return None
+
+
+def _cannot(name: str, metric: str, threshold: float, why: str) -> Verdict:
+    return Verdict(name, metric, None, None, None, None, CANNOT, threshold, METRICS[metric][3], reason=why)
+
+
+def _unfit(a: List[float], b: List[float], metric: str, alpha: float) -> Optional[str]:
+    """Why these samples cannot be judged at ``alpha``, in plain words, or None."""
+    if not a or not b:
+        side = "neither the baseline nor this sweep has" if not a and not b else "the baseline has no" if not a else "this sweep has no"
+        return f"{side} {metric} samples" + (" (cpu_ms_per_sample needs the CPU sampler, monitor.enabled=true)"
+                                             if metric == "cpu_ms_per_sample" else "")
+    if not all(math.isfinite(x) for x in a + b):
+        side = "baseline" if not all(math.isfinite(x) for x in a) else "current"
+        return f"the {side} {metric} samples include NaN or infinity (a window measured nothing): rerun it"
+    if METRICS[metric][3] == "relative" and not statistics.median(a):
+        return f"the baseline's median {metric} is 0, so a relative change is undefined"
+    best = smallest_p(len(a), len(b))
+    if best < alpha:
+        return None
+    need = windows_needed(len(a), len(b), alpha)
+    ask = f"at least {need} windows a side ({need * WINDOW_S:g} s of measured time, over all repeats)" if need else "far more windows"
+    return (f"too few samples: {len(a)} baseline and {len(b)} current {WINDOW_S:g} s windows can never reach p < {alpha:g} "
+            f"(p >= {best:.2g} even if every window moved), so no change of any size could count; measure {ask}: "
+            "raise trial.seconds or trial.repeats")
 
 
 def _verdict(name: str, metric: str, a_repeats: List[List[float]], b_repeats: List[List[float]], thresholds: Dict[str, float],
-             alpha: float, missing: Optional[str] = None) -> Verdict:
+             alpha: float) -> Verdict:
     direction, _, default, kind = METRICS[metric]
     threshold = thresholds.get(metric, default)
     a, b = [x for r in a_repeats for x in r], [x for r in b_repeats for x in r]
-    if not a or not b:
-        why = missing or ("no baseline" if not a else "no samples")
-        return Verdict(name, metric, None, None, None, None, why, threshold, kind)
+    why = _unfit(a, b, metric, alpha)
+    if why:
+        return _cannot(name, metric, threshold, why)
     ma, mb = statistics.median(a), statistics.median(b)
-    change = (mb - ma) / ma if kind == "relative" and ma else mb - ma
+    change = (mb - ma) / ma if kind == "relative" else mb - ma
     mde = detectable([statistics.median(r) for r in a_repeats], [statistics.median(r) for r in b_repeats])
     if mde is not None and kind == "points":
         mde *= abs(ma)  # in points, like the change
@@ -264,14 +386,7 @@ def _verdict(name: str, metric: str, a_repeats: List[List[float]], b_repeats: Li
     worse = change < -bar if direction == "higher" else change > bar
     better = change > bar if direction == "higher" else change < -bar
     p = mann_whitney_p(a, b)
-    if len(a) < 3 or len(b) < 3:
-        verdict = "not enough samples"
-    elif p < alpha and worse:
-        verdict = "regressed"
-    elif p < alpha and better:
-        verdict = "improved"
-    else:
-        verdict = "ok"
+    verdict = "regressed" if p < alpha and worse else "improved" if p < alpha and better else "ok"
     return Verdict(name, metric, ma, mb, change, p, verdict, threshold, kind, min(b), max(b), mde)
 
 
@@ -300,89 +415,3 @@ def detectable_text(v: Verdict) -> str:
     if v.detectable is None:
         return "–"
     return f"±{v.detectable:.1%}" if v.kind == "relative" else f"±{v.detectable:.1f} pts"
-
-
-def _formatter(as_ratio: bool):
-    def fmt(x) -> str:
-        return "–" if x is None else f"{x:.3f}" if as_ratio else f"{x:,.1f}"
-
-    return fmt
-
-
-def table(verdicts: List[Verdict], ratio: bool) -> List[str]:
-    head = f"{'variant':<34} {'metric':<17} {'baseline':>10} {'current':>10} {'change':>9} {'detectable':>10} {'p':>8}  verdict"
-    lines = [head, "-" * len(head)]
-    for v in verdicts:
-        fmt = _formatter(ratio and v.metric in RATIO_METRICS)
-        p = "–" if v.p is None else f"{v.p:.1e}" if v.p < 0.001 else f"{v.p:.3f}"
-        lines.append(f"{v.variant[:34]:<34} {v.metric:<17} {fmt(v.baseline):>10} {fmt(v.current):>10} {change_text(v):>9} "
-                     f"{detectable_text(v):>10} {p:>8}  {v.verdict.upper() if v.verdict == 'regressed' else v.verdict}")
-    return lines
-
-
-def markdown(verdicts: List[Verdict], ratio: bool, alpha: float) -> str:
-    bad = [v for v in verdicts if v.verdict == "regressed"]
-    lines = ["## harness check: " + (f"{len(bad)} regression(s)" if bad else "no regression"), "",
-             "| variant | metric | baseline | current | change | detectable | p | verdict |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for v in verdicts:
-        fmt = _formatter(ratio and v.metric in RATIO_METRICS)
-        p = "–" if v.p is None else f"{v.p:.2g}"
-        mark = "**regressed**" if v.verdict == "regressed" else v.verdict
-        lines.append(f"| {v.variant} | {v.metric} | {fmt(v.baseline)} | {fmt(v.current)} | {change_text(v)} | "
-                     f"{detectable_text(v)} | {p} | {mark} |")
-    lines += ["", f"A regression needs p < {alpha} (Mann-Whitney U on 0.5 s windows) and a change beyond both the threshold "
-              "and the smallest change the repeats can tell from noise (detectable)."
-              + (" Per-sample rates are relative to the reference variant in the same round (ratio mode)." if ratio else "")]
-    return "\n".join(lines) + "\n"
-
-
-def _measure(v: Verdict, ratio_to: Optional[str]) -> tuple:
-    """(measure name, unit) of a verdict's value: a ratio is not samples/s, so it says what it is relative to."""
-    if ratio_to is not None and v.metric in RATIO_METRICS:
-        return f"{v.metric}_ratio", f"x {ratio_to}"
-    return v.metric, METRICS[v.metric][1]
-
-
-def github_benchmark(verdicts: List[Verdict], ratio_to: Optional[str] = None) -> Dict[str, List[Dict]]:
-    """github-action-benchmark's customBiggerIsBetter / customSmallerIsBetter arrays.
-
-    Args:
-        verdicts: from :func:`compare`.
-        ratio_to: the reference variant in ratio mode (``check --ratio-to``), else None.
-
-    Returns:
-        {"bigger": [...], "smaller": [...]}, entries {name, unit, value, range}; ``range`` is
-        "± half the current samples' max - min", as the action shows it next to the value.
-    """
-    out = {"bigger": [], "smaller": []}
-    for v in verdicts:
-        if v.current is None:
-            continue
-        measure, unit = _measure(v, ratio_to)
-        entry = {"name": f"{v.variant} {measure}", "unit": unit, "value": round(v.current, 4)}
-        if v.current_min is not None and v.current_max is not None:
-            entry["range"] = f"± {_short_number((v.current_max - v.current_min) / 2)}"
-        out["bigger" if METRICS[v.metric][0] == "higher" else "smaller"].append(entry)
-    return out
-
-
-def bencher(verdicts: List[Verdict], ratio_to: Optional[str] = None) -> Dict:
-    """Bencher Metric Format: {benchmark: {measure: {value, lower_value, upper_value}}}.
-
-    The measure is the metric in kebab case (``samples-per-s``; ``samples-per-s-ratio`` in
-    ratio mode); lower and upper values are the current samples' min and max.
-    """
-    out: Dict[str, Dict] = {}
-    for v in verdicts:
-        if v.current is None:
-            continue
-        metric = {"value": round(v.current, 4)}
-        if v.current_min is not None and v.current_max is not None:
-            metric.update(lower_value=round(v.current_min, 4), upper_value=round(v.current_max, 4))
-        out.setdefault(v.variant, {})[_measure(v, ratio_to)[0].replace("_", "-")] = metric
-    return out
-
-
-def _short_number(x: float) -> str:
-    return f"{x:.4g}" if abs(x) < 10 else f"{x:,.1f}"

@@ -1,12 +1,15 @@
-"""``check SWEEP_DIR``: save a baseline, or gate a sweep against one (exit 0 / 1 / 2)."""
+"""``check SWEEP_DIR``: save a baseline, or gate a sweep against one (exit 0 / 1 / 2), and the formats it writes."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Optional
+
+from harness.check import JUDGED, METRICS, RATIO_METRICS, Verdict, change_text, detectable_text
 
 CANNOT_RUN_EXIT = 2
 CHECK_FILE = "check.json"  # the last check's verdicts, shown by report.html
@@ -50,16 +53,27 @@ def _thresholds(items: List[str]) -> dict:
             number = float(text)
         except ValueError:
             raise CheckError(f"--threshold {item}: {value!r} is not a number (e.g. 5% or 3pts)") from None
+        if not math.isfinite(number) or number < 0:  # NaN compares false with every change: nothing would ever regress
+            raise CheckError(f"--threshold {item}: needs a finite number of at least 0 (e.g. 5% or 3pts)")
         out[metric] = number / 100 if kind == "relative" and (value.strip().endswith("%") or number >= 1) else number
     return out
 
 
+def _alpha(alpha: float) -> float:
+    from harness.check import CheckError
+
+    if not 0 < alpha < 1:  # also NaN: p < NaN is never true, so nothing would ever regress
+        raise CheckError(f"--alpha {alpha:g}: the significance level must lie between 0 and 1 (e.g. 0.01)")
+    return alpha
+
+
 def check(args: List[str]) -> int:
     from harness import check as gate
+    from harness.errors import HarnessError
 
     try:
         return _check(args, gate)
-    except gate.CheckError as exc:
+    except HarnessError as exc:  # bad options, baseline or sweep (an unreadable result file too): nothing judged
         print(f"ERROR: {exc}", file=sys.stderr)
         return CANNOT_RUN_EXIT
 
@@ -79,38 +93,155 @@ def _check(args: List[str], gate) -> int:
     unknown = [m for m in metrics if m not in gate.METRICS]
     if unknown:
         raise gate.CheckError(f"--metric {unknown[0]}: choose from {', '.join(gate.METRICS)}")
+    alpha, thresholds = _alpha(opts.alpha), _thresholds(opts.threshold)  # before anything is read
     base = gate.load_baseline(Path(opts.baseline))
     current = gate.collect(root)
-    if current["failed"]:
-        raise gate.CheckError(f"{len(current['failed'])} trial(s) of {root} failed, so nothing can be judged: {current['failed'][0]}")
     if opts.ratio_to is None and not opts.allow_env_change:
-        diffs = [f"{k}: {base['fingerprint'].get(k)} vs {current['fingerprint'].get(k)}"
-                 for k in gate.FINGERPRINT_KEYS if base["fingerprint"].get(k) != current["fingerprint"].get(k)]
-        if diffs:
-            raise gate.CheckError("this machine or its versions differ from the baseline's (" + "; ".join(diffs) + "); absolute "
-                                  "throughput is not comparable: use --ratio-to VARIANT, or --allow-env-change to compare anyway")
-    verdicts = gate.compare(base, current, metrics=metrics, thresholds=_thresholds(opts.threshold), alpha=opts.alpha,
-                            ratio_to=opts.ratio_to)
-    ratio = opts.ratio_to is not None
-    for line in gate.table(verdicts, ratio):
+        _same_machine(base, current, gate)
+    verdicts = gate.compare(base, current, metrics=metrics, thresholds=thresholds, alpha=alpha, ratio_to=opts.ratio_to)
+    _print(verdicts, opts.ratio_to, gate)
+    _write(verdicts, opts, root, gate)
+    if any(v.verdict == "regressed" for v in verdicts):
+        return REGRESSED_EXIT  # a regression found outranks a comparison that could not be judged
+    return CANNOT_RUN_EXIT if any(v.verdict not in gate.JUDGED for v in verdicts) else 0
+
+
+def _same_machine(base: dict, current: dict, gate) -> None:
+    diffs = [f"{k}: {base['fingerprint'].get(k)} vs {current['fingerprint'].get(k)}"
+             for k in gate.FINGERPRINT_KEYS if base["fingerprint"].get(k) != current["fingerprint"].get(k)]
+    if diffs:
+        raise gate.CheckError("this machine or its versions differ from the baseline's (" + "; ".join(diffs) + "); absolute "
+                              "throughput is not comparable: use --ratio-to VARIANT, or --allow-env-change to compare anyway")
+
+
+def _print(verdicts: list, ratio_to, gate) -> None:
+    for line in table(verdicts, ratio_to is not None):
         print(line)
     bad = [v for v in verdicts if v.verdict == "regressed"]
     print(f"{len(bad)} regression(s) in {len(verdicts)} comparison(s)"
-          + (f" ({', '.join(gate.RATIO_METRICS)} relative to {opts.ratio_to} in the same round)" if ratio else ""))
+          + (f" ({', '.join(gate.RATIO_METRICS)} relative to {ratio_to} in the same round)" if ratio_to else ""))
+    for line in unjudged_lines(verdicts):
+        print(line)
     print(gate.power_line(verdicts))
-    if opts.markdown:
-        Path(opts.markdown).write_text(gate.markdown(verdicts, ratio, opts.alpha))
-    if opts.github_json:
-        for side, items in gate.github_benchmark(verdicts, opts.ratio_to).items():
-            Path(f"{opts.github_json}-{side}.json").write_text(json.dumps(items, indent=1) + "\n")
-    if opts.bencher_json:
-        Path(opts.bencher_json).write_text(json.dumps(gate.bencher(verdicts, opts.ratio_to), indent=1) + "\n")
+
+
+def _write(verdicts: list, opts, root: Path, gate) -> None:
+    """The dashboards' files, check.json, and the sweep's report with the verdicts in it."""
     from dataclasses import asdict
 
-    record = {"baseline": str(opts.baseline), "ratio_to": opts.ratio_to, "alpha": opts.alpha, "regressions": len(bad),
-              "verdicts": [asdict(v) for v in verdicts]}
+    ratio = opts.ratio_to is not None
+    if opts.markdown:
+        Path(opts.markdown).write_text(markdown(verdicts, ratio, opts.alpha))
+    if opts.github_json:
+        for side, items in github_benchmark(verdicts, opts.ratio_to).items():
+            Path(f"{opts.github_json}-{side}.json").write_text(json.dumps(items, indent=1) + "\n")
+    if opts.bencher_json:
+        Path(opts.bencher_json).write_text(json.dumps(bencher(verdicts, opts.ratio_to), indent=1) + "\n")
+    record = {"baseline": str(opts.baseline), "ratio_to": opts.ratio_to, "alpha": opts.alpha,
+              "regressions": sum(v.verdict == "regressed" for v in verdicts), "verdicts": [asdict(v) for v in verdicts]}
     (root / CHECK_FILE).write_text(json.dumps(record, indent=1) + "\n")
     from harness.report.render import write_report
 
     write_report(root)  # the report now shows the verdicts
-    return REGRESSED_EXIT if bad else 0
+
+
+# -- the formats check writes -------------------------------------------------------------
+def _formatter(as_ratio: bool):
+    def fmt(x) -> str:
+        return "–" if x is None else f"{x:.3f}" if as_ratio else f"{x:,.1f}"
+
+    return fmt
+
+
+def table(verdicts: List[Verdict], ratio: bool) -> List[str]:
+    head = f"{'variant':<34} {'metric':<17} {'baseline':>10} {'current':>10} {'change':>9} {'detectable':>10} {'p':>8}  verdict"
+    lines = [head, "-" * len(head)]
+    for v in verdicts:
+        fmt = _formatter(ratio and v.metric in RATIO_METRICS)
+        p = "–" if v.p is None else f"{v.p:.1e}" if v.p < 0.001 else f"{v.p:.3f}"
+        lines.append(f"{v.variant[:34]:<34} {v.metric:<17} {fmt(v.baseline):>10} {fmt(v.current):>10} {change_text(v):>9} "
+                     f"{detectable_text(v):>10} {p:>8}  {v.verdict.upper() if v.verdict == 'regressed' else v.verdict}")
+    return lines
+
+
+def unjudged_lines(verdicts: List[Verdict]) -> List[str]:
+    """One line per distinct reason a comparison could not be judged, naming the variants and metrics it holds for."""
+    by_reason: Dict[str, List[Verdict]] = {}
+    for v in verdicts:
+        if v.verdict not in JUDGED:
+            by_reason.setdefault(v.reason or v.verdict, []).append(v)
+    return [f"could not judge {', '.join(dict.fromkeys(v.variant for v in vs))} "
+            f"({', '.join(dict.fromkeys(v.metric for v in vs))}): {reason}" for reason, vs in by_reason.items()]
+
+
+def markdown(verdicts: List[Verdict], ratio: bool, alpha: float) -> str:
+    """The verdicts as a Markdown table for a pull request; variant names and reasons escaped so they cannot render."""
+    from harness.report.render import md
+
+    bad = [v for v in verdicts if v.verdict == "regressed"]
+    unjudged = [v for v in verdicts if v.verdict not in JUDGED]
+    head = f"{len(bad)} regression(s)" if bad else f"could not judge {len(unjudged)} comparison(s)" if unjudged else "no regression"
+    lines = ["## harness check: " + head + (f", could not judge {len(unjudged)}" if bad and unjudged else ""), "",
+             "| variant | metric | baseline | current | change | detectable | p | verdict |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for v in verdicts:
+        fmt = _formatter(ratio and v.metric in RATIO_METRICS)
+        p = "–" if v.p is None else f"{v.p:.2g}"
+        mark = "**regressed**" if v.verdict == "regressed" else md(v.verdict + (f": {v.reason}" if v.reason else ""))
+        lines.append(f"| {md(v.variant)} | {v.metric} | {fmt(v.baseline)} | {fmt(v.current)} | {change_text(v)} | "
+                     f"{detectable_text(v)} | {p} | {mark} |")
+    lines += ["", f"A regression needs p < {alpha:g} (Mann-Whitney U on 0.5 s windows) and a change beyond both the threshold "
+              "and the smallest change the repeats can tell from noise (detectable)."
+              + (" Per-sample rates are relative to the reference variant in the same round (ratio mode)." if ratio else "")]
+    return "\n".join(lines) + "\n"
+
+
+def _measure(v: Verdict, ratio_to: Optional[str]) -> tuple:
+    """(measure name, unit) of a verdict's value: a ratio is not samples/s, so it says what it is relative to."""
+    if ratio_to is not None and v.metric in RATIO_METRICS:
+        return f"{v.metric}_ratio", f"x {ratio_to}"
+    return v.metric, METRICS[v.metric][1]
+
+
+def github_benchmark(verdicts: List[Verdict], ratio_to: Optional[str] = None) -> Dict[str, List[Dict]]:
+    """github-action-benchmark's customBiggerIsBetter / customSmallerIsBetter arrays.
+
+    Args:
+        verdicts: from :func:`compare`.
+        ratio_to: the reference variant in ratio mode (``check --ratio-to``), else None.
+
+    Returns:
+        {"bigger": [...], "smaller": [...]}, entries {name, unit, value, range}; ``range`` is
+        "± half the current samples' max - min", as the action shows it next to the value.
+    """
+    out = {"bigger": [], "smaller": []}
+    for v in verdicts:
+        if v.current is None:
+            continue
+        measure, unit = _measure(v, ratio_to)
+        entry = {"name": f"{v.variant} {measure}", "unit": unit, "value": round(v.current, 4)}
+        if v.current_min is not None and v.current_max is not None:
+            entry["range"] = f"± {_short_number((v.current_max - v.current_min) / 2)}"
+        out["bigger" if METRICS[v.metric][0] == "higher" else "smaller"].append(entry)
+    return out
+
+
+def bencher(verdicts: List[Verdict], ratio_to: Optional[str] = None) -> Dict:
+    """Bencher Metric Format: {benchmark: {measure: {value, lower_value, upper_value}}}.
+
+    The measure is the metric in kebab case (``samples-per-s``; ``samples-per-s-ratio`` in
+    ratio mode); lower and upper values are the current samples' min and max.
+    """
+    out: Dict[str, Dict] = {}
+    for v in verdicts:
+        if v.current is None:
+            continue
+        metric = {"value": round(v.current, 4)}
+        if v.current_min is not None and v.current_max is not None:
+            metric.update(lower_value=round(v.current_min, 4), upper_value=round(v.current_max, 4))
+        out.setdefault(v.variant, {})[_measure(v, ratio_to)[0].replace("_", "-")] = metric
+    return out
+
+
+def _short_number(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 10 else f"{x:,.1f}"

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from harness.results.model import read_result
-from harness.results.table import RESTART_NOTE_PCT, find_results, override_columns
+from harness.results.table import RESTART_NOTE_PCT, override_columns, scan, status_word
 
 UNSTABLE_CV = 0.10  # sample std / mean of the repeats' samples/s above this flags a variant unstable
 BIMODAL_MIN_REPEATS = 4  # two clusters of at least two repeats each
@@ -50,7 +49,15 @@ class Variant:
 
     @property
     def failed(self) -> List:
+        """Every trial that did not finish ok: failed, timed out, too short or interrupted."""
         return [t for t in self.trials if t.status != "ok"]
+
+    def status_text(self) -> str:
+        """'2/3 ok, 1 too short': the repeats by status, so a stopped or too short trial is not called failed."""
+        counts: Dict[str, int] = {}
+        for t in self.failed:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        return ", ".join([f"{len(self.ok)}/{len(self.trials)} ok"] + [f"{n} {status_word(s)}" for s, n in counts.items()])
 
     @property
     def bimodal(self) -> bool:
@@ -67,6 +74,9 @@ class Sweep:
     best: Optional[Variant] = None
     ceiling_samples_per_s: Optional[float] = None
     baseline_given: bool = False  # chosen with report.baseline rather than the sweep's first variant
+    skipped: List[str] = field(default_factory=list)  # one line per result file that could not be read, naming it
+    planned: Optional[set] = None  # (job, repeat) of every trial schedule.json lists; None without a schedule
+    incomplete: Optional[str] = None  # why the sweep is incomplete, in words; None when it is complete
 
     @property
     def ranked(self) -> List[Variant]:
@@ -133,12 +143,16 @@ def two_modes(values: Sequence[float]) -> Optional[Tuple[List[float], List[float
 
 
 def load(root: Path, baseline: Optional[str] = None) -> Sweep:
-    """Read every result under ``root`` and build the ranked, diagnosed variants."""
+    """Read every result under ``root`` and build the ranked, diagnosed variants.
+
+    Unreadable result files are left out and named in ``Sweep.skipped``; the sweep is marked
+    incomplete when schedule.json plans trials that have no result, or a trial was interrupted.
+    """
     root = Path(root)
+    found = scan(root)
     by_job: Dict[int, Variant] = {}
     bench = []
-    for path in find_results(root):
-        result = read_result(path)
+    for _, result in found.results:
         if result.kind == "augbench":
             bench.append(result)
             continue
@@ -151,12 +165,46 @@ def load(root: Path, baseline: Optional[str] = None) -> Sweep:
     for v in variants:
         v.label = _label(v, swept)
         _aggregate(v)
-    sweep = Sweep(root, variants, bench, swept, baseline_given=baseline is not None)
+    sweep = Sweep(root, variants, bench, swept, baseline_given=baseline is not None, skipped=found.skipped_lines())
+    sweep.planned = _planned(root, sweep.skipped)
+    sweep.incomplete = incomplete(sweep)
     sweep.ceiling_samples_per_s = _ceiling(variants)
     _rank(sweep, baseline)
     for v in variants:
         v.diagnosis = diagnose(v, sweep)
     return sweep
+
+
+SCHEDULE_FILE = "schedule.json"  # launch.SCHEDULE_FILE: {"seed": ..., "rounds": [[job, ...], ...]}, round r = repeat r
+
+
+def _planned(root: Path, skipped: List[str]) -> Optional[set]:
+    """(job, repeat) of every trial the sweep's schedule.json lists; None without one (augbench, older sweeps)."""
+    import json
+
+    path = root / SCHEDULE_FILE
+    if not path.is_file():
+        return None
+    try:
+        rounds = json.loads(path.read_text())["rounds"]
+        return {(int(job), r) for r, jobs in enumerate(rounds) for job in jobs if not isinstance(job, bool)}
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a schedule is advice: the results still report
+        skipped.append(f"skipped {path}: not a readable schedule ({type(exc).__name__}: {exc}); completeness unknown")
+        return None
+
+
+def incomplete(sweep: Sweep) -> Optional[str]:
+    """'3 of 8 planned trials finished (the sweep was interrupted)', or None for a complete sweep."""
+    trials = sweep.trials()
+    interrupted = sum(t.status == "interrupted" for t in trials)
+    if sweep.planned is None:
+        return f"{interrupted} trial(s) were interrupted (the sweep was stopped)" if interrupted else None
+    finished = len(sweep.planned & {(t.job, t.repeat) for t in trials if t.status != "interrupted"})
+    if finished == len(sweep.planned) and not interrupted:
+        return None
+    why = ("the sweep was interrupted" if interrupted else "some result files are unreadable" if sweep.skipped
+           else "the sweep was stopped, crashed, or is still running")
+    return f"{finished} of {len(sweep.planned)} planned trials finished ({why})"
 
 
 def _swept_keys(variants: List[Variant]) -> List[str]:
@@ -252,7 +300,8 @@ BIMODAL_ADVICE = ("the pipeline flips between two modes (AUTOTUNE on few cores d
 def diagnose(v: Variant, sweep: Sweep) -> str:
     """Plain words: how input-bound the variant is (TF profiler's bands) and what holds it back."""
     if not v.ok:
-        return f"no repeat finished: {v.failed[0].error}"
+        first = v.failed[0]
+        return f"no repeat finished ok ({v.status_text()}): {status_word(first.status)}: {first.error or 'no reason given'}"
     m = v.metrics
     stall = m["stall_pct"]
     words = [f"{band(stall).capitalize()}: the accelerator waited for input {stall:.0f}% of the time"]

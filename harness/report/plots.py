@@ -158,7 +158,8 @@ def timelines_figure(sweep: Sweep, gpu: bool = False):
             s = t.monitor["gpu"]["series"]
             a, b = s.get("gpu_util_pct", []), s.get("gpu_mem_used_mb", [])
         else:
-            a, b = t.monitor["series"]["tree_cpu_pct"], t.monitor["series"]["tree_rss_mb"]
+            s = t.monitor.get("series", {})  # results from a sampler that lacked a series still draw the rest
+            a, b = s.get("tree_cpu_pct", []), s.get("tree_rss_mb", [])
         top.plot(xs[: len(a)], [y if y is not None else float("nan") for y in a], label=name, linewidth=1)
         if b:
             bottom.plot(xs[: len(b)], [y if y is not None else float("nan") for y in b], linewidth=1)

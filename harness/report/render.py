@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from harness.report import plots
 from harness.report.data import BIMODAL_ADVICE, UNSTABLE_ADVICE, UNSTABLE_CV, Sweep, Variant, band, baseline_text, load
+from harness.results.table import STATUS_WORDS, status_word
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.md"
@@ -16,6 +18,21 @@ HEADERS = ["#", "variant", "samples/s", "min–max", "CV", "speed-up", "steady-s
            "epoch restart (ms, % of time)", "wait %", "AU %", "TTFB s", "CPU s / 1k samples", "peak RSS MB", "GPU %",
            "status", "same data", "flags"]
 MARKDOWN_LEFT_OUT = ("min–max", "GPU %")  # keep summary.md narrow enough for a PR comment
+
+
+# HTML entities for what could open a tag or split a table cell; a backslash for what Markdown would format
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;"}
+_MD_SPECIAL = re.compile(r"[&<>|\\`*\[\]]")
+
+
+def md(text) -> str:
+    """``text`` as literal Markdown: labels, overrides and error messages come from users and must not render.
+
+    ``<img src=x onerror=...>`` stays text, a ``|`` does not split a table cell, backticks,
+    asterisks and brackets do not format or link; a line break becomes a space.
+    """
+    flat = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(lambda m: _MD_ENTITIES.get(m.group(), "\\" + m.group()), flat)
 
 
 def _fmt(value, digits=1, suffix="") -> str:
@@ -44,7 +61,7 @@ def _record(rank: int, v: Variant, flags: List[str]) -> Dict:
         "wait %": _fmt(m["stall_pct"]), "AU %": _fmt(m["au_pct"]),
         "TTFB s": _fmt(m["ttfb_s"], 2), "CPU s / 1k samples": _fmt(m.get("cpu_s_per_1000_samples"), 2),
         "peak RSS MB": _fmt(m.get("peak_rss_mb"), 0), "GPU %": _fmt(m.get("gpu_util_mean_pct")),
-        "status": f"{len(v.ok)}/{len(v.trials)} ok", "same data": m.get("same_data") or "–", "flags": ", ".join(flags),
+        "status": v.status_text(), "same data": m.get("same_data") or "–", "flags": ", ".join(flags),
         "_band": band(m["stall_pct"]) if ok else "failed",
     }
 
@@ -103,9 +120,10 @@ def _context(sweep: Sweep, frame) -> Dict:
                     + (", ".join(g.get("name", "?") for g in gpu.get("gpus", [])) if gpu.get("available") else f"none ({gpu.get('reason', '?')})")),
         "versions": ", ".join(f"{k} {v}" for k, v in packages.items() if v),
         "date": datetime.fromtimestamp(first.timing.get("started_at", 0)).strftime("%Y-%m-%d %H:%M") if first else "–",
-        "n_ok": sum(t.status == "ok" for t in trials),
-        "n_failed": sum(t.status != "ok" for t in trials),
+        "trial_counts": _trial_counts(trials),
         "n_variants": len(sweep.variants),
+        "incomplete": sweep.incomplete,
+        "skipped": sweep.skipped,
         "best": sweep.best,
         "headers": HEADERS,
         "rows": [{"cells": [row[h] for h in HEADERS], "css": _row_css(row)} for _, row in frame.iterrows()],
@@ -113,12 +131,18 @@ def _context(sweep: Sweep, frame) -> Dict:
         "unstable_cv": f"{UNSTABLE_CV:.0%}",
         "diagnoses": [(v.label, v.diagnosis) for v in sweep.ranked],
         "pipelines": pipelines(sweep),
-        "failed": [{"label": v.label, "repeat": t.repeat, "status": t.status, "error": t.error or ""}
-                   for v in sweep.variants for t in v.failed],
+        "failed": [{"label": v.label, "repeat": t.repeat, "status": status_word(t.status), "css": t.status,
+                    "error": t.error or "no reason given"} for v in sweep.variants for t in v.failed],
         "notes": _notes_for(sweep),
     }
     context["verdict"] = _verdict(sweep)
     return context
+
+
+def _trial_counts(trials: List) -> str:
+    """'5 ok, 1 failed, 2 too short': every status that occurs, ok first."""
+    counts = {status: sum(t.status == status for t in trials) for status in dict.fromkeys([*STATUS_WORDS, *(t.status for t in trials)])}
+    return ", ".join(f"{n} {status_word(s)}" for s, n in counts.items() if n or s == "ok")
 
 
 def _sentence(text: str) -> str:
@@ -223,25 +247,25 @@ def _bench_rows(sweep: Sweep) -> List[tuple]:
     return rows
 
 
-def _check_rows(root: Path) -> Optional[Dict]:
-    """The last ``check``'s verdicts (check.json), for the report."""
+def _check_rows(sweep: Sweep) -> Optional[Dict]:
+    """The last ``check``'s verdicts (check.json), for the report; an unreadable file is named in ``sweep.skipped``."""
     import json
 
-    path = root / "check.json"
+    from harness.check import JUDGED, Verdict, change_text
+
+    path = Path(sweep.root) / "check.json"
     if not path.exists():
         return None
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        verdicts = [Verdict(**item) for item in record.get("verdicts", [])]
+        rows = [[v.variant, v.metric, _fmt(v.baseline, 3), _fmt(v.current, 3), change_text(v),
+                 "–" if v.p is None else f"{v.p:.2g}", v.verdict + (f": {v.reason}" if v.reason else "")] for v in verdicts]
+    except (OSError, ValueError, TypeError, AttributeError) as exc:  # written by hand or by another version
+        sweep.skipped.append(f"skipped {path}: not a readable check record ({type(exc).__name__}: {exc})")
         return None
-    from harness.check import Verdict, change_text
-
-    rows = []
-    for v in (Verdict(**item) for item in record.get("verdicts", [])):
-        rows.append([v.variant, v.metric, _fmt(v.baseline, 3), _fmt(v.current, 3), change_text(v),
-                     "–" if v.p is None else f"{v.p:.2g}", v.verdict])
     return {"baseline": record.get("baseline"), "ratio_to": record.get("ratio_to"), "regressions": record.get("regressions", 0),
-            "rows": rows}
+            "unjudged": sum(v.verdict not in JUDGED for v in verdicts), "rows": rows}
 
 
 def _grids(sweep: Sweep) -> List[Dict]:
@@ -264,37 +288,55 @@ def pipelines(sweep: Sweep) -> List[tuple]:
 
 
 def markdown(sweep: Sweep, frame) -> str:
-    lines = [f"## harness: {sweep.root.name}", ""]
+    """summary.md: the verdict and ranking for a pull request; every user string escaped (:func:`md`)."""
+    lines = [f"## harness: {md(sweep.root.name)}" + (" (INCOMPLETE)" if sweep.incomplete else ""), ""]
+    if sweep.incomplete:
+        lines += [f"**INCOMPLETE:** {md(sweep.incomplete)}; the ranking covers the finished trials only.", ""]
     verdict = _verdict(sweep)
-    lines += [verdict or "No trial finished; nothing to rank.", ""]
+    lines += [md(verdict) if verdict else "No trial finished; nothing to rank.", ""]
     headers = [h for h in HEADERS if h not in MARKDOWN_LEFT_OUT]
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(headers))) + "|")
     for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(str(row[h]).replace("|", "/") for h in headers) + " |")
-    lines += ["", _sentence(baseline_text(sweep)) + " Wait % bands (TensorFlow profiler): < 5% not input-bound, "
-              "5-20% moderately, > 20% highly."]
-    lines += [line for note in _notes_for(sweep) for line in ("", note)]
-    return "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join(md(row[h]) for h in headers) + " |")
+    lines += ["", md(_sentence(baseline_text(sweep))) + " Wait % bands (TensorFlow profiler): below 5% not input-bound, "
+              "5-20% moderately, above 20% highly."]
+    lines += [line for note in _notes_for(sweep) for line in ("", md(note))]
+    return "\n".join(lines + _not_ok_lines(sweep)) + "\n"
+
+
+def _not_ok_lines(sweep: Sweep) -> List[str]:
+    """Markdown lines for trials that did not finish ok, and for result files that could not be read."""
+    trials = [f"- {md(v.label)} repeat {t.repeat}: {status_word(t.status)}: {md(t.error or 'no reason given')}"
+              for v in sweep.variants for t in v.failed]
+    lines = ["", "Trials that did not finish ok:", ""] + trials if trials else []
+    if sweep.skipped:
+        lines += ["", "Result files left out (unreadable):", ""] + [f"- {md(line)}" for line in sweep.skipped]
+    return lines
 
 
 def write_report(root: Path, baseline: Optional[str] = None) -> Path:
     """Write ``report.html`` and ``summary.md`` into the sweep folder; return the HTML's path."""
+    return write(load(root, baseline))
+
+
+def write(sweep: Sweep) -> Path:
+    """Write a loaded sweep's ``report.html`` and ``summary.md`` into its folder; return the HTML's path."""
     import jinja2
 
     from harness.data.manifest import write_text_atomic
 
-    sweep = load(root, baseline)
+    root = Path(sweep.root)
     frame = ranked_frame(sweep)
     context = _context(sweep, frame)
     context["figures"], context["missing"] = _figures(sweep)
     context["bench"] = _bench_rows(sweep)
     from harness.commands.augbench import order_summary
 
-    context["orders"] = "\n".join(order_summary(Path(root)))
-    context["check"] = _check_rows(Path(root))
+    context["orders"] = "\n".join(order_summary(root))
+    context["check"] = _check_rows(sweep)
     context["grids"] = _grids(sweep)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent)), autoescape=True)
     html = env.get_template("template.html.j2").render(**context)
-    write_text_atomic(Path(root) / SUMMARY_FILE, markdown(sweep, frame))
-    return write_text_atomic(Path(root) / REPORT_FILE, html)
+    write_text_atomic(root / SUMMARY_FILE, markdown(sweep, frame))
+    return write_text_atomic(root / REPORT_FILE, html)

@@ -58,15 +58,36 @@ class TrialResult:
 
 
 def read_result(path: Path) -> TrialResult:
-    """Load a ``result.json``; raise :class:`HarnessError` if it is unreadable or too new."""
+    """Load a ``result.json``; raise :class:`HarnessError` naming the file if it is unreadable, malformed or too new.
+
+    Malformed: not a JSON object, a field without a default missing, a field of another
+    type than :class:`TrialResult` declares (``job`` a string, ``steps`` a list), or a
+    status outside :data:`STATUSES`. Readers can then index the fields without a traceback.
+    """
+    import typing
+    from dataclasses import MISSING, fields
+
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise HarnessError(f"{path}: not a readable result file ({exc})") from exc
-    version = data.get("schema_version")
-    if not isinstance(version, int):
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
         raise HarnessError(f"{path}: no schema_version; not a harness result file")
     if version > SCHEMA_VERSION:
         raise HarnessError(f"{path}: result schema {version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
-    known = TrialResult.__dataclass_fields__
-    return TrialResult(**{k: v for k, v in data.items() if k in known})
+    hints = typing.get_type_hints(TrialResult)
+    problems = [f"no {f.name}" for f in fields(TrialResult)
+                if f.name not in data and f.default is MISSING and f.default_factory is MISSING]
+    for name, hint in hints.items():
+        if name not in data:
+            continue
+        union = typing.get_args(hint) if typing.get_origin(hint) is typing.Union else (hint,)
+        types = tuple(typing.get_origin(t) or t for t in union)
+        if not isinstance(data[name], types) or (isinstance(data[name], bool) and bool not in types):
+            problems.append(f"{name} is {type(data[name]).__name__}")
+    if not problems and data["status"] not in STATUSES:
+        problems.append(f"status {data['status']!r} is none of {', '.join(STATUSES)}")
+    if problems:
+        raise HarnessError(f"{path}: malformed result file: {'; '.join(problems)}")
+    return TrialResult(**{k: v for k, v in data.items() if k in hints})

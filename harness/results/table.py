@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 from harness.errors import HarnessError
-from harness.results.model import RESULT_FILE, read_result
+from harness.results.model import RESULT_FILE, TrialResult, read_result
 
 TABLE_FILE = "results.csv"
 METRICS = (
@@ -26,12 +28,155 @@ METRICS = (
 )
 
 
-def find_results(root: Path) -> List[Path]:
-    """Every result file under ``root``: job folders in numeric order, then the rest (augbench/)."""
+JOB_DIR = re.compile(r"\d+$")  # Hydra's sweep subdir, ${hydra.job.num} (conf/config.yaml)
+REPEAT_DIR = re.compile(r"repeat-\d+$")  # one trial of a job (launch._trial_dir)
+BENCH_DIR = "augbench"  # augbench runs after a sweep (augbench.BENCH_DIR)
+# folders one search may list before it gives up: a sweep of 1,000 jobs lists about 1,000;
+# without a bound, `report /` would walk the whole filesystem
+MAX_FOLDERS = 10_000
+# a sweep folder that has not written a result yet still has these
+SWEEP_MARKERS = ("schedule.json", TABLE_FILE)
+
+
+@dataclass
+class Scan:
+    """What a sweep folder holds: the result files the harness can read, and the ones it cannot."""
+
+    results: List[Tuple[Path, TrialResult]] = field(default_factory=list)
+    skipped: List[Tuple[Path, str]] = field(default_factory=list)  # unreadable result files and why (a line naming the file)
+    stopped: Optional[str] = None  # the search hit MAX_FOLDERS: what it left unsearched
+
+    def skipped_lines(self) -> List[str]:
+        return [f"skipped {why}" for _, why in self.skipped] + ([self.stopped] if self.stopped else [])
+
+
+class _Search:
+    """Directory listings with a shared budget, so a search of a huge folder ends quickly."""
+
+    def __init__(self, budget: Optional[int] = None):
+        self.left = MAX_FOLDERS if budget is None else budget
+        self.stopped = False  # a listing was refused: what lies beyond was not looked at
+
+    def subdirs(self, folder: Path) -> List[Path]:
+        if self.left <= 0:
+            self.stopped = True
+            return []
+        self.left -= 1
+        try:
+            with os.scandir(folder) as entries:
+                # hidden folders (.hydra, .git) never hold results
+                return sorted(Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir())
+        except OSError:  # unreadable folders (permissions, /proc races) hold no results we could read
+            return []
+
+
+def _layout(root: Path, search: _Search) -> List[Path]:
+    """Result files where the harness writes them, and nowhere deeper.
+
+    ROOT/result.json (one trial), ROOT/repeat-N/ (a run), ROOT/JOB/ (augbench),
+    ROOT/JOB/repeat-N/ (a sweep) and ROOT/augbench/NAME/ (augbench after a sweep). A folder
+    that holds sweeps of its own is not one: its sweeps would merge by job number.
+    """
+    found = [root / RESULT_FILE]
+    for sub in search.subdirs(root):
+        if JOB_DIR.match(sub.name) or REPEAT_DIR.match(sub.name):
+            found.append(sub / RESULT_FILE)
+        if JOB_DIR.match(sub.name) or sub.name == BENCH_DIR:
+            found += [d / RESULT_FILE for d in search.subdirs(sub) if sub.name == BENCH_DIR or REPEAT_DIR.match(d.name)]
+    return [path for path in found if path.is_file()]
+
+
+def _order(root: Path, paths: List[Path]) -> List[Path]:
+    """Job folders in numeric order, then the rest (augbench/)."""
     def key(path: Path):
         return [(0, int(x), "") if x.isdigit() else (1, 0, x) for x in path.relative_to(root).parts]
 
-    return sorted(Path(root).rglob(RESULT_FILE), key=key)
+    return sorted(paths, key=key)
+
+
+def scan(root: Path) -> Scan:
+    """Read every result file of the sweep at ``root``; unreadable ones are named in ``skipped``, not raised."""
+    root = Path(root)
+    out, search = Scan(), _Search()
+    paths = _layout(root, search)
+    if search.stopped:
+        out.stopped = f"stopped looking after listing {MAX_FOLDERS:,} folders of {root}: results beyond them are left out"
+    for path in _order(root, paths):
+        try:
+            result = read_result(path)
+        except HarnessError as exc:
+            out.skipped.append((path, str(exc)))
+            continue
+        why = _unusable(result)
+        if why:
+            out.skipped.append((path, f"{path}: {why}"))
+        else:
+            out.results.append((path, result))
+    return out
+
+
+def _unusable(result: TrialResult) -> Optional[str]:
+    """Why a readable result still cannot be ranked or checked (an ok trial without its figures), or None."""
+    if result.status != "ok":
+        return None  # nothing but the status and error of a trial that did not finish ok is read
+    needed = ("samples_per_s",) if result.kind == "augbench" else ("samples_per_s", "stall_pct")
+    missing = [k for k in needed if not _is_number(result.summary.get(k))]
+    if missing:
+        return f"an ok trial whose summary.{missing[0]} is {result.summary.get(missing[0])!r}, not a number"
+    arrays = list(result.steps.values())
+    if not all(map(_numbers, arrays)) or len({len(a) for a in arrays}) > 1:
+        return "an ok trial whose steps are not arrays of numbers of one length"
+    if result.augment and not all(isinstance(result.augment.get(k), str) for k in ("library", "order")):
+        return "an ok trial whose augment has no library or order"
+    if not _numbers(result.monitor.get("t", [])) or not isinstance(result.monitor.get("series", {}), dict):
+        return "an ok trial whose monitor series are not arrays of numbers"
+    return None
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _numbers(values) -> bool:
+    return isinstance(values, list) and all(map(_is_number, values))
+
+
+def find_results(root: Path) -> List[Path]:
+    """The result files of the sweep at ``root`` that the harness can read, in job order.
+
+    Unreadable ones are left out, so that callers that read them all keep going; the report
+    and check name them (``scan(root).skipped``).
+    """
+    return [path for path, _ in scan(root).results]
+
+
+def sweeps_under(root: Path, search: Optional[_Search] = None) -> List[Path]:
+    """Sub-folders of ``root`` that are sweeps (or runs) of their own, as far as a bounded search sees."""
+    search = search or _Search()
+    found = []
+    for sub in search.subdirs(Path(root)):
+        if search.stopped:
+            break
+        if any((sub / name).is_file() for name in SWEEP_MARKERS) or _layout(sub, search):
+            found.append(sub)
+    return found
+
+
+def no_results(root: Path, command: str = "report") -> HarnessError:
+    """The one-line error for a folder with no results of its own: it may hold several sweeps, or none."""
+    search = _Search()
+    sweeps = sweeps_under(root, search)
+    if not sweeps and any((Path(root) / name).is_file() for name in SWEEP_MARKERS):
+        return HarnessError(f"{root}: no trial of this sweep has finished yet (no {RESULT_FILE}); {command} it when one has")
+    if not sweeps:
+        where = f"JOB/repeat-N/{RESULT_FILE}, as a sweep writes them" + (
+            f"; stopped after listing {MAX_FOLDERS:,} folders" if search.stopped else "")
+        return HarnessError(f"no harness results under {root} (looked for {where}); pass the folder a run or sweep printed")
+    if len(sweeps) == 1:
+        return HarnessError(f"{root} is not a sweep folder but holds one: python -m harness {command} {sweeps[0]}")
+    names = ", ".join(s.name for s in sweeps[:8]) + (f" and {len(sweeps) - 8} more" if len(sweeps) > 8 else "")
+    return HarnessError(f"{root} holds {len(sweeps)} sweeps, not one ({names}); {command} one at a time, "
+                        f"e.g. python -m harness {command} {sweeps[0]}")
 
 
 def override_columns(overrides: List[str]) -> Dict[str, str]:
@@ -45,39 +190,72 @@ def override_columns(overrides: List[str]) -> Dict[str, str]:
     return columns
 
 
+STATUS_WORDS = {"ok": "ok", "failed": "failed", "timeout": "timed out", "too_short": "too short",
+                "interrupted": "interrupted", "unreadable": "unreadable"}
+
+
+def status_word(status: str) -> str:
+    """A status as the report says it ('too short'); one added to STATUSES later reads as itself."""
+    return STATUS_WORDS.get(status, status.replace("_", " "))
+
+
+STATUS_NOTES = {  # what a status means, in the notes column of results.csv
+    "too_short": "measured too little to judge (see error); not a speed: longer trials (trial.seconds) or more steps",
+    "interrupted": "stopped by SIGTERM / SIGINT before it finished; not a measurement",
+}
+
+
 def rows(root: Path) -> List[Dict]:
-    results = [(path, read_result(path)) for path in find_results(root)]
+    """One row per trial: readable results first, in job order, then one row per unreadable result file."""
+    root = Path(root)
+    found = scan(root)
+    results = found.results
     bench = {(r.augment.get("library"), r.augment.get("signature")): r.summary.get("samples_per_s")
              for _, r in results if r.kind == "augbench" and r.status == "ok" and r.augment}
     signatures = {r.augment.get("signature", "none") if r.augment else "none" for _, r in results if r.kind == "trial" and r.status == "ok"}
-    table = []
-    for path, result in results:
-        row = {"job": result.job, "repeat": result.repeat, "round": result.timing.get("round", ""),
-               "position": result.timing.get("position", ""), "status": result.status, "kind": result.kind}
-        row.update(override_columns(result.overrides))
-        for metric in METRICS:
-            row[metric] = _fmt(result.summary.get(metric))
-        aug = result.augment or {}
-        row["augment"] = f"{aug['library']}: {aug['order']}" if aug else ""
-        row["augbench_samples_per_s"] = _fmt(bench.get((aug.get("library"), aug.get("signature")))) if result.kind == "trial" else ""
-        row["output"] = _output(result.same_data.get("output"))
-        row["cpu_by_process"] = _processes(result.monitor)
-        row["same_data"] = result.same_data.get("verdict", "")
-        row["pixels"] = (result.same_data.get("reference", {}).get("sha1") or "")[:10]
-        notes = list(result.same_data.get("problems", []))
-        restart = restart_note(result.summary)
-        if restart:
-            notes.append(restart)
-        if result.kind == "trial" and len(signatures) > 1 and result.status == "ok":
-            order = aug.get("order", "no augmentation")
-            notes.append(f"different output ({order}): rows with other augment ops or orders differ in pixels, not only speed")
-        if result.kind == "augbench":
-            notes.append("augbench: one thread, decoded images in memory, no loader; samples_per_s = whole pipeline images/s")
-        row["notes"] = "; ".join(notes)
-        row["error"] = result.error or ""
-        row["result"] = str(path.relative_to(root))
-        table.append(row)
-    return table
+    table = [_row(root, path, result, bench, len(signatures) > 1) for path, result in results]
+    return table + [_unreadable_row(root, path, why) for path, why in found.skipped]
+
+
+def _row(root: Path, path: Path, result: TrialResult, bench: Dict, mixed_outputs: bool) -> Dict:
+    row = {"job": result.job, "repeat": result.repeat, "round": result.timing.get("round", ""),
+           "position": result.timing.get("position", ""), "status": result.status, "kind": result.kind}
+    row.update(override_columns(result.overrides))
+    for metric in METRICS:
+        row[metric] = _fmt(result.summary.get(metric))
+    aug = result.augment or {}
+    row["augment"] = f"{aug['library']}: {aug['order']}" if aug else ""
+    row["augbench_samples_per_s"] = _fmt(bench.get((aug.get("library"), aug.get("signature")))) if result.kind == "trial" else ""
+    row["output"] = _output(result.same_data.get("output"))
+    row["cpu_by_process"] = _processes(result.monitor)
+    row["same_data"] = result.same_data.get("verdict", "")
+    row["pixels"] = (result.same_data.get("reference", {}).get("sha1") or "")[:10]
+    row["notes"] = "; ".join(_notes(result, mixed_outputs))
+    row["error"] = result.error or ""
+    row["result"] = str(path.relative_to(root))
+    return row
+
+
+def _notes(result: TrialResult, mixed_outputs: bool) -> List[str]:
+    notes = [STATUS_NOTES[result.status]] if result.status in STATUS_NOTES else []
+    notes += list(result.same_data.get("problems", []))
+    restart = restart_note(result.summary)
+    if restart:
+        notes.append(restart)
+    if result.kind == "trial" and mixed_outputs and result.status == "ok":
+        order = (result.augment or {}).get("order", "no augmentation")
+        notes.append(f"different output ({order}): rows with other augment ops or orders differ in pixels, not only speed")
+    if result.kind == "augbench":
+        notes.append("augbench: one thread, decoded images in memory, no loader; samples_per_s = whole pipeline images/s")
+    return notes
+
+
+def _unreadable_row(root: Path, path: Path, why: str) -> Dict:
+    """A row for a result file the harness cannot read, so that results.csv does not lose the trial."""
+    parts = path.relative_to(root).parts
+    job = next((int(p) for p in parts if JOB_DIR.match(p)), "")
+    repeat = next((int(p.removeprefix("repeat-")) for p in parts if REPEAT_DIR.match(p)), "")
+    return {"job": job, "repeat": repeat, "status": "unreadable", "kind": "", "error": why, "result": "/".join(parts)}
 
 
 RESTART_NOTE_PCT = 5.0  # epoch restarts above this share of a trial's time are called out
@@ -115,11 +293,11 @@ def _fmt(value):
     return "" if value is None else value
 
 
-def write_table(root: Path) -> Path:
-    """Rewrite ``root/results.csv`` from every ``result.json`` under ``root``."""
-    table = rows(root)
+def write_table(root: Path, table: Optional[List[Dict]] = None) -> Path:
+    """Rewrite ``root/results.csv`` from every ``result.json`` of the sweep (or from its ``rows``, when given)."""
+    table = rows(root) if table is None else table
     if not table:
-        raise HarnessError(f"{root}: no {RESULT_FILE} found; is this a sweep folder?")
+        raise no_results(root)
     fields: List[str] = []
     for row in table:
         fields.extend(k for k in row if k not in fields)

@@ -72,7 +72,7 @@ def test_a_sweep_whose_trials_all_failed_still_reports_what_went_wrong(cli, tmp_
     assert done.returncode == 3, done.stdout + done.stderr
     folder = sweep_dir(done, tmp_path)
     html = (folder / "report.html").read_text()
-    assert "No trial finished" in html and "Failed trials" in html and str(empty) in html
+    assert "No trial finished" in html and "Trials that did not finish ok" in html and str(empty) in html
     assert "No trial finished" in (folder / "summary.md").read_text()
     dom, console = browse(folder / "report.html")
     assert console == [] and body_data(dom)["broken-images"] == "0"

@@ -135,4 +135,5 @@ def test_ratio_mode_without_the_references_cpu_says_so_instead_of_comparing_abso
     for repeat in base["variants"]["ref"]["repeats"]:
         repeat["windows"]["cpu_ms_per_sample"] = []  # the reference ran without the sampler
     verdict = compare(base, base, metrics=["cpu_ms_per_sample"], thresholds={}, alpha=0.01, ratio_to="ref")[0]
-    assert verdict.verdict == "no cpu_ms_per_sample of ref to divide by" and verdict.current is None
+    assert verdict.verdict == "could not judge" and verdict.current is None
+    assert verdict.reason == "no cpu_ms_per_sample of ref to divide by"

@@ -2,7 +2,8 @@
 
 import pytest
 
-from harness.check import Verdict, bencher, compare, github_benchmark
+from harness.check import Verdict, compare
+from harness.commands.check import bencher, github_benchmark
 
 
 def doc(**variants):
