@@ -95,7 +95,9 @@ def evaluate(out: Path) -> None:
             found = verdicts(base, out / run["folder"], metrics, thresholds)
             counts[kind] += 1
             alarms[kind] += any(v.verdict == "regressed" for v in found)
-            changes[kind].append(next(v.change for v in found if v.metric == metrics[0]))
+            change = next(v.change for v in found if v.metric == metrics[0])
+            if change is not None:  # None: check could not judge that run (its reason is in check's output)
+                changes[kind].append(change)
         med = {k: f"{statistics.median(v):+.1%}" if v else "–" for k, v in changes.items()}
         print(f"{label:<30} {alarms['unchanged']:>7} / {counts['unchanged']:<4} {alarms['slowed']:>4} / {counts['slowed']:<4}"
               f"   {metrics[0]} {med['unchanged']} / {med['slowed']}")

@@ -21,7 +21,7 @@ commands:
   augbench [overrides]     time each augment op per library on one thread (augment.library=a,b sweeps)
   datagen [overrides]      build the dataset a configuration describes, print its folder
   report  SWEEP_DIR        rebuild results.csv, write report.html and summary.md (sweeps do it themselves)
-  check   SWEEP_DIR        CI regression gate: --save-baseline FILE, or --baseline FILE (exit 1 on a regression)
+  check   SWEEP_DIR        CI regression gate: --save-baseline FILE, or --baseline FILE (exit 1 on a regression, 2 could not judge)
   list                     config groups, their options, loaders and experiments
 
 overrides are Hydra's: key=value, group=option, experiment=NAME, a,b,c lists, range(1,4).
@@ -58,15 +58,20 @@ COMMAND_HELP = {
     "report": "usage: python -m harness report SWEEP_DIR [report.baseline=JOB_OR_LABEL]\n\nRebuilds SWEEP_DIR/results.csv from its "
     "result.json files, prints it, and writes SWEEP_DIR/report.html (one self-contained page: verdict, ranking, diagnosis, "
     "plots) and summary.md (the ranking in Markdown, for a pull request). Speed-ups are against the sweep's first variant unless "
-    "report.baseline names a job number or variant label. Needs neither TensorFlow nor torch.\n",
+    "report.baseline names a job number or variant label. Needs neither TensorFlow nor torch.\nReads SWEEP_DIR/JOB/repeat-N/"
+    "result.json only; a folder holding several sweeps is refused with their names. An unreadable result.json is skipped "
+    "with a warning naming it. Trials that were too short or interrupted are listed by status with their reason, and a "
+    "sweep whose schedule.json lists trials without a result is marked INCOMPLETE.\n",
     "check": "usage: python -m harness check SWEEP_DIR (--save-baseline FILE | --baseline FILE) [--ratio-to VARIANT]\n"
     "       [--metric M ...] [--threshold M=5%] [--alpha 0.01] [--allow-env-change] [--markdown F] [--github-json PREFIX]\n"
     "       [--bencher-json F]\n\nA regression is a change that is significant (Mann-Whitney U on 0.5 s windows, p < alpha), "
     "beyond the metric's threshold (samples_per_s and cpu_ms_per_sample 10%, stall_pct 5 points by default) and beyond "
     "the smallest change the repeats can tell from noise (printed). --ratio-to divides every variant's per-sample rates by "
-    "a reference variant's from the same round (machine-independent). Exit 0: no regression, "
-    "1: a regression, 2: the check could not run (missing or malformed baseline, no matching variant, failed trials, "
-    "another machine in absolute mode).\n",
+    "a reference variant's from the same round (machine-independent). Exit 0: no regression; "
+    "1: a regression (even if other comparisons could not be judged); 2: could not judge: bad options (--alpha outside "
+    "(0, 1), a NaN or negative threshold), a missing or malformed baseline or result.json (named), a folder holding several "
+    "sweeps, another machine in absolute mode, or a comparison that cannot be judged (trials failed, too short, interrupted "
+    "or missing; NaN samples; too few 0.5 s windows to ever reach p < alpha, with how many are needed), each in one line.\n",
     "list": "usage: python -m harness list\n\nLists config groups and their options, loader families and experiments.\n",
 }
 

@@ -78,9 +78,7 @@ class DatasetManifest:
 
     def notes(self) -> List[str]:
         """What a user must know about which files were read: skipped, converted, left out."""
-        left_out = "; ".join(f"{len(v)} {k} (e.g. {v[0]})" for k, v in self.ignored.items())
-        lines = [self.skipped_line(), self.converted_line(), f"left out by rule: {left_out}" if left_out else ""]
-        return [f"dataset: {line}" for line in lines if line]
+        return dataset_notes(self.describe())
 
     def describe(self) -> Dict:
         """A short summary for result files."""
@@ -137,6 +135,16 @@ class DatasetManifest:
                 shards = json.loads(shards_file.read_text())["shards"]
                 manifest.tfrecords[folder.name.split("-", 1)[1]] = [str(folder / s["file"]) for s in shards]
         return manifest
+
+
+def dataset_notes(described: Dict) -> List[str]:
+    """The notes of :meth:`DatasetManifest.notes` from its ``describe()`` (a result's ``dataset``)."""
+    ignored = described.get("ignored") or {}
+    left_out = "; ".join(f"{v['count']} {k} (e.g. {v['first'][0]})" for k, v in ignored.items() if v.get("first"))
+    lines = [_listing_line(described.get("skipped") or [], "skipped", 5),
+             _listing_line(described.get("converted") or [], "converted to 8-bit PNG", 5),
+             f"left out by rule: {left_out}" if left_out else ""]
+    return [f"dataset: {line}" for line in lines if line]
 
 
 def _listing_line(entries: List[Dict[str, str]], what: str, limit: int) -> str:

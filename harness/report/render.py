@@ -109,9 +109,7 @@ def _context(sweep: Sweep, frame) -> Dict:
         "root": str(sweep.root),
         "swept": sweep.swept,
         "command": "python -m harness sweep " + " ".join(_common_overrides(sweep)),
-        "dataset": (f"{ds.get('count')} images, {ds.get('mean_bytes', 0) / 1024:.0f} KB each on average, "
-                    f"{ds.get('params', {}).get('width', '?')}x{ds.get('params', {}).get('height', '?')}: {ds.get('root')}")
-        if ds.get("count") else (ds.get("reason") or "–"),
+        "dataset": _dataset_text(ds),
         "consumer": (f"{consumer.get('device', '?')} accelerator, step {step} ms, batch {batch.get('size')} x "
                      f"{batch.get('height')}x{batch.get('width')} {batch.get('dtype')}; ceiling "
                      f"{_fmt(sweep.ceiling_samples_per_s, 0)} samples/s ({consumer.get('reason', '')})"),
@@ -124,6 +122,7 @@ def _context(sweep: Sweep, frame) -> Dict:
         "n_variants": len(sweep.variants),
         "incomplete": sweep.incomplete,
         "skipped": sweep.skipped,
+        "dataset_notes": dataset_notes_of(trials),
         "best": sweep.best,
         "headers": HEADERS,
         "rows": [{"cells": [row[h] for h in HEADERS], "css": _row_css(row)} for _, row in frame.iterrows()],
@@ -287,11 +286,33 @@ def pipelines(sweep: Sweep) -> List[tuple]:
     return out
 
 
+def _dataset_text(ds: Dict) -> str:
+    if not ds.get("count"):
+        return ds.get("reason") or "–"
+    size = f"{ds.get('count')} images, {ds.get('mean_bytes', 0) / 1024:.0f} KB each on average"
+    if ds.get("source"):  # a user's folder: where it is, and the cache folder its view is in
+        return f"{size}, from {ds['source']} (indexed in {ds.get('root')})"
+    params = ds.get("params", {})
+    return f"{size}, {params.get('width', '?')}x{params.get('height', '?')}: {ds.get('root')}"
+
+
+def dataset_notes_of(trials) -> List[str]:
+    """Which files the trials' datasets skipped, converted or left out; each distinct line once."""
+    from harness.data.manifest import dataset_notes
+
+    lines: List[str] = []
+    for t in trials:
+        lines += [line for line in dataset_notes(t.dataset or {}) if line not in lines]
+    return lines
+
+
 def markdown(sweep: Sweep, frame) -> str:
     """summary.md: the verdict and ranking for a pull request; every user string escaped (:func:`md`)."""
     lines = [f"## harness: {md(sweep.root.name)}" + (" (INCOMPLETE)" if sweep.incomplete else ""), ""]
     if sweep.incomplete:
         lines += [f"**INCOMPLETE:** {md(sweep.incomplete)}; the ranking covers the finished trials only.", ""]
+    notes = dataset_notes_of(sweep.trials())
+    lines += [f"- {md(line)}" for line in notes] + ([""] if notes else [])
     verdict = _verdict(sweep)
     lines += [md(verdict) if verdict else "No trial finished; nothing to rank.", ""]
     headers = [h for h in HEADERS if h not in MARKDOWN_LEFT_OUT]

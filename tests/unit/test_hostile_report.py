@@ -243,3 +243,19 @@ def test_a_complete_sweep_is_not_marked_and_an_unplanned_one_only_when_interrupt
     (unplanned / "schedule.json").write_text('{"rounds": "soon"}')
     loaded = load(unplanned)
     assert any("schedule.json: not a readable schedule" in line for line in loaded.skipped)
+
+
+def test_the_report_names_the_files_a_folder_dataset_skipped_converted_and_left_out(tmp_path):
+    trials = [trial(0, 0), trial(1, 0)]
+    for t in trials:
+        t.dataset = {"count": 22, "source": "/photos", "root": "/cache/folder-1",
+                     "skipped": [{"file": "cat/<b>empty</b>.jpg", "reason": "empty (0 bytes)"}],
+                     "converted": [{"file": "dog/x.bmp.png", "reason": "BMP format"}],
+                     "ignored": {"nested folders": {"count": 1, "first": ["dog/more"]}}}
+    sweep = write_sweep(tmp_path / "sweep", trials)
+    html = write_report(sweep).read_text()
+    assert "1 file skipped: cat/&lt;b&gt;empty&lt;/b&gt;.jpg (empty (0 bytes))" in html
+    assert "1 file converted to 8-bit PNG: dog/x.bmp.png (BMP format)" in html and "from /photos" in html
+    summary = (sweep / "summary.md").read_text()
+    assert summary.count("file skipped") == 1 and "<b>" not in summary  # once for the sweep, escaped
+    assert "left out by rule: 1 nested folders (e.g. dog/more)" in summary
