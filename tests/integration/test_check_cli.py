@@ -27,9 +27,9 @@ def test_unchanged_reruns_pass_and_a_slowed_pipeline_fails_with_a_table_that_nam
     doc = json.loads(baseline.read_text())
     assert set(doc["variants"]) == {"produce_ms=5", "produce_ms=12"} and doc["fingerprint"]["cores"]
     assert len(doc["variants"]["produce_ms=5"]["repeats"]) == 2
-    for _ in range(2):  # an unchanged pipeline on the same noisy machine passes, again and again
-        again = cli("check", str(sweep(cli, tmp_path)), "--baseline", str(baseline))
-        assert again.returncode == 0, again.stdout + again.stderr
+    # an unchanged pipeline on the same noisy machine passes (again in test_hostile_check_cli)
+    again = cli("check", str(sweep(cli, tmp_path)), "--baseline", str(baseline))
+    assert again.returncode == 0, again.stdout + again.stderr
     slowed = sweep(cli, tmp_path, "loader.workers=0")
     out = tmp_path / "out"
     done = cli("check", str(slowed), "--baseline", str(baseline), "--markdown", f"{out}.md", "--github-json", str(out),
