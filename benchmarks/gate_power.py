@@ -46,8 +46,13 @@ SETTINGS = [
 def sweep(folder: Path, extra_work: int, extra, experiment: str = "experiment=ci_gate") -> float:
     env = dict(os.environ, HARNESS_GATE_EXTRA_WORK=str(extra_work))
     t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--overwrite", experiment, f"hydra.sweep.dir={folder}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "sweep", "--overwrite", experiment, f"hydra.sweep.dir={folder}", *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"sweep into {folder} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return time.perf_counter() - t
@@ -58,8 +63,12 @@ def unit_cost(out: Path, extra) -> float:
     from harness.results.table import rows
 
     folder = out / "calibration"
-    sweep(folder, 0, [*extra, f"loader.extra_work=0,{PROBE}", "trial.repeats=2", "dataset.count=2048"],
-          experiment=f"+experiment/ci_gate={UNDER_TEST}")
+    sweep(
+        folder,
+        0,
+        [*extra, f"loader.extra_work=0,{PROBE}", "trial.repeats=2", "dataset.count=2048"],
+        experiment=f"+experiment/ci_gate={UNDER_TEST}",
+    )
     cpu = {0: [], PROBE: []}
     for row in rows(folder):
         cpu[int(row["loader.extra_work"])].append(float(row["cpu_s_per_1000_samples"]))
@@ -99,8 +108,10 @@ def evaluate(out: Path) -> None:
             if change is not None:  # None: check could not judge that run (its reason is in check's output)
                 changes[kind].append(change)
         med = {k: f"{statistics.median(v):+.1%}" if v else "–" for k, v in changes.items()}
-        print(f"{label:<30} {alarms['unchanged']:>7} / {counts['unchanged']:<4} {alarms['slowed']:>4} / {counts['slowed']:<4}"
-              f"   {metrics[0]} {med['unchanged']} / {med['slowed']}")
+        print(
+            f"{label:<30} {alarms['unchanged']:>7} / {counts['unchanged']:<4} {alarms['slowed']:>4} / {counts['slowed']:<4}"
+            f"   {metrics[0]} {med['unchanged']} / {med['slowed']}"
+        )
 
 
 def main() -> None:
@@ -125,8 +136,11 @@ def main() -> None:
     took = sweep(out / "baseline", 0, [*args.extra, f"trial.repeats={args.baseline_repeats}"])
     save_baseline(out / "baseline", out / "baseline.json")
     extra_work = calibrate(load_baseline(out / "baseline.json"), args.slowdown, per_unit)
-    print(f"baseline sweep {took:.0f} s; one unit of extra work costs {per_unit * 1e3:.1f} us of CPU per sample; "
-          f"a {args.slowdown:.0%} costlier map: loader.extra_work={extra_work}", flush=True)
+    print(
+        f"baseline sweep {took:.0f} s; one unit of extra work costs {per_unit * 1e3:.1f} us of CPU per sample; "
+        f"a {args.slowdown:.0%} costlier map: loader.extra_work={extra_work}",
+        flush=True,
+    )
     order = [0, extra_work] * args.runs
     rng = random.Random(args.seed)
     pairs = [order[i : i + 2] for i in range(0, len(order), 2)]

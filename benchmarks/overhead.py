@@ -35,8 +35,13 @@ SECONDS = 6.0
 WARMUP = 3
 COUNT = 2048
 HARNESS = {
-    "tf_data": ["loader=tf_data", "loader.num_parallel_calls=autotune", "loader.prefetch=autotune",
-                "loader.map_parallelization=false", "loader.inject_prefetch=false"],
+    "tf_data": [
+        "loader=tf_data",
+        "loader.num_parallel_calls=autotune",
+        "loader.prefetch=autotune",
+        "loader.map_parallelization=false",
+        "loader.inject_prefetch=false",
+    ],
     "torch": ["loader=torch", "loader.num_workers=2"],
 }
 
@@ -107,9 +112,19 @@ def bare(pipeline: str, dataset: str) -> None:
 
 def through_harness(pipeline: str, cache: str) -> float:
     with tempfile.TemporaryDirectory() as out:
-        args = [sys.executable, "-m", "harness", "run", *HARNESS[pipeline], f"dataset.count={COUNT}",
-                f"consumer.step_ms={STEP_MS}", "consumer.device=emulated", f"trial.seconds={SECONDS}",
-                f"trial.warmup_steps={WARMUP}", f"hydra.run.dir={out}/run"]
+        args = [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            *HARNESS[pipeline],
+            f"dataset.count={COUNT}",
+            f"consumer.step_ms={STEP_MS}",
+            "consumer.device=emulated",
+            f"trial.seconds={SECONDS}",
+            f"trial.warmup_steps={WARMUP}",
+            f"hydra.run.dir={out}/run",
+        ]
         done = subprocess.run(args, cwd=ROOT, env=dict(os.environ, HARNESS_CACHE=cache), capture_output=True, text=True)
         result = next(Path(out, "run").rglob("result.json"), None)
         if done.returncode != 0 or result is None:
@@ -147,14 +162,17 @@ def main() -> None:
     for pipeline in args.pipelines:
         figures = {"bare": [], "harness": []}
         for r in range(args.rounds):  # alternate, starting with each side in turn
-            for side in (("bare", "harness") if r % 2 == 0 else ("harness", "bare")):
+            for side in ("bare", "harness") if r % 2 == 0 else ("harness", "bare"):
                 value = in_bare_loop(pipeline, dataset) if side == "bare" else through_harness(pipeline, cache)
                 figures[side].append(value)
                 print(f"  {pipeline} round {r} {side:<8} {value:8.1f} samples/s", flush=True)
         b, h = statistics.median(figures["bare"]), statistics.median(figures["harness"])
-        print(f"{pipeline}: bare loop {b:.1f} samples/s (range {min(figures['bare']):.0f}-{max(figures['bare']):.0f}), "
-              f"harness {h:.1f} (range {min(figures['harness']):.0f}-{max(figures['harness']):.0f}); "
-              f"harness / bare = {h / b:.3f} (target >= 0.98)", flush=True)
+        print(
+            f"{pipeline}: bare loop {b:.1f} samples/s (range {min(figures['bare']):.0f}-{max(figures['bare']):.0f}), "
+            f"harness {h:.1f} (range {min(figures['harness']):.0f}-{max(figures['harness']):.0f}); "
+            f"harness / bare = {h / b:.3f} (target >= 0.98)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ anything else is a bug and keeps its traceback. Frameworks are never imported he
 from __future__ import annotations
 
 import sys
-from typing import Callable, Dict, List
+from collections.abc import Callable
 
 USAGE = """\
 usage: python -m harness <command> [arguments]
@@ -76,49 +76,49 @@ COMMAND_HELP = {
 }
 
 
-def _run(args: List[str]) -> int:
+def _run(args: list[str]) -> int:
     from harness.commands.launch import finish, launch
 
     return finish(launch(args, multirun=False))
 
 
-def _sweep(args: List[str]) -> int:
+def _sweep(args: list[str]) -> int:
     from harness.commands.launch import finish, launch
 
     return finish(launch(args, multirun=True))
 
 
-def _augbench(args: List[str]) -> int:
+def _augbench(args: list[str]) -> int:
     from harness.commands.augbench import augbench
 
     return augbench(args)
 
 
-def _datagen(args: List[str]) -> int:
+def _datagen(args: list[str]) -> int:
     from harness.commands.datagen import datagen
 
     return datagen(args)
 
 
-def _report(args: List[str]) -> int:
+def _report(args: list[str]) -> int:
     from harness.commands.report import report
 
     return report(args)
 
 
-def _check(args: List[str]) -> int:
+def _check(args: list[str]) -> int:
     from harness.commands.check import check
 
     return check(args)
 
 
-def _list(args: List[str]) -> int:
+def _list(args: list[str]) -> int:
     from harness.commands.listing import listing
 
     return listing(args)
 
 
-COMMANDS: Dict[str, Callable[[List[str]], int]] = {
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": _run,
     "sweep": _sweep,
     "augbench": _augbench,
@@ -129,7 +129,7 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
 }
 
 
-def main(argv: List[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")

@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 from harness.errors import HarnessError
 
@@ -50,8 +50,11 @@ class CheckError(HarnessError):
 
 
 # -- samples --------------------------------------------------------------------------
-def windows(steps: Dict[str, List], window_s: float = WINDOW_S, cpu: Optional[Callable[[float], Optional[float]]] = None,
-            ) -> Dict[str, List[float]]:
+def windows(
+    steps: dict[str, list],
+    window_s: float = WINDOW_S,
+    cpu: Callable[[float], float | None] | None = None,
+) -> dict[str, list[float]]:
     """Per-window samples/s, wait %, AU % and CPU ms per sample from a trial's per-step arrays.
 
     Args:
@@ -60,7 +63,7 @@ def windows(steps: Dict[str, List], window_s: float = WINDOW_S, cpu: Optional[Ca
     """
     from harness.results.stats import windows as bounds
 
-    out: Dict[str, List[float]] = {"samples_per_s": [], "stall_pct": [], "au_pct": [], "cpu_ms_per_sample": []}
+    out: dict[str, list[float]] = {"samples_per_s": [], "stall_pct": [], "au_pct": [], "cpu_ms_per_sample": []}
     step = steps.get("step_ms", [])
     for first, last, span_ms in bounds(steps.get("t_ms", []), step, window_s):
         busy = sum(step[first : last + 1])
@@ -77,11 +80,11 @@ def windows(steps: Dict[str, List], window_s: float = WINDOW_S, cpu: Optional[Ca
     return out
 
 
-def _difference(b: Optional[float], a: Optional[float]) -> Optional[float]:
+def _difference(b: float | None, a: float | None) -> float | None:
     return None if a is None or b is None else b - a
 
 
-def cpu_clock(result) -> Optional[Callable[[float], Optional[float]]]:
+def cpu_clock(result) -> Callable[[float], float | None] | None:
     """The trial's process-tree CPU seconds as a function of measured-phase time (None without a sampler)."""
     from harness.monitor.summary import _at
 
@@ -92,7 +95,7 @@ def cpu_clock(result) -> Optional[Callable[[float], Optional[float]]]:
     return lambda when: _at(t, series, start + when)
 
 
-def fingerprint(environment: Dict) -> Dict:
+def fingerprint(environment: dict) -> dict:
     packages = environment.get("packages", {})
     gpu = environment.get("gpu", {})
     return {
@@ -104,7 +107,7 @@ def fingerprint(environment: Dict) -> Dict:
     }
 
 
-def collect(root: Path) -> Dict:
+def collect(root: Path) -> dict:
     """A sweep's variants as baseline-shaped data: per repeat, window samples and summary.
 
     Each variant also lists its ``problems``: trials that did not finish ok and planned trials
@@ -126,15 +129,18 @@ def collect(root: Path) -> Dict:
     return {"variants": variants, "fingerprint": fingerprint(env)}
 
 
-def _repeat(t) -> Dict:
+def _repeat(t) -> dict:
     from harness.report.data import METRICS as SUMMARY_METRICS
 
     w = windows(t.steps, cpu=cpu_clock(t))
-    return {"round": t.timing.get("round", t.repeat), "windows": {k: [round(x, 4) for x in vals] for k, vals in w.items()},
-            "summary": {k: t.summary.get(k) for k in SUMMARY_METRICS if t.summary.get(k) is not None}}
+    return {
+        "round": t.timing.get("round", t.repeat),
+        "windows": {k: [round(x, 4) for x in vals] for k, vals in w.items()},
+        "summary": {k: t.summary.get(k) for k in SUMMARY_METRICS if t.summary.get(k) is not None},
+    }
 
 
-def _problems(v, sweep) -> List[str]:
+def _problems(v, sweep) -> list[str]:
     """Why a variant's repeats are not all there: trials not ok (too short, interrupted, failed) and missing ones."""
     from harness.results.table import status_word
 
@@ -152,14 +158,19 @@ def save_baseline(root: Path, path: Path) -> Path:
     if bad:
         raise CheckError(f"{root}: a baseline needs every planned trial ok; {len(bad)} variant(s) are not ({bad[0]})")
     variants = {name: {"overrides": v["overrides"], "repeats": v["repeats"]} for name, v in data["variants"].items()}
-    doc = {"harness_baseline": BASELINE_VERSION, "created": datetime.now().isoformat(timespec="seconds"),
-           "sweep": str(root), "fingerprint": data["fingerprint"], "variants": variants}
+    doc = {
+        "harness_baseline": BASELINE_VERSION,
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "sweep": str(root),
+        "fingerprint": data["fingerprint"],
+        "variants": variants,
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return Path(path)
 
 
-def load_baseline(path: Path) -> Dict:
+def load_baseline(path: Path) -> dict:
     try:
         doc = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -170,12 +181,13 @@ def load_baseline(path: Path) -> Dict:
         raise CheckError(f"--baseline {path}: not a harness baseline (version {BASELINE_VERSION}); make one with --save-baseline")
     why = next((f"variant {name!r}: {w}" for name, v in doc["variants"].items() for w in [_malformed(v)] if w), None)
     if why or not isinstance(doc.setdefault("fingerprint", {}), dict):
-        raise CheckError(f"--baseline {path}: malformed baseline ({why or 'fingerprint is not an object'}); "
-                         "make it again with --save-baseline")
+        raise CheckError(
+            f"--baseline {path}: malformed baseline ({why or 'fingerprint is not an object'}); make it again with --save-baseline"
+        )
     return doc
 
 
-def _malformed(variant) -> Optional[str]:
+def _malformed(variant) -> str | None:
     """What is wrong with one variant of a baseline file, or None: the statistics index it without checking."""
     repeats = variant.get("repeats") if isinstance(variant, dict) else None
     if not isinstance(repeats, list):
@@ -218,12 +230,12 @@ def smallest_p(n_a: int, n_b: int) -> float:
     return math.erfc(z / math.sqrt(2))
 
 
-def windows_needed(n_a: int, n_b: int, alpha: float) -> Optional[int]:
+def windows_needed(n_a: int, n_b: int, alpha: float) -> int | None:
     """How many windows each side needs (at least) before p < ``alpha`` is possible at all; None past a million."""
     return next((n for n in range(1, 1_000_001) if smallest_p(max(n, n_a), max(n, n_b)) < alpha), None)
 
 
-def detectable(a_repeats: Sequence[float], b_repeats: Sequence[float]) -> Optional[float]:
+def detectable(a_repeats: Sequence[float], b_repeats: Sequence[float]) -> float | None:
     """The smallest relative change these repeats can tell from run-to-run noise, or None with one repeat a side.
 
     The noise is the pooled standard deviation of the per-repeat medians relative to the
@@ -247,21 +259,21 @@ CANNOT = "could not judge"  # a verdict whose reason says why: exit 2, never a s
 class Verdict:
     variant: str
     metric: str
-    baseline: Optional[float]
-    current: Optional[float]
-    change: Optional[float]  # relative (fraction) or absolute points, per the metric's threshold kind
-    p: Optional[float]
+    baseline: float | None
+    current: float | None
+    change: float | None  # relative (fraction) or absolute points, per the metric's threshold kind
+    p: float | None
     verdict: str  # ok | regressed | improved | could not judge
     threshold: float
     kind: str
     # the current run's samples (ratio-scaled in ratio mode): their spread, for the dashboards
-    current_min: Optional[float] = None
-    current_max: Optional[float] = None
-    detectable: Optional[float] = None  # smallest relative change the repeats can tell from noise; None: unknown
-    reason: Optional[str] = None  # why the verdict could not be judged, in plain words
+    current_min: float | None = None
+    current_max: float | None = None
+    detectable: float | None = None  # smallest relative change the repeats can tell from noise; None: unknown
+    reason: str | None = None  # why the verdict could not be judged, in plain words
 
 
-def _samples(repeats: List[Dict], metric: str, scale: Optional[Dict[int, float]] = None) -> List[List[float]]:
+def _samples(repeats: list[dict], metric: str, scale: dict[int, float] | None = None) -> list[list[float]]:
     """Per repeat, the metric's window samples (or its summary value), divided by the round's scale in ratio mode."""
     out = []
     for r in repeats:
@@ -273,7 +285,7 @@ def _samples(repeats: List[Dict], metric: str, scale: Optional[Dict[int, float]]
     return out
 
 
-def _round_scale(scale: Dict[int, float], repeat: Dict) -> float:
+def _round_scale(scale: dict[int, float], repeat: dict) -> float:
     """The reference's median in the repeat's round; the median over rounds when that round has none."""
     return scale.get(repeat.get("round", -1), scale["all"])
 
@@ -282,13 +294,12 @@ def _usable_scale(x: float) -> bool:
     return math.isfinite(x) and x != 0  # dividing by zero or NaN would make every ratio meaningless
 
 
-def _reference(doc: Dict, ratio_to: str, metric: str, side: str) -> Dict:
+def _reference(doc: dict, ratio_to: str, metric: str, side: str) -> dict:
     ref = doc["variants"].get(ratio_to)
     if ref is None or not ref["repeats"]:
         names = ", ".join(doc["variants"])
         raise CheckError(f"--ratio-to {ratio_to}: no such variant with results in the {side}; choose one of: {names}")
-    per_round = {r.get("round", i): values for i, r in enumerate(ref["repeats"])
-                 for values in [_samples([r], metric)] if values}
+    per_round = {r.get("round", i): values for i, r in enumerate(ref["repeats"]) for values in [_samples([r], metric)] if values}
     pooled = [x for values in per_round.values() for x in values[0]]
     if not pooled or not _usable_scale(statistics.median(pooled)):
         return {}
@@ -296,8 +307,9 @@ def _reference(doc: Dict, ratio_to: str, metric: str, side: str) -> Dict:
     return {"all": statistics.median(pooled), **{k: m for k, m in rounds.items() if _usable_scale(m)}}
 
 
-def compare(base: Dict, current: Dict, *, metrics: Sequence[str], thresholds: Dict[str, float], alpha: float,
-            ratio_to: Optional[str]) -> List[Verdict]:
+def compare(
+    base: dict, current: dict, *, metrics: Sequence[str], thresholds: dict[str, float], alpha: float, ratio_to: str | None
+) -> list[Verdict]:
     """Per variant and metric: significance, threshold and the detectable change, in the metric's direction.
 
     A variant of the baseline that the sweep lacks, or whose trials are not all there and ok
@@ -306,8 +318,7 @@ def compare(base: Dict, current: Dict, *, metrics: Sequence[str], thresholds: Di
     """
     common = [k for k in current["variants"] if k in base["variants"]]
     if not common:
-        raise CheckError(f"no variant of the sweep matches the baseline's ({', '.join(base['variants'])}); "
-                         "compare the same experiment")
+        raise CheckError(f"no variant of the sweep matches the baseline's ({', '.join(base['variants'])}); compare the same experiment")
     gone = [k for k in base["variants"] if k not in current["variants"]]
     verdicts = []
     for metric in metrics:
@@ -323,13 +334,17 @@ def compare(base: Dict, current: Dict, *, metrics: Sequence[str], thresholds: Di
             a = _samples(base["variants"][name]["repeats"], metric, scales["base"])
             b = _samples(current["variants"][name]["repeats"], metric, scales["current"])
             verdicts.append(_verdict(name, metric, a, b, thresholds, alpha))
-        verdicts += [_cannot(name, metric, threshold, "in the baseline but not in this sweep (it did not run, or the "
-                             "sweep changed: make a new baseline)") for name in gone]
+        verdicts += [
+            _cannot(
+                name, metric, threshold, "in the baseline but not in this sweep (it did not run, or the sweep changed: make a new baseline)"
+            )
+            for name in gone
+        ]
     order = common + gone
     return sorted(verdicts, key=lambda v: order.index(v.variant))
 
 
-def _blocked(base: Dict, current: Dict, name: str, metric: str, ratio_to: Optional[str], scales: Dict) -> Optional[str]:
+def _blocked(base: dict, current: dict, name: str, metric: str, ratio_to: str | None, scales: dict) -> str | None:
     """Why a variant cannot be compared on a metric before looking at its samples, or None."""
     for side, doc in (("this sweep", current), ("the baseline", base)):
         problems = doc["variants"][name].get("problems")
@@ -348,12 +363,13 @@ def _cannot(name: str, metric: str, threshold: float, why: str) -> Verdict:
     return Verdict(name, metric, None, None, None, None, CANNOT, threshold, METRICS[metric][3], reason=why)
 
 
-def _unfit(a: List[float], b: List[float], metric: str, alpha: float) -> Optional[str]:
+def _unfit(a: list[float], b: list[float], metric: str, alpha: float) -> str | None:
     """Why these samples cannot be judged at ``alpha``, in plain words, or None."""
     if not a or not b:
         side = "neither the baseline nor this sweep has" if not a and not b else "the baseline has no" if not a else "this sweep has no"
-        return f"{side} {metric} samples" + (" (cpu_ms_per_sample needs the CPU sampler, monitor.enabled=true)"
-                                             if metric == "cpu_ms_per_sample" else "")
+        return f"{side} {metric} samples" + (
+            " (cpu_ms_per_sample needs the CPU sampler, monitor.enabled=true)" if metric == "cpu_ms_per_sample" else ""
+        )
     if not all(math.isfinite(x) for x in a + b):
         side = "baseline" if not all(math.isfinite(x) for x in a) else "current"
         return f"the {side} {metric} samples include NaN or infinity (a window measured nothing): rerun it"
@@ -364,13 +380,16 @@ def _unfit(a: List[float], b: List[float], metric: str, alpha: float) -> Optiona
         return None
     need = windows_needed(len(a), len(b), alpha)
     ask = f"at least {need} windows a side ({need * WINDOW_S:g} s of measured time, over all repeats)" if need else "far more windows"
-    return (f"too few samples: {len(a)} baseline and {len(b)} current {WINDOW_S:g} s windows can never reach p < {alpha:g} "
-            f"(p >= {best:.2g} even if every window moved), so no change of any size could count; measure {ask}: "
-            "raise trial.seconds or trial.repeats")
+    return (
+        f"too few samples: {len(a)} baseline and {len(b)} current {WINDOW_S:g} s windows can never reach p < {alpha:g} "
+        f"(p >= {best:.2g} even if every window moved), so no change of any size could count; measure {ask}: "
+        "raise trial.seconds or trial.repeats"
+    )
 
 
-def _verdict(name: str, metric: str, a_repeats: List[List[float]], b_repeats: List[List[float]], thresholds: Dict[str, float],
-             alpha: float) -> Verdict:
+def _verdict(
+    name: str, metric: str, a_repeats: list[list[float]], b_repeats: list[list[float]], thresholds: dict[str, float], alpha: float
+) -> Verdict:
     direction, _, default, kind = METRICS[metric]
     threshold = thresholds.get(metric, default)
     a, b = [x for r in a_repeats for x in r], [x for r in b_repeats for x in r]
@@ -397,16 +416,20 @@ def change_text(v: Verdict) -> str:
     return f"{v.change:+.1%}" if v.kind == "relative" else f"{v.change:+.1f} pts"
 
 
-def power_line(verdicts: List[Verdict]) -> str:
+def power_line(verdicts: list[Verdict]) -> str:
     """One line: the smallest change these samples can detect, per metric (the largest over variants)."""
-    worst: Dict[str, Verdict] = {}
+    worst: dict[str, Verdict] = {}
     for v in verdicts:
         if v.detectable is not None and (v.metric not in worst or v.detectable > worst[v.metric].detectable):
             worst[v.metric] = v
     if not worst:
         return "smallest detectable change: unknown with one repeat a side (trial.repeats >= 2 on both sides tells it)"
-    parts = [f"{m} {detectable_text(v)} (threshold {v.threshold:.0%})" if v.kind == "relative" else
-             f"{m} {detectable_text(v)} (threshold {v.threshold:g} pts)" for m, v in worst.items()]
+    parts = [
+        f"{m} {detectable_text(v)} (threshold {v.threshold:.0%})"
+        if v.kind == "relative"
+        else f"{m} {detectable_text(v)} (threshold {v.threshold:g} pts)"
+        for m, v in worst.items()
+    ]
     return "smallest change these repeats can tell from noise: " + ", ".join(parts)
 
 

@@ -8,7 +8,6 @@ non-zero. So does an OSError that the user's disk or permissions caused
 
 import errno
 import os
-from typing import Optional
 
 # OSError numbers that describe the user's disk or permissions, not a bug in the harness.
 # EDQUOT does not exist on every platform.
@@ -55,7 +54,7 @@ def require(module: str, *, what: str, extra: str):
         raise
 
 
-def environment_error(exc: BaseException) -> Optional[str]:
+def environment_error(exc: BaseException) -> str | None:
     """The one line for an OSError the user's environment caused (disk full, read-only, no permission).
 
     Args:
@@ -69,5 +68,7 @@ def environment_error(exc: BaseException) -> Optional[str]:
         return None
     where = f" {exc.filename}" if exc.filename is not None else ""
     reason = exc.strerror or os.strerror(exc.errno)
-    return (f"cannot write{where}: {reason}; free space / choose a writable folder "
-            "(dataset.cache_dir=..., hydra.sweep.dir=... or hydra.run.dir=...)")
+    return (
+        f"cannot write{where}: {reason}; free space / choose a writable folder "
+        "(dataset.cache_dir=..., hydra.sweep.dir=... or hydra.run.dir=...)"
+    )

@@ -10,8 +10,9 @@ line, and reported apart from the modelled time.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from harness.trial.loop import LoopResult, run_loop
 
@@ -144,9 +145,7 @@ class GuidePipelines:
             "naive": lambda: self.artificial(),
             "prefetch": lambda: self.artificial().prefetch(autotune),
             "sequential_interleave": lambda: data.Dataset.range(2).interleave(artificial, cycle_length=2),
-            "parallel_interleave": lambda: data.Dataset.range(2).interleave(
-                artificial, cycle_length=2, num_parallel_calls=autotune
-            ),
+            "parallel_interleave": lambda: data.Dataset.range(2).interleave(artificial, cycle_length=2, num_parallel_calls=autotune),
             "sequential_map": lambda: self.artificial().map(self.mapped),
             "parallel_map": lambda: self.artificial().map(self.mapped, num_parallel_calls=autotune),
         }

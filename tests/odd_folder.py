@@ -7,7 +7,6 @@ can be compared pixel for pixel.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 
@@ -26,7 +25,7 @@ def _pixels(seed: int) -> np.ndarray:
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
-def make_odd_folder(root: Path, plain_per_class: int = PLAIN_PER_CLASS) -> Dict[str, int]:
+def make_odd_folder(root: Path, plain_per_class: int = PLAIN_PER_CLASS) -> dict[str, int]:
     """Write the folder; return how many files of each class every loader must deliver."""
     from PIL import Image
 

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
 
-ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-                  "TF_NUM_INTRAOP_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+ONE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "OPENCV_FOR_THREADS_NUM": "1",
+}
 
 
-def time_passes(fn: Callable, inputs: Sequence, passes: int, warmup: int) -> List[float]:
+def time_passes(fn: Callable, inputs: Sequence, passes: int, warmup: int) -> list[float]:
     """Seconds per timed pass of ``fn`` over every input, after ``warmup`` untimed passes."""
     for _ in range(warmup):
         for x in inputs:
@@ -39,16 +44,22 @@ def time_passes(fn: Callable, inputs: Sequence, passes: int, warmup: int) -> Lis
     return seconds
 
 
-def figure(count: int, seconds: Sequence[float], cv_limit: float) -> Dict:
+def figure(count: int, seconds: Sequence[float], cv_limit: float) -> dict:
     """images/s over passes: median, min, max, coefficient of variation, unstable flag."""
     rates = [count / s for s in seconds]
     mean = statistics.fmean(rates)
     cv = statistics.pstdev(rates) / mean if len(rates) > 1 and mean else 0.0
-    return {"images_per_s": round(statistics.median(rates), 2), "min": round(min(rates), 2), "max": round(max(rates), 2),
-            "cv": round(cv, 4), "unstable": cv > cv_limit, "passes": len(rates)}
+    return {
+        "images_per_s": round(statistics.median(rates), 2),
+        "min": round(min(rates), 2),
+        "max": round(max(rates), 2),
+        "cv": round(cv, 4),
+        "unstable": cv > cv_limit,
+        "passes": len(rates),
+    }
 
 
-def bench(spec, images: Sequence, *, passes: int, warmup: int, cv_limit: float, seed: int) -> Dict:
+def bench(spec, images: Sequence, *, passes: int, warmup: int, cv_limit: float, seed: int) -> dict:
     """Time each op at its place and the whole pipeline; ``images`` are decoded uint8 HWC arrays."""
     from harness.augment.pipeline import build
     from harness.augment.spec import check_support
@@ -61,8 +72,15 @@ def bench(spec, images: Sequence, *, passes: int, warmup: int, cv_limit: float, 
         inputs = [pipeline.native(x) for x in current]  # conversion: not timed
         seconds = time_passes(pipeline, inputs, passes, warmup)
         outputs = [pipeline.numpy(pipeline(x)) for x in inputs]
-        ops.append({"name": op.name, "op": op.op, "input_shape": list(current[0].shape),
-                    "output_shape": list(outputs[0].shape), **figure(len(inputs), seconds, cv_limit)})
+        ops.append(
+            {
+                "name": op.name,
+                "op": op.op,
+                "input_shape": list(current[0].shape),
+                "output_shape": list(outputs[0].shape),
+                **figure(len(inputs), seconds, cv_limit),
+            }
+        )
         current = outputs
     pipeline = build(spec, seed)
     inputs = [pipeline.native(x) for x in images]

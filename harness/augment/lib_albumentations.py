@@ -7,8 +7,6 @@ shrinking), its answer to antialiasing; rotations and affines fill with black
 
 from __future__ import annotations
 
-from typing import Dict
-
 from harness.augment.pipeline import Pipeline, Translator
 
 
@@ -21,17 +19,30 @@ class AlbumentationsPipeline(Pipeline):
     def reseed(self, seed: int) -> None:
         self.objects.set_random_seed(seed)
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         import albumentations
 
-        return {"library": self.library, "version": albumentations.__version__,
-                "transforms": [repr(t) for t in self.objects.transforms]}
+        return {"library": self.library, "version": albumentations.__version__, "transforms": [repr(t) for t in self.objects.transforms]}
 
 
 class AlbumentationsTranslator(Translator):
     library = "albumentations"
-    supported = frozenset({"resize", "random_resized_crop", "center_crop", "random_crop", "rotate", "affine", "hflip",
-                           "vflip", "color_jitter", "gaussian_blur", "gaussian_noise", "normalize"})
+    supported = frozenset(
+        {
+            "resize",
+            "random_resized_crop",
+            "center_crop",
+            "random_crop",
+            "rotate",
+            "affine",
+            "hflip",
+            "vflip",
+            "color_jitter",
+            "gaussian_blur",
+            "gaussian_noise",
+            "normalize",
+        }
+    )
     install = ("albumentations", "aug")
 
     def build(self, spec, seed: int) -> Pipeline:
@@ -45,8 +56,11 @@ class AlbumentationsTranslator(Translator):
             if op.op == "resize":
                 steps.append(A.Resize(*p["size"], interpolation=linear, area_for_downscale="image"))
             elif op.op == "random_resized_crop":
-                steps.append(A.RandomResizedCrop(size=p["size"], scale=p["scale"], ratio=p["ratio"], interpolation=linear,
-                                                 area_for_downscale="image"))
+                steps.append(
+                    A.RandomResizedCrop(
+                        size=p["size"], scale=p["scale"], ratio=p["ratio"], interpolation=linear, area_for_downscale="image"
+                    )
+                )
             elif op.op == "center_crop":
                 steps.append(A.CenterCrop(*p["size"], pad_if_needed=True, border_mode=constant, fill=0))
             elif op.op == "random_crop":
@@ -55,16 +69,24 @@ class AlbumentationsTranslator(Translator):
                 steps.append(A.Rotate(limit=p["degrees"], interpolation=linear, border_mode=constant, fill=0, p=1.0))
             elif op.op == "affine":
                 fx, fy = p["translate"]
-                steps.append(A.Affine(rotate=p["degrees"], translate_percent={"x": (-fx, fx), "y": (-fy, fy)},
-                                      scale=p["scale"], shear={"x": p["shear"], "y": (0.0, 0.0)}, interpolation=linear,
-                                      border_mode=constant, fill=0, p=1.0))
+                steps.append(
+                    A.Affine(
+                        rotate=p["degrees"],
+                        translate_percent={"x": (-fx, fx), "y": (-fy, fy)},
+                        scale=p["scale"],
+                        shear={"x": p["shear"], "y": (0.0, 0.0)},
+                        interpolation=linear,
+                        border_mode=constant,
+                        fill=0,
+                        p=1.0,
+                    )
+                )
             elif op.op == "hflip":
                 steps.append(A.HorizontalFlip(p=p["p"]))
             elif op.op == "vflip":
                 steps.append(A.VerticalFlip(p=p["p"]))
             elif op.op == "color_jitter":
-                steps.append(A.ColorJitter(brightness=p["brightness"], contrast=p["contrast"], saturation=p["saturation"],
-                                           hue=0.0, p=1.0))
+                steps.append(A.ColorJitter(brightness=p["brightness"], contrast=p["contrast"], saturation=p["saturation"], hue=0.0, p=1.0))
             elif op.op == "gaussian_blur":
                 k = p["kernel_size"]
                 steps.append(A.GaussianBlur(blur_limit=(k, k), sigma_limit=p["sigma"], p=1.0))

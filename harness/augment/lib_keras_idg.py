@@ -17,8 +17,6 @@ factor shrinks it, so ``zoom_range = [1/hi, 1/lo]``.
 
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 
 from harness.augment.pipeline import Pipeline, Translator
@@ -29,9 +27,9 @@ RANK = {"resize": 0, "rotate": 1, "affine": 1, "hflip": 2, "vflip": 3, "color_ji
 CHAIN = "resize > rotate|affine > hflip > vflip > color_jitter(brightness) > normalize"
 
 
-def generator_kwargs(spec) -> Dict:
+def generator_kwargs(spec) -> dict:
     """ImageDataGenerator(**kwargs) for the spec (without resize, which the iterator does)."""
-    kwargs: Dict = {"fill_mode": "constant", "cval": 0.0}
+    kwargs: dict = {"fill_mode": "constant", "cval": 0.0}
     for op in spec.ops:
         p = dict(op.params)
         if op.op in ("rotate", "affine"):
@@ -83,9 +81,12 @@ class KerasIdgPipeline(Pipeline):
     def reseed(self, seed: int) -> None:
         np.random.seed(seed % 2**32)  # ImageDataGenerator draws from numpy's global generator
 
-    def describe(self) -> Dict:
-        return {"library": self.library, "target_size": list(self.target_size or []),
-                "arguments": {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator_kwargs(self.spec).items()}}
+    def describe(self) -> dict:
+        return {
+            "library": self.library,
+            "target_size": list(self.target_size or []),
+            "arguments": {k: (list(v) if isinstance(v, tuple) else v) for k, v in generator_kwargs(self.spec).items()},
+        }
 
 
 class KerasIdgTranslator(Translator):
@@ -98,8 +99,9 @@ class KerasIdgTranslator(Translator):
         ranks = [RANK[op.op] for op in spec.ops]
         if not partial:
             if ranks != sorted(ranks):
-                raise ConfigError(f"augment order {spec.order_label()} is not expressible in augment.library=keras_idg, "
-                                  f"whose order is fixed: {CHAIN}")
+                raise ConfigError(
+                    f"augment order {spec.order_label()} is not expressible in augment.library=keras_idg, whose order is fixed: {CHAIN}"
+                )
             if ranks.count(1) > 1:
                 raise ConfigError("augment.library=keras_idg has one rotation_range; use rotate or affine, not both")
             if not spec.ops or spec.ops[0].op != "resize":
@@ -109,8 +111,10 @@ class KerasIdgTranslator(Translator):
             if op.op in ("hflip", "vflip") and p["p"] != 0.5:
                 raise ConfigError(f"augment op {op.name}: keras_idg flips with p=0.5 only (got p={p['p']})")
             if op.op == "color_jitter" and (p["contrast"] or p["saturation"]):
-                raise ConfigError(f"augment op {op.name}: keras_idg has brightness_range only; contrast and saturation "
-                                  "have no ImageDataGenerator argument")
+                raise ConfigError(
+                    f"augment op {op.name}: keras_idg has brightness_range only; contrast and saturation "
+                    "have no ImageDataGenerator argument"
+                )
             symmetric = [k for k in ("degrees", "shear") if k in p and p[k][0] != -p[k][1]]
             if symmetric:
                 raise ConfigError(f"augment op {op.name}: keras_idg draws {symmetric[0]} from [-v, v]; give one number")

@@ -18,7 +18,6 @@ unless normalize made it float.
 from __future__ import annotations
 
 import math
-from typing import Dict
 
 import numpy as np
 
@@ -47,7 +46,7 @@ class TfImagePipeline(Pipeline):
     def reseed(self, seed: int) -> None:
         self.tf.random.set_seed(seed)
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         return {"library": self.library, "version": self.tf.__version__, "ops": self.objects.labels}
 
 
@@ -74,8 +73,12 @@ class _Chain:
     def _random_resized_crop(self, x, p):
         tf = self.tf
         begin, size, _ = tf.image.sample_distorted_bounding_box(
-            tf.shape(x), bounding_boxes=tf.zeros([1, 0, 4]), min_object_covered=0.0,
-            aspect_ratio_range=list(p["ratio"]), area_range=list(p["scale"]), max_attempts=10,
+            tf.shape(x),
+            bounding_boxes=tf.zeros([1, 0, 4]),
+            min_object_covered=0.0,
+            aspect_ratio_range=list(p["ratio"]),
+            area_range=list(p["scale"]),
+            max_attempts=10,
             use_image_if_no_bounding_boxes=True,
         )
         return tf.image.resize(tf.slice(x, begin, size), list(p["size"]), method="bilinear", antialias=True)
@@ -98,8 +101,12 @@ class _Chain:
         transform = tf.reshape(inverse, [9])[:8]
         shape = tf.shape(x)
         out = tf.raw_ops.ImageProjectiveTransformV3(
-            images=x[None], transforms=transform[None], output_shape=shape[:2], fill_value=0.0,
-            interpolation="BILINEAR", fill_mode="CONSTANT",
+            images=x[None],
+            transforms=transform[None],
+            output_shape=shape[:2],
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="CONSTANT",
         )
         return out[0]
 
@@ -109,11 +116,13 @@ class _Chain:
         shape = tf.cast(tf.shape(x), tf.float32)
         cx, cy = (shape[1] - 1) / 2, (shape[0] - 1) / 2
         a, b, c, d = linear
-        return tf.stack([
-            tf.stack([a, b, cx - a * cx - b * cy + tx]),
-            tf.stack([c, d, cy - c * cx - d * cy + ty]),
-            tf.constant([0.0, 0.0, 1.0]),
-        ])
+        return tf.stack(
+            [
+                tf.stack([a, b, cx - a * cx - b * cy + tx]),
+                tf.stack([c, d, cy - c * cx - d * cy + ty]),
+                tf.constant([0.0, 0.0, 1.0]),
+            ]
+        )
 
     def _angle(self, degrees):
         return self.tf.random.uniform([], degrees[0], degrees[1]) * (math.pi / 180)

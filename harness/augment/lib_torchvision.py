@@ -8,8 +8,6 @@ the pipeline's description, and part of what the op costs in this library.
 
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 
 from harness.augment.pipeline import Pipeline, Translator
@@ -36,17 +34,30 @@ class TorchvisionPipeline(Pipeline):
 
         torch.manual_seed(seed)
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         import torchvision
 
-        return {"library": self.library, "version": torchvision.__version__,
-                "transforms": [repr(t) for t in self.objects.transforms]}
+        return {"library": self.library, "version": torchvision.__version__, "transforms": [repr(t) for t in self.objects.transforms]}
 
 
 class TorchvisionTranslator(Translator):
     library = "torchvision"
-    supported = frozenset({"resize", "random_resized_crop", "center_crop", "random_crop", "rotate", "affine", "hflip",
-                           "vflip", "color_jitter", "gaussian_blur", "gaussian_noise", "normalize"})
+    supported = frozenset(
+        {
+            "resize",
+            "random_resized_crop",
+            "center_crop",
+            "random_crop",
+            "rotate",
+            "affine",
+            "hflip",
+            "vflip",
+            "color_jitter",
+            "gaussian_blur",
+            "gaussian_noise",
+            "normalize",
+        }
+    )
     install = ("torchvision", "torch")
 
     def build(self, spec, seed: int) -> Pipeline:
@@ -74,15 +85,19 @@ class TorchvisionTranslator(Translator):
             elif op.op == "affine":
                 translate = list(p["translate"]) if any(p["translate"]) else None
                 clockwise = [-p["degrees"][1], -p["degrees"][0]]  # F.affine turns clockwise, F.rotate counter-clockwise
-                steps.append(v2.RandomAffine(clockwise, translate=translate, scale=list(p["scale"]),
-                                             shear=list(p["shear"]), interpolation=bilinear, fill=0))
+                steps.append(
+                    v2.RandomAffine(
+                        clockwise, translate=translate, scale=list(p["scale"]), shear=list(p["shear"]), interpolation=bilinear, fill=0
+                    )
+                )
             elif op.op == "hflip":
                 steps.append(v2.RandomHorizontalFlip(p["p"]))
             elif op.op == "vflip":
                 steps.append(v2.RandomVerticalFlip(p["p"]))
             elif op.op == "color_jitter":
-                steps.append(v2.ColorJitter(brightness=p["brightness"] or None, contrast=p["contrast"] or None,
-                                            saturation=p["saturation"] or None))
+                steps.append(
+                    v2.ColorJitter(brightness=p["brightness"] or None, contrast=p["contrast"] or None, saturation=p["saturation"] or None)
+                )
             elif op.op == "gaussian_blur":
                 steps.append(v2.GaussianBlur(p["kernel_size"], sigma=list(p["sigma"])))
             elif op.op == "gaussian_noise":

@@ -10,7 +10,7 @@ their workers or maps and which ``augbench`` and the sample grids call directly.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, FrozenSet
+from typing import Any
 
 import numpy as np
 
@@ -52,13 +52,13 @@ class Pipeline:
     def apply_numpy(self, image: np.ndarray) -> np.ndarray:
         return self.numpy(self(self.native(image)))
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         return {"library": self.library, "objects": repr(self.objects)}
 
 
 class Translator:
     library: str
-    supported: FrozenSet[str] = frozenset()
+    supported: frozenset[str] = frozenset()
     install = ("", "")  # (module, pip extra) the library needs
 
     def check(self, spec, *, partial: bool = False) -> None:
@@ -66,8 +66,7 @@ class Translator:
         for op in spec.ops:
             if op.op not in self.supported:
                 have = ", ".join(sorted(self.supported))
-                raise ConfigError(f"augment op {op.op} ({op.name}) has no translation in augment.library={self.library}; "
-                                  f"it has: {have}")
+                raise ConfigError(f"augment op {op.op} ({op.name}) has no translation in augment.library={self.library}; it has: {have}")
 
     def build(self, spec, seed: int) -> Pipeline:
         raise NotImplementedError

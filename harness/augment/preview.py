@@ -8,8 +8,8 @@ Row 1 shows the sources, rows 2 and 3 two seeded draws of the pipeline. Normaliz
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ DRAWS = 2
 LABEL_H = 18
 
 
-def source_images(manifest, channels: int, count: int) -> List[np.ndarray]:
+def source_images(manifest, channels: int, count: int) -> list[np.ndarray]:
     """The dataset's first ``count`` files by name, decoded at their stored size (uint8 HWC)."""
     from types import SimpleNamespace
 
@@ -37,7 +37,7 @@ def displayable(image: np.ndarray) -> np.ndarray:
     return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
 
 
-def draws(spec, images: Sequence[np.ndarray], seed: int) -> List[List[np.ndarray]]:
+def draws(spec, images: Sequence[np.ndarray], seed: int) -> list[list[np.ndarray]]:
     """``DRAWS`` rows of pipeline outputs, each from a pipeline built afresh with seed ``seed + row``."""
     from harness.augment.pipeline import build
 
@@ -48,7 +48,7 @@ def draws(spec, images: Sequence[np.ndarray], seed: int) -> List[List[np.ndarray
     return rows
 
 
-def save_grid(sources: Sequence[np.ndarray], rows: List[List[np.ndarray]], title: str, path: Path) -> Path:
+def save_grid(sources: Sequence[np.ndarray], rows: list[list[np.ndarray]], title: str, path: Path) -> Path:
     """Tile sources (resized to the output cell) above the pipeline's rows, with a title."""
     from PIL import Image, ImageDraw
 

@@ -30,15 +30,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from harness.errors import ConfigError
 
 REQUIRED = object()
 
 # op -> parameter -> default (REQUIRED: must be given)
-OPS: Dict[str, Dict[str, Any]] = {
+OPS: dict[str, dict[str, Any]] = {
     "resize": {"size": REQUIRED},
     "random_resized_crop": {"size": REQUIRED, "scale": [0.08, 1.0], "ratio": [0.75, 4 / 3]},
     "center_crop": {"size": REQUIRED},
@@ -71,7 +72,7 @@ LOADER_LIBRARIES = {
 class Op:
     op: str  # one of OPS
     name: str  # how augment.order refers to it (defaults to op)
-    params: Tuple[Tuple[str, Any], ...]  # every parameter, defaults filled in
+    params: tuple[tuple[str, Any], ...]  # every parameter, defaults filled in
 
     def __getitem__(self, key: str):
         return dict(self.params)[key]
@@ -84,10 +85,10 @@ class Op:
 class Spec:
     """A validated pipeline: ops in the order they run."""
 
-    ops: List[Op]
+    ops: list[Op]
     library: str
-    order_name: Optional[str] = None  # the named order, if one was chosen
-    given: List[str] = field(default_factory=list)  # op names in the order the config lists them
+    order_name: str | None = None  # the named order, if one was chosen
+    given: list[str] = field(default_factory=list)  # op names in the order the config lists them
 
     @property
     def active(self) -> bool:
@@ -96,7 +97,7 @@ class Spec:
     def order_label(self) -> str:
         return ">".join(op.name for op in self.ops)
 
-    def output_size(self, source: Optional[Tuple[int, int]] = None) -> Optional[Tuple[int, int]]:
+    def output_size(self, source: tuple[int, int] | None = None) -> tuple[int, int] | None:
         """(height, width) after the last size-setting op; ``source`` when none sets one."""
         size = source
         for op in self.ops:
@@ -115,7 +116,7 @@ class Spec:
         text = json.dumps([[op.op, list(op.params)] for op in self.ops], sort_keys=True, default=list)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         return {
             "library": self.library,
             "order": self.order_label(),
@@ -125,7 +126,7 @@ class Spec:
             "signature": self.signature(),
         }
 
-    def subset(self, ops: Sequence[Op]) -> "Spec":
+    def subset(self, ops: Sequence[Op]) -> Spec:
         return Spec(list(ops), self.library, self.order_name, [op.name for op in ops])
 
 
@@ -133,7 +134,7 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _size(key: str, value) -> Tuple[int, int]:
+def _size(key: str, value) -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value, value]
     if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
@@ -141,7 +142,7 @@ def _size(key: str, value) -> Tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
-def _pair(key: str, value, *, low=None, symmetric=False) -> Tuple[float, float]:
+def _pair(key: str, value, *, low=None, symmetric=False) -> tuple[float, float]:
     """A range: [lo, hi], or one number v meaning [-v, v] (symmetric) or [v, v]."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [-abs(value), abs(value)] if symmetric else [value, value]
@@ -161,7 +162,7 @@ def _number(key: str, value, *, low=0.0, high=None) -> float:
     return float(value)
 
 
-def _triple(key: str, value, *, positive: bool) -> Tuple[float, float, float]:
+def _triple(key: str, value, *, positive: bool) -> tuple[float, float, float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value] * 3
     if not isinstance(value, (list, tuple)) or len(value) not in (1, 3) or (positive and min(value) <= 0):
@@ -170,7 +171,7 @@ def _triple(key: str, value, *, positive: bool) -> Tuple[float, float, float]:
     return tuple(values * 3) if len(values) == 1 else tuple(values)
 
 
-def _normalize_params(op: str, params: Dict[str, Any], where: str) -> Dict[str, Any]:
+def _normalize_params(op: str, params: dict[str, Any], where: str) -> dict[str, Any]:
     """Check each parameter of one op and put it in canonical form (tuples, floats)."""
     out = dict(params)
     for key in ("size",):
@@ -231,7 +232,7 @@ def parse_op(index: int, raw) -> Op:
     return Op(op=op, name=name, params=tuple((k, params[k]) for k in schema))
 
 
-def _order_names(order, orders: Dict[str, Any]) -> Tuple[Optional[List[str]], Optional[str]]:
+def _order_names(order, orders: dict[str, Any]) -> tuple[list[str] | None, str | None]:
     """``augment.order`` -> (op names in run order, the named order's name)."""
     if order is None or (isinstance(order, str) and order.strip().lower() in ("", "null", "none", "as_listed")):
         return None, None
@@ -247,7 +248,7 @@ def _order_names(order, orders: Dict[str, Any]) -> Tuple[Optional[List[str]], Op
     raise ConfigError(f"augment.order={order!r}: expected a named order, 'a-b-c' or a list of op names")
 
 
-def parse(conf, loader_name: Optional[str] = None) -> Spec:
+def parse(conf, loader_name: str | None = None) -> Spec:
     """Validate ``augment.*`` and return the pipeline in run order.
 
     Args:
@@ -269,16 +270,16 @@ def parse(conf, loader_name: Optional[str] = None) -> Spec:
     if wanted is not None:
         if len(wanted) == 1 and wanted[0] not in names and len(names) > 1:
             named = ", ".join(sorted(conf.orders or {})) or "none defined"
-            raise ConfigError(f"augment.order={wanted[0]}: not a named order (augment.orders: {named}) "
-                              f"nor op names joined by '-' ({', '.join(names)})")
+            raise ConfigError(
+                f"augment.order={wanted[0]}: not a named order (augment.orders: {named}) nor op names joined by '-' ({', '.join(names)})"
+            )
         if sorted(wanted) != sorted(names):
             raise ConfigError(f"augment.order={'>'.join(wanted)}: must list each op of augment.ops exactly once ({', '.join(names)})")
         by_name = {op.name: op for op in ops}
         ops = [by_name[n] for n in wanted]
     if library == "auto":
         if loader_name not in LOADER_LIBRARIES:
-            raise ConfigError(f"loader={loader_name} runs no augmentation; augment.ops needs loader "
-                              f"{', '.join(LOADER_LIBRARIES)}")
+            raise ConfigError(f"loader={loader_name} runs no augmentation; augment.ops needs loader {', '.join(LOADER_LIBRARIES)}")
         library = LOADER_LIBRARIES[loader_name][0]
     spec = Spec(ops, library, order_name, names)
     if loader_name is not None:
@@ -303,15 +304,19 @@ def check_against_batch(spec: Spec, batch) -> None:
 
     size = spec.output_size()
     if size is None:
-        raise ConfigError("augment.ops: no op sets the image size (resize, random_resized_crop, center_crop, random_crop); "
-                          "add one so samples can be stacked into batches")
+        raise ConfigError(
+            "augment.ops: no op sets the image size (resize, random_resized_crop, center_crop, random_crop); "
+            "add one so samples can be stacked into batches"
+        )
     if tuple(size) != (batch.height, batch.width):
-        raise ConfigError(f"augment.ops end at {size[0]}x{size[1]} ({spec.order_label()}) but batch is {batch.height}x{batch.width}; "
-                          f"set batch.height={size[0]} batch.width={size[1]}")
+        raise ConfigError(
+            f"augment.ops end at {size[0]}x{size[1]} ({spec.order_label()}) but batch is {batch.height}x{batch.width}; "
+            f"set batch.height={size[0]} batch.width={size[1]}"
+        )
     if spec.output_dtype() == "float32" and choice(batch.dtype) != "float32":
         raise ConfigError("augment op normalize outputs float32; set batch.dtype=float32")
 
 
-def permutations(names: Sequence[str]) -> List[str]:
+def permutations(names: Sequence[str]) -> list[str]:
     """Every order of ``names`` as 'a-b-c' strings, for ``augment.order=`` sweeps."""
     return ["-".join(p) for p in itertools.permutations(names)]

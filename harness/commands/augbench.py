@@ -13,8 +13,8 @@ table shows in-loader and single-thread figures side by side.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 from omegaconf import OmegaConf
 
@@ -36,29 +36,36 @@ def run_bench(config_file: Path, out_dir: Path, *, job: int, overrides: Sequence
     if Path(config_file).resolve() != own.resolve():
         shutil.copyfile(config_file, own)
     config = OmegaConf.to_container(OmegaConf.load(own), resolve=True)
-    return run_trial(own, out_dir, job=job, repeat=0, overrides=overrides, config=config, timeout_s=BENCH_TIMEOUT_S,
-                     kind="augbench", env=ONE_THREAD_ENV)
+    return run_trial(
+        own, out_dir, job=job, repeat=0, overrides=overrides, config=config, timeout_s=BENCH_TIMEOUT_S, kind="augbench", env=ONE_THREAD_ENV
+    )
 
 
 def _folder_name(spec) -> str:
     return f"{spec.library}-{'-'.join(op.name for op in spec.ops)}"
 
 
-def bench_sweep(root: Path) -> List[TrialResult]:
+def bench_sweep(root: Path) -> list[TrialResult]:
     """After a sweep: augbench once per distinct (library, pipeline, dataset) among its jobs."""
     from harness.config.compose import load_trial_config
     from harness.config.validate import augment_spec
     from harness.results.model import RESULT_FILE, read_result
 
-    done: Dict[tuple, Path] = {}
+    done: dict[tuple, Path] = {}
     results = []
     for config_file in sorted(Path(root).glob("*/trial.yaml"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else -1):
         cfg = load_trial_config(config_file)
         if not cfg.augment.ops or not cfg.augment.bench:
             continue
         spec = augment_spec(cfg)
-        key = (spec.library, spec.signature(), OmegaConf.to_yaml(OmegaConf.structured(cfg.dataset)), cfg.batch.channels,
-               cfg.augment.bench_images, cfg.augment.bench_passes)
+        key = (
+            spec.library,
+            spec.signature(),
+            OmegaConf.to_yaml(OmegaConf.structured(cfg.dataset)),
+            cfg.batch.channels,
+            cfg.augment.bench_images,
+            cfg.augment.bench_passes,
+        )
         if key in done:
             continue
         first = sorted(config_file.parent.glob(f"repeat-*/{RESULT_FILE}"))
@@ -109,7 +116,7 @@ def augbench(args: Sequence[str]) -> int:
     return FAILED_TRIALS_EXIT if failed else 0
 
 
-def _plan(job: List[str]):
+def _plan(job: list[str]):
     """Compose and check one job before anything runs: (overrides, config, typed config)."""
     from harness.augment.spec import parse
     from harness.config.compose import compose, to_typed
@@ -120,8 +127,7 @@ def _plan(job: List[str]):
     typed = to_typed(cfg)
     check_finite(typed)  # not validate(): augbench runs no loader, so the loader's rules do not apply
     if choice(typed.augment.library) == "auto":
-        raise ConfigError("augbench: set augment.library (torchvision, albumentations, tf_image, keras_idg; "
-                          "a comma list compares them)")
+        raise ConfigError("augbench: set augment.library (torchvision, albumentations, tf_image, keras_idg; a comma list compares them)")
     if not parse(typed.augment, None).active:
         raise ConfigError("augbench: augment.ops is empty; pick a pipeline (augment=resize_rotate) or list ops")
     return job, cfg, typed
@@ -147,7 +153,7 @@ def _run_all(plans, root: Path) -> int:
     return failed
 
 
-def order_summary(root: Path) -> List[str]:
+def order_summary(root: Path) -> list[str]:
     """Terminal lines comparing augment orders per loader and library, in-loader beside augbench.
 
     Repeats are summarized by their median. For each loader and library whose jobs ran
@@ -160,8 +166,8 @@ def order_summary(root: Path) -> List[str]:
     from harness.results.model import read_result
     from harness.results.table import find_results
 
-    loader_rates: Dict[tuple, List[float]] = {}
-    bench: Dict[tuple, float] = {}
+    loader_rates: dict[tuple, list[float]] = {}
+    bench: dict[tuple, float] = {}
     for path in find_results(root):
         r = read_result(path)
         if r.status != "ok" or not r.augment:
@@ -174,9 +180,11 @@ def order_summary(root: Path) -> List[str]:
             loader_rates.setdefault(key, []).append(r.summary["samples_per_s"])
     if not loader_rates:
         return []
-    lines = ["augment orders (samples/s; median of repeats; augbench: one thread, no loader):",
-             f"  {'loader':<15} {'library':<15} {'order':<28} {'in loader':>10} {'augbench':>10}"]
-    groups: Dict[tuple, List[tuple]] = {}
+    lines = [
+        "augment orders (samples/s; median of repeats; augbench: one thread, no loader):",
+        f"  {'loader':<15} {'library':<15} {'order':<28} {'in loader':>10} {'augbench':>10}",
+    ]
+    groups: dict[tuple, list[tuple]] = {}
     for (loader, library, order, ops), rates in loader_rates.items():
         groups.setdefault((loader, library, ops), []).append((order, statistics.median(rates), bench.get((library, order, ops))))
     for (loader, library, _), orders in groups.items():

@@ -7,7 +7,6 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from harness.check import JUDGED, METRICS, RATIO_METRICS, Verdict, change_text, detectable_text
 
@@ -39,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _thresholds(items: List[str]) -> dict:
+def _thresholds(items: list[str]) -> dict:
     from harness.check import METRICS, CheckError
 
     out = {}
@@ -67,7 +66,7 @@ def _alpha(alpha: float) -> float:
     return alpha
 
 
-def check(args: List[str]) -> int:
+def check(args: list[str]) -> int:
     from harness import check as gate
     from harness.errors import HarnessError
 
@@ -78,7 +77,7 @@ def check(args: List[str]) -> int:
         return CANNOT_RUN_EXIT
 
 
-def _check(args: List[str], gate) -> int:
+def _check(args: list[str], gate) -> int:
     opts = _parser().parse_args(args)
     root = Path(opts.sweep)
     if not root.is_dir():
@@ -107,19 +106,26 @@ def _check(args: List[str], gate) -> int:
 
 
 def _same_machine(base: dict, current: dict, gate) -> None:
-    diffs = [f"{k}: {base['fingerprint'].get(k)} vs {current['fingerprint'].get(k)}"
-             for k in gate.FINGERPRINT_KEYS if base["fingerprint"].get(k) != current["fingerprint"].get(k)]
+    diffs = [
+        f"{k}: {base['fingerprint'].get(k)} vs {current['fingerprint'].get(k)}"
+        for k in gate.FINGERPRINT_KEYS
+        if base["fingerprint"].get(k) != current["fingerprint"].get(k)
+    ]
     if diffs:
-        raise gate.CheckError("this machine or its versions differ from the baseline's (" + "; ".join(diffs) + "); absolute "
-                              "throughput is not comparable: use --ratio-to VARIANT, or --allow-env-change to compare anyway")
+        raise gate.CheckError(
+            "this machine or its versions differ from the baseline's (" + "; ".join(diffs) + "); absolute "
+            "throughput is not comparable: use --ratio-to VARIANT, or --allow-env-change to compare anyway"
+        )
 
 
 def _print(verdicts: list, ratio_to, gate) -> None:
     for line in table(verdicts, ratio_to is not None):
         print(line)
     bad = [v for v in verdicts if v.verdict == "regressed"]
-    print(f"{len(bad)} regression(s) in {len(verdicts)} comparison(s)"
-          + (f" ({', '.join(gate.RATIO_METRICS)} relative to {ratio_to} in the same round)" if ratio_to else ""))
+    print(
+        f"{len(bad)} regression(s) in {len(verdicts)} comparison(s)"
+        + (f" ({', '.join(gate.RATIO_METRICS)} relative to {ratio_to} in the same round)" if ratio_to else "")
+    )
     for line in unjudged_lines(verdicts):
         print(line)
     print(gate.power_line(verdicts))
@@ -137,8 +143,13 @@ def _write(verdicts: list, opts, root: Path, gate) -> None:
             Path(f"{opts.github_json}-{side}.json").write_text(json.dumps(items, indent=1) + "\n")
     if opts.bencher_json:
         Path(opts.bencher_json).write_text(json.dumps(bencher(verdicts, opts.ratio_to), indent=1) + "\n")
-    record = {"baseline": str(opts.baseline), "ratio_to": opts.ratio_to, "alpha": opts.alpha,
-              "regressions": sum(v.verdict == "regressed" for v in verdicts), "verdicts": [asdict(v) for v in verdicts]}
+    record = {
+        "baseline": str(opts.baseline),
+        "ratio_to": opts.ratio_to,
+        "alpha": opts.alpha,
+        "regressions": sum(v.verdict == "regressed" for v in verdicts),
+        "verdicts": [asdict(v) for v in verdicts],
+    }
     (root / CHECK_FILE).write_text(json.dumps(record, indent=1) + "\n")
     from harness.report.render import write_report
 
@@ -153,57 +164,69 @@ def _formatter(as_ratio: bool):
     return fmt
 
 
-def table(verdicts: List[Verdict], ratio: bool) -> List[str]:
+def table(verdicts: list[Verdict], ratio: bool) -> list[str]:
     head = f"{'variant':<34} {'metric':<17} {'baseline':>10} {'current':>10} {'change':>9} {'detectable':>10} {'p':>8}  verdict"
     lines = [head, "-" * len(head)]
     for v in verdicts:
         fmt = _formatter(ratio and v.metric in RATIO_METRICS)
         p = "–" if v.p is None else f"{v.p:.1e}" if v.p < 0.001 else f"{v.p:.3f}"
-        lines.append(f"{v.variant[:34]:<34} {v.metric:<17} {fmt(v.baseline):>10} {fmt(v.current):>10} {change_text(v):>9} "
-                     f"{detectable_text(v):>10} {p:>8}  {v.verdict.upper() if v.verdict == 'regressed' else v.verdict}")
+        lines.append(
+            f"{v.variant[:34]:<34} {v.metric:<17} {fmt(v.baseline):>10} {fmt(v.current):>10} {change_text(v):>9} "
+            f"{detectable_text(v):>10} {p:>8}  {v.verdict.upper() if v.verdict == 'regressed' else v.verdict}"
+        )
     return lines
 
 
-def unjudged_lines(verdicts: List[Verdict]) -> List[str]:
+def unjudged_lines(verdicts: list[Verdict]) -> list[str]:
     """One line per distinct reason a comparison could not be judged, naming the variants and metrics it holds for."""
-    by_reason: Dict[str, List[Verdict]] = {}
+    by_reason: dict[str, list[Verdict]] = {}
     for v in verdicts:
         if v.verdict not in JUDGED:
             by_reason.setdefault(v.reason or v.verdict, []).append(v)
-    return [f"could not judge {', '.join(dict.fromkeys(v.variant for v in vs))} "
-            f"({', '.join(dict.fromkeys(v.metric for v in vs))}): {reason}" for reason, vs in by_reason.items()]
+    return [
+        f"could not judge {', '.join(dict.fromkeys(v.variant for v in vs))} ({', '.join(dict.fromkeys(v.metric for v in vs))}): {reason}"
+        for reason, vs in by_reason.items()
+    ]
 
 
-def markdown(verdicts: List[Verdict], ratio: bool, alpha: float) -> str:
+def markdown(verdicts: list[Verdict], ratio: bool, alpha: float) -> str:
     """The verdicts as a Markdown table for a pull request; variant names and reasons escaped so they cannot render."""
     from harness.report.render import md
 
     bad = [v for v in verdicts if v.verdict == "regressed"]
     unjudged = [v for v in verdicts if v.verdict not in JUDGED]
     head = f"{len(bad)} regression(s)" if bad else f"could not judge {len(unjudged)} comparison(s)" if unjudged else "no regression"
-    lines = ["## harness check: " + head + (f", could not judge {len(unjudged)}" if bad and unjudged else ""), "",
-             "| variant | metric | baseline | current | change | detectable | p | verdict |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "## harness check: " + head + (f", could not judge {len(unjudged)}" if bad and unjudged else ""),
+        "",
+        "| variant | metric | baseline | current | change | detectable | p | verdict |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for v in verdicts:
         fmt = _formatter(ratio and v.metric in RATIO_METRICS)
         p = "–" if v.p is None else f"{v.p:.2g}"
         mark = "**regressed**" if v.verdict == "regressed" else md(v.verdict + (f": {v.reason}" if v.reason else ""))
-        lines.append(f"| {md(v.variant)} | {v.metric} | {fmt(v.baseline)} | {fmt(v.current)} | {change_text(v)} | "
-                     f"{detectable_text(v)} | {p} | {mark} |")
-    lines += ["", f"A regression needs p < {alpha:g} (Mann-Whitney U on 0.5 s windows) and a change beyond both the threshold "
-              "and the smallest change the repeats can tell from noise (detectable)."
-              + (" Per-sample rates are relative to the reference variant in the same round (ratio mode)." if ratio else "")]
+        lines.append(
+            f"| {md(v.variant)} | {v.metric} | {fmt(v.baseline)} | {fmt(v.current)} | {change_text(v)} | "
+            f"{detectable_text(v)} | {p} | {mark} |"
+        )
+    lines += [
+        "",
+        f"A regression needs p < {alpha:g} (Mann-Whitney U on 0.5 s windows) and a change beyond both the threshold "
+        "and the smallest change the repeats can tell from noise (detectable)."
+        + (" Per-sample rates are relative to the reference variant in the same round (ratio mode)." if ratio else ""),
+    ]
     return "\n".join(lines) + "\n"
 
 
-def _measure(v: Verdict, ratio_to: Optional[str]) -> tuple:
+def _measure(v: Verdict, ratio_to: str | None) -> tuple:
     """(measure name, unit) of a verdict's value: a ratio is not samples/s, so it says what it is relative to."""
     if ratio_to is not None and v.metric in RATIO_METRICS:
         return f"{v.metric}_ratio", f"x {ratio_to}"
     return v.metric, METRICS[v.metric][1]
 
 
-def github_benchmark(verdicts: List[Verdict], ratio_to: Optional[str] = None) -> Dict[str, List[Dict]]:
+def github_benchmark(verdicts: list[Verdict], ratio_to: str | None = None) -> dict[str, list[dict]]:
     """github-action-benchmark's customBiggerIsBetter / customSmallerIsBetter arrays.
 
     Args:
@@ -226,13 +249,13 @@ def github_benchmark(verdicts: List[Verdict], ratio_to: Optional[str] = None) ->
     return out
 
 
-def bencher(verdicts: List[Verdict], ratio_to: Optional[str] = None) -> Dict:
+def bencher(verdicts: list[Verdict], ratio_to: str | None = None) -> dict:
     """Bencher Metric Format: {benchmark: {measure: {value, lower_value, upper_value}}}.
 
     The measure is the metric in kebab case (``samples-per-s``; ``samples-per-s-ratio`` in
     ratio mode); lower and upper values are the current samples' min and max.
     """
-    out: Dict[str, Dict] = {}
+    out: dict[str, dict] = {}
     for v in verdicts:
         if v.current is None:
             continue

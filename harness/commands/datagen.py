@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import List
 
 from harness.errors import HarnessError
 
 TFRECORD_CHOICES = {"none": ["none"], "gzip": ["gzip"], "both": ["none", "gzip"]}
 
 
-def datagen(args: List[str]) -> int:
+def datagen(args: list[str]) -> int:
     from harness.config.compose import compose, to_typed
     from harness.config.validate import validate
     from harness.data.build import prepare
 
-    tfrecord: List[str] = []
+    tfrecord: list[str] = []
     overrides = []
     for arg in args:
         if arg.lstrip("+").startswith("tfrecord="):

@@ -22,10 +22,10 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -41,7 +41,7 @@ REPORTS_DIR = Path("reports")
 SCHEDULE_FILE = "schedule.json"  # the sweep's seed and each round's order of jobs
 
 
-def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
+def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     """Validate every job, run them through Hydra, and return the result folder.
 
     A SIGTERM or SIGINT stops the running trial with its workers and records it as
@@ -69,7 +69,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Optional[Path]:
     return root if root.exists() else None
 
 
-def _validate(jobs: Sequence[Sequence[str]]) -> List[DictConfig]:
+def _validate(jobs: Sequence[Sequence[str]]) -> list[DictConfig]:
     """Compose and check every job, so that a bad value anywhere fails before the first trial."""
     configs = [compose(job) for job in jobs]
     for cfg in configs:
@@ -77,7 +77,7 @@ def _validate(jobs: Sequence[Sequence[str]]) -> List[DictConfig]:
     return configs
 
 
-def _run_all(argv: List[str], root: Path, multirun: bool) -> None:
+def _run_all(argv: list[str], root: Path, multirun: bool) -> None:
     """Plan every job through Hydra, run the trials in rounds, then any augbench; a signal cuts it short."""
     _PLANNED.clear()
     try:
@@ -145,8 +145,10 @@ def claim_folder(root: Path, dir_key: str, overwrite: bool, what: str = "sweep")
     if not results and not planned:
         return
     if not overwrite:
-        raise HarnessError(f"{dir_key}={root} already holds a {what} ({results} results); choose another folder, or add "
-                           f"{OVERWRITE_FLAG} to delete them first (python -m harness {what} {OVERWRITE_FLAG} ...)")
+        raise HarnessError(
+            f"{dir_key}={root} already holds a {what} ({results} results); choose another folder, or add "
+            f"{OVERWRITE_FLAG} to delete them first (python -m harness {what} {OVERWRITE_FLAG} ...)"
+        )
     made = [entry for entry in root.iterdir() if _made_here(entry)]
     for entry in made:
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
@@ -192,7 +194,7 @@ def new_result_dir(name: str, multirun: bool) -> Path:
     return candidate
 
 
-def _run_hydra(argv: List[str]) -> None:
+def _run_hydra(argv: list[str]) -> None:
     import hydra
 
     register_configs()
@@ -213,15 +215,15 @@ class JobPlan:
     job_dir: Path  # the job's folder (trial.yaml, repeat-N/)
     root: Path  # the sweep's (or run's) folder, where results.csv goes
     config_file: Path  # job_dir/trial.yaml
-    config: Dict  # the resolved config as plain containers
-    overrides: List[str]  # the job's overrides
+    config: dict  # the resolved config as plain containers
+    overrides: list[str]  # the job's overrides
     repeats: int  # trial.repeats
     timeout_s: float  # trial.timeout_s
     seed: int  # trial.seed: also seeds the order of the rounds
-    error: Optional[str] = None  # why no trial can run (e.g. a folder without images)
+    error: str | None = None  # why no trial can run (e.g. a folder without images)
 
 
-_PLANNED: List[JobPlan] = []  # filled by Hydra's task function, run by run_rounds once Hydra returns
+_PLANNED: list[JobPlan] = []  # filled by Hydra's task function, run by run_rounds once Hydra returns
 
 
 def _job(cfg: DictConfig) -> int:
@@ -251,15 +253,24 @@ def write_trial_config(cfg: DictConfig, job_dir: Path):
     return config_file, plain
 
 
-def plan_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: List[str]) -> JobPlan:
+def plan_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: list[str]) -> JobPlan:
     """Write the job's trial.yaml and build the dataset its trials read."""
     from harness.data.build import prepare
     from harness.loaders import get_loader
 
     config_file, plain = write_trial_config(cfg, job_dir)
     typed = to_typed(plain)
-    plan = JobPlan(job, job_dir, root, config_file, OmegaConf.to_container(plain, resolve=True), overrides,
-                   typed.trial.repeats, typed.trial.timeout_s, typed.trial.seed)
+    plan = JobPlan(
+        job,
+        job_dir,
+        root,
+        config_file,
+        OmegaConf.to_container(plain, resolve=True),
+        overrides,
+        typed.trial.repeats,
+        typed.trial.timeout_s,
+        typed.trial.seed,
+    )
     try:
         needs = get_loader(typed.loader.name).needs(typed.loader)
         if needs.dataset:
@@ -285,7 +296,7 @@ def _tell_dataset_notes(manifest) -> None:
             print(f"  {line}", flush=True)
 
 
-def schedule(plans: Sequence[JobPlan], seed: int) -> List[List[JobPlan]]:
+def schedule(plans: Sequence[JobPlan], seed: int) -> list[list[JobPlan]]:
     """Rounds of trials: round r runs every job that has an r-th repeat, in a shuffled order.
 
     The order of each round comes from ``random.Random(seed)``, so the same sweep runs
@@ -300,7 +311,7 @@ def schedule(plans: Sequence[JobPlan], seed: int) -> List[List[JobPlan]]:
     return rounds
 
 
-def run_rounds(plans: Sequence[JobPlan], root: Path) -> List[TrialResult]:
+def run_rounds(plans: Sequence[JobPlan], root: Path) -> list[TrialResult]:
     """Run every planned trial, round by round, and record the order in ``root/schedule.json``."""
     from harness.data.manifest import write_json_atomic
     from harness.trial.spawn import run_trial
@@ -322,13 +333,20 @@ def run_rounds(plans: Sequence[JobPlan], root: Path) -> List[TrialResult]:
                 result = TrialResult("failed", plan.config, plan.overrides, plan.job, r, error=plan.error, timing=dict(where))
                 result.write(trial_dir)
             else:
-                result = run_trial(plan.config_file, trial_dir, job=plan.job, repeat=r, overrides=plan.overrides,
-                                   config=plan.config, timeout_s=plan.timeout_s, schedule=where)
+                result = run_trial(
+                    plan.config_file,
+                    trial_dir,
+                    job=plan.job,
+                    repeat=r,
+                    overrides=plan.overrides,
+                    config=plan.config,
+                    timeout_s=plan.timeout_s,
+                    schedule=where,
+                )
             results.append(result)
             print(format_line(result), flush=True)
             write_table(plan.root)
     return results
-
 
 
 def _trial_dir(job_dir: Path, repeat: int, repeats: int) -> Path:
@@ -354,7 +372,7 @@ def format_line(result: TrialResult) -> str:
 FAILED_TRIALS_EXIT = 3
 
 
-def finish(root: Optional[Path]) -> int:
+def finish(root: Path | None) -> int:
     """Print the closing lines of a run or sweep, the folder last.
 
     Returns:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import List
 
-
-def listing(args: List[str]) -> int:
+def listing(args: list[str]) -> int:
     from harness.config.compose import GROUPS, list_options
     from harness.loaders import list_loaders
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 from harness.errors import HarnessError
 
 
-def report(args: List[str]) -> int:
+def report(args: list[str]) -> int:
     from harness.results.table import no_results, rows, write_table
 
     folders = [a for a in args if "=" not in a]
@@ -45,7 +44,7 @@ def report(args: List[str]) -> int:
     return 0
 
 
-def _line(row: Dict) -> str:
+def _line(row: dict) -> str:
     """One terminal line per trial; a trial that did not finish ok shows its status in words and its reason."""
     from harness.results.table import status_word
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
@@ -22,7 +22,7 @@ from harness.errors import ConfigError, HarnessError
 GROUPS = tuple(GROUP_SCHEMAS) + ("experiment",)
 
 
-def list_options(group: str) -> List[str]:
+def list_options(group: str) -> list[str]:
     """Option names of a config group, from the YAML files under ``conf/<group>/``."""
     folder = CONF_DIR / group
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.name.startswith("_"))
@@ -58,7 +58,7 @@ def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictCo
         GlobalHydra.instance().clear()
 
 
-def expand_sweep(overrides: Sequence[str]) -> List[List[str]]:
+def expand_sweep(overrides: Sequence[str]) -> list[list[str]]:
     """The per-job override lists of a multirun, as Hydra's BasicSweeper builds them.
 
     Sweep parameters that an experiment sets in ``hydra.sweeper.params`` come first,
@@ -110,7 +110,7 @@ def _unknown_key(key: str, overrides: Iterable[str]) -> str:
     return unknown_key(key, _base_config(overrides))
 
 
-def _base_config(overrides: Iterable[str]) -> Optional[DictConfig]:
+def _base_config(overrides: Iterable[str]) -> DictConfig | None:
     """The config that the group choices alone compose, to list real keys from; ``None`` if none composes.
 
     Only ``group=option`` overrides are kept: the others may be the very override that
@@ -124,7 +124,7 @@ def _base_config(overrides: Iterable[str]) -> Optional[DictConfig]:
         return None
 
 
-def unknown_key(key: str, base: Optional[DictConfig]) -> str:
+def unknown_key(key: str, base: DictConfig | None) -> str:
     """One line for a key that is not in the schema: where it was looked for, what is there, what is close.
 
     Args:
@@ -144,13 +144,13 @@ def unknown_key(key: str, base: Optional[DictConfig]) -> str:
     return f"{key}: unknown key '{leaf}'; {hint}valid keys in {where}: {valid}{groups}"
 
 
-def _close_keys(key: str, base: DictConfig, limit: int = 3) -> List[str]:
+def _close_keys(key: str, base: DictConfig, limit: int = 3) -> list[str]:
     """Existing dotted keys that ``key`` probably meant: the same last part elsewhere, else a near spelling.
 
     Only last parts are compared: whole dotted keys share their prefix, which made
     ``dataset.path`` look like ``dataset.width``.
     """
-    by_leaf: Dict[str, List[str]] = {}
+    by_leaf: dict[str, list[str]] = {}
     for known in _dotted_keys(base) + [g for g in GROUPS if g not in base]:
         by_leaf.setdefault(known.rpartition(".")[2], []).append(known)
     leaf = key.rpartition(".")[2]
@@ -158,14 +158,14 @@ def _close_keys(key: str, base: DictConfig, limit: int = 3) -> List[str]:
     return [k for m in near for k in by_leaf[m] if k != key][:limit]
 
 
-def _other_options(key: str) -> List[str]:
+def _other_options(key: str) -> list[str]:
     """``group=option`` choices whose schema has ``key`` (``dataset.path`` -> ``dataset=folder``)."""
     group, _, leaf = key.partition(".")
     options = GROUP_SCHEMAS.get(group, {})
     return [f"{group}={name}" for name, schema in options.items() if leaf in {f.name for f in dataclasses.fields(schema)}]
 
 
-def _dotted_keys(node: DictConfig) -> List[str]:
+def _dotted_keys(node: DictConfig) -> list[str]:
     plain = OmegaConf.to_container(node, resolve=False)  # unresolved: a MISSING or ${...} value must not raise here
     return list(_walk_keys(plain, ""))
 

@@ -12,7 +12,7 @@ under ``conf/`` only select a schema and state values that differ.
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -143,7 +143,7 @@ class BatchConf:
 class DatasetConf:
     name: str = MISSING  # which dataset kind this is (set by the YAML choice)
     shards: int = 4  # TFRecord shards, built on demand for loaders that read TFRecord
-    cache_dir: Optional[str] = None  # built datasets live here; default $HARNESS_CACHE or ~/.cache/harness
+    cache_dir: str | None = None  # built datasets live here; default $HARNESS_CACHE or ~/.cache/harness
 
 
 @dataclass
@@ -154,7 +154,7 @@ class SyntheticDatasetConf(DatasetConf):
     height: int = 375  # pixels of the stored image
     format: ImageFormat = ImageFormat.jpeg  # file format of the stored images
     jpeg_quality: int = 90  # 1..95, JPEG quality when format=jpeg
-    classes: List[str] = field(default_factory=lambda: ["cat", "dog"])  # class folder names
+    classes: list[str] = field(default_factory=lambda: ["cat", "dog"])  # class folder names
     seed: int = 0  # generation seed; same seed, same bytes
 
 
@@ -195,9 +195,9 @@ class TfDataLoaderConf(LoaderConf):
     num_parallel_calls: Any = "autotune"  # map parallelism: none, a positive integer or autotune
     chain: Chain = Chain.fused  # fused: one map read+decode+resize; split: one map per step (costs more)
     vectorized: bool = False  # run the light per-sample ops (rescale, flip, brightness) on whole batches
-    rescale: Optional[float] = None  # light op: cast the uint8 image to float32 and multiply (1/255); null: off
+    rescale: float | None = None  # light op: cast the uint8 image to float32 and multiply (1/255); null: off
     random_flip: bool = False  # light op: a random horizontal flip after resize (the random op cache must precede)
-    random_brightness: Optional[float] = None  # light op: add a uniform delta in [-d, d] (float32 pixels); null: off
+    random_brightness: float | None = None  # light op: add a uniform delta in [-d, d] (float32 pixels); null: off
     # What if each sample cost more? Deterministic CPU work in the per-sample map (not a sleep: it
     # holds a core as decoding does); the gate's benchmark injects a known slowdown with it.
     extra_work: int = 0  # extra work per sample in the map: a cumulative sum over this many thousand floats; 0: none
@@ -207,17 +207,17 @@ class TfDataLoaderConf(LoaderConf):
     drop_remainder: bool = True  # drop the last partial batch of each epoch
     prefetch: Any = "autotune"  # batches prefetched: none, a positive integer or autotune
     cast_float: bool = False  # cast to float32 right after decode, before cache (seed 001)
-    preprocess: Optional[str] = None  # "mobilenet": keras.applications.mobilenet.preprocess_input after batch (seed 001)
-    deterministic: Optional[bool] = None  # tf.data.Options.deterministic; null keeps TF's default
+    preprocess: str | None = None  # "mobilenet": keras.applications.mobilenet.preprocess_input after batch (seed 001)
+    deterministic: bool | None = None  # tf.data.Options.deterministic; null keeps TF's default
     # TF's default graph rewrites can parallelize a sequential map and add a prefetch the
     # code never asked for; set these false to measure a pipeline exactly as written.
-    map_parallelization: Optional[bool] = None  # experimental_optimization.map_parallelization; null: TF's default
-    inject_prefetch: Optional[bool] = None  # experimental_optimization.inject_prefetch; null: TF's default
-    map_and_batch_fusion: Optional[bool] = None  # experimental_optimization.map_and_batch_fusion; null: TF's default
-    autotune: Optional[bool] = None  # Options.autotune.enabled; null: TF's default (on)
-    autotune_cpu_budget: Optional[int] = None  # Options.autotune.cpu_budget, cores; null: all
-    autotune_ram_budget: Optional[int] = None  # Options.autotune.ram_budget, bytes; null: TF's default
-    private_threadpool_size: Optional[int] = None  # Options.threading.private_threadpool_size; null: shared pool
+    map_parallelization: bool | None = None  # experimental_optimization.map_parallelization; null: TF's default
+    inject_prefetch: bool | None = None  # experimental_optimization.inject_prefetch; null: TF's default
+    map_and_batch_fusion: bool | None = None  # experimental_optimization.map_and_batch_fusion; null: TF's default
+    autotune: bool | None = None  # Options.autotune.enabled; null: TF's default (on)
+    autotune_cpu_budget: int | None = None  # Options.autotune.cpu_budget, cores; null: all
+    autotune_ram_budget: int | None = None  # Options.autotune.ram_budget, bytes; null: TF's default
+    private_threadpool_size: int | None = None  # Options.threading.private_threadpool_size; null: shared pool
 
 
 @dataclass
@@ -226,7 +226,7 @@ class KerasIdgLoaderConf(LoaderConf):
 
     name: str = "keras_idg"
     flow: IdgFlow = IdgFlow.directory  # flow_from_directory or flow_from_dataframe
-    rescale: Optional[float] = None  # multiply pixels by this (1/255 is common); null: none
+    rescale: float | None = None  # multiply pixels by this (1/255 is common); null: none
     rotation_range: float = 0.0  # degrees of random rotation
     width_shift_range: float = 0.0  # fraction of width
     height_shift_range: float = 0.0  # fraction of height
@@ -268,7 +268,7 @@ class TorchLoaderConf(LoaderConf):
     num_workers: int = 0  # DataLoader worker processes; 0 loads in the consumer's process
     pin_memory: bool = False  # page-locked batches, for fast non_blocking copies to CUDA
     persistent_workers: bool = False  # keep workers alive between epochs
-    prefetch_factor: Optional[int] = None  # batches loaded ahead per worker; null: torch's default (2)
+    prefetch_factor: int | None = None  # batches loaded ahead per worker; null: torch's default (2)
     shuffle: bool = False  # RandomSampler instead of SequentialSampler (map style)
     drop_last: bool = True  # drop the last partial batch
     collate: Collate = Collate.default  # default_collate or a numpy stacking collate_fn
@@ -290,9 +290,9 @@ class AugmentConf:
     """A declarative augmentation pipeline, translated into ``library`` (see harness/augment/spec.py)."""
 
     library: AugLibrary = AugLibrary.auto  # which library runs the ops inside the loader
-    ops: List[Any] = field(default_factory=list)  # [{op: resize, size: [150, 150]}, {op: rotate, degrees: 30}, ...]
+    ops: list[Any] = field(default_factory=list)  # [{op: resize, size: [150, 150]}, {op: rotate, degrees: 30}, ...]
     order: Any = None  # null: as listed; a name from ``orders``; op names joined by '-' or '>'; or a list
-    orders: Dict[str, List[str]] = field(default_factory=dict)  # named orders, e.g. {cheap: [rotate, resize]}
+    orders: dict[str, list[str]] = field(default_factory=dict)  # named orders, e.g. {cheap: [rotate, resize]}
     bench: bool = True  # after a sweep's trials, time each distinct pipeline op by op on one thread (augbench)
     bench_images: int = 32  # augbench: decoded images per timed pass
     bench_passes: int = 5  # augbench: timed passes (the median is reported)
@@ -325,9 +325,9 @@ class MonitorConf:
 @dataclass
 class TrialConf:
     warmup_steps: int = 5  # steps consumed before measuring (excluded from metrics)
-    steps: Optional[int] = None  # measured steps; the first bound reached ends the trial
-    seconds: Optional[float] = None  # measured wall time, s
-    epochs: Optional[int] = None  # measured epochs (warm-up included in the first)
+    steps: int | None = None  # measured steps; the first bound reached ends the trial
+    seconds: float | None = None  # measured wall time, s
+    epochs: int | None = None  # measured epochs (warm-up included in the first)
     repeats: int = 1  # independent trials, each in a fresh process; repeats of a sweep run in shuffled rounds
     epoch_mode: EpochMode = EpochMode.restart  # restart: an iterator per epoch (fit); continuous: one repeating
     timeout_s: float = 600.0  # a trial still running after this is killed and recorded as timeout

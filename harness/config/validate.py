@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Tuple, Union
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -19,7 +20,7 @@ from harness.errors import ConfigError
 AUTOTUNE = "autotune"
 
 
-def parse_tuning(key: str, value) -> Union[None, int, str]:
+def parse_tuning(key: str, value) -> None | int | str:
     """Parse a parallelism or buffer knob: ``none``/null, a positive integer, or ``autotune``.
 
     Returns:
@@ -72,8 +73,10 @@ def validate(cfg) -> None:
     loader.check(cfg.loader)
     loader.check_batch(cfg.loader, cfg.batch)
     if choice(cfg.trial.epoch_mode) == "continuous" and not loader.continuous:
-        raise ConfigError(f"trial.epoch_mode=continuous: loader={cfg.loader.name} has no repeating iterator "
-                          f"({loader.continuous_hint}); use trial.epoch_mode=restart")
+        raise ConfigError(
+            f"trial.epoch_mode=continuous: loader={cfg.loader.name} has no repeating iterator "
+            f"({loader.continuous_hint}); use trial.epoch_mode=restart"
+        )
     loader.check_augment(cfg.loader, augment_spec(cfg))
 
 
@@ -91,11 +94,10 @@ def check_finite(cfg) -> None:
 
 def check_finite_value(key: str, value) -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key}={value}: must be a finite number, not nan or inf "
-                          "(an optional key takes null for none)")
+        raise ConfigError(f"{key}={value}: must be a finite number, not nan or inf (an optional key takes null for none)")
 
 
-def _numbers(node: Any, key: str) -> Iterator[Tuple[str, float]]:
+def _numbers(node: Any, key: str) -> Iterator[tuple[str, float]]:
     """(dotted key, value) for every float in a typed config, lists and dicts included."""
     if dataclasses.is_dataclass(node):
         children = ((f.name, getattr(node, f.name)) for f in dataclasses.fields(node))
@@ -187,4 +189,3 @@ def trial_bound(trial) -> dict:
     """The measured phase's bounds, with ``default_seconds`` when none is given."""
     bound = {k: getattr(trial, k) for k in ("steps", "seconds", "epochs") if getattr(trial, k) is not None}
     return bound or {"seconds": trial.default_seconds}
-

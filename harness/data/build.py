@@ -17,9 +17,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Tuple
 
 from harness.config.schema import choice
 from harness.data import scan, synth
@@ -38,7 +38,7 @@ def cache_root(conf) -> Path:
     return Path(base).expanduser().resolve() / "datasets"
 
 
-def dataset_params(conf) -> Dict:
+def dataset_params(conf) -> dict:
     """The parameters that determine a dataset's bytes; their hash names its folder."""
     if conf.name == "synthetic":
         return {
@@ -52,10 +52,15 @@ def dataset_params(conf) -> Dict:
             "classes": list(conf.classes),
             "seed": conf.seed,
         }
-    return {"kind": "folder", "path": str(folder_source(conf)), "scan_version": SCAN_VERSION, "listing": _digest(list_folder(folder_source(conf))[1])}
+    return {
+        "kind": "folder",
+        "path": str(folder_source(conf)),
+        "scan_version": SCAN_VERSION,
+        "listing": _digest(list_folder(folder_source(conf))[1]),
+    }
 
 
-def dataset_dir(conf, params: Dict | None = None) -> Path:
+def dataset_dir(conf, params: dict | None = None) -> Path:
     params = params or dataset_params(conf)
     digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     return cache_root(conf) / f"{params['kind']}-{digest}"
@@ -87,9 +92,7 @@ def prepare(conf, *, tfrecord: Iterable[str] = ()) -> DatasetManifest:
 
 def _apply_bad_file_policy(conf, manifest: DatasetManifest) -> None:
     if manifest.skipped and choice(getattr(conf, "on_bad_file", "skip")) == "fail":
-        raise HarnessError(
-            f"dataset.path={conf.path}: {manifest.skipped_line()}; remove or fix them, or set dataset.on_bad_file=skip"
-        )
+        raise HarnessError(f"dataset.path={conf.path}: {manifest.skipped_line()}; remove or fix them, or set dataset.on_bad_file=skip")
 
 
 @contextlib.contextmanager
@@ -102,7 +105,8 @@ def _writable(folder: Path) -> Iterator[None]:
             raise
         what = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a writable folder"
         raise HarnessError(
-            f"dataset cache {folder}: cannot write {exc.filename or ''} ({exc.strerror}); {what}: dataset.cache_dir=DIR or HARNESS_CACHE=DIR"
+            f"dataset cache {folder}: cannot write {exc.filename or ''} ({exc.strerror}); "
+            f"{what}: dataset.cache_dir=DIR or HARNESS_CACHE=DIR"
         ) from exc
 
 
@@ -150,7 +154,7 @@ def _build_images(conf, folder: Path) -> DatasetManifest:
     return DatasetManifest(folder, folder / "images", classes, samples, dataset_params(conf))
 
 
-def parallel_map(fn, jobs: List, per_worker: int) -> List:
+def parallel_map(fn, jobs: list, per_worker: int) -> list:
     """``[fn(job) for job in jobs]`` on every core (in this process when the jobs are few).
 
     On Ctrl-C or SIGTERM the queued work is cancelled, so a stopped sweep does not wait
@@ -177,7 +181,7 @@ def _write_image(job) -> tuple:
     return relative, len(data), hashlib.sha1(data).hexdigest()
 
 
-def _index_folder(conf, folder: Path, params: Dict) -> DatasetManifest:
+def _index_folder(conf, folder: Path, params: dict) -> DatasetManifest:
     """Scan the user's folder and lay out a view of it: ``images/<class>/<file>`` links to the
     files every loader can read, converted copies of the odd ones, nothing else.
 
@@ -203,13 +207,13 @@ def _index_folder(conf, folder: Path, params: Dict) -> DatasetManifest:
     return manifest
 
 
-def _scan(source: Path, files: Dict[str, Tuple[int, int]], view: Path, classes: List[str]):
+def _scan(source: Path, files: dict[str, tuple[int, int]], view: Path, classes: list[str]):
     """Decode every file once, in parallel; link or convert the good ones into ``view``."""
     print(f"harness: scanning {len(files)} files in {source} (once per version of the folder)", file=sys.stderr, flush=True)
     jobs = [(str(source / relative), relative, str(view)) for relative in sorted(files)]
     scanned = parallel_map(scan.scan_job, jobs, per_worker=64)
-    samples: List[Sample] = []
-    skipped: List[Dict[str, str]] = []
+    samples: list[Sample] = []
+    skipped: list[dict[str, str]] = []
     for relative, kind, reason, size, digest, written in scanned:
         if kind == scan.BAD:
             skipped.append({"file": relative, "reason": reason})
@@ -231,14 +235,14 @@ def folder_source(conf) -> Path:
     return source
 
 
-def list_folder(source: Path) -> Tuple[List[str], Dict[str, Tuple[int, int]], Dict[str, List[str]]]:
+def list_folder(source: Path) -> tuple[list[str], dict[str, tuple[int, int]], dict[str, list[str]]]:
     """Class folders, candidate images (``class/name`` -> size, mtime in ns) and what is left out, by why.
 
     Only files directly inside a class folder count; hidden files (macOS' ``._x.jpg``),
     other extensions and nested folders are left out, for every loader alike.
     """
-    files: Dict[str, Tuple[int, int]] = {}
-    ignored: Dict[str, List[str]] = {"nested folders": [], "hidden files": [], "other files": []}
+    files: dict[str, tuple[int, int]] = {}
+    ignored: dict[str, list[str]] = {"nested folders": [], "hidden files": [], "other files": []}
     try:
         classes = sorted((e for e in os.scandir(source) if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name)
     except OSError as exc:
@@ -258,12 +262,12 @@ def list_folder(source: Path) -> Tuple[List[str], Dict[str, Tuple[int, int]], Di
     return [e.name for e in classes], files, {k: v for k, v in ignored.items() if v}
 
 
-def _digest(files: Dict[str, Tuple[int, int]]) -> str:
+def _digest(files: dict[str, tuple[int, int]]) -> str:
     """What the folder holds: any file added, removed, resized or touched changes it."""
     return hashlib.sha1(json.dumps(sorted(files.items())).encode()).hexdigest()[:16]
 
 
-def _write_csv(path: Path, samples: List[Sample]) -> None:
+def _write_csv(path: Path, samples: list[Sample]) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["filename", "label"])

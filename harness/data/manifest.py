@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 SCHEMA_VERSION = 1
 _FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
@@ -29,21 +28,21 @@ class Sample:
     label: int  # class index
     bytes: int  # file size
     sha1: str  # file checksum
-    converted: Optional[str] = None  # why the scan converted it to PNG (the source is filename minus .png)
-    mtime_ns: Optional[int] = None  # the source file's modification time when indexed (user folders)
+    converted: str | None = None  # why the scan converted it to PNG (the source is filename minus .png)
+    mtime_ns: int | None = None  # the source file's modification time when indexed (user folders)
 
 
 @dataclass
 class DatasetManifest:
     root: Path  # the dataset folder in the cache
     images_dir: Path  # class folders (inside root, or the user's folder)
-    classes: List[str]
-    samples: List[Sample]
-    params: Dict  # what the dataset was built from
-    tfrecords: Dict[str, List[str]] = field(default_factory=dict)  # compression -> shard paths
-    source: Optional[str] = None  # the user's folder, for a folder dataset (images_dir is a view of it)
-    skipped: List[Dict[str, str]] = field(default_factory=list)  # unreadable files: {file, reason}
-    ignored: Dict[str, List[str]] = field(default_factory=dict)  # left out by rule (nested folders, ...) -> names
+    classes: list[str]
+    samples: list[Sample]
+    params: dict  # what the dataset was built from
+    tfrecords: dict[str, list[str]] = field(default_factory=dict)  # compression -> shard paths
+    source: str | None = None  # the user's folder, for a folder dataset (images_dir is a view of it)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files: {file, reason}
+    ignored: dict[str, list[str]] = field(default_factory=dict)  # left out by rule (nested folders, ...) -> names
 
     @property
     def csv_path(self) -> Path:
@@ -56,17 +55,17 @@ class DatasetManifest:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def columns(self) -> Tuple[List[str], List[int], List[str]]:
+    def columns(self) -> tuple[list[str], list[int], list[str]]:
         """Absolute paths, labels and sample ids (filenames relative to ``images_dir``), in manifest order."""
         paths = [str(self.images_dir / s.filename) for s in self.samples]
         return paths, [s.label for s in self.samples], [s.filename for s in self.samples]
 
-    def image_format(self) -> Optional[str]:
+    def image_format(self) -> str | None:
         """``jpeg`` or ``png`` when every file has that extension (a decoder can be chosen), else ``None``."""
         kinds = {_FORMATS.get(Path(s.filename).suffix.lower()) for s in self.samples}
         return kinds.pop() if len(kinds) == 1 else None
 
-    def converted(self) -> List[Dict[str, str]]:
+    def converted(self) -> list[dict[str, str]]:
         return [{"file": s.filename, "reason": s.converted} for s in self.samples if s.converted]
 
     def skipped_line(self, limit: int = 5) -> str:
@@ -76,11 +75,11 @@ class DatasetManifest:
     def converted_line(self, limit: int = 5) -> str:
         return _listing_line(self.converted(), "converted to 8-bit PNG", limit)
 
-    def notes(self) -> List[str]:
+    def notes(self) -> list[str]:
         """What a user must know about which files were read: skipped, converted, left out."""
         return dataset_notes(self.describe())
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         """A short summary for result files."""
         return {
             "root": str(self.root),
@@ -111,7 +110,7 @@ class DatasetManifest:
         write_json_atomic(folder / MANIFEST_FILE, data)
 
     @classmethod
-    def load(cls, root: Path) -> "DatasetManifest":
+    def load(cls, root: Path) -> DatasetManifest:
         data = json.loads((root / MANIFEST_FILE).read_text())
         version = data.get("schema_version", 0)
         if version > SCHEMA_VERSION:
@@ -137,17 +136,19 @@ class DatasetManifest:
         return manifest
 
 
-def dataset_notes(described: Dict) -> List[str]:
+def dataset_notes(described: dict) -> list[str]:
     """The notes of :meth:`DatasetManifest.notes` from its ``describe()`` (a result's ``dataset``)."""
     ignored = described.get("ignored") or {}
     left_out = "; ".join(f"{v['count']} {k} (e.g. {v['first'][0]})" for k, v in ignored.items() if v.get("first"))
-    lines = [_listing_line(described.get("skipped") or [], "skipped", 5),
-             _listing_line(described.get("converted") or [], "converted to 8-bit PNG", 5),
-             f"left out by rule: {left_out}" if left_out else ""]
+    lines = [
+        _listing_line(described.get("skipped") or [], "skipped", 5),
+        _listing_line(described.get("converted") or [], "converted to 8-bit PNG", 5),
+        f"left out by rule: {left_out}" if left_out else "",
+    ]
     return [f"dataset: {line}" for line in lines if line]
 
 
-def _listing_line(entries: List[Dict[str, str]], what: str, limit: int) -> str:
+def _listing_line(entries: list[dict[str, str]], what: str, limit: int) -> str:
     if not entries:
         return ""
     shown = ", ".join(f"{e['file']} ({e['reason']})" for e in entries[:limit])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Optional, Tuple
 
 # Read as is when PIL calls them so; MPO is the multi-picture JPEG that cameras write.
 NATIVE_FORMATS = {"JPEG", "PNG", "MPO"}
@@ -32,7 +31,7 @@ CONVERTED_SUFFIX = ".png"  # appended to a converted file's name: cat/x.bmp -> c
 OK, CONVERT, BAD = "ok", "convert", "bad"
 
 
-def inspect(path: str) -> Tuple[str, str, int, str]:
+def inspect(path: str) -> tuple[str, str, int, str]:
     """Decode one file: ``(kind, reason, bytes, sha1)``, kind one of ``ok``, ``convert``, ``bad``."""
     try:
         data = Path(path).read_bytes()
@@ -45,7 +44,7 @@ def inspect(path: str) -> Tuple[str, str, int, str]:
     return kind, reason, len(data), digest
 
 
-def _classify(data: bytes) -> Tuple[str, str]:
+def _classify(data: bytes) -> tuple[str, str]:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -61,7 +60,7 @@ def _classify(data: bytes) -> Tuple[str, str]:
         return BAD, "truncated" if "truncated" in text or isinstance(exc, EOFError) else f"undecodable ({text[:80]})"
 
 
-def _kind_of(image, data: bytes) -> Tuple[str, str]:
+def _kind_of(image, data: bytes) -> tuple[str, str]:
     if image.format not in NATIVE_FORMATS:
         return CONVERT, f"{image.format or 'unknown'} format"
     if _sixteen_bit(image, data):
@@ -92,7 +91,7 @@ def convert(source: str, target: str) -> None:
         image.save(target, "PNG")
 
 
-def scan_job(job: Tuple[str, str, str]) -> Tuple[str, str, str, int, str, Optional[str]]:
+def scan_job(job: tuple[str, str, str]) -> tuple[str, str, str, int, str, str | None]:
     """Scan one file and convert it if needed: ``(relative, kind, reason, bytes, sha1, written)``.
 
     Args:

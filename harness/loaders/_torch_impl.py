@@ -66,7 +66,9 @@ class Decode:
             image = image if self.nchw else image.permute(1, 2, 0).contiguous()
             return image.numpy() if self.as_numpy else image
         # albumentations: HWC array in, HWC array out
-        source = self._read_chw(path).permute(1, 2, 0).numpy() if self.decoder == "torchvision" else load_pil(path, self.batch, resize=False)
+        source = (
+            self._read_chw(path).permute(1, 2, 0).numpy() if self.decoder == "torchvision" else load_pil(path, self.batch, resize=False)
+        )
         array = pipeline(source)
         array = np.ascontiguousarray(array.transpose(2, 0, 1) if self.nchw else array)
         return array if self.as_numpy else torch.from_numpy(array)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import Any, ClassVar
 
 from harness.errors import ConfigError, HarnessError
 
@@ -27,7 +28,7 @@ FAMILY_MODULES = (
     "harness.loaders.yardstick",
 )
 
-_REGISTRY: Dict[str, Type["Loader"]] = {}
+_REGISTRY: dict[str, type[Loader]] = {}
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Batch:
 
     images: Any  # framework array (numpy, tf.Tensor, torch.Tensor) shaped by ``batch``
     labels: Any  # integer class labels
-    ids: Optional[Sequence] = None  # sample ids (dataset filenames) when the loader carries them
+    ids: Sequence | None = None  # sample ids (dataset filenames) when the loader carries them
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -47,8 +48,8 @@ class Needs:
     """What a loader needs prepared before its trial starts."""
 
     dataset: bool = True  # read the image dataset
-    tfrecord: List[str] = field(default_factory=list)  # TFRecord compressions whose shards must exist
-    framework: Optional[Tuple[str, str]] = None  # (module, pip extra), e.g. ("tensorflow", "tf")
+    tfrecord: list[str] = field(default_factory=list)  # TFRecord compressions whose shards must exist
+    framework: tuple[str, str] | None = None  # (module, pip extra), e.g. ("tensorflow", "tf")
 
 
 class Loader(abc.ABC):
@@ -112,11 +113,11 @@ class Loader(abc.ABC):
     continuous: bool = False
     continuous_hint: str = "it builds a fresh iterator per epoch"
 
-    def stream(self) -> Iterator[Tuple[int, Optional[Batch]]]:
+    def stream(self) -> Iterator[tuple[int, Batch | None]]:
         """One iterator across epochs: ``(epoch, batch)``, and ``(epoch, None)`` when an epoch ends."""
         raise ConfigError(f"trial.epoch_mode=continuous: loader={self.name} has no repeating iterator ({self.continuous_hint})")
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         """What was actually built (framework objects' settings), for result.json."""
         return {}
 
@@ -136,7 +137,7 @@ class Loader(abc.ABC):
 
         return finish(load_pil(path, self.batch)[None], self.batch)[0]
 
-    def expected_ids(self) -> Optional[List[str]]:
+    def expected_ids(self) -> list[str] | None:
         """The sample ids one full epoch should deliver (the dataset's filenames by default)."""
         if self.dataset is None:
             return None
@@ -146,7 +147,7 @@ class Loader(abc.ABC):
         """Release workers, threads and files."""
 
 
-def register_loader(cls: Type[Loader]) -> Type[Loader]:
+def register_loader(cls: type[Loader]) -> type[Loader]:
     """Class decorator: make ``cls`` available as ``loader=<cls.name>``."""
     _REGISTRY[cls.name] = cls
     return cls
@@ -157,12 +158,12 @@ def _load_all() -> None:
         importlib.import_module(module)
 
 
-def list_loaders() -> List[str]:
+def list_loaders() -> list[str]:
     _load_all()
     return sorted(_REGISTRY)
 
 
-def get_loader(name: str) -> Type[Loader]:
+def get_loader(name: str) -> type[Loader]:
     _load_all()
     try:
         return _REGISTRY[name]

@@ -8,7 +8,7 @@ which moves it to a tf.data thread (still holding the GIL while Python decodes).
 
 from __future__ import annotations
 
-from typing import Dict, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class GeneratorLoader(Loader):
         for images, labels, ids in source:
             yield Batch(images=images, labels=labels, ids=ids)
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         ops = [f"python generator: batches of {self.batch.size}, serial: PIL open+convert+resize(bilinear) per file, np.stack"]
         if self.tf_dataset is not None:
             ops += ["tf.data.Dataset.from_generator"] + ([f"prefetch({self.conf.prefetch})"] if self.conf.prefetch is not None else [])

@@ -6,7 +6,7 @@ the last conversion the same way for all of them.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def load_batch(paths: Sequence[str], batch, augment=None) -> np.ndarray:
     return finish(np.stack([augment.apply_numpy(load_pil(p, batch, resize=False)) for p in paths]), batch)
 
 
-def batches_of(indices: Sequence[int], size: int, drop_last: bool) -> List[Sequence[int]]:
+def batches_of(indices: Sequence[int], size: int, drop_last: bool) -> list[Sequence[int]]:
     chunks = [indices[i : i + size] for i in range(0, len(indices), size)]
     if drop_last and chunks and len(chunks[-1]) < size:
         chunks.pop()

@@ -8,7 +8,7 @@ in the consumer's thread, as ``model.fit`` does with it.
 
 from __future__ import annotations
 
-from typing import Dict, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -41,8 +41,10 @@ class KerasIdgLoader(Loader):
             return
         own = [k for k in OWN_AUGMENT if getattr(conf, k)] + (["rescale"] if conf.rescale is not None else [])
         if own:
-            raise ConfigError(f"loader.{own[0]} and augment.ops both augment; put the whole pipeline in augment.ops "
-                              "(it becomes ImageDataGenerator's arguments)")
+            raise ConfigError(
+                f"loader.{own[0]} and augment.ops both augment; put the whole pipeline in augment.ops "
+                "(it becomes ImageDataGenerator's arguments)"
+            )
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
@@ -80,7 +82,9 @@ class KerasIdgLoader(Loader):
             import pandas as pd
 
             frame = pd.read_csv(self.dataset.csv_path, dtype={"filename": str, "label": str})
-            return self.generator.flow_from_dataframe(frame, directory=str(self.dataset.images_dir), x_col="filename", y_col="label", **common)
+            return self.generator.flow_from_dataframe(
+                frame, directory=str(self.dataset.images_dir), x_col="filename", y_col="label", **common
+            )
         return self.generator.flow_from_directory(str(self.dataset.images_dir), classes=self.dataset.classes, **common)
 
     def epoch(self, index: int) -> Iterator[Batch]:
@@ -100,8 +104,12 @@ class KerasIdgLoader(Loader):
         from keras.utils import img_to_array, load_img
 
         b = self.batch
-        image = load_img(path, color_mode="rgb" if b.channels == 3 else "grayscale",
-                         target_size=(b.height, b.width), interpolation=self.conf.interpolation)
+        image = load_img(
+            path,
+            color_mode="rgb" if b.channels == 3 else "grayscale",
+            target_size=(b.height, b.width),
+            interpolation=self.conf.interpolation,
+        )
         x = img_to_array(image)[None]
         if choice(b.dtype) == "uint8":
             x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
@@ -114,22 +122,35 @@ class KerasIdgLoader(Loader):
         c = self.conf
         return super().random_ops() or any(getattr(c, k) for k in OWN_AUGMENT)
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         it, g, c = self.iterator, self.generator, self.conf
-        args = {"rescale": g.rescale, "rotation_range": g.rotation_range, "width_shift_range": g.width_shift_range,
-                "height_shift_range": g.height_shift_range, "zoom_range": list(g.zoom_range),
-                "horizontal_flip": g.horizontal_flip, "vertical_flip": g.vertical_flip}
+        args = {
+            "rescale": g.rescale,
+            "rotation_range": g.rotation_range,
+            "width_shift_range": g.width_shift_range,
+            "height_shift_range": g.height_shift_range,
+            "zoom_range": list(g.zoom_range),
+            "horizontal_flip": g.horizontal_flip,
+            "vertical_flip": g.vertical_flip,
+        }
         set_args = ", ".join(f"{k}={v}" for k, v in args.items() if v not in (None, 0, 0.0, False, [1.0, 1.0]))
         return {
-            "ops": [f"ImageDataGenerator({set_args})",
-                    f"flow_from_{choice(c.flow)}(target_size={tuple(it.target_size)}, batch_size={it.batch_size}, "
-                    f"shuffle={c.shuffle}, interpolation={c.interpolation}): per batch, serial: load_img+resize, "
-                    "random transforms, np.stack"],
+            "ops": [
+                f"ImageDataGenerator({set_args})",
+                f"flow_from_{choice(c.flow)}(target_size={tuple(it.target_size)}, batch_size={it.batch_size}, "
+                f"shuffle={c.shuffle}, interpolation={c.interpolation}): per batch, serial: load_img+resize, "
+                "random transforms, np.stack",
+            ],
             "flow": choice(self.conf.flow),
             "iterator": type(it).__name__,
             "samples": it.samples,
             "batches_per_epoch": len(it),
             "target_size": list(it.target_size),
-            "generator": {"rescale": g.rescale, "rotation_range": g.rotation_range, "zoom_range": list(g.zoom_range),
-                          "horizontal_flip": g.horizontal_flip, "vertical_flip": g.vertical_flip},
+            "generator": {
+                "rescale": g.rescale,
+                "rotation_range": g.rotation_range,
+                "zoom_range": list(g.zoom_range),
+                "horizontal_flip": g.horizontal_flip,
+                "vertical_flip": g.vertical_flip,
+            },
         }

@@ -8,7 +8,7 @@ iterator is used, the backend-neutral core of what ``fit`` consumes.
 
 from __future__ import annotations
 
-from typing import Dict, Iterator
+from collections.abc import Iterator
 
 from harness.config.validate import check_positive
 from harness.errors import require
@@ -37,8 +37,15 @@ class KerasSequenceLoader(Loader):
 
         paths, labels, self.names = dataset.columns()
         self.sequence = FileSequence(
-            paths, labels, batch, conf.shuffle, seed, augment=self.pipeline(),
-            workers=conf.workers, use_multiprocessing=conf.use_multiprocessing, max_queue_size=conf.max_queue_size,
+            paths,
+            labels,
+            batch,
+            conf.shuffle,
+            seed,
+            augment=self.pipeline(),
+            workers=conf.workers,
+            use_multiprocessing=conf.use_multiprocessing,
+            max_queue_size=conf.max_queue_size,
         )
         self.adapter = PyDatasetAdapter(self.sequence, shuffle=False)
 
@@ -54,12 +61,14 @@ class KerasSequenceLoader(Loader):
         if self.adapter.enqueuer is not None:
             self.adapter.enqueuer.stop()
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         s = self.sequence
         return {
-            "ops": [f"PyDataset.__getitem__: batches of {self.batch.size}, PIL open+convert+resize(bilinear) per file, np.stack",
-                    f"PyDatasetAdapter(workers={s.workers}, use_multiprocessing={s.use_multiprocessing}, "
-                    f"max_queue_size={s.max_queue_size}), as model.fit drives it"],
+            "ops": [
+                f"PyDataset.__getitem__: batches of {self.batch.size}, PIL open+convert+resize(bilinear) per file, np.stack",
+                f"PyDatasetAdapter(workers={s.workers}, use_multiprocessing={s.use_multiprocessing}, "
+                f"max_queue_size={s.max_queue_size}), as model.fit drives it",
+            ],
             "class": "keras.utils.PyDataset",
             "driver": "keras PyDatasetAdapter.get_numpy_iterator (model.fit's enqueuer)",
             "workers": s.workers,

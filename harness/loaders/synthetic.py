@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Iterator, List
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class SyntheticLoader(Loader):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
         self._pool = self._make_pool()
 
-    def _make_pool(self) -> List[np.ndarray]:
+    def _make_pool(self) -> list[np.ndarray]:
         from harness.trial.consumer import batch_shape
 
         rng = np.random.default_rng(self.seed)
@@ -109,6 +109,8 @@ class SyntheticLoader(Loader):
             "serial_batches_per_s": "1000 / (produce_ms + step_ms)",
             "overlapped_batches_per_s": "1000 / max(produce_ms / workers, step_ms)",
         }
-        ops = [f"sleep {c.produce_ms:g} ms per batch" + (" in the consumer's thread" if c.workers == 0 else
-                                                         f" in {c.workers} producer threads, queue of {c.prefetch}")]
+        ops = [
+            f"sleep {c.produce_ms:g} ms per batch"
+            + (" in the consumer's thread" if c.workers == 0 else f" in {c.workers} producer threads, queue of {c.prefetch}")
+        ]
         return {"ops": ops, "mode": "serial" if c.workers == 0 else "threads", "workers": c.workers, "queue": c.prefetch, "model": expected}

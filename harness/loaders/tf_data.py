@@ -22,7 +22,7 @@ Every map takes ``num_parallel_calls`` none / N / AUTOTUNE; iterated once per ep
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List
+from collections.abc import Iterator
 
 from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, check_positive, parse_tuning
@@ -43,10 +43,17 @@ def _compose(fns):
     return fused
 
 
-def light_ops(conf) -> List[str]:
+def light_ops(conf) -> list[str]:
     """The light per-sample ops the config turns on, in the order they run."""
-    return [name for name, on in (("rescale", conf.rescale is not None), ("random_flip", conf.random_flip),
-                                  ("random_brightness", conf.random_brightness is not None)) if on]
+    return [
+        name
+        for name, on in (
+            ("rescale", conf.rescale is not None),
+            ("random_flip", conf.random_flip),
+            ("random_brightness", conf.random_brightness is not None),
+        )
+        if on
+    ]
 
 
 @register_loader
@@ -71,34 +78,48 @@ class TfDataLoader(Loader):
         if conf.interleave and choice(conf.source) != "tfrecord":
             raise ConfigError("loader.interleave=true needs loader.source=tfrecord (it interleaves shards)")
         if conf.vectorized and not light_ops(conf):
-            raise ConfigError("loader.vectorized=true has nothing to vectorize: set loader.rescale, loader.random_flip "
-                              "or loader.random_brightness (the light ops it moves after batch)")
+            raise ConfigError(
+                "loader.vectorized=true has nothing to vectorize: set loader.rescale, loader.random_flip "
+                "or loader.random_brightness (the light ops it moves after batch)"
+            )
         check_positive("loader.rescale", conf.rescale, optional=True)
         check_positive("loader.extra_work", conf.extra_work, allow_zero=True)
         check_positive("loader.random_brightness", conf.random_brightness, optional=True)
 
     @classmethod
     def check_batch(cls, conf, batch) -> None:
-        floats = [key for key, value in (("preprocess=mobilenet", conf.preprocess == "mobilenet"),
-                                         ("rescale", conf.rescale is not None),
-                                         ("random_brightness", conf.random_brightness is not None)) if value]
+        floats = [
+            key
+            for key, value in (
+                ("preprocess=mobilenet", conf.preprocess == "mobilenet"),
+                ("rescale", conf.rescale is not None),
+                ("random_brightness", conf.random_brightness is not None),
+            )
+            if value
+        ]
         if floats and choice(batch.dtype) != "float32":
             raise ConfigError(f"loader.{floats[0]} outputs float32 pixels; set batch.dtype=float32")
 
     @classmethod
     def check_augment(cls, conf, spec) -> None:
         if spec is not None and (conf.rescale is not None or conf.random_brightness is not None):
-            raise ConfigError("loader.rescale and loader.random_brightness do not combine with augment.ops: "
-                              "put the scaling and colour ops in augment.ops (normalize, color_jitter)")
+            raise ConfigError(
+                "loader.rescale and loader.random_brightness do not combine with augment.ops: "
+                "put the scaling and colour ops in augment.ops (normalize, color_jitter)"
+            )
         if choice(conf.cache) == "none":
             return
         random = conf.random_flip or conf.random_brightness is not None
         if spec is None and choice(conf.cache_place) == "after_augment" and not random:
-            raise ConfigError("loader.cache_place=after_augment needs loader.random_flip, loader.random_brightness or "
-                              "augment.ops (there is no random op to follow)")
+            raise ConfigError(
+                "loader.cache_place=after_augment needs loader.random_flip, loader.random_brightness or "
+                "augment.ops (there is no random op to follow)"
+            )
         if spec is not None and choice(conf.cache_place) == "after_resize":
-            raise ConfigError("loader.cache_place=after_resize: with augment.ops the pipeline does the resizing, so the "
-                              "cache goes after_decode (before the random ops) or after_augment")
+            raise ConfigError(
+                "loader.cache_place=after_resize: with augment.ops the pipeline does the resizing, so the "
+                "cache goes after_decode (before the random ops) or after_augment"
+            )
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
@@ -110,7 +131,7 @@ class TfDataLoader(Loader):
         # (every epoch would draw the same flips)
         random = conf.random_flip or conf.random_brightness is not None
         self.rng = self.tf.random.Generator.from_seed(seed) if random else None
-        self.ops: List[str] = []
+        self.ops: list[str] = []
         self.dataset_obj = self._build()
 
     # -- helpers -------------------------------------------------------------------
@@ -236,7 +257,9 @@ class TfDataLoader(Loader):
         self.ops.append(f"interleave(TFRecordDataset, cycle_length={c.cycle_length}, num_parallel_calls={c.interleave_parallel_calls})")
         return tf.data.Dataset.from_tensor_slices(shards).interleave(
             lambda shard: tf.data.TFRecordDataset(shard, compression_type=kind),
-            cycle_length=cycle, num_parallel_calls=parallel, deterministic=c.deterministic,
+            cycle_length=cycle,
+            num_parallel_calls=parallel,
+            deterministic=c.deterministic,
         )
 
     def _parse(self, record):
@@ -379,7 +402,7 @@ class TfDataLoader(Loader):
         image, _, _ = self._decode(self.tf.io.read_file(path), 0, b"")
         return self._resize(image, 0, b"")[0].numpy()
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         options = self.dataset_obj.options()
         opt = options.experimental_optimization
         return {

@@ -10,7 +10,7 @@ start-up shows at every epoch start unless workers persist.
 from __future__ import annotations
 
 import functools
-from typing import Dict, Iterator
+from collections.abc import Iterator
 
 from harness.config.schema import choice
 from harness.config.validate import check_positive
@@ -32,8 +32,11 @@ class TorchLoader(Loader):
         check_positive("loader.num_workers", conf.num_workers, allow_zero=True)
         check_positive("loader.prefetch_factor", conf.prefetch_factor, optional=True)
         check_positive("loader.worker_threads", conf.worker_threads)
-        needs_workers = {"persistent_workers": conf.persistent_workers, "prefetch_factor": conf.prefetch_factor is not None,
-                         "start_method": choice(conf.start_method) != "default"}
+        needs_workers = {
+            "persistent_workers": conf.persistent_workers,
+            "prefetch_factor": conf.prefetch_factor is not None,
+            "start_method": choice(conf.start_method) != "default",
+        }
         for key, used in needs_workers.items():
             if used and conf.num_workers == 0:
                 raise ConfigError(f"loader.{key} needs loader.num_workers > 0 (DataLoader refuses it otherwise)")
@@ -92,21 +95,26 @@ class TorchLoader(Loader):
         if iterator is not None and hasattr(iterator, "_shutdown_workers"):
             iterator._shutdown_workers()
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         loader = self.loader
         context = loader.multiprocessing_context
         b = self.batch
-        decode = ("torchvision.io.decode_image+v2.resize(antialias)" if choice(self.conf.decoder) == "torchvision"
-                  else "PIL open+convert+resize(bilinear)")
+        decode = (
+            "torchvision.io.decode_image+v2.resize(antialias)"
+            if choice(self.conf.decoder) == "torchvision"
+            else "PIL open+convert+resize(bilinear)"
+        )
         if self.augment is not None:
             decode = decode.replace("+v2.resize(antialias)", "").replace("+resize(bilinear)", "")
             decode += f"+augment({self.augment.library}: {self.augment.order_label()})"
         collate = getattr(loader.collate_fn, "__name__", str(loader.collate_fn))
         return {
-            "ops": [f"{type(self.data).__name__}: per sample read+{decode} to {b.height}x{b.width}",
-                    f"DataLoader(batch_size={b.size}, num_workers={loader.num_workers}, sampler={type(loader.sampler).__name__}, "
-                    f"collate_fn={collate}, pin_memory={loader.pin_memory}, persistent_workers={loader.persistent_workers}, "
-                    f"prefetch_factor={loader.prefetch_factor})"],
+            "ops": [
+                f"{type(self.data).__name__}: per sample read+{decode} to {b.height}x{b.width}",
+                f"DataLoader(batch_size={b.size}, num_workers={loader.num_workers}, sampler={type(loader.sampler).__name__}, "
+                f"collate_fn={collate}, pin_memory={loader.pin_memory}, persistent_workers={loader.persistent_workers}, "
+                f"prefetch_factor={loader.prefetch_factor})",
+            ],
             "dataset": type(self.data).__name__,
             "decoder": choice(self.conf.decoder),
             "num_workers": loader.num_workers,

@@ -12,7 +12,7 @@ Python-heavy pipelines (ImageDataGenerator, a PIL DataLoader) make poor yardstic
 
 from __future__ import annotations
 
-from typing import Dict, Iterator
+from collections.abc import Iterator
 
 from harness.config.schema import choice
 from harness.config.validate import check_positive
@@ -45,8 +45,7 @@ class YardstickLoader(Loader):
 
         def parse(path, label, sample_id):
             raw = tf.io.read_file(path)
-            image = decode(raw, channels=b.channels) if decode else tf.io.decode_image(raw, channels=b.channels,
-                                                                                       expand_animations=False)
+            image = decode(raw, channels=b.channels) if decode else tf.io.decode_image(raw, channels=b.channels, expand_animations=False)
             image = tf.image.resize(image, [b.height, b.width])
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
             image = image if choice(b.dtype) == "uint8" else tf.cast(image, tf.float32)
@@ -67,9 +66,15 @@ class YardstickLoader(Loader):
     def reference_pixels(self, path: str):
         return None  # a yardstick: its pixels are tf.image.resize's, as tf_data's are
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         c, b = self.conf, self.batch
-        return {"ops": [f"from_tensor_slices(manifest, n={len(self.dataset)})",
-                        f"map(read_file+decode+resize+to_dtype, num_parallel_calls={c.parallel_calls})",
-                        f"batch({b.size}, drop_remainder=True)", f"prefetch({c.prefetch})", "autotune off"],
-                "tensorflow": self.tf.__version__}
+        return {
+            "ops": [
+                f"from_tensor_slices(manifest, n={len(self.dataset)})",
+                f"map(read_file+decode+resize+to_dtype, num_parallel_calls={c.parallel_calls})",
+                f"batch({b.size}, drop_remainder=True)",
+                f"prefetch({c.prefetch})",
+                "autotune off",
+            ],
+            "tensorflow": self.tf.__version__,
+        }

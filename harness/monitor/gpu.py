@@ -7,8 +7,6 @@ the code that reads counters is the same in both.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 # Counters read every tick; PCIe throughput is read every PCIE_EVERY ticks because NVML
 # measures it over a 20 ms window inside the call.
 PCIE_EVERY = 5
@@ -47,7 +45,7 @@ class NvmlSource:
     def available(self) -> bool:
         return self.handle is not None
 
-    def _read(self, key: str, fn) -> Optional[float]:
+    def _read(self, key: str, fn) -> float | None:
         if key in self.absent:
             return None
         try:
@@ -56,7 +54,7 @@ class NvmlSource:
             self.absent[key] = f"NVML: {exc}"
             return None
 
-    def sample(self) -> Dict[str, Optional[float]]:
+    def sample(self) -> dict[str, float | None]:
         if not self.available:
             return {}
         n, h = self.nvml, self.handle

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Dict, List, Optional
 
 import psutil
 
@@ -36,18 +35,29 @@ SLOW_EVERY = 5  # context switches and bytes read: rates over half a second at 1
 MARKERS = {"start": "measuring", "end": "measured", "ack": "sampled"}
 MB = 2**20
 
-TREE_SERIES = ("machine_cpu_pct", "tree_cpu_pct", "tree_cpu_s", "tree_rss_mb", "tree_uss_mb", "tree_pss_mb", "tree_threads",
-               "tree_ctx_switches_per_s", "tree_read_mb_s", "disk_read_mb_s", "processes_alive")
+TREE_SERIES = (
+    "machine_cpu_pct",
+    "tree_cpu_pct",
+    "tree_cpu_s",
+    "tree_rss_mb",
+    "tree_uss_mb",
+    "tree_pss_mb",
+    "tree_threads",
+    "tree_ctx_switches_per_s",
+    "tree_read_mb_s",
+    "disk_read_mb_s",
+    "processes_alive",
+)
 
 
-def _pids() -> List[int]:
+def _pids() -> list[int]:
     try:
         return [int(name) for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
         return []
 
 
-def read_core_times() -> List[tuple]:
+def read_core_times() -> list[tuple]:
     """(busy, total) jiffies per core from /proc/stat; busy excludes idle and iowait."""
     cores = []
     with open("/proc/stat", "rb") as handle:
@@ -74,14 +84,14 @@ def read_proc_stat(pid: int):
             data = handle.read()
     except OSError:
         return None
-    fields = data[data.rfind(b")") + 2:].split()  # after "pid (comm) "; fields[0] is the state
+    fields = data[data.rfind(b")") + 2 :].split()  # after "pid (comm) "; fields[0] is the state
     if fields[0] in (b"Z", b"X"):
         return None
     utime, stime, cutime, cstime = (int(v) / CLOCK_TICKS for v in fields[11:15])
     return utime + stime, utime + stime + cutime + cstime, int(fields[17]), int(fields[21]) * PAGE
 
 
-def block_devices() -> List[str]:
+def block_devices() -> list[str]:
     """Whole disks (not partitions) as /sys/block lists them, loop and ram devices left out."""
     try:
         return [d for d in os.listdir("/sys/block") if not d.startswith(("loop", "ram"))]
@@ -89,7 +99,7 @@ def block_devices() -> List[str]:
         return []
 
 
-def read_disk_bytes(disks: List[str]) -> Optional[int]:
+def read_disk_bytes(disks: list[str]) -> int | None:
     """Bytes read from ``disks`` since boot (/proc/diskstats, 512-byte sectors)."""
     if not disks:
         return None
@@ -121,14 +131,24 @@ class _Proc:
             self.created = proc.create_time()
         except psutil.Error:
             self.name, self.created = "?", time.time()
-        self.series: Dict[str, List] = {"cpu_pct": [], "rss_mb": [], "threads": []}
+        self.series: dict[str, list] = {"cpu_pct": [], "rss_mb": [], "threads": []}
 
 
 class Sampler:
     """Sample the process tree rooted at ``pid`` until :meth:`stop`."""
 
-    def __init__(self, pid: int, interval_ms: float, *, gpu_index: int = 0, gpu: bool = True, nvml=None,
-                 uss_interval_ms: float = 0, folder: Optional[str] = None, clock=time.perf_counter):
+    def __init__(
+        self,
+        pid: int,
+        interval_ms: float,
+        *,
+        gpu_index: int = 0,
+        gpu: bool = True,
+        nvml=None,
+        uss_interval_ms: float = 0,
+        folder: str | None = None,
+        clock=time.perf_counter,
+    ):
         self.root = psutil.Process(pid)
         self.interval = interval_ms / 1000.0
         self.uss_interval = uss_interval_ms / 1000.0
@@ -140,21 +160,21 @@ class Sampler:
         self._uss_at = None
         self.clock = clock
         self.gpu = NvmlSource(gpu_index, nvml) if gpu else None
-        self.procs: Dict[int, _Proc] = {}
-        self.t: List[float] = []
-        self.series: Dict[str, List] = {k: [] for k in TREE_SERIES}
-        self.gpu_series: Dict[str, List] = {k: [] for k in GPU_SERIES}
-        self.core_pct: List[List[float]] = []
-        self.absent: Dict[str, str] = {}
-        self.tick_ms: List[float] = []
-        self.costs: Dict[str, float] = {}  # CPU seconds per part of a tick
+        self.procs: dict[int, _Proc] = {}
+        self.t: list[float] = []
+        self.series: dict[str, list] = {k: [] for k in TREE_SERIES}
+        self.gpu_series: dict[str, list] = {k: [] for k in GPU_SERIES}
+        self.core_pct: list[list[float]] = []
+        self.absent: dict[str, str] = {}
+        self.tick_ms: list[float] = []
+        self.costs: dict[str, float] = {}  # CPU seconds per part of a tick
         self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="harness-sampler", daemon=True)
         self._last_wall = None
         self._last_disk = None
         self._ticks = 0
-        self._parents: Dict[int, Optional[int]] = {}
+        self._parents: dict[int, int | None] = {}
         self._disk_at = None
         self._tree_cpu_s = None
         self._last_cores = None
@@ -165,12 +185,12 @@ class Sampler:
         self._add(self.root, "main")
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         self._cores()  # prime the machine counters
         self._thread.start()
         return self
 
-    def stop(self) -> Dict:
+    def stop(self) -> dict:
         self._stop.set()
         self._thread.join()
         if self.gpu is not None:
@@ -359,7 +379,7 @@ class Sampler:
                 pass
         return ctx, read
 
-    def _disk(self, now: float) -> Optional[float]:
+    def _disk(self, now: float) -> float | None:
         """Machine-wide disk reads, MB/s over the last DISK_EVERY ticks (None on the others)."""
         if "disk" in self.absent or self._ticks % DISK_EVERY:
             return None
@@ -371,7 +391,7 @@ class Sampler:
         self._last_disk, self._disk_at = read, now
         return round((read - last) / MB / (now - last_at), 3) if last is not None and now > last_at else None
 
-    def _cores(self) -> List[float]:
+    def _cores(self) -> list[float]:
         """Busy % per core since the last call, from /proc/stat (what psutil reads, without its overhead)."""
         now = read_core_times()
         last, self._last_cores = self._last_cores, now
@@ -383,7 +403,7 @@ class Sampler:
         return out
 
     # -- the record ----------------------------------------------------------------
-    def record(self) -> Dict:
+    def record(self) -> dict:
         """The series as stored in result.json's ``monitor`` (times still on the perf_counter clock)."""
         absent = dict(self.absent)
         if not self.markers and not self.uss_interval:
@@ -402,13 +422,12 @@ class Sampler:
         measured_cpu = round(end - start, 4) if start is not None and end is not None else None
         return {
             "interval_ms": round(self.interval * 1e3, 3),
-        "uss_interval_ms": round(self.uss_interval * 1e3, 3),
+            "uss_interval_ms": round(self.uss_interval * 1e3, 3),
             "clock": "perf_counter (CLOCK_MONOTONIC), shared with the trial process",
             "t": [round(x, 4) for x in self.t],
             "series": {k: v for k, v in self.series.items() if not (k == "tree_read_mb_s" and "read" in absent)},
             "core_cpu_pct": self.core_pct,
-            "processes": {p.label: {"pid": p.proc.pid, "cmd": p.name, "first_tick": p.first_tick, **p.series}
-                          for p in self.procs.values()},
+            "processes": {p.label: {"pid": p.proc.pid, "cmd": p.name, "first_tick": p.first_tick, **p.series} for p in self.procs.values()},
             "gpu": {"device": self.gpu.device if self.gpu is not None else {}, "series": gpu},
             "absent": absent,
             "overhead": {

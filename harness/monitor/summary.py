@@ -7,10 +7,9 @@ platform lacks), never 0: a missing GPU is not an idle one.
 from __future__ import annotations
 
 import statistics
-from typing import Dict, List, Optional
 
 
-def _window(t: List[float], start: Optional[float], end: Optional[float]) -> List[int]:
+def _window(t: list[float], start: float | None, end: float | None) -> list[int]:
     """Indices of ticks inside [start, end]; all ticks when the window is unknown or holds none."""
     if start is None or end is None:
         return list(range(len(t)))
@@ -18,15 +17,15 @@ def _window(t: List[float], start: Optional[float], end: Optional[float]) -> Lis
     return inside or list(range(len(t)))
 
 
-def _values(series: List, idx: List[int]) -> List[float]:
+def _values(series: list, idx: list[int]) -> list[float]:
     return [series[i] for i in idx if i < len(series) and series[i] is not None]
 
 
-def _mean(values: List[float]) -> Optional[float]:
+def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 2) if values else None
 
 
-def _at(t: List[float], series: List, when: float) -> Optional[float]:
+def _at(t: list[float], series: list, when: float) -> float | None:
     """The cumulative series at time ``when``, linearly interpolated between ticks."""
     points = [(x, y) for x, y in zip(t, series) if y is not None]
     if not points:
@@ -39,11 +38,11 @@ def _at(t: List[float], series: List, when: float) -> Optional[float]:
     return points[-1][1]
 
 
-def summarize(record: Dict, start: Optional[float], end: Optional[float], samples: Optional[int]) -> Dict:
+def summarize(record: dict, start: float | None, end: float | None, samples: int | None) -> dict:
     """Headline utilization figures for results.csv; ``start``/``end`` on the sampler's clock."""
     t, s = record["t"], record["series"]
     idx = _window(t, start, end)
-    out: Dict = {
+    out: dict = {
         "cpu_tree_mean_pct": _mean(_values(s["tree_cpu_pct"], idx)),
         "cpu_tree_max_pct": max(_values(s["tree_cpu_pct"], idx), default=None),
         "cpu_machine_mean_pct": _mean(_values(s["machine_cpu_pct"], idx)),
@@ -77,7 +76,7 @@ def summarize(record: Dict, start: Optional[float], end: Optional[float], sample
 LISTED = 6  # processes named one by one in the table; more (workers restarted every epoch) are summarized
 
 
-def process_text(cpu_by_process: Dict[str, Optional[float]]) -> str:
+def process_text(cpu_by_process: dict[str, float | None]) -> str:
     """'main 45%, worker-1 98%, worker-2 97%' for the table: mean CPU of each process while it lived.
 
     With more than ``LISTED`` processes (DataLoader workers started anew every epoch),

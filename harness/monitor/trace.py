@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List
 
 TRACE_FILE = "trace.json"
 COUNTERS = {  # track name -> (series keys shown on it)
@@ -28,9 +27,9 @@ GPU_COUNTERS = {
 }
 
 
-def trial_events(result, pid: int, name: str) -> List[Dict]:
+def trial_events(result, pid: int, name: str) -> list[dict]:
     """Trace events of one trial (a :class:`~harness.results.model.TrialResult`)."""
-    events: List[Dict] = [
+    events: list[dict] = [
         {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": name}},
         {"ph": "M", "name": "thread_name", "pid": pid, "tid": 1, "args": {"name": "consumer steps"}},
     ]
@@ -40,8 +39,19 @@ def trial_events(result, pid: int, name: str) -> List[Dict]:
         for part, color in (("wait", "terrible"), ("h2d", "yellow"), ("compute", "good")):
             dur = steps[f"{part}_ms"][i] * 1e3
             if dur > 0:
-                events.append({"ph": "X", "name": part, "cat": "step", "pid": pid, "tid": 1, "ts": round(at, 1),
-                               "dur": round(dur, 1), "cname": color, "args": {"step": i, "epoch": steps["epoch"][i]}})
+                events.append(
+                    {
+                        "ph": "X",
+                        "name": part,
+                        "cat": "step",
+                        "pid": pid,
+                        "tid": 1,
+                        "ts": round(at, 1),
+                        "dur": round(dur, 1),
+                        "cname": color,
+                        "args": {"step": i, "epoch": steps["epoch"][i]},
+                    }
+                )
             at += dur
     monitor = result.monitor or {}
     start = result.timing.get("measure_start_clock")
@@ -59,7 +69,7 @@ def trial_events(result, pid: int, name: str) -> List[Dict]:
     return events
 
 
-def _counter(pid: int, track: str, t: List[float], series: Dict[str, List]) -> List[Dict]:
+def _counter(pid: int, track: str, t: list[float], series: dict[str, list]) -> list[dict]:
     events = []
     for i, ts in enumerate(t):
         if ts < 0:
@@ -70,7 +80,7 @@ def _counter(pid: int, track: str, t: List[float], series: Dict[str, List]) -> L
     return events
 
 
-def _write(path: Path, events: List[Dict]) -> Path:
+def _write(path: Path, events: list[dict]) -> Path:
     from harness.data.manifest import write_text_atomic
 
     return write_text_atomic(path, json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
@@ -90,7 +100,7 @@ def write_sweep_trace(root: Path) -> Path:
     from harness.results.model import read_result
     from harness.results.table import find_results
 
-    events: List[Dict] = []
+    events: list[dict] = []
     for n, path in enumerate(find_results(root), start=1):
         result = read_result(path)
         if result.kind == "trial" and result.steps:

@@ -9,9 +9,9 @@ the trials' ``result.json`` files.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from harness.results.table import RESTART_NOTE_PCT, override_columns, scan, status_word
 
@@ -23,7 +23,7 @@ BIMODAL_GAP_MEDIAN = 0.10  # and against the median: smaller gaps are noise, not
 BANDS = ((5.0, "not input-bound"), (20.0, "moderately input-bound"), (math.inf, "highly input-bound"))
 
 
-def band(stall_pct: Optional[float]) -> str:
+def band(stall_pct: float | None) -> str:
     if stall_pct is None or (isinstance(stall_pct, float) and math.isnan(stall_pct)):
         return "unknown"
     return next(name for limit, name in BANDS if stall_pct < limit)
@@ -33,28 +33,28 @@ def band(stall_pct: Optional[float]) -> str:
 class Variant:
     job: int
     label: str  # the overrides that tell it apart from the other jobs
-    overrides: Dict[str, str]
-    trials: List = field(default_factory=list)  # TrialResult, ok or not
-    metrics: Dict[str, Optional[float]] = field(default_factory=dict)  # medians over ok repeats
-    spread: Dict[str, float] = field(default_factory=dict)  # samples/s min, max, repeats
-    cv: Optional[float] = None  # samples/s sample std / mean over ok repeats, a fraction; None below 2 repeats
+    overrides: dict[str, str]
+    trials: list = field(default_factory=list)  # TrialResult, ok or not
+    metrics: dict[str, float | None] = field(default_factory=dict)  # medians over ok repeats
+    spread: dict[str, float] = field(default_factory=dict)  # samples/s min, max, repeats
+    cv: float | None = None  # samples/s sample std / mean over ok repeats, a fraction; None below 2 repeats
     unstable: bool = False  # cv above UNSTABLE_CV
-    modes: Optional[Tuple[float, float]] = None  # median samples/s of the slow and fast cluster, when bimodal
-    speedup: Optional[float] = None
+    modes: tuple[float, float] | None = None  # median samples/s of the slow and fast cluster, when bimodal
+    speedup: float | None = None
     diagnosis: str = ""
 
     @property
-    def ok(self) -> List:
+    def ok(self) -> list:
         return [t for t in self.trials if t.status == "ok"]
 
     @property
-    def failed(self) -> List:
+    def failed(self) -> list:
         """Every trial that did not finish ok: failed, timed out, too short or interrupted."""
         return [t for t in self.trials if t.status != "ok"]
 
     def status_text(self) -> str:
         """'2/3 ok, 1 too short': the repeats by status, so a stopped or too short trial is not called failed."""
-        counts: Dict[str, int] = {}
+        counts: dict[str, int] = {}
         for t in self.failed:
             counts[t.status] = counts.get(t.status, 0) + 1
         return ", ".join([f"{len(self.ok)}/{len(self.trials)} ok"] + [f"{n} {status_word(s)}" for s, n in counts.items()])
@@ -67,27 +67,27 @@ class Variant:
 @dataclass
 class Sweep:
     root: Path
-    variants: List[Variant]
-    bench: List = field(default_factory=list)  # augbench results
-    swept: List[str] = field(default_factory=list)  # override keys that differ between jobs
-    baseline: Optional[Variant] = None
-    best: Optional[Variant] = None
-    ceiling_samples_per_s: Optional[float] = None
+    variants: list[Variant]
+    bench: list = field(default_factory=list)  # augbench results
+    swept: list[str] = field(default_factory=list)  # override keys that differ between jobs
+    baseline: Variant | None = None
+    best: Variant | None = None
+    ceiling_samples_per_s: float | None = None
     baseline_given: bool = False  # chosen with report.baseline rather than the sweep's first variant
-    skipped: List[str] = field(default_factory=list)  # one line per result file that could not be read, naming it
-    planned: Optional[set] = None  # (job, repeat) of every trial schedule.json lists; None without a schedule
-    incomplete: Optional[str] = None  # why the sweep is incomplete, in words; None when it is complete
+    skipped: list[str] = field(default_factory=list)  # one line per result file that could not be read, naming it
+    planned: set | None = None  # (job, repeat) of every trial schedule.json lists; None without a schedule
+    incomplete: str | None = None  # why the sweep is incomplete, in words; None when it is complete
 
     @property
-    def ranked(self) -> List[Variant]:
+    def ranked(self) -> list[Variant]:
         ok = sorted((v for v in self.variants if v.ok), key=lambda v: -v.metrics["samples_per_s"])
         return ok + [v for v in self.variants if not v.ok]
 
-    def trials(self) -> List:
+    def trials(self) -> list:
         return [t for v in self.variants for t in v.trials]
 
 
-def _median(values: List[float]) -> Optional[float]:
+def _median(values: list[float]) -> float | None:
     values = sorted(v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)))
     if not values:
         return None
@@ -95,13 +95,26 @@ def _median(values: List[float]) -> Optional[float]:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-METRICS = ("samples_per_s", "stall_pct", "au_pct", "h2d_pct", "ttfb_s", "cpu_tree_mean_pct", "cpu_s_per_1000_samples",
-           "peak_rss_mb", "gpu_util_mean_pct", "gpu_power_mean_w",
-           # steady state and epoch boundaries; results written before these keys existed give None
-           "steady_samples_per_s", "epoch_restart_ms_p50", "epoch_restarts", "restart_pct")
+METRICS = (
+    "samples_per_s",
+    "stall_pct",
+    "au_pct",
+    "h2d_pct",
+    "ttfb_s",
+    "cpu_tree_mean_pct",
+    "cpu_s_per_1000_samples",
+    "peak_rss_mb",
+    "gpu_util_mean_pct",
+    "gpu_power_mean_w",
+    # steady state and epoch boundaries; results written before these keys existed give None
+    "steady_samples_per_s",
+    "epoch_restart_ms_p50",
+    "epoch_restarts",
+    "restart_pct",
+)
 
 
-def cv(values: Sequence[float]) -> Optional[float]:
+def cv(values: Sequence[float]) -> float | None:
     """Coefficient of variation: sample standard deviation / mean, or None below two values or a mean <= 0."""
     if len(values) < 2:
         return None
@@ -112,7 +125,7 @@ def cv(values: Sequence[float]) -> Optional[float]:
     return math.sqrt(var) / mean
 
 
-def two_modes(values: Sequence[float]) -> Optional[Tuple[List[float], List[float]]]:
+def two_modes(values: Sequence[float]) -> tuple[list[float], list[float]] | None:
     """The repeats split into a slow and a fast cluster, or None when they are one cluster.
 
     Rule: sort the values and cut at the largest gap between neighbours. They are two
@@ -142,7 +155,7 @@ def two_modes(values: Sequence[float]) -> Optional[Tuple[List[float], List[float
     return None
 
 
-def load(root: Path, baseline: Optional[str] = None) -> Sweep:
+def load(root: Path, baseline: str | None = None) -> Sweep:
     """Read every result under ``root`` and build the ranked, diagnosed variants.
 
     Unreadable result files are left out and named in ``Sweep.skipped``; the sweep is marked
@@ -150,7 +163,7 @@ def load(root: Path, baseline: Optional[str] = None) -> Sweep:
     """
     root = Path(root)
     found = scan(root)
-    by_job: Dict[int, Variant] = {}
+    by_job: dict[int, Variant] = {}
     bench = []
     for _, result in found.results:
         if result.kind == "augbench":
@@ -178,7 +191,7 @@ def load(root: Path, baseline: Optional[str] = None) -> Sweep:
 SCHEDULE_FILE = "schedule.json"  # launch.SCHEDULE_FILE: {"seed": ..., "rounds": [[job, ...], ...]}, round r = repeat r
 
 
-def _planned(root: Path, skipped: List[str]) -> Optional[set]:
+def _planned(root: Path, skipped: list[str]) -> set | None:
     """(job, repeat) of every trial the sweep's schedule.json lists; None without one (augbench, older sweeps)."""
     import json
 
@@ -193,7 +206,7 @@ def _planned(root: Path, skipped: List[str]) -> Optional[set]:
         return None
 
 
-def incomplete(sweep: Sweep) -> Optional[str]:
+def incomplete(sweep: Sweep) -> str | None:
     """'3 of 8 planned trials finished (the sweep was interrupted)', or None for a complete sweep."""
     trials = sweep.trials()
     interrupted = sum(t.status == "interrupted" for t in trials)
@@ -202,19 +215,24 @@ def incomplete(sweep: Sweep) -> Optional[str]:
     finished = len(sweep.planned & {(t.job, t.repeat) for t in trials if t.status != "interrupted"})
     if finished == len(sweep.planned) and not interrupted:
         return None
-    why = ("the sweep was interrupted" if interrupted else "some result files are unreadable" if sweep.skipped
-           else "the sweep was stopped, crashed, or is still running")
+    why = (
+        "the sweep was interrupted"
+        if interrupted
+        else "some result files are unreadable"
+        if sweep.skipped
+        else "the sweep was stopped, crashed, or is still running"
+    )
     return f"{finished} of {len(sweep.planned)} planned trials finished ({why})"
 
 
-def _swept_keys(variants: List[Variant]) -> List[str]:
-    keys: List[str] = []
+def _swept_keys(variants: list[Variant]) -> list[str]:
+    keys: list[str] = []
     for v in variants:
         keys.extend(k for k in v.overrides if k not in keys)
     return [k for k in keys if len({v.overrides.get(k) for v in variants}) > 1]
 
 
-def _label(v: Variant, swept: List[str]) -> str:
+def _label(v: Variant, swept: list[str]) -> str:
     parts = []
     for key in swept:
         value = v.overrides.get(key, "(default)")
@@ -241,7 +259,7 @@ def _aggregate(v: Variant) -> None:
         v.metrics["same_data"] = "/".join(verdicts)
 
 
-def _ceiling(variants: List[Variant]) -> Optional[float]:
+def _ceiling(variants: list[Variant]) -> float | None:
     """What the consumer alone could take: batch size / (step + copy) time, from the trials' own figures."""
     rates = []
     for v in variants:
@@ -249,12 +267,12 @@ def _ceiling(variants: List[Variant]) -> Optional[float]:
             size = t.config.get("batch", {}).get("size")
             step = t.config.get("consumer", {}).get("step_ms")
             if size and step:
-                h2d = (v.metrics.get("h2d_ms") or 0.0)
+                h2d = v.metrics.get("h2d_ms") or 0.0
                 rates.append(size / ((step + h2d) / 1000.0))
     return _median(rates)
 
 
-def _rank(sweep: Sweep, baseline: Optional[str]) -> None:
+def _rank(sweep: Sweep, baseline: str | None) -> None:
     ok = [v for v in sweep.variants if v.ok]
     if not ok:
         return
@@ -266,7 +284,7 @@ def _rank(sweep: Sweep, baseline: Optional[str]) -> None:
         v.speedup = v.metrics["samples_per_s"] / base if base else None
 
 
-def _chosen(ok: List[Variant], baseline: str) -> Variant:
+def _chosen(ok: list[Variant], baseline: str) -> Variant:
     """The variant ``report.baseline`` names: by job number, else label, else an override value only it has."""
     wanted = str(baseline)
     # job numbers first: "1" is also the value of overrides every variant shares (trial.seconds=1)
@@ -277,8 +295,9 @@ def _chosen(ok: List[Variant], baseline: str) -> Variant:
     from harness.errors import HarnessError
 
     labels = ", ".join(f"{v.job} ({v.label})" for v in ok)
-    raise HarnessError(f"report.baseline={baseline}: no single ok variant by that job number, label or override value; "
-                       f"choose one of: {labels}")
+    raise HarnessError(
+        f"report.baseline={baseline}: no single ok variant by that job number, label or override value; choose one of: {labels}"
+    )
 
 
 def baseline_text(sweep: Sweep) -> str:
@@ -293,8 +312,10 @@ def baseline_text(sweep: Sweep) -> str:
 
 
 UNSTABLE_ADVICE = "more repeats (trial.repeats), longer trials (trial.seconds), fewer background processes"
-BIMODAL_ADVICE = ("the pipeline flips between two modes (AUTOTUNE on few cores does this); read the per-trial rows, "
-                  "pin num_parallel_calls, or run more repeats")
+BIMODAL_ADVICE = (
+    "the pipeline flips between two modes (AUTOTUNE on few cores does this); read the per-trial rows, "
+    "pin num_parallel_calls, or run more repeats"
+)
 
 
 def diagnose(v: Variant, sweep: Sweep) -> str:
@@ -319,17 +340,21 @@ def diagnose(v: Variant, sweep: Sweep) -> str:
     return "; ".join(words) + "."
 
 
-def _input_bound_words(v: Variant) -> List[str]:
+def _input_bound_words(v: Variant) -> list[str]:
     m, cores, words = v.metrics, _cores(v), []
     cpu = m.get("cpu_tree_mean_pct")
     if cpu is not None and cores:
         busy = cpu / (cores * 100)
         if busy > 0.85:
-            words.append(f"its processes kept all {cores} cores busy ({cpu:.0f}% of one core), so it is CPU-bound: "
-                         "cheaper decoding, smaller images or a cache help; more workers do not")
+            words.append(
+                f"its processes kept all {cores} cores busy ({cpu:.0f}% of one core), so it is CPU-bound: "
+                "cheaper decoding, smaller images or a cache help; more workers do not"
+            )
         elif busy < 0.6:
-            words.append(f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so something serial limits it "
-                         "(one thread doing the work, no prefetch, or I/O); its trace.json shows where the wait falls")
+            words.append(
+                f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so something serial limits it "
+                "(one thread doing the work, no prefetch, or I/O); its trace.json shows where the wait falls"
+            )
         else:
             words.append(f"its processes used {cpu:.0f}% of {cores * 100}% of CPU")
     if m.get("ttfb_s") and m["ttfb_s"] > 2:
@@ -337,44 +362,50 @@ def _input_bound_words(v: Variant) -> List[str]:
     return words
 
 
-def _restart_words(v: Variant) -> List[str]:
+def _restart_words(v: Variant) -> list[str]:
     m = v.metrics
     pct = m.get("restart_pct")
     if pct is None or pct <= RESTART_NOTE_PCT:
         return []
     ms, count = m.get("epoch_restart_ms_p50"), m.get("epoch_restarts")
-    detail = [f"{ms:,.0f} ms to the first batch of each new epoch" if ms is not None else "",
-              f"{count:g} restarts" if count is not None else ""]
+    detail = [
+        f"{ms:,.0f} ms to the first batch of each new epoch" if ms is not None else "",
+        f"{count:g} restarts" if count is not None else "",
+    ]
     detail = ", ".join(d for d in detail if d)
-    return [f"epoch restarts cost {pct:.0f}% of its time" + (f" ({detail})" if detail else "")
-            + ": a bigger dataset, trial.epoch_mode=continuous (one repeating iterator) or persistent workers "
-            "measure the steady state"] + _autotune_words(v)
+    return [
+        f"epoch restarts cost {pct:.0f}% of its time"
+        + (f" ({detail})" if detail else "")
+        + ": a bigger dataset, trial.epoch_mode=continuous (one repeating iterator) or persistent workers "
+        "measure the steady state"
+    ] + _autotune_words(v)
 
 
-def _autotune_words(v: Variant) -> List[str]:
+def _autotune_words(v: Variant) -> list[str]:
     """tf.data with autotuning on: deleting each epoch's finished iterator can block for up to a second."""
     loader = next((t.config.get("loader", {}) for t in v.ok), {})
     if loader.get("name") != "tf_data" or loader.get("autotune") is False:
         return []
-    return ["with tf.data's autotuning on, deleting a finished iterator waits for its model thread "
-            "(0.7-1.2 s at 1 in 3 epoch ends here); loader.autotune=false with fixed num_parallel_calls and prefetch "
-            "avoids it, as does one repeating iterator"]
+    return [
+        "with tf.data's autotuning on, deleting a finished iterator waits for its model thread "
+        "(0.7-1.2 s at 1 in 3 epoch ends here); loader.autotune=false with fixed num_parallel_calls and prefetch "
+        "avoids it, as does one repeating iterator"
+    ]
 
 
-def _spread_words(v: Variant) -> List[str]:
+def _spread_words(v: Variant) -> list[str]:
     words = []
     if v.unstable:
         # two speeds have their own, more specific advice
         advice = "" if v.bimodal else f": {UNSTABLE_ADVICE}"
-        words.append(f"unstable: repeats ranged {v.spread['min']:,.0f}-{v.spread['max']:,.0f} samples/s "
-                     f"(CV {v.cv:.0%}){advice}")
+        words.append(f"unstable: repeats ranged {v.spread['min']:,.0f}-{v.spread['max']:,.0f} samples/s (CV {v.cv:.0%}){advice}")
     if v.bimodal:
         slow, fast = v.modes
         words.append(f"the repeats fall into two speeds ({slow:,.0f} and {fast:,.0f} samples/s): {BIMODAL_ADVICE}")
     return words
 
 
-def _cores(v: Variant) -> Optional[int]:
+def _cores(v: Variant) -> int | None:
     for t in v.ok:
         cores = t.environment.get("cpu_affinity") or t.environment.get("cpu_logical")
         if cores:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Dict, List, Optional
 
 from harness.report.data import BANDS, Sweep, Variant, band
 
@@ -19,7 +18,7 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height))
 
 
-def _uri(fig) -> Optional[str]:
+def _uri(fig) -> str | None:
     """The figure as a base64 PNG data URI (None for no figure)."""
     if fig is None:
         return None
@@ -33,17 +32,16 @@ def _short(label: str, width: int = 38) -> str:
     if len(label) <= width:
         return label
     head = (width - 1) // 2
-    return label[:head] + "…" + label[len(label) - (width - 1 - head):]
+    return label[:head] + "…" + label[len(label) - (width - 1 - head) :]
 
 
-def bar_labels(variants: List[Variant], width: int = 38) -> List[str]:
+def bar_labels(variants: list[Variant], width: int = 38) -> list[str]:
     """One distinct label per variant: shortened ones that still collide get their job number in front."""
     labels = [_short(v.label, width) for v in variants]
-    return [label if labels.count(label) == 1 else _short(f"job {v.job}: {v.label}", width)
-            for v, label in zip(variants, labels)]
+    return [label if labels.count(label) == 1 else _short(f"job {v.job}: {v.label}", width) for v, label in zip(variants, labels)]
 
 
-def _bar_axis(ax, variants: List[Variant]) -> None:
+def _bar_axis(ax, variants: list[Variant]) -> None:
     # numeric positions: matplotlib draws equal category strings as one bar
     ax.set_yticks(range(len(variants)))
     ax.set_yticklabels(bar_labels(variants))
@@ -74,7 +72,7 @@ def throughput_figure(sweep: Sweep):
     return fig
 
 
-def throughput(sweep: Sweep) -> Optional[str]:
+def throughput(sweep: Sweep) -> str | None:
     return _uri(throughput_figure(sweep))
 
 
@@ -96,11 +94,11 @@ def breakdown_figure(sweep: Sweep):
     return fig
 
 
-def breakdown(sweep: Sweep) -> Optional[str]:
+def breakdown(sweep: Sweep) -> str | None:
     return _uri(breakdown_figure(sweep))
 
 
-def numeric_axis(sweep: Sweep) -> Optional[str]:
+def numeric_axis(sweep: Sweep) -> str | None:
     return _uri(numeric_axis_figure(sweep))
 
 
@@ -119,7 +117,7 @@ def numeric_axis_figure(sweep: Sweep):
         if len({x for x, _ in points}) < 2:
             continue
         others = [k for k in sweep.swept if k != key]
-        series: Dict[str, List] = {}
+        series: dict[str, list] = {}
         for x, v in sorted(points, key=lambda p: p[0]):
             name = " ".join(f"{k.split('.')[-1]}={v.overrides.get(k)}" for k in others) or key
             series.setdefault(name, []).append((x, v.metrics["samples_per_s"]))
@@ -137,7 +135,7 @@ def numeric_axis_figure(sweep: Sweep):
     return None
 
 
-def timelines(sweep: Sweep, gpu: bool = False) -> Optional[str]:
+def timelines(sweep: Sweep, gpu: bool = False) -> str | None:
     return _uri(timelines_figure(sweep, gpu))
 
 

@@ -6,7 +6,6 @@ import base64
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from harness.report import plots
 from harness.report.data import BIMODAL_ADVICE, UNSTABLE_ADVICE, UNSTABLE_CV, Sweep, Variant, band, baseline_text, load
@@ -14,9 +13,25 @@ from harness.results.table import STATUS_WORDS, status_word
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.md"
-HEADERS = ["#", "variant", "samples/s", "min–max", "CV", "speed-up", "steady-state samples/s",
-           "epoch restart (ms, % of time)", "wait %", "AU %", "TTFB s", "CPU s / 1k samples", "peak RSS MB", "GPU %",
-           "status", "same data", "flags"]
+HEADERS = [
+    "#",
+    "variant",
+    "samples/s",
+    "min–max",
+    "CV",
+    "speed-up",
+    "steady-state samples/s",
+    "epoch restart (ms, % of time)",
+    "wait %",
+    "AU %",
+    "TTFB s",
+    "CPU s / 1k samples",
+    "peak RSS MB",
+    "GPU %",
+    "status",
+    "same data",
+    "flags",
+]
 MARKDOWN_LEFT_OUT = ("min–max", "GPU %")  # keep summary.md narrow enough for a PR comment
 
 
@@ -50,25 +65,41 @@ def ranked_frame(sweep: Sweep):
     return pd.DataFrame.from_records(records, columns=HEADERS + ["_band"])
 
 
-def _record(rank: int, v: Variant, flags: List[str]) -> Dict:
+def _record(rank: int, v: Variant, flags: list[str]) -> dict:
     m, ok = v.metrics, bool(v.ok)
     return {
-        "#": rank if ok else "–", "variant": v.label,
-        "samples/s": _fmt(m["samples_per_s"]), "min–max": _range_cell(v),
+        "#": rank if ok else "–",
+        "variant": v.label,
+        "samples/s": _fmt(m["samples_per_s"]),
+        "min–max": _range_cell(v),
         "CV": _fmt(None if v.cv is None else 100 * v.cv, 1, "%"),
-        "speed-up": _fmt(v.speedup, 2, "x"), "steady-state samples/s": _fmt(m.get("steady_samples_per_s")),
+        "speed-up": _fmt(v.speedup, 2, "x"),
+        "steady-state samples/s": _fmt(m.get("steady_samples_per_s")),
         "epoch restart (ms, % of time)": _restart_cell(m),
-        "wait %": _fmt(m["stall_pct"]), "AU %": _fmt(m["au_pct"]),
-        "TTFB s": _fmt(m["ttfb_s"], 2), "CPU s / 1k samples": _fmt(m.get("cpu_s_per_1000_samples"), 2),
-        "peak RSS MB": _fmt(m.get("peak_rss_mb"), 0), "GPU %": _fmt(m.get("gpu_util_mean_pct")),
-        "status": v.status_text(), "same data": m.get("same_data") or "–", "flags": ", ".join(flags),
+        "wait %": _fmt(m["stall_pct"]),
+        "AU %": _fmt(m["au_pct"]),
+        "TTFB s": _fmt(m["ttfb_s"], 2),
+        "CPU s / 1k samples": _fmt(m.get("cpu_s_per_1000_samples"), 2),
+        "peak RSS MB": _fmt(m.get("peak_rss_mb"), 0),
+        "GPU %": _fmt(m.get("gpu_util_mean_pct")),
+        "status": v.status_text(),
+        "same data": m.get("same_data") or "–",
+        "flags": ", ".join(flags),
         "_band": band(m["stall_pct"]) if ok else "failed",
     }
 
 
-def _flags(v: Variant, sweep: Sweep, signatures: set) -> List[str]:
-    flags = [name for name, on in (("unstable", v.unstable), ("bimodal", v.bimodal), ("baseline", v is sweep.baseline),
-                                   ("best", v is sweep.best and len(sweep.variants) > 1)) if on]
+def _flags(v: Variant, sweep: Sweep, signatures: set) -> list[str]:
+    flags = [
+        name
+        for name, on in (
+            ("unstable", v.unstable),
+            ("bimodal", v.bimodal),
+            ("baseline", v is sweep.baseline),
+            ("best", v is sweep.best and len(sweep.variants) > 1),
+        )
+        if on
+    ]
     if len(signatures) > 1 and v.ok:  # other variants run other augment ops or orders
         flags.append("different output")
     if any(t.same_data.get("problems") for t in v.ok):
@@ -84,7 +115,7 @@ def _range_cell(v: Variant) -> str:
     return f"{v.spread['min']:,.0f}–{v.spread['max']:,.0f} (n={v.spread['repeats']})"
 
 
-def _restart_cell(m: Dict) -> str:
+def _restart_cell(m: dict) -> str:
     ms, pct = m.get("epoch_restart_ms_p50"), m.get("restart_pct")
     if ms is None and pct is None:
         return "–"  # results from before the harness split epoch boundaries out
@@ -93,7 +124,7 @@ def _restart_cell(m: Dict) -> str:
     return f"{_fmt(ms, 0)} ms ({_fmt(pct, 1, '%')})"
 
 
-def _context(sweep: Sweep, frame) -> Dict:
+def _context(sweep: Sweep, frame) -> dict:
     trials = sweep.trials()
     first = next((t for t in trials if t.status == "ok"), trials[0] if trials else None)
     env = first.environment if first else {}
@@ -110,12 +141,16 @@ def _context(sweep: Sweep, frame) -> Dict:
         "swept": sweep.swept,
         "command": "python -m harness sweep " + " ".join(_common_overrides(sweep)),
         "dataset": _dataset_text(ds),
-        "consumer": (f"{consumer.get('device', '?')} accelerator, step {step} ms, batch {batch.get('size')} x "
-                     f"{batch.get('height')}x{batch.get('width')} {batch.get('dtype')}; ceiling "
-                     f"{_fmt(sweep.ceiling_samples_per_s, 0)} samples/s ({consumer.get('reason', '')})"),
-        "machine": (f"{env.get('cpu_model', '?')}, {env.get('cpu_affinity') or env.get('cpu_logical')} cores, "
-                    f"{(env.get('ram_bytes') or 0) / 2**30:.0f} GiB RAM, GPU: "
-                    + (", ".join(g.get("name", "?") for g in gpu.get("gpus", [])) if gpu.get("available") else f"none ({gpu.get('reason', '?')})")),
+        "consumer": (
+            f"{consumer.get('device', '?')} accelerator, step {step} ms, batch {batch.get('size')} x "
+            f"{batch.get('height')}x{batch.get('width')} {batch.get('dtype')}; ceiling "
+            f"{_fmt(sweep.ceiling_samples_per_s, 0)} samples/s ({consumer.get('reason', '')})"
+        ),
+        "machine": (
+            f"{env.get('cpu_model', '?')}, {env.get('cpu_affinity') or env.get('cpu_logical')} cores, "
+            f"{(env.get('ram_bytes') or 0) / 2**30:.0f} GiB RAM, GPU: "
+            + (", ".join(g.get("name", "?") for g in gpu.get("gpus", [])) if gpu.get("available") else f"none ({gpu.get('reason', '?')})")
+        ),
         "versions": ", ".join(f"{k} {v}" for k, v in packages.items() if v),
         "date": datetime.fromtimestamp(first.timing.get("started_at", 0)).strftime("%Y-%m-%d %H:%M") if first else "–",
         "trial_counts": _trial_counts(trials),
@@ -130,15 +165,18 @@ def _context(sweep: Sweep, frame) -> Dict:
         "unstable_cv": f"{UNSTABLE_CV:.0%}",
         "diagnoses": [(v.label, v.diagnosis) for v in sweep.ranked],
         "pipelines": pipelines(sweep),
-        "failed": [{"label": v.label, "repeat": t.repeat, "status": status_word(t.status), "css": t.status,
-                    "error": t.error or "no reason given"} for v in sweep.variants for t in v.failed],
+        "failed": [
+            {"label": v.label, "repeat": t.repeat, "status": status_word(t.status), "css": t.status, "error": t.error or "no reason given"}
+            for v in sweep.variants
+            for t in v.failed
+        ],
         "notes": _notes_for(sweep),
     }
     context["verdict"] = _verdict(sweep)
     return context
 
 
-def _trial_counts(trials: List) -> str:
+def _trial_counts(trials: list) -> str:
     """'5 ok, 1 failed, 2 too short': every status that occurs, ok first."""
     counts = {status: sum(t.status == status for t in trials) for status in dict.fromkeys([*STATUS_WORDS, *(t.status for t in trials)])}
     return ", ".join(f"{n} {status_word(s)}" for s, n in counts.items() if n or s == "ok")
@@ -154,11 +192,11 @@ def _row_css(row) -> str:
     return "best" if "best" in row["flags"] else ""
 
 
-def _common_overrides(sweep: Sweep) -> List[str]:
+def _common_overrides(sweep: Sweep) -> list[str]:
     trials = sweep.trials()
     if not trials:
         return []
-    keys: Dict[str, set] = {}
+    keys: dict[str, set] = {}
     for t in trials:
         for o in t.overrides:
             k, _, v = o.partition("=")
@@ -173,8 +211,7 @@ def _verdict(sweep: Sweep) -> str:
     rate = best.metrics["samples_per_s"]
     text = f"Fastest: {best.label} at {rate:,.0f} samples/s"
     if base is not None and base is not best and best.speedup:
-        text += (f", {best.speedup:.2f}x the baseline, job {base.job} ({base.label}, "
-                 f"{base.metrics['samples_per_s']:,.0f} samples/s)")
+        text += f", {best.speedup:.2f}x the baseline, job {base.job} ({base.label}, {base.metrics['samples_per_s']:,.0f} samples/s)"
     elif base is best and len([v for v in sweep.variants if v.ok]) > 1:
         text += ", the baseline itself: every other variant is slower"
     text += f". It is {band(best.metrics['stall_pct'])} (the accelerator waited {best.metrics['stall_pct']:.0f}% of the time)"
@@ -186,22 +223,28 @@ def _verdict(sweep: Sweep) -> str:
     return text + "."
 
 
-def _notes_for(sweep: Sweep) -> List[str]:
+def _notes_for(sweep: Sweep) -> list[str]:
     notes = []
     if len(sweep.variants) == 1:
         notes.append("One variant only: there is nothing to compare it with; sweep a parameter (a,b,c) to rank variants.")
     outputs = {(t.augment or {}).get("signature", "none") for v in sweep.variants for t in v.ok}
     if len(outputs) > 1:
-        notes.append("Some variants run different augment ops or orders: they deliver different images, so compare them "
-                     "as different pipelines, not only as speed variants (see the augmentation samples).")
+        notes.append(
+            "Some variants run different augment ops or orders: they deliver different images, so compare them "
+            "as different pipelines, not only as speed variants (see the augmentation samples)."
+        )
     unstable = [v.label for v in sweep.variants if v.unstable]
     if unstable:
-        notes.append(f"Unstable (the repeats' coefficient of variation is above {UNSTABLE_CV:.0%}): {', '.join(unstable)}. "
-                     f"Before deciding: {UNSTABLE_ADVICE}.")
+        notes.append(
+            f"Unstable (the repeats' coefficient of variation is above {UNSTABLE_CV:.0%}): {', '.join(unstable)}. "
+            f"Before deciding: {UNSTABLE_ADVICE}."
+        )
     for v in sweep.variants:
         if v.bimodal:
-            notes.append(f"Bimodal: the repeats of {v.label} fall into two speeds ({v.modes[0]:,.0f} and "
-                         f"{v.modes[1]:,.0f} samples/s): {BIMODAL_ADVICE}.")
+            notes.append(
+                f"Bimodal: the repeats of {v.label} fall into two speeds ({v.modes[0]:,.0f} and "
+                f"{v.modes[1]:,.0f} samples/s): {BIMODAL_ADVICE}."
+            )
     return notes
 
 
@@ -209,44 +252,75 @@ def _figures(sweep: Sweep) -> tuple:
     figures, missing = [], []
     uri = plots.throughput(sweep)
     if uri:
-        figures.append({"title": "Throughput", "uri": uri, "caption": "Median samples/s per variant, min-max of repeats as "
-                        "error bars, coloured by how input-bound it is; the dashed line is what the accelerator alone could take."})
+        figures.append(
+            {
+                "title": "Throughput",
+                "uri": uri,
+                "caption": "Median samples/s per variant, min-max of repeats as "
+                "error bars, coloured by how input-bound it is; the dashed line is what the accelerator alone could take.",
+            }
+        )
     uri = plots.breakdown(sweep)
     if uri:
-        figures.append({"title": "Where each step's time goes", "uri": uri,
-                        "caption": "Mean per step: waiting for the loader, the host-to-device copy, and compute."})
+        figures.append(
+            {
+                "title": "Where each step's time goes",
+                "uri": uri,
+                "caption": "Mean per step: waiting for the loader, the host-to-device copy, and compute.",
+            }
+        )
     uri = plots.numeric_axis(sweep)
     if uri:
         figures.append({"title": "Throughput against the swept parameter", "uri": uri, "caption": "Median samples/s."})
     uri = plots.timelines(sweep)
     if uri:
-        figures.append({"title": "CPU and memory over time", "uri": uri,
-                        "caption": "The trial's process tree, first repeat of each variant, sampled every monitor.interval_ms."})
+        figures.append(
+            {
+                "title": "CPU and memory over time",
+                "uri": uri,
+                "caption": "The trial's process tree, first repeat of each variant, sampled every monitor.interval_ms.",
+            }
+        )
     elif any(t.status == "ok" for t in sweep.trials()):
-        missing.append("No utilization timelines: these trials were not sampled (monitor.enabled=false, or results from "
-                       "an older harness).")
+        missing.append("No utilization timelines: these trials were not sampled (monitor.enabled=false, or results from an older harness).")
     uri = plots.timelines(sweep, gpu=True)
     if uri:
         figures.append({"title": "GPU over time", "uri": uri, "caption": "NVML utilization and memory."})
     return figures, missing
 
 
-def _bench_rows(sweep: Sweep) -> List[tuple]:
+def _bench_rows(sweep: Sweep) -> list[tuple]:
     rows = []
     for result in sweep.bench:
         if result.status != "ok":
             continue
         a = result.augment
         for op in a["bench"]["ops"]:
-            rows.append((a["library"], a["order"], op["name"], "x".join(map(str, op["input_shape"][:2])),
-                         f"{op['images_per_s']:,.1f}", f"{op['cv']:.1%}" + (" unstable" if op["unstable"] else "")))
+            rows.append(
+                (
+                    a["library"],
+                    a["order"],
+                    op["name"],
+                    "x".join(map(str, op["input_shape"][:2])),
+                    f"{op['images_per_s']:,.1f}",
+                    f"{op['cv']:.1%}" + (" unstable" if op["unstable"] else ""),
+                )
+            )
         p = a["bench"]["pipeline"]
-        rows.append((a["library"], a["order"], "= whole pipeline", "", f"{p['images_per_s']:,.1f}",
-                     f"{p['cv']:.1%}" + (" unstable" if p["unstable"] else "")))
+        rows.append(
+            (
+                a["library"],
+                a["order"],
+                "= whole pipeline",
+                "",
+                f"{p['images_per_s']:,.1f}",
+                f"{p['cv']:.1%}" + (" unstable" if p["unstable"] else ""),
+            )
+        )
     return rows
 
 
-def _check_rows(sweep: Sweep) -> Optional[Dict]:
+def _check_rows(sweep: Sweep) -> dict | None:
     """The last ``check``'s verdicts (check.json), for the report; an unreadable file is named in ``sweep.skipped``."""
     import json
 
@@ -258,16 +332,31 @@ def _check_rows(sweep: Sweep) -> Optional[Dict]:
     try:
         record = json.loads(path.read_text())
         verdicts = [Verdict(**item) for item in record.get("verdicts", [])]
-        rows = [[v.variant, v.metric, _fmt(v.baseline, 3), _fmt(v.current, 3), change_text(v),
-                 "–" if v.p is None else f"{v.p:.2g}", v.verdict + (f": {v.reason}" if v.reason else "")] for v in verdicts]
+        rows = [
+            [
+                v.variant,
+                v.metric,
+                _fmt(v.baseline, 3),
+                _fmt(v.current, 3),
+                change_text(v),
+                "–" if v.p is None else f"{v.p:.2g}",
+                v.verdict + (f": {v.reason}" if v.reason else ""),
+            ]
+            for v in verdicts
+        ]
     except (OSError, ValueError, TypeError, AttributeError) as exc:  # written by hand or by another version
         sweep.skipped.append(f"skipped {path}: not a readable check record ({type(exc).__name__}: {exc})")
         return None
-    return {"baseline": record.get("baseline"), "ratio_to": record.get("ratio_to"), "regressions": record.get("regressions", 0),
-            "unjudged": sum(v.verdict not in JUDGED for v in verdicts), "rows": rows}
+    return {
+        "baseline": record.get("baseline"),
+        "ratio_to": record.get("ratio_to"),
+        "regressions": record.get("regressions", 0),
+        "unjudged": sum(v.verdict not in JUDGED for v in verdicts),
+        "rows": rows,
+    }
 
 
-def _grids(sweep: Sweep) -> List[Dict]:
+def _grids(sweep: Sweep) -> list[dict]:
     grids = []
     for v in sweep.variants:
         path = sweep.root / str(v.job) / "samples.png"
@@ -276,7 +365,7 @@ def _grids(sweep: Sweep) -> List[Dict]:
     return grids
 
 
-def pipelines(sweep: Sweep) -> List[tuple]:
+def pipelines(sweep: Sweep) -> list[tuple]:
     """(variant label, its chain as the loader built it, step by step) from the first ok trial's result."""
     out = []
     for v in sweep.variants:
@@ -286,7 +375,7 @@ def pipelines(sweep: Sweep) -> List[tuple]:
     return out
 
 
-def _dataset_text(ds: Dict) -> str:
+def _dataset_text(ds: dict) -> str:
     if not ds.get("count"):
         return ds.get("reason") or "–"
     size = f"{ds.get('count')} images, {ds.get('mean_bytes', 0) / 1024:.0f} KB each on average"
@@ -296,11 +385,11 @@ def _dataset_text(ds: Dict) -> str:
     return f"{size}, {params.get('width', '?')}x{params.get('height', '?')}: {ds.get('root')}"
 
 
-def dataset_notes_of(trials) -> List[str]:
+def dataset_notes_of(trials) -> list[str]:
     """Which files the trials' datasets skipped, converted or left out; each distinct line once."""
     from harness.data.manifest import dataset_notes
 
-    lines: List[str] = []
+    lines: list[str] = []
     for t in trials:
         lines += [line for line in dataset_notes(t.dataset or {}) if line not in lines]
     return lines
@@ -320,23 +409,29 @@ def markdown(sweep: Sweep, frame) -> str:
     lines.append("|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(headers))) + "|")
     for _, row in frame.iterrows():
         lines.append("| " + " | ".join(md(row[h]) for h in headers) + " |")
-    lines += ["", md(_sentence(baseline_text(sweep))) + " Wait % bands (TensorFlow profiler): below 5% not input-bound, "
-              "5-20% moderately, above 20% highly."]
+    lines += [
+        "",
+        md(_sentence(baseline_text(sweep))) + " Wait % bands (TensorFlow profiler): below 5% not input-bound, "
+        "5-20% moderately, above 20% highly.",
+    ]
     lines += [line for note in _notes_for(sweep) for line in ("", md(note))]
     return "\n".join(lines + _not_ok_lines(sweep)) + "\n"
 
 
-def _not_ok_lines(sweep: Sweep) -> List[str]:
+def _not_ok_lines(sweep: Sweep) -> list[str]:
     """Markdown lines for trials that did not finish ok, and for result files that could not be read."""
-    trials = [f"- {md(v.label)} repeat {t.repeat}: {status_word(t.status)}: {md(t.error or 'no reason given')}"
-              for v in sweep.variants for t in v.failed]
+    trials = [
+        f"- {md(v.label)} repeat {t.repeat}: {status_word(t.status)}: {md(t.error or 'no reason given')}"
+        for v in sweep.variants
+        for t in v.failed
+    ]
     lines = ["", "Trials that did not finish ok:", ""] + trials if trials else []
     if sweep.skipped:
         lines += ["", "Result files left out (unreadable):", ""] + [f"- {md(line)}" for line in sweep.skipped]
     return lines
 
 
-def write_report(root: Path, baseline: Optional[str] = None) -> Path:
+def write_report(root: Path, baseline: str | None = None) -> Path:
     """Write ``report.html`` and ``summary.md`` into the sweep folder; return the HTML's path."""
     return write(load(root, baseline))
 

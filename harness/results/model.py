@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from harness.errors import HarnessError
 
@@ -23,30 +23,30 @@ STATUSES = ("ok", "failed", "timeout", "too_short", "interrupted")
 @dataclass
 class TrialResult:
     status: str  # one of STATUSES
-    config: Dict[str, Any]  # the resolved config, as composed
-    overrides: List[str]  # the job's overrides, as given to Hydra
+    config: dict[str, Any]  # the resolved config, as composed
+    overrides: list[str]  # the job's overrides, as given to Hydra
     job: int  # Hydra job number within the sweep
     repeat: int  # repeat index within the job
-    error: Optional[str] = None  # one-line reason when status is not ok
-    traceback: Optional[str] = None  # full traceback or log tail, for bugs
-    environment: Dict[str, Any] = field(default_factory=dict)  # machine, versions, commit
-    dataset: Dict[str, Any] = field(default_factory=dict)  # what was read
-    loader: Dict[str, Any] = field(default_factory=dict)  # what the loader built
-    consumer: Dict[str, Any] = field(default_factory=dict)  # device and how it was emulated
-    bound: Dict[str, Any] = field(default_factory=dict)  # what ended the measured phase
-    steps: Dict[str, List] = field(default_factory=dict)  # per-step arrays of the measured phase
-    epochs: Dict[str, Any] = field(default_factory=dict)  # per-epoch delivery counts
-    same_data: Dict[str, Any] = field(default_factory=dict)  # did every epoch deliver the dataset, once?
-    threads: Dict[str, Any] = field(default_factory=dict)  # thread pools as asked and as in force
-    summary: Dict[str, Any] = field(default_factory=dict)  # headline metrics
-    overhead: Dict[str, Any] = field(default_factory=dict)  # the harness's own costs
-    timing: Dict[str, Any] = field(default_factory=dict)  # start, end, durations of phases
+    error: str | None = None  # one-line reason when status is not ok
+    traceback: str | None = None  # full traceback or log tail, for bugs
+    environment: dict[str, Any] = field(default_factory=dict)  # machine, versions, commit
+    dataset: dict[str, Any] = field(default_factory=dict)  # what was read
+    loader: dict[str, Any] = field(default_factory=dict)  # what the loader built
+    consumer: dict[str, Any] = field(default_factory=dict)  # device and how it was emulated
+    bound: dict[str, Any] = field(default_factory=dict)  # what ended the measured phase
+    steps: dict[str, list] = field(default_factory=dict)  # per-step arrays of the measured phase
+    epochs: dict[str, Any] = field(default_factory=dict)  # per-epoch delivery counts
+    same_data: dict[str, Any] = field(default_factory=dict)  # did every epoch deliver the dataset, once?
+    threads: dict[str, Any] = field(default_factory=dict)  # thread pools as asked and as in force
+    summary: dict[str, Any] = field(default_factory=dict)  # headline metrics
+    overhead: dict[str, Any] = field(default_factory=dict)  # the harness's own costs
+    timing: dict[str, Any] = field(default_factory=dict)  # start, end, durations of phases
     kind: str = "trial"  # trial: a loader feeding the consumer | augbench: one-thread op timings
-    augment: Dict[str, Any] = field(default_factory=dict)  # the augment pipeline as run (and augbench figures)
-    monitor: Dict[str, Any] = field(default_factory=dict)  # sampled CPU / memory / I/O / GPU series and their summary
+    augment: dict[str, Any] = field(default_factory=dict)  # the augment pipeline as run (and augbench figures)
+    monitor: dict[str, Any] = field(default_factory=dict)  # sampled CPU / memory / I/O / GPU series and their summary
     schema_version: int = SCHEMA_VERSION
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def write(self, folder: Path) -> Path:
@@ -66,6 +66,7 @@ def read_result(path: Path) -> TrialResult:
     """
     import typing
     from dataclasses import MISSING, fields
+    from types import UnionType
 
     try:
         data = json.loads(Path(path).read_text())
@@ -77,12 +78,11 @@ def read_result(path: Path) -> TrialResult:
     if version > SCHEMA_VERSION:
         raise HarnessError(f"{path}: result schema {version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
     hints = typing.get_type_hints(TrialResult)
-    problems = [f"no {f.name}" for f in fields(TrialResult)
-                if f.name not in data and f.default is MISSING and f.default_factory is MISSING]
+    problems = [f"no {f.name}" for f in fields(TrialResult) if f.name not in data and f.default is MISSING and f.default_factory is MISSING]
     for name, hint in hints.items():
         if name not in data:
             continue
-        union = typing.get_args(hint) if typing.get_origin(hint) is typing.Union else (hint,)
+        union = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else (hint,)
         types = tuple(typing.get_origin(t) or t for t in union)
         if not isinstance(data[name], types) or (isinstance(data[name], bool) and bool not in types):
             problems.append(f"{name} is {type(data[name]).__name__}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -11,7 +11,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
 
 
-def summarize(steps, wall_s: float, ttfb_s: float) -> Dict[str, float]:
+def summarize(steps, wall_s: float, ttfb_s: float) -> dict[str, float]:
     """The headline metrics.
 
     ``stall_pct`` is time blocked on the loader as a share of wall time; ``au_pct`` is
@@ -46,12 +46,12 @@ def summarize(steps, wall_s: float, ttfb_s: float) -> Dict[str, float]:
     }
 
 
-def boundaries(epoch: Sequence[int]) -> List[int]:
+def boundaries(epoch: Sequence[int]) -> list[int]:
     """Indices of the measured steps that open a new epoch (the first batch of its iterator)."""
     return [i for i in range(1, len(epoch)) if epoch[i] != epoch[i - 1]]
 
 
-def restart_summary(steps, wall_s: float) -> Dict[str, float]:
+def restart_summary(steps, wall_s: float) -> dict[str, float]:
     """Steady state apart from the cost of each new epoch.
 
     A step that opens an epoch waits for the new iterator (workers, buffers, a cache
@@ -73,7 +73,7 @@ def restart_summary(steps, wall_s: float) -> Dict[str, float]:
     }
 
 
-def windows(t_ms: Sequence[float], step_ms: Sequence[float], window_s: float = 0.5) -> List[Tuple[int, int, float]]:
+def windows(t_ms: Sequence[float], step_ms: Sequence[float], window_s: float = 0.5) -> list[tuple[int, int, float]]:
     """Consecutive windows of at least ``window_s`` of wall time over the step timeline.
 
     Returns:
@@ -91,7 +91,7 @@ def windows(t_ms: Sequence[float], step_ms: Sequence[float], window_s: float = 0
     return out
 
 
-def window_throughput(t_ms: Sequence[float], step_ms: Sequence[float], samples: Sequence[int], window_s: float = 0.5) -> List[float]:
+def window_throughput(t_ms: Sequence[float], step_ms: Sequence[float], samples: Sequence[int], window_s: float = 0.5) -> list[float]:
     """Samples/s in consecutive windows of about ``window_s`` of wall time.
 
     These per-window figures are the samples a significance test compares; a trial
@@ -108,14 +108,14 @@ MIN_MEASURED_STEPS = 5
 
 _ADVICE = {
     "epochs": "raise trial.epochs or the dataset's size (dataset.count; loader.batches_per_epoch for loader=synthetic), "
-              "or lower trial.warmup_steps",
+    "or lower trial.warmup_steps",
     "seconds": "raise trial.seconds, or lower trial.warmup_steps",
     "steps": "raise trial.steps",
     "exhausted": "the loader ran out of batches: enlarge the dataset or lower trial.warmup_steps",
 }
 
 
-def too_short(measured: int, warmup: int, delivered: Tuple[int, int], asked: Dict[str, float], stopped_by: str) -> Optional[str]:
+def too_short(measured: int, warmup: int, delivered: tuple[int, int], asked: dict[str, float], stopped_by: str) -> str | None:
     """Why a trial measured too little to be reported as a speed, or ``None`` when it measured enough.
 
     Args:
@@ -131,5 +131,7 @@ def too_short(measured: int, warmup: int, delivered: Tuple[int, int], asked: Dic
     cause = f"trial.{stopped_by}={asked[stopped_by]:g}" if stopped_by in asked else "the loader's end"
     batches, samples = delivered
     ate = "ate everything" if measured == 0 else "left too little"
-    return (f"{cause} delivered {batches} batches ({samples} samples): warm-up ({warmup} steps) {ate}; measured {measured} "
-            f"steps, fewer than the {need} a speed needs; {_ADVICE.get(stopped_by, _ADVICE['exhausted'])}")
+    return (
+        f"{cause} delivered {batches} batches ({samples} samples): warm-up ({warmup} steps) {ate}; measured {measured} "
+        f"steps, fewer than the {need} a speed needs; {_ADVICE.get(stopped_by, _ADVICE['exhausted'])}"
+    )

@@ -13,18 +13,38 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from harness.errors import HarnessError
 from harness.results.model import RESULT_FILE, TrialResult, read_result
 
 TABLE_FILE = "results.csv"
 METRICS = (
-    "samples_per_s", "steady_samples_per_s", "batches_per_s", "stall_pct", "au_pct", "h2d_pct", "ttfb_s",
-    "step_ms_p50", "step_ms_p95", "wait_ms_p50", "wait_ms_p95", "steps", "wall_s", "bookkeeping_pct",
-    "epoch_restarts", "epoch_restart_ms_p50", "restart_pct",
-    "cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "pss_mb", "disk_read_mb_s",
-    "gpu_util_mean_pct", "gpu_idle_pct", "gpu_power_mean_w",
+    "samples_per_s",
+    "steady_samples_per_s",
+    "batches_per_s",
+    "stall_pct",
+    "au_pct",
+    "h2d_pct",
+    "ttfb_s",
+    "step_ms_p50",
+    "step_ms_p95",
+    "wait_ms_p50",
+    "wait_ms_p95",
+    "steps",
+    "wall_s",
+    "bookkeeping_pct",
+    "epoch_restarts",
+    "epoch_restart_ms_p50",
+    "restart_pct",
+    "cpu_tree_mean_pct",
+    "cpu_tree_max_pct",
+    "cpu_s_per_1000_samples",
+    "peak_rss_mb",
+    "pss_mb",
+    "disk_read_mb_s",
+    "gpu_util_mean_pct",
+    "gpu_idle_pct",
+    "gpu_power_mean_w",
 )
 
 
@@ -42,22 +62,22 @@ SWEEP_MARKERS = ("schedule.json", TABLE_FILE)
 class Scan:
     """What a sweep folder holds: the result files the harness can read, and the ones it cannot."""
 
-    results: List[Tuple[Path, TrialResult]] = field(default_factory=list)
-    skipped: List[Tuple[Path, str]] = field(default_factory=list)  # unreadable result files and why (a line naming the file)
-    stopped: Optional[str] = None  # the search hit MAX_FOLDERS: what it left unsearched
+    results: list[tuple[Path, TrialResult]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable result files and why (a line naming the file)
+    stopped: str | None = None  # the search hit MAX_FOLDERS: what it left unsearched
 
-    def skipped_lines(self) -> List[str]:
+    def skipped_lines(self) -> list[str]:
         return [f"skipped {why}" for _, why in self.skipped] + ([self.stopped] if self.stopped else [])
 
 
 class _Search:
     """Directory listings with a shared budget, so a search of a huge folder ends quickly."""
 
-    def __init__(self, budget: Optional[int] = None):
+    def __init__(self, budget: int | None = None):
         self.left = MAX_FOLDERS if budget is None else budget
         self.stopped = False  # a listing was refused: what lies beyond was not looked at
 
-    def subdirs(self, folder: Path) -> List[Path]:
+    def subdirs(self, folder: Path) -> list[Path]:
         if self.left <= 0:
             self.stopped = True
             return []
@@ -70,7 +90,7 @@ class _Search:
             return []
 
 
-def _layout(root: Path, search: _Search) -> List[Path]:
+def _layout(root: Path, search: _Search) -> list[Path]:
     """Result files where the harness writes them, and nowhere deeper.
 
     ROOT/result.json (one trial), ROOT/repeat-N/ (a run), ROOT/JOB/ (augbench),
@@ -86,8 +106,9 @@ def _layout(root: Path, search: _Search) -> List[Path]:
     return [path for path in found if path.is_file()]
 
 
-def _order(root: Path, paths: List[Path]) -> List[Path]:
+def _order(root: Path, paths: list[Path]) -> list[Path]:
     """Job folders in numeric order, then the rest (augbench/)."""
+
     def key(path: Path):
         return [(0, int(x), "") if x.isdigit() else (1, 0, x) for x in path.relative_to(root).parts]
 
@@ -115,7 +136,7 @@ def scan(root: Path) -> Scan:
     return out
 
 
-def _unusable(result: TrialResult) -> Optional[str]:
+def _unusable(result: TrialResult) -> str | None:
     """Why a readable result still cannot be ranked or checked (an ok trial without its figures), or None."""
     if result.status != "ok":
         return None  # nothing but the status and error of a trial that did not finish ok is read
@@ -141,7 +162,7 @@ def _numbers(values) -> bool:
     return isinstance(values, list) and all(map(_is_number, values))
 
 
-def find_results(root: Path) -> List[Path]:
+def find_results(root: Path) -> list[Path]:
     """The result files of the sweep at ``root`` that the harness can read, in job order.
 
     Unreadable ones are left out, so that callers that read them all keep going; the report
@@ -150,7 +171,7 @@ def find_results(root: Path) -> List[Path]:
     return [path for path, _ in scan(root).results]
 
 
-def sweeps_under(root: Path, search: Optional[_Search] = None) -> List[Path]:
+def sweeps_under(root: Path, search: _Search | None = None) -> list[Path]:
     """Sub-folders of ``root`` that are sweeps (or runs) of their own, as far as a bounded search sees."""
     search = search or _Search()
     found = []
@@ -170,16 +191,18 @@ def no_results(root: Path, command: str = "report") -> HarnessError:
         return HarnessError(f"{root}: no trial of this sweep has finished yet (no {RESULT_FILE}); {command} it when one has")
     if not sweeps:
         where = f"JOB/repeat-N/{RESULT_FILE}, as a sweep writes them" + (
-            f"; stopped after listing {MAX_FOLDERS:,} folders" if search.stopped else "")
+            f"; stopped after listing {MAX_FOLDERS:,} folders" if search.stopped else ""
+        )
         return HarnessError(f"no harness results under {root} (looked for {where}); pass the folder a run or sweep printed")
     if len(sweeps) == 1:
         return HarnessError(f"{root} is not a sweep folder but holds one: python -m harness {command} {sweeps[0]}")
     names = ", ".join(s.name for s in sweeps[:8]) + (f" and {len(sweeps) - 8} more" if len(sweeps) > 8 else "")
-    return HarnessError(f"{root} holds {len(sweeps)} sweeps, not one ({names}); {command} one at a time, "
-                        f"e.g. python -m harness {command} {sweeps[0]}")
+    return HarnessError(
+        f"{root} holds {len(sweeps)} sweeps, not one ({names}); {command} one at a time, e.g. python -m harness {command} {sweeps[0]}"
+    )
 
 
-def override_columns(overrides: List[str]) -> Dict[str, str]:
+def override_columns(overrides: list[str]) -> dict[str, str]:
     """``["loader.workers=2", "hydra.x=1"]`` -> ``{"loader.workers": "2"}`` (hydra.* left out)."""
     columns = {}
     for item in overrides:
@@ -190,8 +213,14 @@ def override_columns(overrides: List[str]) -> Dict[str, str]:
     return columns
 
 
-STATUS_WORDS = {"ok": "ok", "failed": "failed", "timeout": "timed out", "too_short": "too short",
-                "interrupted": "interrupted", "unreadable": "unreadable"}
+STATUS_WORDS = {
+    "ok": "ok",
+    "failed": "failed",
+    "timeout": "timed out",
+    "too_short": "too short",
+    "interrupted": "interrupted",
+    "unreadable": "unreadable",
+}
 
 
 def status_word(status: str) -> str:
@@ -205,21 +234,30 @@ STATUS_NOTES = {  # what a status means, in the notes column of results.csv
 }
 
 
-def rows(root: Path) -> List[Dict]:
+def rows(root: Path) -> list[dict]:
     """One row per trial: readable results first, in job order, then one row per unreadable result file."""
     root = Path(root)
     found = scan(root)
     results = found.results
-    bench = {(r.augment.get("library"), r.augment.get("signature")): r.summary.get("samples_per_s")
-             for _, r in results if r.kind == "augbench" and r.status == "ok" and r.augment}
+    bench = {
+        (r.augment.get("library"), r.augment.get("signature")): r.summary.get("samples_per_s")
+        for _, r in results
+        if r.kind == "augbench" and r.status == "ok" and r.augment
+    }
     signatures = {r.augment.get("signature", "none") if r.augment else "none" for _, r in results if r.kind == "trial" and r.status == "ok"}
     table = [_row(root, path, result, bench, len(signatures) > 1) for path, result in results]
     return table + [_unreadable_row(root, path, why) for path, why in found.skipped]
 
 
-def _row(root: Path, path: Path, result: TrialResult, bench: Dict, mixed_outputs: bool) -> Dict:
-    row = {"job": result.job, "repeat": result.repeat, "round": result.timing.get("round", ""),
-           "position": result.timing.get("position", ""), "status": result.status, "kind": result.kind}
+def _row(root: Path, path: Path, result: TrialResult, bench: dict, mixed_outputs: bool) -> dict:
+    row = {
+        "job": result.job,
+        "repeat": result.repeat,
+        "round": result.timing.get("round", ""),
+        "position": result.timing.get("position", ""),
+        "status": result.status,
+        "kind": result.kind,
+    }
     row.update(override_columns(result.overrides))
     for metric in METRICS:
         row[metric] = _fmt(result.summary.get(metric))
@@ -236,7 +274,7 @@ def _row(root: Path, path: Path, result: TrialResult, bench: Dict, mixed_outputs
     return row
 
 
-def _notes(result: TrialResult, mixed_outputs: bool) -> List[str]:
+def _notes(result: TrialResult, mixed_outputs: bool) -> list[str]:
     notes = [STATUS_NOTES[result.status]] if result.status in STATUS_NOTES else []
     notes += list(result.same_data.get("problems", []))
     restart = restart_note(result.summary)
@@ -250,7 +288,7 @@ def _notes(result: TrialResult, mixed_outputs: bool) -> List[str]:
     return notes
 
 
-def _unreadable_row(root: Path, path: Path, why: str) -> Dict:
+def _unreadable_row(root: Path, path: Path, why: str) -> dict:
     """A row for a result file the harness cannot read, so that results.csv does not lose the trial."""
     parts = path.relative_to(root).parts
     job = next((int(p) for p in parts if JOB_DIR.match(p)), "")
@@ -261,15 +299,17 @@ def _unreadable_row(root: Path, path: Path, why: str) -> Dict:
 RESTART_NOTE_PCT = 5.0  # epoch restarts above this share of a trial's time are called out
 
 
-def restart_note(summary: Dict) -> str:
+def restart_note(summary: dict) -> str:
     """Plain words when starting each epoch's iterator cost more than 5% of the measured time."""
     pct = summary.get("restart_pct")
     if pct is None or pct <= RESTART_NOTE_PCT:
         return ""
-    return (f"epoch restarts cost {pct:.0f}% of the time ({summary['epoch_restarts']} restarts, "
-            f"{summary['epoch_restart_ms_p50']:.0f} ms to each new epoch's first batch); steady state "
-            f"{summary['steady_samples_per_s']:.0f} samples/s: use a larger dataset or trial.epoch_mode=continuous "
-            "to measure the steady state")
+    return (
+        f"epoch restarts cost {pct:.0f}% of the time ({summary['epoch_restarts']} restarts, "
+        f"{summary['epoch_restart_ms_p50']:.0f} ms to each new epoch's first batch); steady state "
+        f"{summary['steady_samples_per_s']:.0f} samples/s: use a larger dataset or trial.epoch_mode=continuous "
+        "to measure the steady state"
+    )
 
 
 def _processes(monitor) -> str:
@@ -293,17 +333,27 @@ def _fmt(value):
     return "" if value is None else value
 
 
-def write_table(root: Path, table: Optional[List[Dict]] = None) -> Path:
+def write_table(root: Path, table: list[dict] | None = None) -> Path:
     """Rewrite ``root/results.csv`` from every ``result.json`` of the sweep (or from its ``rows``, when given)."""
     table = rows(root) if table is None else table
     if not table:
         raise no_results(root)
-    fields: List[str] = []
+    fields: list[str] = []
     for row in table:
         fields.extend(k for k in row if k not in fields)
     # overrides after job/repeat/status, metrics and paths last
     head = ["job", "repeat", "round", "position", "status", "kind"]
-    tail = list(METRICS) + ["cpu_by_process", "augment", "augbench_samples_per_s", "output", "same_data", "pixels", "notes", "error", "result"]
+    tail = list(METRICS) + [
+        "cpu_by_process",
+        "augment",
+        "augbench_samples_per_s",
+        "output",
+        "same_data",
+        "pixels",
+        "notes",
+        "error",
+        "result",
+    ]
     order = head + [f for f in fields if f not in head and f not in tail] + tail
     path = Path(root) / TABLE_FILE
     tmp = path.with_name(f".{TABLE_FILE}.tmp-{os.getpid()}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Dict, Iterable, List, Optional
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def id_text(value) -> str:
     return str(value)
 
 
-def ids_of(ids) -> Optional[List[str]]:
+def ids_of(ids) -> list[str] | None:
     if ids is None:
         return None
     if hasattr(ids, "numpy"):
@@ -81,24 +81,31 @@ class OutputStats:
         if not batches:
             return {"batches": 0}
         mean = total / n
-        return {"sample_shape": self.shape, "dtype": self.dtype, "mean": round(mean, 4),
-                "std": round(float(np.sqrt(max(squares / n - mean**2, 0.0))), 4), "min": round(self.low, 4),
-                "max": round(self.high, 4), "batches": int(batches), "pixel_stride": STAT_STRIDE}
+        return {
+            "sample_shape": self.shape,
+            "dtype": self.dtype,
+            "mean": round(mean, 4),
+            "std": round(float(np.sqrt(max(squares / n - mean**2, 0.0))), 4),
+            "min": round(self.low, 4),
+            "max": round(self.high, 4),
+            "batches": int(batches),
+            "pixel_stride": STAT_STRIDE,
+        }
 
 
-def once_each(per_epoch: Dict[int, List[str]]) -> List[str]:
+def once_each(per_epoch: dict[int, list[str]]) -> list[str]:
     """Each problem once, with the epochs it came up in ("epochs 0-4: ..."), in order of first appearance.
 
     A dropped remainder comes up in every epoch; one line per epoch buried the other notes.
     """
-    epochs: Dict[str, List[int]] = {}
+    epochs: dict[str, list[int]] = {}
     for e, texts in per_epoch.items():
         for text in texts:
             epochs.setdefault(text, []).append(e)
     return [f"{epoch_span(seen)}: {text}" for text, seen in epochs.items()]
 
 
-def epoch_span(epochs: List[int]) -> str:
+def epoch_span(epochs: list[int]) -> str:
     """``epoch 3``, ``epochs 0-4`` (consecutive) or ``epochs 0, 2, 5``."""
     if len(epochs) == 1:
         return f"epoch {epochs[0]}"
@@ -114,15 +121,15 @@ class BatchChecks:
         self.check_shape(epoch, batch)
         self.account(epoch, batch)
 
-    def __init__(self, batch, expected_ids: Optional[List[str]]):
+    def __init__(self, batch, expected_ids: list[str] | None):
         from harness.trial.consumer import batch_shape
 
         self.expected = batch_shape(batch)
         self.dtype = choice(batch.dtype)
         self.expected_ids = expected_ids
         self.tracked = set(sorted(expected_ids)[:TRACKED]) if expected_ids else set()
-        self.seen: Dict[int, Counter] = {}
-        self.pixels: Dict[int, Dict[str, str]] = {}  # epoch -> tracked id -> pixel hash
+        self.seen: dict[int, Counter] = {}
+        self.pixels: dict[int, dict[str, str]] = {}  # epoch -> tracked id -> pixel hash
         self.output = OutputStats(choice(batch.layout))
 
     def check_shape(self, epoch: int, batch) -> None:
@@ -131,8 +138,7 @@ class BatchChecks:
         shape = tuple(int(d) for d in images.shape)
         if shape[1:] != self.expected[1:] or not 0 < shape[0] <= self.expected[0] or dtype_name(images) != self.dtype:
             raise HarnessError(
-                f"the loader produced a batch of shape {shape} {dtype_name(images)}, "
-                f"but batch.* asks for {self.expected} {self.dtype}"
+                f"the loader produced a batch of shape {shape} {dtype_name(images)}, but batch.* asks for {self.expected} {self.dtype}"
             )
 
     def account(self, epoch: int, batch) -> None:
@@ -154,7 +160,7 @@ class BatchChecks:
                 data = np.ascontiguousarray(host[i]).tobytes()
                 hashes[ids[i]] = hashlib.blake2b(data, digest_size=8).hexdigest()
 
-    def report(self, random_ops: bool, completed: Iterable[int]) -> Dict:
+    def report(self, random_ops: bool, completed: Iterable[int]) -> dict:
         """Per-epoch delivery and a verdict that rows of a report can be compared on.
 
         Args:
@@ -184,7 +190,7 @@ class BatchChecks:
         }
 
     @staticmethod
-    def _epoch(counts: Counter, expected: Counter) -> Dict:
+    def _epoch(counts: Counter, expected: Counter) -> dict:
         return {
             "samples": sum(counts.values()),
             "distinct": len(counts),
@@ -195,7 +201,7 @@ class BatchChecks:
         }
 
     @staticmethod
-    def _epoch_problems(e: Dict) -> List[str]:
+    def _epoch_problems(e: dict) -> list[str]:
         problems = []
         if e["duplicates"]:
             problems.append(f"{e['duplicates']} duplicated samples")
@@ -205,7 +211,7 @@ class BatchChecks:
             problems.append(f"{e['missing']} samples never delivered (a dropped remainder?)")
         return problems
 
-    def _pixels_repeat(self) -> Optional[bool]:
+    def _pixels_repeat(self) -> bool | None:
         """True if tracked samples look identical in every epoch, False if any differ, None if unknown."""
         common = None
         for sums in self.pixels.values():

@@ -13,7 +13,7 @@ step ends with a synchronize, as a training step that reads its loss does.
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from harness.config.schema import choice
 from harness.errors import HarnessError, require
 
 
-def batch_shape(batch) -> Tuple[int, ...]:
+def batch_shape(batch) -> tuple[int, ...]:
     """The full-batch shape that ``batch`` fixes."""
     if choice(batch.layout) == "nchw":
         return (batch.size, batch.channels, batch.height, batch.width)
@@ -59,7 +59,7 @@ class EmulatedConsumer:
         late = time.perf_counter() - start - asked
         self.late_s = min(max(0.9 * self.late_s + 0.1 * late, 0.0), self.step_s / 2)
 
-    def consume(self, images, during: Optional[Callable[[], None]] = None) -> Tuple[float, float]:
+    def consume(self, images, during: Callable[[], None] | None = None) -> tuple[float, float]:
         """Copy the batch, then 'compute'; return (h2d_ms, compute_ms).
 
         ``during`` runs while the device computes, as a training loop's own CPU work
@@ -76,7 +76,7 @@ class EmulatedConsumer:
         t2 = time.perf_counter()
         return (t1 - t0) * 1e3, (t2 - t1) * 1e3
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         return {
             "device": self.device,
             "reason": self.reason,
@@ -108,7 +108,7 @@ class CudaConsumer:
         self.step_ms = conf.step_ms
         self.matmul_ms, self.iterations = self._calibrate(conf.step_ms)
 
-    def _calibrate(self, step_ms: float) -> Tuple[float, int]:
+    def _calibrate(self, step_ms: float) -> tuple[float, int]:
         torch = self.torch
         for _ in range(3):  # warm up cuBLAS and clocks
             torch.mm(self.a, self.b, out=self.c)
@@ -123,7 +123,7 @@ class CudaConsumer:
         per = start.elapsed_time(end) / trial
         return per, (0 if step_ms <= 0 else max(1, round(step_ms / per)))
 
-    def consume(self, images, during: Optional[Callable[[], None]] = None) -> Tuple[float, float]:
+    def consume(self, images, during: Callable[[], None] | None = None) -> tuple[float, float]:
         """Queue the copy and the matmuls, run ``during`` on the CPU meanwhile, then synchronize."""
         torch = self.torch
         tensor = images if isinstance(images, torch.Tensor) else torch.from_numpy(to_host(images))
@@ -139,7 +139,7 @@ class CudaConsumer:
         e2.synchronize()
         return e0.elapsed_time(e1), e1.elapsed_time(e2)
 
-    def describe(self) -> Dict:
+    def describe(self) -> dict:
         torch = self.torch
         return {
             "device": self.device,

@@ -11,7 +11,6 @@ import socket
 import subprocess
 from functools import lru_cache
 from importlib import metadata
-from typing import Dict, Optional
 
 from harness.config import PROJECT_ROOT
 
@@ -29,7 +28,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def package_versions() -> Dict[str, Optional[str]]:
+def package_versions() -> dict[str, str | None]:
     versions = {}
     for name in PACKAGES:
         try:
@@ -40,8 +39,8 @@ def package_versions() -> Dict[str, Optional[str]]:
 
 
 @lru_cache(maxsize=1)
-def git_commit() -> Dict[str, Optional[str]]:
-    def git(*args: str) -> Optional[str]:
+def git_commit() -> dict[str, str | None]:
+    def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
         except (OSError, subprocess.TimeoutExpired):
@@ -53,7 +52,7 @@ def git_commit() -> Dict[str, Optional[str]]:
     return {"commit": commit, "dirty": None if dirty is None else bool(dirty)}
 
 
-def collect() -> Dict:
+def collect() -> dict:
     """Everything a comparison between two results needs to know about the machine."""
     import psutil
 
@@ -75,7 +74,7 @@ def collect() -> Dict:
     }
 
 
-def fingerprint(env: Dict) -> Dict:
+def fingerprint(env: dict) -> dict:
     """The fields that make absolute numbers comparable between two machines."""
     gpus = [g["name"] for g in env.get("gpu", {}).get("gpus", [])]
     packages = env.get("packages", {})

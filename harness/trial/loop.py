@@ -8,8 +8,8 @@ bookkeeping is tested with a fake clock.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from harness.errors import HarnessError
 
@@ -18,13 +18,13 @@ from harness.errors import HarnessError
 class Steps:
     """Per-step arrays of the measured phase, all the same length."""
 
-    t_ms: List[float] = field(default_factory=list)  # step start, ms since the measured phase began
-    wait_ms: List[float] = field(default_factory=list)  # blocked on the loader
-    h2d_ms: List[float] = field(default_factory=list)  # host-to-device copy (or its stand-in)
-    compute_ms: List[float] = field(default_factory=list)  # accelerator compute
-    step_ms: List[float] = field(default_factory=list)  # whole step, wait to end of compute
-    samples: List[int] = field(default_factory=list)  # samples in the batch
-    epoch: List[int] = field(default_factory=list)  # epoch the batch belongs to
+    t_ms: list[float] = field(default_factory=list)  # step start, ms since the measured phase began
+    wait_ms: list[float] = field(default_factory=list)  # blocked on the loader
+    h2d_ms: list[float] = field(default_factory=list)  # host-to-device copy (or its stand-in)
+    compute_ms: list[float] = field(default_factory=list)  # accelerator compute
+    step_ms: list[float] = field(default_factory=list)  # whole step, wait to end of compute
+    samples: list[int] = field(default_factory=list)  # samples in the batch
+    epoch: list[int] = field(default_factory=list)  # epoch the batch belongs to
 
     def __len__(self) -> int:
         return len(self.step_ms)
@@ -38,12 +38,12 @@ class LoopResult:
     wall_s: float  # measured phase: first measured step's start to last step's end
     epochs_started: int  # epochs entered, warm-up included
     stopped_by: str  # steps | seconds | epochs
-    epoch_samples: Dict[int, int] = field(default_factory=dict)  # samples delivered per epoch, warm-up included
-    completed: List[int] = field(default_factory=list)  # epochs the loader ran to their end
-    measure_start: Optional[float] = None  # clock() at the first measured step's start (aligns monitor samples)
+    epoch_samples: dict[int, int] = field(default_factory=dict)  # samples delivered per epoch, warm-up included
+    completed: list[int] = field(default_factory=list)  # epochs the loader ran to their end
+    measure_start: float | None = None  # clock() at the first measured step's start (aligns monitor samples)
 
 
-Stream = Iterator[Tuple[int, object]]  # (epoch, batch), and (epoch, None) once an epoch has ended
+Stream = Iterator[tuple[int, object]]  # (epoch, batch), and (epoch, None) once an epoch has ended
 
 
 def epoch_stream(epoch_iter: Callable[[int], Iterator]) -> Stream:
@@ -61,15 +61,15 @@ def epoch_stream(epoch_iter: Callable[[int], Iterator]) -> Stream:
 
 
 def run_loop(
-    source: Union[Callable[[int], Iterator], Stream],
-    consume: Callable[[object, Optional[Callable[[], None]]], Tuple[float, float]],
-    bound: Dict[str, float],
+    source: Callable[[int], Iterator] | Stream,
+    consume: Callable[[object, Callable[[], None] | None], tuple[float, float]],
+    bound: dict[str, float],
     warmup_steps: int,
     *,
     clock: Callable[[], float] = time.perf_counter,
-    on_batch: Optional[Callable[[int, object], None]] = None,
-    during_compute: Optional[Callable[[int, object], None]] = None,
-    on_measure: Optional[Callable[[], None]] = None,
+    on_batch: Callable[[int, object], None] | None = None,
+    during_compute: Callable[[int, object], None] | None = None,
+    on_measure: Callable[[], None] | None = None,
 ) -> LoopResult:
     """Drive the loader into the consumer until the first bound is reached.
 
@@ -125,8 +125,7 @@ def run_loop(
         if stopped_by:
             break
     wall = (steps.t_ms[-1] + steps.step_ms[-1]) / 1e3 if len(steps) else 0.0
-    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch + 1, stopped_by or "exhausted", epoch_samples, completed,
-                      measure_start)
+    return LoopResult(steps, ttfb or 0.0, warm, wall, epoch + 1, stopped_by or "exhausted", epoch_samples, completed, measure_start)
 
 
 def _record(steps: Steps, rel: float, t0, t1, t2, h2d, compute, n, epoch) -> None:
@@ -139,7 +138,7 @@ def _record(steps: Steps, rel: float, t0, t1, t2, h2d, compute, n, epoch) -> Non
     steps.epoch.append(epoch)
 
 
-def _reached(bound: Dict[str, float], n_steps, elapsed_s, epochs_done) -> Optional[str]:
+def _reached(bound: dict[str, float], n_steps, elapsed_s, epochs_done) -> str | None:
     if n_steps is not None and "steps" in bound and n_steps >= bound["steps"]:
         return "steps"
     if elapsed_s is not None and "seconds" in bound and elapsed_s >= bound["seconds"]:

@@ -6,14 +6,12 @@ says so with the reason; nothing is reported as zero.
 
 from __future__ import annotations
 
-from typing import Dict
-
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def probe() -> Dict:
+def probe() -> dict:
     """Whether NVML works here, and the GPUs it sees.
 
     Returns:

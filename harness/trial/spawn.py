@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from harness.monitor.sampler import MARKERS
 from harness.results.model import RESULT_FILE, TrialResult, read_result
@@ -26,9 +26,19 @@ LOG_FILE = "trial.log"
 LOG_TAIL_LINES = 30
 
 
-def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, overrides: Sequence[str], config: dict,
-              timeout_s: float, kind: str = "trial", env: Optional[Dict[str, str]] = None,
-              schedule: Optional[Dict[str, int]] = None) -> TrialResult:
+def run_trial(
+    config_file: Path,
+    trial_dir: Path,
+    *,
+    job: int,
+    repeat: int,
+    overrides: Sequence[str],
+    config: dict,
+    timeout_s: float,
+    kind: str = "trial",
+    env: dict[str, str] | None = None,
+    schedule: dict[str, int] | None = None,
+) -> TrialResult:
     """Run one trial in a child process and return its result (also on disk).
 
     Args:
@@ -40,16 +50,22 @@ def run_trial(config_file: Path, trial_dir: Path, *, job: int, repeat: int, over
         stop.Interrupted: a signal asked the sweep to stop before this trial started.
     """
     stop.check()  # start nothing new once a signal asked to stop
-    _prepare(trial_dir, {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides),
-                         "kind": kind, "schedule": schedule or {}})
-    base = TrialResult(status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind,
-                       timing=dict(schedule or {}))
+    _prepare(
+        trial_dir,
+        {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides), "kind": kind, "schedule": schedule or {}},
+    )
+    base = TrialResult(
+        status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind, timing=dict(schedule or {})
+    )
     # From the child's start until its result is on disk a signal only marks the stop, so
     # neither the kill of its process group nor its result.json is cut short.
     with stop.trial_running(), open(trial_dir / LOG_FILE, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.trial.worker", str(trial_dir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             env=_child_env(config, kind, env),
         )
         started = time.monotonic()
@@ -72,7 +88,7 @@ def _prepare(trial_dir: Path, spec: dict) -> None:
         (trial_dir / name).unlink(missing_ok=True)
 
 
-def _child_env(config: dict, kind: str, extra: Optional[Dict[str, str]]) -> Dict[str, str]:
+def _child_env(config: dict, kind: str, extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra or {}))
     env[SPAWNED_AT_ENV] = repr(time.time())
     if kind == "trial" and config.get("monitor", {}).get("enabled", True):
@@ -127,9 +143,14 @@ def start_sampler(pid: int, config: dict, folder: Path = None):
     from harness.monitor.sampler import Sampler
 
     try:
-        return Sampler(pid, monitor.get("interval_ms", 100), gpu_index=config.get("consumer", {}).get("gpu_index", 0),
-                       gpu=monitor.get("gpu", True), uss_interval_ms=monitor.get("uss_interval_ms", 0),
-                       folder=None if folder is None else str(folder)).start()
+        return Sampler(
+            pid,
+            monitor.get("interval_ms", 100),
+            gpu_index=config.get("consumer", {}).get("gpu_index", 0),
+            gpu=monitor.get("gpu", True),
+            uss_interval_ms=monitor.get("uss_interval_ms", 0),
+            folder=None if folder is None else str(folder),
+        ).start()
     except Exception:  # the child may already be gone; the trial's own result says why
         return None
 
@@ -147,11 +168,22 @@ def attach_monitor(result: TrialResult, record: dict) -> None:
     result.summary.update({k: summary[k] for k in MONITOR_SUMMARY})
     result.overhead["sampler"] = record["overhead"]
     measured = record["overhead"].get("measured_phase_cpu_s")
-    result.overhead["sampler"]["measured_phase_cpu_pct_of_core"] = round(measured / wall * 100, 3) if measured is not None and wall else None
+    result.overhead["sampler"]["measured_phase_cpu_pct_of_core"] = (
+        round(measured / wall * 100, 3) if measured is not None and wall else None
+    )
 
 
-MONITOR_SUMMARY = ("cpu_tree_mean_pct", "cpu_tree_max_pct", "cpu_s_per_1000_samples", "peak_rss_mb", "pss_mb", "disk_read_mb_s",
-                   "gpu_util_mean_pct", "gpu_idle_pct", "gpu_power_mean_w")
+MONITOR_SUMMARY = (
+    "cpu_tree_mean_pct",
+    "cpu_tree_max_pct",
+    "cpu_s_per_1000_samples",
+    "peak_rss_mb",
+    "pss_mb",
+    "disk_read_mb_s",
+    "gpu_util_mean_pct",
+    "gpu_idle_pct",
+    "gpu_power_mean_w",
+)
 
 
 def _collect(proc, trial_dir: Path, outcome: str, timeout_s: float, base: TrialResult, elapsed_s: float) -> TrialResult:
@@ -199,7 +231,7 @@ def crash_reason(returncode: int, trial_dir: Path) -> str:
         name = signal.Signals(-returncode).name
         hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
         return f"trial process killed by {name}{hint}"
-    lines: List[str] = [line for line in log_tail(trial_dir).splitlines() if line.strip()]
+    lines: list[str] = [line for line in log_tail(trial_dir).splitlines() if line.strip()]
     last = lines[-1].strip() if lines else "no output"
     return f"trial process exited with code {returncode} without a result: {last}"
 

@@ -15,9 +15,9 @@ workers. Under :func:`stopping_on_signals` a signal instead:
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -32,14 +32,14 @@ class Interrupted(BaseException):
 
 @dataclass
 class _State:
-    signum: Optional[int] = None  # the first signal received; the exit status is 128 + it
+    signum: int | None = None  # the first signal received; the exit status is 128 + it
     in_trial: bool = False  # a trial process is running: the signal only marks the stop
 
 
 _STATE = _State()
 
 
-def requested() -> Optional[int]:
+def requested() -> int | None:
     """The signal that asked the sweep to stop, or ``None``."""
     return _STATE.signum
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Dict
 
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")
 
@@ -28,9 +27,9 @@ def configure(conf) -> None:
         sys.modules["cv2"].setNumThreads(conf.opencv)
 
 
-def describe(conf) -> Dict:
+def describe(conf) -> dict:
     """The thread settings in force, as asked and as the frameworks report them."""
-    record: Dict = {"asked": {k: getattr(conf, k) for k in ("tf_inter_op", "tf_intra_op", "torch", "opencv")}}
+    record: dict = {"asked": {k: getattr(conf, k) for k in ("tf_inter_op", "tf_intra_op", "torch", "opencv")}}
     record["env"] = {k: os.environ.get(k) for k in ENV_VARS}
     record["cpu_count"] = os.cpu_count()
     if "tensorflow" in sys.modules:

@@ -150,8 +150,7 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
         result.overhead["framework_import_s"] = round(time.perf_counter() - t, 4)
     threads.configure(cfg.threads)  # before the loader runs its first framework op
     t = time.perf_counter()
-    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat, workdir=workdir / f"repeat-{repeat}",
-                        augment=spec)
+    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat, workdir=workdir / f"repeat-{repeat}", augment=spec)
     threads.configure(cfg.threads)  # again, for libraries the loader imported (OpenCV)
     result.timing["loader_build_s"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
@@ -192,8 +191,12 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path = N
     checks = BatchChecks(cfg.batch, loader.expected_ids())
     continuous = choice(cfg.trial.epoch_mode) == "continuous"
     loop = run_loop(
-        loader.stream() if continuous else loader.epoch, lambda b, during: consumer.consume(b.images, during), bound, cfg.trial.warmup_steps,
-        on_batch=checks.check_shape, during_compute=checks.account,
+        loader.stream() if continuous else loader.epoch,
+        lambda b, during: consumer.consume(b.images, during),
+        bound,
+        cfg.trial.warmup_steps,
+        on_batch=checks.check_shape,
+        during_compute=checks.account,
         on_measure=lambda: _phase_marker(folder, "start"),
     )
     _phase_marker(folder, "end")
@@ -204,10 +207,13 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path = N
     result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}
     result.bound = {"asked": bound, "stopped_by": loop.stopped_by, "warmup_steps": loop.warmup_steps}
     result.timing["measure_start_clock"] = loop.measure_start  # perf_counter: the monitor's clock too
-    result.epochs = {"started": loop.epochs_started, "completed": loop.completed, "mode": choice(cfg.trial.epoch_mode),
-                     "samples": {str(k): v for k, v in loop.epoch_samples.items()},
-                     "first_batch_ms": {str(loop.steps.epoch[i]): round(loop.steps.wait_ms[i], 3)
-                                        for i in boundaries(loop.steps.epoch)}}
+    result.epochs = {
+        "started": loop.epochs_started,
+        "completed": loop.completed,
+        "mode": choice(cfg.trial.epoch_mode),
+        "samples": {str(k): v for k, v in loop.epoch_samples.items()},
+        "first_batch_ms": {str(loop.steps.epoch[i]): round(loop.steps.wait_ms[i], 3) for i in boundaries(loop.steps.epoch)},
+    }
     result.same_data = checks.report(loader.random_ops(), loop.completed)
     result.same_data["reference"] = reference(loader)
     result.summary = summarize(loop.steps, loop.wall_s, loop.ttfb_s)

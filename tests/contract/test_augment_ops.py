@@ -97,8 +97,11 @@ DETERMINISTIC = [
 
 @pytest.mark.parametrize("name, ops, tolerance", DETERMINISTIC, ids=[d[0] for d in DETERMINISTIC])
 def test_deterministic_ops_agree_across_libraries(name, ops, tolerance, images):
-    outputs = {lib: run(lib, images, *ops) for lib in LIBRARIES if all(supported(lib, op) for op, _ in ops)
-               and not (lib == "keras_idg" and ops[0][0] != "normalize" and ops[0][0] != "resize")}
+    outputs = {
+        lib: run(lib, images, *ops)
+        for lib in LIBRARIES
+        if all(supported(lib, op) for op, _ in ops) and not (lib == "keras_idg" and ops[0][0] != "normalize" and ops[0][0] != "resize")
+    }
     assert len(outputs) >= 2
     reference = outputs.pop("torchvision").astype(np.float64)
     for library, out in outputs.items():

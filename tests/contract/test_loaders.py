@@ -10,7 +10,15 @@ from harness.data.build import prepare
 from harness.loaders import get_loader, list_loaders
 from harness.trial.checks import BatchChecks
 
-TINY = ["dataset.count=48", "dataset.width=64", "dataset.height=48", "dataset.shards=3", "batch.size=8", "batch.height=24", "batch.width=32"]
+TINY = [
+    "dataset.count=48",
+    "dataset.width=64",
+    "dataset.height=48",
+    "dataset.shards=3",
+    "batch.size=8",
+    "batch.height=24",
+    "batch.width=32",
+]
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +75,16 @@ def test_deliberately_broken_variants_are_caught(tiny_cache, tmp_path):
 
 def test_torch_knobs_reach_the_dataloader(tiny_cache):
     _, loader = build(
-        "torch", "loader.num_workers=2", "loader.pin_memory=true", "loader.persistent_workers=true", "loader.prefetch_factor=3",
-        "loader.shuffle=true", "loader.drop_last=false", "loader.collate=numpy_stack", "loader.start_method=spawn", cache=tiny_cache,
+        "torch",
+        "loader.num_workers=2",
+        "loader.pin_memory=true",
+        "loader.persistent_workers=true",
+        "loader.prefetch_factor=3",
+        "loader.shuffle=true",
+        "loader.drop_last=false",
+        "loader.collate=numpy_stack",
+        "loader.start_method=spawn",
+        cache=tiny_cache,
     )
     dl = loader.loader
     assert (dl.num_workers, dl.pin_memory, dl.persistent_workers, dl.prefetch_factor, dl.drop_last) == (2, True, True, 3, False)
@@ -83,12 +99,25 @@ def test_torch_knobs_reach_the_dataloader(tiny_cache):
 
 def test_tf_data_knobs_reach_the_dataset_and_its_options(tiny_cache, tmp_path):
     _, loader = build(
-        "tf_data", "loader.source=tfrecord", "loader.compression=gzip", "loader.interleave=true", "loader.cycle_length=2",
-        "loader.num_parallel_calls=3", "loader.prefetch=4", "loader.cache=file", "loader.shuffle_buffer=16",
-        "loader.deterministic=false", "loader.map_parallelization=false", "loader.inject_prefetch=false",
-        "loader.map_and_batch_fusion=false", "loader.autotune=false", "loader.autotune_cpu_budget=1",
-        "loader.autotune_ram_budget=100000000", "loader.private_threadpool_size=2",
-        cache=tiny_cache, workdir=tmp_path,
+        "tf_data",
+        "loader.source=tfrecord",
+        "loader.compression=gzip",
+        "loader.interleave=true",
+        "loader.cycle_length=2",
+        "loader.num_parallel_calls=3",
+        "loader.prefetch=4",
+        "loader.cache=file",
+        "loader.shuffle_buffer=16",
+        "loader.deterministic=false",
+        "loader.map_parallelization=false",
+        "loader.inject_prefetch=false",
+        "loader.map_and_batch_fusion=false",
+        "loader.autotune=false",
+        "loader.autotune_cpu_budget=1",
+        "loader.autotune_ram_budget=100000000",
+        "loader.private_threadpool_size=2",
+        cache=tiny_cache,
+        workdir=tmp_path,
     )
     options = loader.dataset_obj.options()
     opt = options.experimental_optimization
@@ -111,8 +140,15 @@ def test_tf_data_vectorized_and_seed001_chain(tiny_cache):
     _, loader = build("tf_data", "experiment=seed001", "batch.size=8", "batch.dtype=float32", cache=tiny_cache)
     names = [op.split("(")[0] if not op.startswith("map") else op.split(",")[0] for op in loader.ops]
     assert names == [
-        "TFRecordDataset", "map(parse_single_example", "map(decode_jpeg+cast", "cache", "shuffle",
-        "map(resize+to_dtype", "batch", "map(mobilenet.preprocess_input", "prefetch",
+        "TFRecordDataset",
+        "map(parse_single_example",
+        "map(decode_jpeg+cast",
+        "cache",
+        "shuffle",
+        "map(resize+to_dtype",
+        "batch",
+        "map(mobilenet.preprocess_input",
+        "prefetch",
     ]
     batch = next(iter(loader.epoch(0)))
     assert float(batch.images.numpy().min()) >= -1.0 and float(batch.images.numpy().max()) <= 1.0
@@ -120,8 +156,15 @@ def test_tf_data_vectorized_and_seed001_chain(tiny_cache):
 
 def test_keras_idg_knobs_reach_the_generator(tiny_cache):
     _, loader = build(
-        "keras_idg", "loader.flow=dataframe", "loader.rotation_range=15", "loader.zoom_range=0.1", "loader.horizontal_flip=true",
-        "loader.shuffle=true", "batch.dtype=float32", "loader.rescale=0.00392156862745098", cache=tiny_cache,
+        "keras_idg",
+        "loader.flow=dataframe",
+        "loader.rotation_range=15",
+        "loader.zoom_range=0.1",
+        "loader.horizontal_flip=true",
+        "loader.shuffle=true",
+        "batch.dtype=float32",
+        "loader.rescale=0.00392156862745098",
+        cache=tiny_cache,
     )
     g = loader.generator
     assert g.rotation_range == 15 and list(g.zoom_range) == [0.9, 1.1] and g.horizontal_flip and g.rescale == pytest.approx(1 / 255)
@@ -161,7 +204,10 @@ def test_reference_pixels_match_the_delivered_sample(tiny_cache):
         reference = loader.reference_pixels(str(loader.dataset.images_dir / first))
         delivered = None
         for batch in loader.epoch(0):
-            ids = [i.decode() if isinstance(i, bytes) else i for i in (batch.ids.numpy().tolist() if hasattr(batch.ids, "numpy") else batch.ids)]
+            ids = [
+                i.decode() if isinstance(i, bytes) else i
+                for i in (batch.ids.numpy().tolist() if hasattr(batch.ids, "numpy") else batch.ids)
+            ]
             if first in ids:
                 images = batch.images.numpy() if hasattr(batch.images, "numpy") else np.asarray(batch.images)
                 delivered = images[ids.index(first)]
@@ -216,11 +262,14 @@ def test_tf_data_light_ops_per_sample_or_on_whole_batches(tiny_cache, tmp_path):
         assert run_epochs(cfg, loader)["verdict"] == "complete"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["loader.vectorized=true"], "nothing to vectorize"),
-    (["loader.rescale=0.5"], "loader.rescale outputs float32 pixels; set batch.dtype=float32"),
-    (["trial.epoch_mode=continuous", "loader=torch"], "loader=torch has no repeating iterator"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["loader.vectorized=true"], "nothing to vectorize"),
+        (["loader.rescale=0.5"], "loader.rescale outputs float32 pixels; set batch.dtype=float32"),
+        (["trial.epoch_mode=continuous", "loader=torch"], "loader=torch has no repeating iterator"),
+    ],
+)
 def test_tf_data_light_op_and_epoch_mode_errors(overrides, message):
     from harness.config.validate import validate
     from harness.errors import ConfigError

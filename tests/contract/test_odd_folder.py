@@ -28,8 +28,20 @@ def odd(tmp_path_factory):
 
 def first_epoch(name, odd, *overrides):
     root, _, cache = odd
-    cfg = to_typed(compose([f"loader={name}", "dataset=folder", f"dataset.path={root}", f"dataset.cache_dir={cache}",
-                            "batch.size=2", f"batch.height={HEIGHT}", f"batch.width={WIDTH}", *overrides]))
+    cfg = to_typed(
+        compose(
+            [
+                f"loader={name}",
+                "dataset=folder",
+                f"dataset.path={root}",
+                f"dataset.cache_dir={cache}",
+                "batch.size=2",
+                f"batch.height={HEIGHT}",
+                f"batch.width={WIDTH}",
+                *overrides,
+            ]
+        )
+    )
     cls = get_loader(name)
     loader = cls(cfg.loader, cfg.batch, prepare(cfg.dataset, tfrecord=cls.needs(cfg.loader).tfrecord), seed=0)
     pixels = {}

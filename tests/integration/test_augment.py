@@ -12,8 +12,17 @@ SMALL_BENCH = ["augment.bench_images=4", "augment.bench_passes=2"]
 
 def test_every_order_of_three_ops_runs_inside_the_loader_and_is_marked_as_different_output(cli, tmp_path):
     orders = ["-".join(p) for p in itertools.permutations(["resize", "rotate", "hflip"])]
-    done = cli("sweep", "loader=generator", *TINY, THREE_OPS, f"augment.order={','.join(orders)}", "trial.steps=3",
-               "trial.warmup_steps=1", *SMALL_BENCH, timeout=600)
+    done = cli(
+        "sweep",
+        "loader=generator",
+        *TINY,
+        THREE_OPS,
+        f"augment.order={','.join(orders)}",
+        "trial.steps=3",
+        "trial.warmup_steps=1",
+        *SMALL_BENCH,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     folder = sweep_dir(done, tmp_path)
     rows = read_rows(folder)
@@ -29,8 +38,16 @@ def test_every_order_of_three_ops_runs_inside_the_loader_and_is_marked_as_differ
 
 
 def test_augbench_times_each_op_where_it_runs_in_the_pipeline(cli, tmp_path):
-    done = cli("augbench", *TINY, "augment=resize_rotate", "augment.ops.0.size=[64,64]", "augment.library=albumentations,torchvision",
-               "augment.order=cheap,costly", *SMALL_BENCH, timeout=600)
+    done = cli(
+        "augbench",
+        *TINY,
+        "augment=resize_rotate",
+        "augment.ops.0.size=[64,64]",
+        "augment.library=albumentations,torchvision",
+        "augment.order=cheap,costly",
+        *SMALL_BENCH,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     folder = sweep_dir(done, tmp_path)
     rows = read_rows(folder)
@@ -75,10 +92,25 @@ def test_augbench_stops_on_sigterm_and_keeps_what_finished(cache_dir, tmp_path):
 
     env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT))
     folder = tmp_path / "bench"
-    bench = subprocess.Popen([sys.executable, "-m", "harness", "augbench", *TINY, "augment=resize_rotate",
-                              "augment.library=albumentations,torchvision,albumentations,torchvision", "augment.bench_passes=50",
-                              f"hydra.sweep.dir={folder}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+    bench = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "augbench",
+            *TINY,
+            "augment=resize_rotate",
+            "augment.library=albumentations,torchvision,albumentations,torchvision",
+            "augment.bench_passes=50",
+            f"hydra.sweep.dir={folder}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while not list(folder.glob("*/result.json")) and time.monotonic() < deadline and bench.poll() is None:
         time.sleep(0.2)

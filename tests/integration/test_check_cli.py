@@ -9,8 +9,15 @@ import json
 
 from tests.conftest import sweep_dir
 
-SWEEP = ["loader=synthetic", "loader.produce_ms=5,12", "consumer.step_ms=10", "trial.seconds=2", "trial.repeats=2",
-         "trial.warmup_steps=2", "monitor.trace=false"]
+SWEEP = [
+    "loader=synthetic",
+    "loader.produce_ms=5,12",
+    "consumer.step_ms=10",
+    "trial.seconds=2",
+    "trial.repeats=2",
+    "trial.warmup_steps=2",
+    "monitor.trace=false",
+]
 
 
 def sweep(cli, tmp_path, *extra):
@@ -32,8 +39,18 @@ def test_unchanged_reruns_pass_and_a_slowed_pipeline_fails_with_a_table_that_nam
     assert again.returncode == 0, again.stdout + again.stderr
     slowed = sweep(cli, tmp_path, "loader.workers=0")
     out = tmp_path / "out"
-    done = cli("check", str(slowed), "--baseline", str(baseline), "--markdown", f"{out}.md", "--github-json", str(out),
-               "--bencher-json", f"{out}-bencher.json")
+    done = cli(
+        "check",
+        str(slowed),
+        "--baseline",
+        str(baseline),
+        "--markdown",
+        f"{out}.md",
+        "--github-json",
+        str(out),
+        "--bencher-json",
+        f"{out}-bencher.json",
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     regressed = [line for line in done.stdout.splitlines() if "REGRESSED" in line]
     assert any(line.startswith("produce_ms=5 ") and "samples_per_s" in line for line in regressed), done.stdout

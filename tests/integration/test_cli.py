@@ -58,7 +58,11 @@ def test_a_bad_value_in_the_last_job_fails_before_any_trial(cli, tmp_path):
 
 def test_known_answer_sweep_matches_the_analytic_throughput(cli, tmp_path):
     done = cli(
-        "sweep", "loader=synthetic", "loader.produce_ms=5,20", "consumer.step_ms=10", "trial.seconds=3",
+        "sweep",
+        "loader=synthetic",
+        "loader.produce_ms=5,20",
+        "consumer.step_ms=10",
+        "trial.seconds=3",
         "trial.warmup_steps=5",
     )
     assert done.returncode == 0, done.stderr
@@ -77,8 +81,17 @@ def test_known_answer_sweep_matches_the_analytic_throughput(cli, tmp_path):
 
 
 def test_repeats_run_in_interleaved_shuffled_rounds(cli, tmp_path):
-    done = cli("sweep", "loader=synthetic", "loader.produce_ms=1,2,3", "consumer.step_ms=1", "trial.steps=3",
-               "trial.warmup_steps=1", "trial.repeats=3", "monitor.enabled=false", "trial.seed=7")
+    done = cli(
+        "sweep",
+        "loader=synthetic",
+        "loader.produce_ms=1,2,3",
+        "consumer.step_ms=1",
+        "trial.steps=3",
+        "trial.warmup_steps=1",
+        "trial.repeats=3",
+        "monitor.enabled=false",
+        "trial.seed=7",
+    )
     assert done.returncode == 0, done.stderr
     folder = sweep_dir(done, tmp_path)
     schedule = json.loads((folder / "schedule.json").read_text())
@@ -142,8 +155,16 @@ def test_failing_trial_is_recorded_and_the_sweep_completes(cli, tmp_path):
             (pets / label / f"{i}.jpg").write_bytes(synth.encode(synth.render(0, i, 40, 30), "jpeg", 80))
     (pets / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     # skipped and named by default (tests/contract/test_odd_folder.py); refused on request
-    done = cli("sweep", "dataset=folder", f"dataset.path={pets}", "dataset.on_bad_file=fail", "loader=tf_data,synthetic",
-               "batch.size=4", "trial.epochs=2", "trial.warmup_steps=0")
+    done = cli(
+        "sweep",
+        "dataset=folder",
+        f"dataset.path={pets}",
+        "dataset.on_bad_file=fail",
+        "loader=tf_data,synthetic",
+        "batch.size=4",
+        "trial.epochs=2",
+        "trial.warmup_steps=0",
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     folder = sweep_dir(done, tmp_path)
     rows = {r["loader"]: r for r in read_rows(folder)}
@@ -210,8 +231,16 @@ def test_every_experiment_preset_runs(cli, tmp_path, name):
     from harness.config.compose import compose, expand_sweep
     from harness.config.validate import validate
 
-    shrink = [*TINY, "dataset.shards=2", "trial.seconds=null", "trial.epochs=null", "trial.steps=4", "trial.warmup_steps=1",
-              "augment.bench=false", "trial.repeats=1"]  # the sweep's closing augbench: tests/integration/test_augment.py
+    shrink = [
+        *TINY,
+        "dataset.shards=2",
+        "trial.seconds=null",
+        "trial.epochs=null",
+        "trial.steps=4",
+        "trial.warmup_steps=1",
+        "augment.bench=false",
+        "trial.repeats=1",
+    ]  # the sweep's closing augbench: tests/integration/test_augment.py
     for job in expand_sweep([f"experiment={name}", *shrink]):
         validate(compose(job))
     ends = _ends_of_each_axis(name)

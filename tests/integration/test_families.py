@@ -7,7 +7,15 @@ import pytest
 
 from tests.conftest import sweep_dir
 
-TINY = ["dataset.count=48", "dataset.width=96", "dataset.height=72", "dataset.shards=2", "batch.size=8", "batch.height=32", "batch.width=32"]
+TINY = [
+    "dataset.count=48",
+    "dataset.width=96",
+    "dataset.height=72",
+    "dataset.shards=2",
+    "batch.size=8",
+    "batch.height=32",
+    "batch.width=32",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +28,14 @@ def results(folder):
 
 def test_every_family_runs_and_delivers_the_same_epochs(cli, tmp_path):
     done = cli(
-        "sweep", "loader=keras_idg,keras_sequence,generator,torch,tf_data", *TINY,
-        "trial.epochs=2", "trial.warmup_steps=1", "threads.tf_inter_op=1", "threads.tf_intra_op=2", "threads.torch=1",
+        "sweep",
+        "loader=keras_idg,keras_sequence,generator,torch,tf_data",
+        *TINY,
+        "trial.epochs=2",
+        "trial.warmup_steps=1",
+        "threads.tf_inter_op=1",
+        "threads.tf_intra_op=2",
+        "threads.torch=1",
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -42,8 +56,14 @@ def test_every_family_runs_and_delivers_the_same_epochs(cli, tmp_path):
 
 def test_broken_variant_is_marked_in_the_table(cli, tmp_path):
     done = cli(
-        "sweep", "loader=tf_data", "loader.random_flip=true", "loader.cache=memory", "loader.cache_place=after_resize,after_augment",
-        *TINY, "trial.epochs=3", "trial.warmup_steps=0",
+        "sweep",
+        "loader=tf_data",
+        "loader.random_flip=true",
+        "loader.cache=memory",
+        "loader.cache_place=after_resize,after_augment",
+        *TINY,
+        "trial.epochs=3",
+        "trial.warmup_steps=0",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {row["loader.cache_place"]: row for row, _ in results(sweep_dir(done, tmp_path))}
@@ -60,7 +80,7 @@ def test_missing_option_combination_fails_before_any_trial(cli, tmp_path):
 def test_seed001_preset_runs_with_tfrecord_gzip(cli, tmp_path):
     done = cli("run", "experiment=seed001", *TINY, "batch.size=8", "trial.epochs=2", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    (row, result), = results(sweep_dir(done, tmp_path))
+    ((row, result),) = results(sweep_dir(done, tmp_path))
     assert row["same_data"] == "complete"
     assert result["dataset"]["tfrecords"]["gzip"] == 2
     assert "map(mobilenet.preprocess_input" in " ".join(result["loader"]["ops"])

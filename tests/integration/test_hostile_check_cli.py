@@ -40,8 +40,9 @@ def test_unchanged_passes_and_a_slowdown_regresses(cli, tmp_path):
     assert "could not judge" not in slow.stdout
 
 
-@pytest.mark.parametrize("damage", ["{not json", json.dumps({"schema_version": 1, "status": "ok", "config": {},
-                                                               "overrides": [], "job": "zero", "repeat": 0})])
+@pytest.mark.parametrize(
+    "damage", ["{not json", json.dumps({"schema_version": 1, "status": "ok", "config": {}, "overrides": [], "job": "zero", "repeat": 0})]
+)
 def test_a_malformed_result_file_exits_2_naming_it(cli, tmp_path, damage):
     base = baseline(cli, tmp_path)
     folder = sweep(tmp_path / "now")
@@ -52,9 +53,18 @@ def test_a_malformed_result_file_exits_2_naming_it(cli, tmp_path, damage):
     assert str(broken) in one_error_line(cli("check", str(folder), "--save-baseline", str(tmp_path / "b2.json")))
 
 
-@pytest.mark.parametrize("option", [["--alpha", "nan"], ["--alpha", "0"], ["--alpha", "1.5"], ["--alpha", "inf"],
-                                    ["--threshold", "samples_per_s=nan"], ["--threshold", "samples_per_s=-5%"],
-                                    ["--threshold", "stall_pct=inf"]])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--alpha", "nan"],
+        ["--alpha", "0"],
+        ["--alpha", "1.5"],
+        ["--alpha", "inf"],
+        ["--threshold", "samples_per_s=nan"],
+        ["--threshold", "samples_per_s=-5%"],
+        ["--threshold", "stall_pct=inf"],
+    ],
+)
 def test_a_significance_or_threshold_that_cannot_mean_anything_exits_2(cli, tmp_path, option):
     folder = sweep(tmp_path / "now")
     (tmp_path / "b.json").write_text(json.dumps({"harness_baseline": 1, "fingerprint": {}, "variants": {}}))
@@ -92,8 +102,10 @@ def test_too_short_or_interrupted_trials_make_their_variant_unjudged(cli, tmp_pa
     trial(0, 1, status="interrupted", error="SIGTERM").write(folder / "0" / "repeat-1")
     done = cli("check", str(folder), "--baseline", str(base), *METRICS)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "could not judge produce_ms=1 (samples_per_s, stall_pct): 1 trial(s) in this sweep not ok or missing: " \
-           "repeat 1 too short: measured 3 steps" in done.stdout
+    assert (
+        "could not judge produce_ms=1 (samples_per_s, stall_pct): 1 trial(s) in this sweep not ok or missing: "
+        "repeat 1 too short: measured 3 steps" in done.stdout
+    )
     assert "repeat 1 interrupted: SIGTERM" in done.stdout
     refused = one_error_line(cli("check", str(folder), "--save-baseline", str(tmp_path / "b2.json")))
     assert "a baseline needs every planned trial ok" in refused

@@ -73,8 +73,9 @@ sys.exit(main(sys.argv[1:]))
 def run_injected(name: str, tmp_path, command: str):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     args = [command, "loader=tf_data", f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}", *SHORT]
-    return subprocess.run([sys.executable, "-c", INJECT.format(name=name), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-c", INJECT.format(name=name), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
 
 
 @pytest.mark.parametrize("name, command", [("ENOSPC", "run"), ("EROFS", "sweep")])
@@ -82,8 +83,10 @@ def test_disk_errors_are_one_line(tmp_path, name, command):
     done = run_injected(name, tmp_path, command)
     assert done.returncode == 1, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR: ")]
-    assert errors == [f"ERROR: cannot write /cache/datasets/x: {os.strerror(getattr(errno, name))}; free space / "
-                      "choose a writable folder (dataset.cache_dir=..., hydra.sweep.dir=... or hydra.run.dir=...)"]
+    assert errors == [
+        f"ERROR: cannot write /cache/datasets/x: {os.strerror(getattr(errno, name))}; free space / "
+        "choose a writable folder (dataset.cache_dir=..., hydra.sweep.dir=... or hydra.run.dir=...)"
+    ]
     assert "Traceback" not in done.stderr
 
 
@@ -113,8 +116,14 @@ def test_read_only_result_folder_is_one_line(tmp_path):
     read_only.mkdir(mode=0o500)
     env = dict(os.environ, PYTHONPATH=str(ROOT), HARNESS_CACHE=str(tmp_path / "cache"))
     try:
-        done = subprocess.run([*prefix, sys.executable, "-m", "harness", "run", f"hydra.run.dir={read_only / 'run'}", *SHORT],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        done = subprocess.run(
+            [*prefix, sys.executable, "-m", "harness", "run", f"hydra.run.dir={read_only / 'run'}", *SHORT],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
     finally:
         read_only.chmod(0o700)
     line = one_error_line(done)

@@ -35,8 +35,11 @@ def test_a_malformed_result_is_skipped_visibly_and_the_rest_is_reported(cli, tmp
 
 
 def test_statuses_are_named_with_their_reasons_and_an_interrupted_sweep_is_incomplete(cli, tmp_path):
-    trials = [trial(0, 0), trial(0, 1, status="too_short", error="measured 3 steps in 0.2 s"),
-              trial(1, 0, status="interrupted", error="SIGTERM")]
+    trials = [
+        trial(0, 0),
+        trial(0, 1, status="too_short", error="measured 3 steps in 0.2 s"),
+        trial(1, 0, status="interrupted", error="SIGTERM"),
+    ]
     folder = write_sweep(tmp_path / "s", trials, [[0, 1], [1, 0]])
     done = cli("report", str(folder))
     assert done.returncode == 0, done.stdout + done.stderr

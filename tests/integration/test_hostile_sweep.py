@@ -21,8 +21,15 @@ import pytest
 from tests.conftest import ROOT, sweep_dir
 
 # three synthetic jobs of about 3 s each: a signal after the first lands in the second
-THREE_JOBS = ["loader=synthetic", "loader.produce_ms=5", "loader.workers=1,2,3", "consumer.step_ms=5", "trial.seconds=3",
-              "trial.warmup_steps=1", "monitor.uss_interval_ms=0"]
+THREE_JOBS = [
+    "loader=synthetic",
+    "loader.produce_ms=5",
+    "loader.workers=1,2,3",
+    "consumer.step_ms=5",
+    "trial.seconds=3",
+    "trial.warmup_steps=1",
+    "monitor.uss_interval_ms=0",
+]
 EXIT_WITHIN_S = 20  # the kill's grace is 3 s; the rest is writing the report on a loaded machine
 
 
@@ -34,9 +41,15 @@ def read_rows(folder):
 def start_sweep(cache_dir, tmp_path, *args):
     """``python -m harness sweep`` in a session of its own, as a batch system starts it."""
     env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "harness", "sweep", *args, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", "sweep", *args, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_until(condition, what, timeout_s=120):
@@ -128,9 +141,14 @@ def test_ctrl_c_twice_at_the_terminal_leaves_no_process_behind(cache_dir, tmp_pa
 
 def test_timeout_leaves_no_process_behind(cache_dir, tmp_path):
     env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT))
-    done = subprocess.run(["timeout", "-s", "TERM", "8", sys.executable, "-m", "harness", "sweep", *THREE_JOBS,
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=8 + EXIT_WITHIN_S)
+    done = subprocess.run(
+        ["timeout", "-s", "TERM", "8", sys.executable, "-m", "harness", "sweep", *THREE_JOBS, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=8 + EXIT_WITHIN_S,
+    )
     assert done.returncode == 124, done.stdout + done.stderr  # timeout's own status: it had to send the signal
     assert not survivors(tmp_path, [])
     assert "interrupted" in {r["status"] for r in read_rows(tmp_path / "sweep")}
@@ -139,8 +157,17 @@ def test_timeout_leaves_no_process_behind(cache_dir, tmp_path):
 def test_sigterm_takes_the_dataloader_workers_too(cache_dir, tmp_path):
     pytest.importorskip("torch")
     tiny = ["dataset.count=48", "dataset.width=64", "dataset.height=48", "batch.size=8", "batch.height=32", "batch.width=32"]
-    sweep = start_sweep(cache_dir, tmp_path, "loader=torch", "loader.num_workers=2", "loader.persistent_workers=true",
-                        "trial.seconds=60", "trial.warmup_steps=1", "monitor.uss_interval_ms=0", *tiny)
+    sweep = start_sweep(
+        cache_dir,
+        tmp_path,
+        "loader=torch",
+        "loader.num_workers=2",
+        "loader.persistent_workers=true",
+        "trial.seconds=60",
+        "trial.warmup_steps=1",
+        "monitor.uss_interval_ms=0",
+        *tiny,
+    )
     out, err, took, tree = stop_after_first_trial(sweep, tmp_path, [lambda: os.kill(sweep.pid, signal.SIGTERM)], workers=2, first=False)
     assert sweep.returncode == 143, out + err
     assert len(tree) >= 4  # the sweep, its trial and the trial's two workers, all gone now
@@ -149,8 +176,15 @@ def test_sigterm_takes_the_dataloader_workers_too(cache_dir, tmp_path):
 
 
 def test_a_trial_that_measured_nothing_is_too_short(cli, tmp_path):
-    done = cli("sweep", "loader=synthetic", "loader.batches_per_epoch=2,40", "trial.epochs=1", "consumer.step_ms=1",
-               "loader.produce_ms=1", "monitor.enabled=false")
+    done = cli(
+        "sweep",
+        "loader=synthetic",
+        "loader.batches_per_epoch=2,40",
+        "trial.epochs=1",
+        "consumer.step_ms=1",
+        "loader.produce_ms=1",
+        "monitor.enabled=false",
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     rows = {r["loader.batches_per_epoch"]: r for r in read_rows(sweep_dir(done, tmp_path))}
     assert rows["40"]["status"] == "ok"
@@ -159,14 +193,23 @@ def test_a_trial_that_measured_nothing_is_too_short(cli, tmp_path):
 
 
 def test_a_folder_holding_a_sweep_is_refused_before_any_trial_then_overwritten(cli, tmp_path):
-    quick = ["loader=synthetic", "loader.produce_ms=1", "consumer.step_ms=1", "trial.steps=5", "trial.warmup_steps=1",
-             "monitor.enabled=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    quick = [
+        "loader=synthetic",
+        "loader.produce_ms=1",
+        "consumer.step_ms=1",
+        "trial.steps=5",
+        "trial.warmup_steps=1",
+        "monitor.enabled=false",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     assert cli("sweep", "loader.workers=0,1,2", *quick).returncode == 0
     earlier = {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep").glob("*/repeat-0/result.json")}
     done = cli("sweep", "loader.workers=0", *quick)
     assert done.returncode == 1 and "job" not in done.stdout
-    assert done.stderr.strip() == (f"ERROR: hydra.sweep.dir={tmp_path / 'sweep'} already holds a sweep (3 results); choose "
-                                   "another folder, or add --overwrite to delete them first (python -m harness sweep --overwrite ...)")
+    assert done.stderr.strip() == (
+        f"ERROR: hydra.sweep.dir={tmp_path / 'sweep'} already holds a sweep (3 results); choose "
+        "another folder, or add --overwrite to delete them first (python -m harness sweep --overwrite ...)"
+    )
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "sweep").glob("*/repeat-0/result.json")} == earlier
     done = cli("sweep", "--overwrite", "loader.workers=0", *quick)
     assert done.returncode == 0, done.stdout + done.stderr

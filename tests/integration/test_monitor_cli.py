@@ -7,8 +7,9 @@ from tests.integration.test_cli import TINY, read_rows
 
 
 def test_a_dataloader_sweep_shows_cpu_per_worker_memory_per_variant_and_writes_traces(cli, tmp_path):
-    done = cli("sweep", "loader=torch", *TINY, "+experiment/dataloader=workers_0,workers_2_persistent",
-               "trial.seconds=2", "trial.warmup_steps=1")
+    done = cli(
+        "sweep", "loader=torch", *TINY, "+experiment/dataloader=workers_0,workers_2_persistent", "trial.seconds=2", "trial.warmup_steps=1"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     folder = sweep_dir(done, tmp_path)
     rows = {r["experiment/dataloader"]: r for r in read_rows(folder)}

@@ -17,21 +17,28 @@ from tests.conftest import ROOT, sweep_dir
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 ARTIFACTS = ROOT / "reports" / "test-artifacts"
-KNOWN = ["loader=synthetic", "loader.produce_ms=2,20", "consumer.step_ms=10", "trial.seconds=1", "trial.repeats=2",
-         "trial.warmup_steps=2"]
+KNOWN = ["loader=synthetic", "loader.produce_ms=2,20", "consumer.step_ms=10", "trial.seconds=1", "trial.repeats=2", "trial.warmup_steps=2"]
 
 
 def browse(html: Path, screenshot: Path = None):
     """(DOM after load, console lines) of the page in headless Chromium."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (make browser installs it; CI does)")
-    done = subprocess.run([CHROMIUM, *FLAGS, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
-                           html.as_uri()], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", html.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([CHROMIUM, *FLAGS, "--window-size=1300,2400", f"--screenshot={screenshot}", html.as_uri()],
-                       capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            [CHROMIUM, *FLAGS, "--window-size=1300,2400", f"--screenshot={screenshot}", html.as_uri()],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
     return done.stdout, console
 
 

@@ -65,21 +65,24 @@ def test_permutations_list_every_order_once():
     assert "c-a-b" in orders
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (["augment.order=rotate-rotate"], ["exactly once", "resize, rotate"]),
-    (["augment.order=sideways"], ["sideways", "not a named order", "cheap, costly"]),
-    (["augment.ops=[{op:twirl}]"], ["augment.ops[0].op=twirl", "unknown op", "rotate"]),
-    (["augment.ops=[{op:rotate,degres:3}]"], ["degres", "its parameters: degrees"]),
-    (["augment.ops=[{op:resize}]"], ["needs 'size'"]),
-    (["augment.ops=[{op:resize,size:[0,3]}]"], ["size=[0, 3]"]),
-    (["augment.ops=[{op:resize,size:9},{op:resize,size:9}]"], ["two ops are called 'resize'", "name"]),
-    (["augment.ops=[{op:gaussian_blur,kernel_size:4},{op:resize,size:512}]"], ["kernel_size=4", "odd"]),
-    (["augment.ops=[{op:hflip,p:2},{op:resize,size:512}]"], ["p=2", "between 0"]),
-    (["augment.ops=[{op:rotate}]"], ["no op sets the image size"]),
-    (["batch.height=150"], ["end at 512x512", "batch.height=512"]),
-    (["augment.ops=[{op:resize,size:512},{op:normalize}]"], ["normalize", "batch.dtype=float32"]),
-    (["augment.library=tf_image"], ["tf_image cannot run inside loader=torch", "torchvision or albumentations"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["augment.order=rotate-rotate"], ["exactly once", "resize, rotate"]),
+        (["augment.order=sideways"], ["sideways", "not a named order", "cheap, costly"]),
+        (["augment.ops=[{op:twirl}]"], ["augment.ops[0].op=twirl", "unknown op", "rotate"]),
+        (["augment.ops=[{op:rotate,degres:3}]"], ["degres", "its parameters: degrees"]),
+        (["augment.ops=[{op:resize}]"], ["needs 'size'"]),
+        (["augment.ops=[{op:resize,size:[0,3]}]"], ["size=[0, 3]"]),
+        (["augment.ops=[{op:resize,size:9},{op:resize,size:9}]"], ["two ops are called 'resize'", "name"]),
+        (["augment.ops=[{op:gaussian_blur,kernel_size:4},{op:resize,size:512}]"], ["kernel_size=4", "odd"]),
+        (["augment.ops=[{op:hflip,p:2},{op:resize,size:512}]"], ["p=2", "between 0"]),
+        (["augment.ops=[{op:rotate}]"], ["no op sets the image size"]),
+        (["batch.height=150"], ["end at 512x512", "batch.height=512"]),
+        (["augment.ops=[{op:resize,size:512},{op:normalize}]"], ["normalize", "batch.dtype=float32"]),
+        (["augment.library=tf_image"], ["tf_image cannot run inside loader=torch", "torchvision or albumentations"]),
+    ],
+)
 def test_bad_pipelines_fail_at_config_time_naming_what_is_wrong(overrides, words):
     text = error_of("loader=torch", *RESIZE_ROTATE, *overrides)
     for word in words:
@@ -90,14 +93,17 @@ def test_a_loader_without_images_cannot_augment():
     assert "loader=synthetic runs no augmentation" in error_of("loader=synthetic", *RESIZE_ROTATE)
 
 
-@pytest.mark.parametrize("ops, words", [
-    ("[{op:resize,size:512},{op:gaussian_blur}]", ["gaussian_blur", "keras_idg", "it has:"]),
-    ("[{op:resize,size:512},{op:random_crop,size:512}]", ["random_crop", "keras_idg"]),
-    ("[{op:rotate},{op:resize,size:512}]", ["not expressible", "fixed"]),
-    ("[{op:resize,size:512},{op:hflip,p:1.0}]", ["p=0.5 only"]),
-    ("[{op:resize,size:512},{op:color_jitter,contrast:0.2}]", ["brightness_range only"]),
-    ("[{op:resize,size:512},{op:rotate,degrees:[0,30]}]", ["[-v, v]"]),
-])
+@pytest.mark.parametrize(
+    "ops, words",
+    [
+        ("[{op:resize,size:512},{op:gaussian_blur}]", ["gaussian_blur", "keras_idg", "it has:"]),
+        ("[{op:resize,size:512},{op:random_crop,size:512}]", ["random_crop", "keras_idg"]),
+        ("[{op:rotate},{op:resize,size:512}]", ["not expressible", "fixed"]),
+        ("[{op:resize,size:512},{op:hflip,p:1.0}]", ["p=0.5 only"]),
+        ("[{op:resize,size:512},{op:color_jitter,contrast:0.2}]", ["brightness_range only"]),
+        ("[{op:resize,size:512},{op:rotate,degrees:[0,30]}]", ["[-v, v]"]),
+    ],
+)
 def test_image_data_generator_refuses_what_its_arguments_cannot_express(ops, words):
     text = error_of("loader=keras_idg", "batch.height=512", "batch.width=512", f"augment.ops={ops}")
     for word in words:

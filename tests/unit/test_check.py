@@ -9,8 +9,14 @@ from harness.check import compare, mann_whitney_p, windows
 
 def doc(**variants):
     """A baseline-shaped document: variant -> list of repeats, each a list of samples/s windows."""
-    return {"variants": {name: {"repeats": [{"windows": {"samples_per_s": list(w), "stall_pct": [100 - x / 10 for x in w]},
-                                            "summary": {}} for w in repeats]} for name, repeats in variants.items()}}
+    return {
+        "variants": {
+            name: {
+                "repeats": [{"windows": {"samples_per_s": list(w), "stall_pct": [100 - x / 10 for x in w]}, "summary": {}} for w in repeats]
+            }
+            for name, repeats in variants.items()
+        }
+    }
 
 
 def noisy(center, n, spread, seed):
@@ -55,8 +61,9 @@ def test_a_real_slowdown_beyond_the_threshold_regresses_and_a_small_one_does_not
 def test_direction_is_honoured_for_lower_is_better_metrics():
     base = doc(a=[noisy(100, 8, 0.03, r) for r in range(3)])
     faster = doc(a=[noisy(130, 8, 0.03, 10 + r) for r in range(3)])  # stall_pct = 100 - x/10 goes down: better
-    verdicts = {v.metric: v.verdict for v in compare(base, faster, metrics=["samples_per_s", "stall_pct"], thresholds={},
-                                                     alpha=0.01, ratio_to=None)}
+    verdicts = {
+        v.metric: v.verdict for v in compare(base, faster, metrics=["samples_per_s", "stall_pct"], thresholds={}, alpha=0.01, ratio_to=None)
+    }
     assert verdicts == {"samples_per_s": "improved", "stall_pct": "ok"}  # 3 points < the 5-point threshold
     worse = doc(a=[noisy(40, 8, 0.03, 10 + r) for r in range(3)])  # stall up by 6 points
     stall = [v for v in compare(base, worse, metrics=["stall_pct"], thresholds={}, alpha=0.01, ratio_to=None)][0]
@@ -74,8 +81,13 @@ def test_ratio_mode_cancels_a_uniformly_slower_machine():
 
 def test_windows_of_the_step_timeline_have_known_rates():
     # 40 steps of 25 ms with 8 samples each: 320 samples/s; a 5 ms wait in each: 20% stall
-    steps = {"t_ms": [25.0 * i for i in range(40)], "step_ms": [25.0] * 40, "samples": [8] * 40,
-             "wait_ms": [5.0] * 40, "compute_ms": [20.0] * 40}
+    steps = {
+        "t_ms": [25.0 * i for i in range(40)],
+        "step_ms": [25.0] * 40,
+        "samples": [8] * 40,
+        "wait_ms": [5.0] * 40,
+        "compute_ms": [20.0] * 40,
+    }
     w = windows(steps)
     assert len(w["samples_per_s"]) == 2
     assert w["samples_per_s"] == pytest.approx([320.0, 320.0])
@@ -85,8 +97,13 @@ def test_windows_of_the_step_timeline_have_known_rates():
 
 def test_cpu_windows_divide_the_tree_cpu_by_the_samples():
     # 320 samples/s while the process tree burns half a core: 0.5 s CPU / 160 samples a second
-    steps = {"t_ms": [25.0 * i for i in range(40)], "step_ms": [25.0] * 40, "samples": [8] * 40,
-             "wait_ms": [5.0] * 40, "compute_ms": [20.0] * 40}
+    steps = {
+        "t_ms": [25.0 * i for i in range(40)],
+        "step_ms": [25.0] * 40,
+        "samples": [8] * 40,
+        "wait_ms": [5.0] * 40,
+        "compute_ms": [20.0] * 40,
+    }
     w = windows(steps, cpu=lambda when: 0.5 * when)
     assert w["cpu_ms_per_sample"] == pytest.approx([0.5 * 1e3 / 320] * 2)
 
@@ -115,8 +132,10 @@ def test_ratio_mode_divides_by_the_reference_of_the_same_round():
     """Round 2 of the current run ran on a busy machine: both variants lost 30% in that round only."""
     base = doc(ref=[noisy(100, 8, 0.01, r) for r in range(3)], fast=[noisy(200, 8, 0.01, 5 + r) for r in range(3)])
     load = (1.0, 1.0, 0.7)
-    busy = doc(ref=[noisy(100 * f, 8, 0.01, 20 + r) for r, f in enumerate(load)],
-               fast=[noisy(200 * f, 8, 0.01, 30 + r) for r, f in enumerate(load)])
+    busy = doc(
+        ref=[noisy(100 * f, 8, 0.01, 20 + r) for r, f in enumerate(load)],
+        fast=[noisy(200 * f, 8, 0.01, 30 + r) for r, f in enumerate(load)],
+    )
     for d in (base, busy):
         for v in d["variants"].values():
             for r, repeat in enumerate(v["repeats"]):

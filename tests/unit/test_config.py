@@ -41,7 +41,9 @@ def test_bad_overrides_name_the_key_and_the_valid_choices(override, words):
         assert word in message
 
 
-@pytest.mark.parametrize("value, parsed", [("none", None), (None, None), (3, 3), ("4", 4), ("autotune", "autotune"), ("AUTOTUNE", "autotune")])
+@pytest.mark.parametrize(
+    "value, parsed", [("none", None), (None, None), (3, 3), ("4", 4), ("autotune", "autotune"), ("AUTOTUNE", "autotune")]
+)
 def test_parse_tuning_accepts(value, parsed):
     assert parse_tuning("k", value) == parsed
 
@@ -201,8 +203,12 @@ def test_validate_refuses_negative_indexes_counts_and_seeds(override):
 def test_folder_dataset_path_must_be_a_non_empty_existing_folder(tmp_path):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    for path, words in [("", "dataset.path is empty"), (" ", "dataset.path is empty"),
-                        (tmp_path / "missing", "no such folder"), (a_file, "not a folder")]:
+    for path, words in [
+        ("", "dataset.path is empty"),
+        (" ", "dataset.path is empty"),
+        (tmp_path / "missing", "no such folder"),
+        (a_file, "not a folder"),
+    ]:
         with pytest.raises(ConfigError, match=words):
             validate(compose(["dataset=folder", f"dataset.path={path}"]))
     validate(compose(["dataset=folder", f"dataset.path={tmp_path}"]))

@@ -80,7 +80,9 @@ def test_folder_dataset_indexes_class_folders(tmp_path):
     assert manifest.classes == ["cat", "dog"] and len(manifest) == 6
     assert manifest.source == str(src.resolve())
     # the loaders read a view of the folder: links to exactly the manifest's files
-    assert sorted(str(p.relative_to(manifest.images_dir)) for p in manifest.images_dir.rglob("*.jpg")) == [s.filename for s in manifest.samples]
+    assert sorted(str(p.relative_to(manifest.images_dir)) for p in manifest.images_dir.rglob("*.jpg")) == [
+        s.filename for s in manifest.samples
+    ]
     assert all((manifest.images_dir / s.filename).resolve() == src.resolve() / s.filename for s in manifest.samples)
     assert manifest.ignored == {"other files": ["cat/notes.txt"]}
     assert all(label == (0 if f.startswith("cat/") else 1) for f, label in ((s.filename, s.label) for s in manifest.samples))
@@ -118,7 +120,9 @@ def test_folder_dataset_is_identified_by_its_content(tmp_path):
     os.utime(replaced, ns=(1, 1))  # a replacement with an old mtime still changes the key through its size or mtime
     after = build.prepare(conf)
     assert after.root != before.root
-    assert next(s.sha1 for s in after.samples if s.filename == "cat/1.jpg") != next(s.sha1 for s in before.samples if s.filename == "cat/1.jpg")
+    assert next(s.sha1 for s in after.samples if s.filename == "cat/1.jpg") != next(
+        s.sha1 for s in before.samples if s.filename == "cat/1.jpg"
+    )
 
 
 def test_bad_files_are_skipped_and_named_or_refused(tmp_path):

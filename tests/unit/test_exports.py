@@ -8,8 +8,12 @@ from harness.commands.check import bencher, github_benchmark
 
 def doc(**variants):
     """A baseline-shaped document: variant -> repeats, each a list of samples/s windows (stall 20% throughout)."""
-    return {"variants": {name: {"repeats": [{"windows": {"samples_per_s": list(w), "stall_pct": [20.0] * len(w)},
-                                            "summary": {}} for w in repeats]} for name, repeats in variants.items()}}
+    return {
+        "variants": {
+            name: {"repeats": [{"windows": {"samples_per_s": list(w), "stall_pct": [20.0] * len(w)}, "summary": {}} for w in repeats]}
+            for name, repeats in variants.items()
+        }
+    }
 
 
 BASE = doc(ref=[[100, 100, 100]] * 2, fast=[[200, 200, 200]] * 2)
@@ -38,8 +42,17 @@ def test_absolute_mode_exports_samples_per_s_with_the_current_samples_spread():
 
 
 def test_verdicts_without_a_spread_still_export_and_old_check_files_still_load():
-    old = {"variant": "a", "metric": "samples_per_s", "baseline": 1.0, "current": 1.1, "change": 0.1, "p": 0.5,
-           "verdict": "ok", "threshold": 0.1, "kind": "relative"}  # check.json written before the spread fields
+    old = {
+        "variant": "a",
+        "metric": "samples_per_s",
+        "baseline": 1.0,
+        "current": 1.1,
+        "change": 0.1,
+        "p": 0.5,
+        "verdict": "ok",
+        "threshold": 0.1,
+        "kind": "relative",
+    }  # check.json written before the spread fields
     v = Verdict(**old)
     assert github_benchmark([v])["bigger"] == [{"name": "a samples_per_s", "unit": "samples/s", "value": 1.1}]
     assert bencher([v]) == {"a": {"samples-per-s": {"value": 1.1}}}

@@ -60,8 +60,11 @@ def test_a_reference_at_zero_in_ratio_mode_cannot_be_judged_instead_of_dividing_
 
 
 def test_unfinished_or_missing_variants_cannot_be_judged():
-    base = doc(a=[noisy(100, 8, 0.02, r) for r in range(3)], b=[noisy(100, 8, 0.02, 5 + r) for r in range(3)],
-               c=[noisy(100, 8, 0.02, 9 + r) for r in range(3)])
+    base = doc(
+        a=[noisy(100, 8, 0.02, r) for r in range(3)],
+        b=[noisy(100, 8, 0.02, 5 + r) for r in range(3)],
+        c=[noisy(100, 8, 0.02, 9 + r) for r in range(3)],
+    )
     current = doc(a=[noisy(100, 8, 0.02, 20 + r) for r in range(3)], b=[noisy(100, 8, 0.02, 30 + r) for r in range(2)])
     current["variants"]["b"]["problems"] = ["repeat 2 too short: measured 2 steps"]
     verdicts = {v.variant: v for v in judge(base, current)}
@@ -85,10 +88,17 @@ def test_a_metric_neither_side_measured_cannot_be_judged():
     assert verdict.verdict == CANNOT and "neither the baseline nor this sweep has cpu_ms_per_sample" in verdict.reason
 
 
-@pytest.mark.parametrize("variants", [{"a": []}, {"a": {"repeats": "x"}}, {"a": {"repeats": [{"windows": []}]}},
-                                      {"a": {"repeats": [{"windows": {"samples_per_s": ["fast"]}, "summary": {}}]}},
-                                      {"a": {"repeats": [{"windows": {}, "summary": {"samples_per_s": [1]}}]}},
-                                      {"a": {"repeats": [{"windows": {}, "summary": {}, "round": [0]}]}}])
+@pytest.mark.parametrize(
+    "variants",
+    [
+        {"a": []},
+        {"a": {"repeats": "x"}},
+        {"a": {"repeats": [{"windows": []}]}},
+        {"a": {"repeats": [{"windows": {"samples_per_s": ["fast"]}, "summary": {}}]}},
+        {"a": {"repeats": [{"windows": {}, "summary": {"samples_per_s": [1]}}]}},
+        {"a": {"repeats": [{"windows": {}, "summary": {}, "round": [0]}]}},
+    ],
+)
 def test_a_malformed_baseline_is_refused_in_one_line(tmp_path, variants):
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps({"harness_baseline": 1, "fingerprint": {}, "variants": variants}))

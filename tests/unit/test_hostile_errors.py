@@ -23,8 +23,9 @@ def test_environment_error_without_a_filename():
     assert line.startswith(f"cannot write: {os.strerror(errno.ENOSPC)};")
 
 
-@pytest.mark.parametrize("exc", [OSError(errno.EIO, "I/O error", "/x"), FileNotFoundError(errno.ENOENT, "gone", "/x"),
-                                 OSError("no errno"), ValueError("bug")])
+@pytest.mark.parametrize(
+    "exc", [OSError(errno.EIO, "I/O error", "/x"), FileNotFoundError(errno.ENOENT, "gone", "/x"), OSError("no errno"), ValueError("bug")]
+)
 def test_other_errors_are_not_mapped(exc):
     assert environment_error(exc) is None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import List, Optional
 
 import pytest
 
@@ -24,8 +23,17 @@ from harness.results.table import find_results, no_results, rows, scan
 XSS = "<img src=x onerror=alert(1)>"
 
 
-def trial(job: int, repeat: int, *, rate: float = 1000.0, seconds: float = 2.0, status: str = "ok",
-          error: Optional[str] = None, overrides: Optional[List[str]] = None, jitter: float = 0.02) -> TrialResult:
+def trial(
+    job: int,
+    repeat: int,
+    *,
+    rate: float = 1000.0,
+    seconds: float = 2.0,
+    status: str = "ok",
+    error: str | None = None,
+    overrides: list[str] | None = None,
+    jitter: float = 0.02,
+) -> TrialResult:
     """One trial of ``seconds`` measured at about ``rate`` samples/s (8 per step, 20% wait), with a CPU sampler."""
     rng = random.Random(job * 1000 + repeat)
     steps = {k: [] for k in ("t_ms", "step_ms", "wait_ms", "h2d_ms", "compute_ms", "samples", "epoch")}
@@ -37,14 +45,26 @@ def trial(job: int, repeat: int, *, rate: float = 1000.0, seconds: float = 2.0, 
         t += step
     ticks = [i / 10 for i in range(int(seconds * 10) + 2)]  # half a core busy throughout
     ok = status == "ok"
-    return TrialResult(status, {}, overrides or [f"loader.produce_ms={job}"], job, repeat, error=error, steps=steps,
-                       summary={"samples_per_s": rate, "stall_pct": 20.0, "au_pct": 80.0, "ttfb_s": 0.1} if ok else {},
-                       timing={"round": repeat, "measure_start_clock": 0.0},
-                       monitor={"t": ticks, "series": {"tree_cpu_s": [0.5 * x for x in ticks], "tree_cpu_pct": [50.0] * len(ticks),
-                                                       "tree_rss_mb": [100.0] * len(ticks)}} if ok else {})
+    return TrialResult(
+        status,
+        {},
+        overrides or [f"loader.produce_ms={job}"],
+        job,
+        repeat,
+        error=error,
+        steps=steps,
+        summary={"samples_per_s": rate, "stall_pct": 20.0, "au_pct": 80.0, "ttfb_s": 0.1} if ok else {},
+        timing={"round": repeat, "measure_start_clock": 0.0},
+        monitor={
+            "t": ticks,
+            "series": {"tree_cpu_s": [0.5 * x for x in ticks], "tree_cpu_pct": [50.0] * len(ticks), "tree_rss_mb": [100.0] * len(ticks)},
+        }
+        if ok
+        else {},
+    )
 
 
-def write_sweep(root: Path, trials: List[TrialResult], rounds: Optional[List[List[int]]] = None) -> Path:
+def write_sweep(root: Path, trials: list[TrialResult], rounds: list[list[int]] | None = None) -> Path:
     """The trials as SWEEP/JOB/repeat-N/result.json, as a sweep writes them; ``rounds`` makes schedule.json."""
     for t in trials:
         t.write(_folder(root, t))
@@ -86,8 +106,13 @@ def test_results_are_found_where_the_harness_writes_them_and_nowhere_deeper(tmp_
     trial(6, 0).write(sweep / "0" / "repeat-0" / "nested" / "deeper")  # a copy inside a trial folder
     trial(7, 0).write(sweep / "notes" / "0" / "repeat-0")  # someone's folder beside the jobs
     found = [p.relative_to(sweep).as_posix() for p in find_results(sweep)]
-    assert found == ["0/repeat-0/result.json", "0/repeat-1/result.json", "1/repeat-0/result.json",
-                     "1/repeat-1/result.json", "augbench/torchvision_cheap/result.json"]
+    assert found == [
+        "0/repeat-0/result.json",
+        "0/repeat-1/result.json",
+        "1/repeat-0/result.json",
+        "1/repeat-1/result.json",
+        "augbench/torchvision_cheap/result.json",
+    ]
 
 
 def test_the_search_of_a_huge_folder_stops_at_its_bound_and_says_so(tmp_path, monkeypatch):
@@ -195,8 +220,16 @@ def test_summary_md_escapes_labels_and_errors_and_report_html_stays_escaped(tmp_
 
 # -- statuses and completeness ------------------------------------------------------------
 def test_too_short_and_interrupted_trials_are_shown_as_such_not_as_failures(tmp_path):
-    sweep = write_sweep(tmp_path, [trial(0, 0), trial(0, 1, status="too_short", error="measured 2 steps in 0.1 s"),
-                                   trial(1, 0), trial(1, 1, status="interrupted", error="SIGTERM")], [[0, 1], [1, 0]])
+    sweep = write_sweep(
+        tmp_path,
+        [
+            trial(0, 0),
+            trial(0, 1, status="too_short", error="measured 2 steps in 0.1 s"),
+            trial(1, 0),
+            trial(1, 1, status="interrupted", error="SIGTERM"),
+        ],
+        [[0, 1], [1, 0]],
+    )
     loaded = load(sweep)
     frame = ranked_frame(loaded).set_index("variant")
     assert frame.loc["produce_ms=0", "status"] == "1/2 ok, 1 too short"
@@ -224,8 +257,9 @@ def test_a_sweep_with_planned_trials_missing_or_interrupted_is_marked_incomplete
     stopped = write_sweep(tmp_path / "stopped", [trial(0, 0), trial(1, 0), trial(2, 0)], rounds)
     loaded = load(stopped)
     assert loaded.incomplete == "3 of 8 planned trials finished (the sweep was stopped, crashed, or is still running)"
-    interrupted = write_sweep(tmp_path / "int", [trial(0, 0), trial(1, 0), trial(2, 0),
-                                                  trial(3, 0, status="interrupted", error="SIGINT")], rounds)
+    interrupted = write_sweep(
+        tmp_path / "int", [trial(0, 0), trial(1, 0), trial(2, 0), trial(3, 0, status="interrupted", error="SIGINT")], rounds
+    )
     text = "3 of 8 planned trials finished (the sweep was interrupted)"
     assert load(interrupted).incomplete == text
     html = write_report(interrupted).read_text()
@@ -248,10 +282,14 @@ def test_a_complete_sweep_is_not_marked_and_an_unplanned_one_only_when_interrupt
 def test_the_report_names_the_files_a_folder_dataset_skipped_converted_and_left_out(tmp_path):
     trials = [trial(0, 0), trial(1, 0)]
     for t in trials:
-        t.dataset = {"count": 22, "source": "/photos", "root": "/cache/folder-1",
-                     "skipped": [{"file": "cat/<b>empty</b>.jpg", "reason": "empty (0 bytes)"}],
-                     "converted": [{"file": "dog/x.bmp.png", "reason": "BMP format"}],
-                     "ignored": {"nested folders": {"count": 1, "first": ["dog/more"]}}}
+        t.dataset = {
+            "count": 22,
+            "source": "/photos",
+            "root": "/cache/folder-1",
+            "skipped": [{"file": "cat/<b>empty</b>.jpg", "reason": "empty (0 bytes)"}],
+            "converted": [{"file": "dog/x.bmp.png", "reason": "BMP format"}],
+            "ignored": {"nested folders": {"count": 1, "first": ["dog/more"]}},
+        }
     sweep = write_sweep(tmp_path / "sweep", trials)
     html = write_report(sweep).read_text()
     assert "1 file skipped: cat/&lt;b&gt;empty&lt;/b&gt;.jpg (empty (0 bytes))" in html

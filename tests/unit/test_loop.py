@@ -125,8 +125,9 @@ def test_on_measure_fires_once_where_the_measured_phase_begins(warmup):
     clock = FakeClock()
     fake = Fake(clock)
     fired = []
-    result = run_loop(fake.epoch, fake.consume, {"steps": 5}, warmup, clock=clock,
-                      on_measure=lambda: fired.append((clock.now, fake.consumed)))
+    result = run_loop(
+        fake.epoch, fake.consume, {"steps": 5}, warmup, clock=clock, on_measure=lambda: fired.append((clock.now, fake.consumed))
+    )
     assert len(fired) == 1
     assert fired[0][1] == warmup  # after the warm-up steps, before the first measured one
     assert result.measure_start == pytest.approx(fired[0][0]) if warmup else result.measure_start <= fired[0][0]

@@ -138,10 +138,14 @@ def test_summary_uses_only_the_measured_window_and_counts_cpu_seconds_per_sample
     record = {
         "t": [0.0, 1.0, 2.0, 3.0, 4.0],
         "series": {
-            "tree_cpu_pct": [None, 400.0, 100.0, 100.0, 400.0], "machine_cpu_pct": [50.0] * 5,
-            "tree_cpu_s": [0.0, 4.0, 5.0, 6.0, 10.0], "tree_rss_mb": [100.0, 150.0, 150.0, 160.0, 90.0],
-            "tree_uss_mb": [None] * 5, "disk_read_mb_s": [None, 2.0, None, 4.0, None],
-            "tree_ctx_switches_per_s": [None, 10.0, 10.0, 10.0, 10.0], "tree_read_mb_s": [None] * 5,
+            "tree_cpu_pct": [None, 400.0, 100.0, 100.0, 400.0],
+            "machine_cpu_pct": [50.0] * 5,
+            "tree_cpu_s": [0.0, 4.0, 5.0, 6.0, 10.0],
+            "tree_rss_mb": [100.0, 150.0, 150.0, 160.0, 90.0],
+            "tree_uss_mb": [None] * 5,
+            "disk_read_mb_s": [None, 2.0, None, 4.0, None],
+            "tree_ctx_switches_per_s": [None, 10.0, 10.0, 10.0, 10.0],
+            "tree_read_mb_s": [None] * 5,
         },
         "processes": {"main": {"cpu_pct": [None, 400.0, 100.0, 100.0, 400.0]}},
         "gpu": {"series": {}},
@@ -155,11 +159,22 @@ def test_summary_uses_only_the_measured_window_and_counts_cpu_seconds_per_sample
 
 def test_trace_has_step_spans_and_counters_from_time_zero():
     result = TrialResult("ok", {}, ["loader=torch"], 0, 0)
-    result.steps = {"t_ms": [0.0, 12.0], "wait_ms": [2.0, 0.0], "h2d_ms": [0.5, 0.5], "compute_ms": [10.0, 10.0],
-                    "epoch": [0, 0], "samples": [8, 8], "step_ms": [12.5, 10.5]}
+    result.steps = {
+        "t_ms": [0.0, 12.0],
+        "wait_ms": [2.0, 0.0],
+        "h2d_ms": [0.5, 0.5],
+        "compute_ms": [10.0, 10.0],
+        "epoch": [0, 0],
+        "samples": [8, 8],
+        "step_ms": [12.5, 10.5],
+    }
     result.timing = {"measure_start_clock": 100.0}
-    result.monitor = {"t": [99.9, 100.0, 100.1], "series": {"tree_cpu_pct": [5.0, 50.0, 60.0], "tree_rss_mb": [1, 2, 3]},
-                      "gpu": {"series": {}}, "processes": {"main": {"cpu_pct": [None, 40.0, 45.0]}}}
+    result.monitor = {
+        "t": [99.9, 100.0, 100.1],
+        "series": {"tree_cpu_pct": [5.0, 50.0, 60.0], "tree_rss_mb": [1, 2, 3]},
+        "gpu": {"series": {}},
+        "processes": {"main": {"cpu_pct": [None, 40.0, 45.0]}},
+    }
     events = trial_events(result, 7, "job 0")
     spans = [e for e in events if e["ph"] == "X"]
     assert [e["name"] for e in spans] == ["wait", "h2d", "compute", "h2d", "compute"]  # a zero wait is no span

@@ -26,10 +26,16 @@ def write_sweep(root: Path, rates: dict, overrides: dict = None, status: dict = 
     """One job per key of ``rates``, one repeat per listed samples/s; ``summary`` adds keys to every trial."""
     for job, repeats in rates.items():
         for repeat, rate in enumerate(repeats):
-            result = TrialResult((status or {}).get(job, "ok"), {}, (overrides or {}).get(job, [f"loader.produce_ms={job}"]),
-                                 job, repeat, error="boom" if (status or {}).get(job) else None,
-                                 steps={"step_ms": [10.0], "wait_ms": [3.0], "h2d_ms": [0.0], "compute_ms": [7.0]},
-                                 summary={"samples_per_s": rate, "stall_pct": 30.0, "au_pct": 70.0, "ttfb_s": 0.1, **summary})
+            result = TrialResult(
+                (status or {}).get(job, "ok"),
+                {},
+                (overrides or {}).get(job, [f"loader.produce_ms={job}"]),
+                job,
+                repeat,
+                error="boom" if (status or {}).get(job) else None,
+                steps={"step_ms": [10.0], "wait_ms": [3.0], "h2d_ms": [0.0], "compute_ms": [7.0]},
+                summary={"samples_per_s": rate, "stall_pct": 30.0, "au_pct": 70.0, "ttfb_s": 0.1, **summary},
+            )
             folder = root / str(job) / f"repeat-{repeat}"
             folder.mkdir(parents=True)
             result.write(folder)
@@ -43,15 +49,18 @@ def test_cv_is_the_sample_standard_deviation_over_the_mean():
     assert cv([1000]) is None and cv([]) is None
 
 
-@pytest.mark.parametrize("values, modes", [
-    ([900, 910, 1500, 1520], ([900, 910], [1500, 1520])),
-    ([1520, 900, 1500, 910], ([900, 910], [1500, 1520])),  # order of the repeats does not matter
-    ([1000, 1010, 990, 1005], None),  # one cluster
-    ([900, 1500, 1520], None),  # too few repeats to call two modes
-    ([900, 1500, 1510, 1520], None),  # one slow outlier is not a second mode
-    ([1000, 1001, 1040, 1041], None),  # a clean split, but 4% apart: noise, not two modes
-    ([900, 1200, 1500, 1800], None),  # evenly spread: the gap is no bigger than the clusters' ranges
-])
+@pytest.mark.parametrize(
+    "values, modes",
+    [
+        ([900, 910, 1500, 1520], ([900, 910], [1500, 1520])),
+        ([1520, 900, 1500, 910], ([900, 910], [1500, 1520])),  # order of the repeats does not matter
+        ([1000, 1010, 990, 1005], None),  # one cluster
+        ([900, 1500, 1520], None),  # too few repeats to call two modes
+        ([900, 1500, 1510, 1520], None),  # one slow outlier is not a second mode
+        ([1000, 1001, 1040, 1041], None),  # a clean split, but 4% apart: noise, not two modes
+        ([900, 1200, 1500, 1800], None),  # evenly spread: the gap is no bigger than the clusters' ranges
+    ],
+)
 def test_two_modes_with_known_lists(values, modes):
     assert two_modes(values) == modes
 
@@ -101,8 +110,11 @@ def test_a_failed_first_job_passes_the_baseline_to_the_next(tmp_path):
 
 # -- steady state and epoch restarts -----------------------------------------------------
 def test_steady_state_and_epoch_restarts_are_medians_and_explained_above_five_percent(tmp_path):
-    sweep = load(write_sweep(tmp_path, {0: [1000, 1000, 1000]}, steady_samples_per_s=1200.0, epoch_restart_ms_p50=250.0,
-                             epoch_restarts=4, restart_pct=12.0))
+    sweep = load(
+        write_sweep(
+            tmp_path, {0: [1000, 1000, 1000]}, steady_samples_per_s=1200.0, epoch_restart_ms_p50=250.0, epoch_restarts=4, restart_pct=12.0
+        )
+    )
     v = sweep.variants[0]
     assert v.metrics["steady_samples_per_s"] == 1200.0 and v.metrics["restart_pct"] == 12.0
     assert "epoch restarts cost 12% of its time (250 ms to the first batch of each new epoch, 4 restarts)" in v.diagnosis
