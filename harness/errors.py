@@ -64,7 +64,7 @@ def environment_error(exc: BaseException) -> str | None:
         The message without ``ERROR:``, or ``None`` when ``exc`` is anything else,
         which stays a bug with its traceback.
     """
-    if not isinstance(exc, OSError) or exc.errno not in ENVIRONMENT_ERRNOS:
+    if not isinstance(exc, OSError) or exc.errno is None or exc.errno not in ENVIRONMENT_ERRNOS:
         return None
     where = f" {exc.filename}" if exc.filename is not None else ""
     reason = exc.strerror or os.strerror(exc.errno)
