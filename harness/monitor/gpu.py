@@ -7,6 +7,11 @@ the code that reads counters is the same in both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 # Counters read every tick; PCIe throughput is read every PCIE_EVERY ticks because NVML
 # measures it over a 20 ms window inside the call.
 PCIE_EVERY = 5
@@ -16,12 +21,17 @@ SERIES = ("gpu_util_pct", "gpu_mem_util_pct", "gpu_mem_used_mb", "gpu_power_w", 
 class NvmlSource:
     """One GPU's counters; ``absent`` holds why a counter (or the whole GPU) is missing."""
 
-    def __init__(self, index: int = 0, nvml=None):
-        self.index, self.handle, self.absent, self.device = index, None, {}, {}
+    def __init__(self, index: int = 0, nvml: Any = None):
+        self.index = index
+        self.handle: Any = None  # an NVML device handle once the GPU is open
+        self.absent: dict[str, str] = {}
+        self.device: dict[str, Any] = {}
         self.ticks = 0
         try:
             if nvml is None:
-                import pynvml as nvml
+                import pynvml
+
+                nvml = pynvml
             nvml.nvmlInit()
         except ImportError:
             self.absent["gpu"] = "pynvml (nvidia-ml-py) is not installed"
@@ -45,7 +55,7 @@ class NvmlSource:
     def available(self) -> bool:
         return self.handle is not None
 
-    def _read(self, key: str, fn) -> float | None:
+    def _read(self, key: str, fn: Callable[[], T]) -> T | None:
         if key in self.absent:
             return None
         try:
