@@ -156,8 +156,8 @@ class Sampler:
         # sampler answers with once it has read USS at the end (see harness.trial.worker).
         self.markers = {k: os.path.join(folder, name) for k, name in MARKERS.items()} if folder else {}
         self.phase = "before"  # before | measuring | after
-        self.measured_cpu = [None, None]  # thread CPU at the measured phase's start and end
-        self._uss_at = None
+        self.measured_cpu: list[float | None] = [None, None]  # thread CPU at the measured phase's start and end
+        self._uss_at: float | None = None
         self.clock = clock
         self.gpu = NvmlSource(gpu_index, nvml) if gpu else None
         self.procs: dict[int, _Proc] = {}
@@ -171,14 +171,14 @@ class Sampler:
         self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="harness-sampler", daemon=True)
-        self._last_wall = None
-        self._last_disk = None
+        self._last_wall: float | None = None
+        self._last_disk: int | None = None
         self._ticks = 0
         self._parents: dict[int, int | None] = {}
-        self._disk_at = None
-        self._tree_cpu_s = None
-        self._last_cores = None
-        self._slow_at = None
+        self._disk_at: float | None = None
+        self._tree_cpu_s: float | None = None
+        self._last_cores: list[tuple] | None = None
+        self._slow_at: float | None = None
         self._disks = block_devices()
         # processes that exist before the trial's child cannot descend from it: never read them
         self._parents.update({pid: None for pid in _pids() if pid != self.root.pid})
@@ -256,9 +256,11 @@ class Sampler:
         if self.phase == "measuring" and self.markers and os.path.exists(self.markers["end"]):
             self.phase, self.measured_cpu[1] = "after", time.thread_time()
             return True
-        if self.phase == "measuring" and self.uss_interval and now - self._uss_at >= self.uss_interval:
-            self._uss_at = now
-            return True
+        if self.phase == "measuring" and self.uss_interval:
+            assert self._uss_at is not None  # set when the phase became "measuring"
+            if now - self._uss_at >= self.uss_interval:
+                self._uss_at = now
+                return True
         return False
 
     def _acknowledge(self) -> None:
@@ -389,7 +391,7 @@ class Sampler:
             return None
         last, last_at = self._last_disk, self._disk_at
         self._last_disk, self._disk_at = read, now
-        return round((read - last) / MB / (now - last_at), 3) if last is not None and now > last_at else None
+        return round((read - last) / MB / (now - last_at), 3) if last is not None and last_at is not None and now > last_at else None
 
     def _cores(self) -> list[float]:
         """Busy % per core since the last call, from /proc/stat (what psutil reads, without its overhead)."""
