@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.results.table import RESTART_NOTE_PCT, override_columns, scan, status_word
 
@@ -42,10 +43,18 @@ class Variant:
     modes: tuple[float, float] | None = None  # median samples/s of the slow and fast cluster, when bimodal
     speedup: float | None = None
     diagnosis: str = ""
+    same_data_verdict: str = ""  # the ok repeats' same-data verdicts, "/"-joined ("complete", "complete/differs")
 
     @property
     def ok(self) -> list:
         return [t for t in self.trials if t.status == "ok"]
+
+    @property
+    def samples_per_s(self) -> float:
+        """The median samples/s of the ok repeats; ask only a variant with ok repeats (scan drops ok results without it)."""
+        rate = self.metrics["samples_per_s"]
+        assert rate is not None, f"job {self.job} has no ok repeat with samples/s"
+        return rate
 
     @property
     def failed(self) -> list:
@@ -80,7 +89,7 @@ class Sweep:
 
     @property
     def ranked(self) -> list[Variant]:
-        ok = sorted((v for v in self.variants if v.ok), key=lambda v: -v.metrics["samples_per_s"])
+        ok = sorted((v for v in self.variants if v.ok), key=lambda v: -v.samples_per_s)
         return ok + [v for v in self.variants if not v.ok]
 
     def trials(self) -> list:
@@ -150,8 +159,11 @@ def two_modes(values: Sequence[float]) -> tuple[list[float], list[float]] | None
         return None
     gap = gaps[cut - 1]
     wider = max(low[-1] - low[0], high[-1] - high[0])
-    if gap > BIMODAL_GAP_RATIO * wider and gap > BIMODAL_GAP_MEDIAN * _median(ordered):
-        return low, high
+    if gap > BIMODAL_GAP_RATIO * wider:
+        median = _median(ordered)
+        assert median is not None  # at least BIMODAL_MIN_REPEATS values, not all NaN: the gap is a number
+        if gap > BIMODAL_GAP_MEDIAN * median:
+            return low, high
     return None
 
 
@@ -250,13 +262,18 @@ def _aggregate(v: Variant) -> None:
         v.cv = cv(rates)
         v.unstable = v.cv is not None and v.cv > UNSTABLE_CV
         modes = two_modes(rates)
-        v.modes = (_median(modes[0]), _median(modes[1])) if modes else None
+        if modes:
+            slow, fast = _median(modes[0]), _median(modes[1])
+            assert slow is not None and fast is not None  # two_modes' clusters hold two or more values each
+            v.modes = (slow, fast)
+        else:
+            v.modes = None
         steps = [t.steps for t in ok if t.steps.get("step_ms")]
         for part in ("wait", "h2d", "compute"):
             per_trial = [sum(s[f"{part}_ms"]) / len(s[f"{part}_ms"]) for s in steps if s.get(f"{part}_ms")]
             v.metrics[f"{part}_ms"] = _median(per_trial)
         verdicts = sorted({t.same_data.get("verdict", "") for t in ok})
-        v.metrics["same_data"] = "/".join(verdicts)
+        v.same_data_verdict = "/".join(verdicts)
 
 
 def _ceiling(variants: list[Variant]) -> float | None:
@@ -276,12 +293,12 @@ def _rank(sweep: Sweep, baseline: str | None) -> None:
     ok = [v for v in sweep.variants if v.ok]
     if not ok:
         return
-    sweep.best = max(ok, key=lambda v: v.metrics["samples_per_s"])
+    sweep.best = max(ok, key=lambda v: v.samples_per_s)
     # the lowest job number: a sweep lists the pipeline as it stands first, the changes after it
     sweep.baseline = _chosen(ok, baseline) if baseline is not None else ok[0]
     base = sweep.baseline.metrics["samples_per_s"]
     for v in ok:
-        v.speedup = v.metrics["samples_per_s"] / base if base else None
+        v.speedup = v.samples_per_s / base if base else None
 
 
 def _chosen(ok: list[Variant], baseline: str) -> Variant:
@@ -357,8 +374,9 @@ def _input_bound_words(v: Variant) -> list[str]:
             )
         else:
             words.append(f"its processes used {cpu:.0f}% of {cores * 100}% of CPU")
-    if m.get("ttfb_s") and m["ttfb_s"] > 2:
-        words.append(f"the first batch took {m['ttfb_s']:.1f} s")
+    ttfb = m.get("ttfb_s")
+    if ttfb and ttfb > 2:
+        words.append(f"the first batch took {ttfb:.1f} s")
     return words
 
 
@@ -368,11 +386,11 @@ def _restart_words(v: Variant) -> list[str]:
     if pct is None or pct <= RESTART_NOTE_PCT:
         return []
     ms, count = m.get("epoch_restart_ms_p50"), m.get("epoch_restarts")
-    detail = [
+    parts = [
         f"{ms:,.0f} ms to the first batch of each new epoch" if ms is not None else "",
         f"{count:g} restarts" if count is not None else "",
     ]
-    detail = ", ".join(d for d in detail if d)
+    detail = ", ".join(d for d in parts if d)
     return [
         f"epoch restarts cost {pct:.0f}% of its time"
         + (f" ({detail})" if detail else "")
@@ -383,7 +401,7 @@ def _restart_words(v: Variant) -> list[str]:
 
 def _autotune_words(v: Variant) -> list[str]:
     """tf.data with autotuning on: deleting each epoch's finished iterator can block for up to a second."""
-    loader = next((t.config.get("loader", {}) for t in v.ok), {})
+    loader: dict[str, Any] = next((t.config.get("loader", {}) for t in v.ok), {})
     if loader.get("name") != "tf_data" or loader.get("autotune") is False:
         return []
     return [
@@ -399,7 +417,7 @@ def _spread_words(v: Variant) -> list[str]:
         # two speeds have their own, more specific advice
         advice = "" if v.bimodal else f": {UNSTABLE_ADVICE}"
         words.append(f"unstable: repeats ranged {v.spread['min']:,.0f}-{v.spread['max']:,.0f} samples/s (CV {v.cv:.0%}){advice}")
-    if v.bimodal:
+    if v.modes is not None:  # v.bimodal
         slow, fast = v.modes
         words.append(f"the repeats fall into two speeds ({slow:,.0f} and {fast:,.0f} samples/s): {BIMODAL_ADVICE}")
     return words

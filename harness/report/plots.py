@@ -55,8 +55,8 @@ def throughput_figure(sweep: Sweep):
     fig = _figure(9, 0.45 * len(ranked) + 1.4)
     ax = fig.subplots()
     values = [v.metrics["samples_per_s"] for v in ranked]
-    low = [v.metrics["samples_per_s"] - v.spread["min"] for v in ranked]
-    high = [v.spread["max"] - v.metrics["samples_per_s"] for v in ranked]
+    low = [v.samples_per_s - v.spread["min"] for v in ranked]
+    high = [v.spread["max"] - v.samples_per_s for v in ranked]
     colors = [COLORS[band(v.metrics["stall_pct"])] for v in ranked]
     ax.barh(range(len(ranked)), values, xerr=[low, high], color=colors, capsize=3)
     _bar_axis(ax, ranked)
@@ -105,7 +105,7 @@ def numeric_axis(sweep: Sweep) -> str | None:
 def numeric_axis_figure(sweep: Sweep):
     """Throughput against the swept parameter when that parameter is numeric (num_workers, step_ms, ...)."""
     for key in sweep.swept:
-        points = []
+        points: list[tuple[float, Variant]] = []
         for v in sweep.variants:
             try:
                 x = float(v.overrides.get(key, ""))

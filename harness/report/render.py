@@ -83,7 +83,7 @@ def _record(rank: int, v: Variant, flags: list[str]) -> dict:
         "peak RSS MB": _fmt(m.get("peak_rss_mb"), 0),
         "GPU %": _fmt(m.get("gpu_util_mean_pct")),
         "status": v.status_text(),
-        "same data": m.get("same_data") or "–",
+        "same data": v.same_data_verdict or "–",
         "flags": ", ".join(flags),
         "_band": band(m["stall_pct"]) if ok else "failed",
     }
@@ -240,7 +240,7 @@ def _notes_for(sweep: Sweep) -> list[str]:
             f"Before deciding: {UNSTABLE_ADVICE}."
         )
     for v in sweep.variants:
-        if v.bimodal:
+        if v.modes is not None:  # v.bimodal
             notes.append(
                 f"Bimodal: the repeats of {v.label} fall into two speeds ({v.modes[0]:,.0f} and "
                 f"{v.modes[1]:,.0f} samples/s): {BIMODAL_ADVICE}."
