@@ -8,8 +8,9 @@ bookkeeping is tested with a fake clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from harness.errors import HarnessError
 
@@ -43,10 +44,11 @@ class LoopResult:
     measure_start: float | None = None  # clock() at the first measured step's start (aligns monitor samples)
 
 
-Stream = Iterator[tuple[int, object]]  # (epoch, batch), and (epoch, None) once an epoch has ended
+B = TypeVar("B", bound=Sized)  # a batch: len() is its number of samples
+Stream = Iterator[tuple[int, B | None]]  # (epoch, batch), and (epoch, None) once an epoch has ended
 
 
-def epoch_stream(epoch_iter: Callable[[int], Iterator]) -> Stream:
+def epoch_stream(epoch_iter: Callable[[int], Iterator[B]]) -> Stream[B]:
     """``trial.epoch_mode=restart``: a fresh iterator per epoch, as Keras ``fit`` and a PyTorch epoch loop run one."""
     epoch = 0
     while True:
@@ -61,14 +63,14 @@ def epoch_stream(epoch_iter: Callable[[int], Iterator]) -> Stream:
 
 
 def run_loop(
-    source: Callable[[int], Iterator] | Stream,
-    consume: Callable[[object, Callable[[], None] | None], tuple[float, float]],
+    source: Callable[[int], Iterator[B]] | Stream[B],
+    consume: Callable[[B, Callable[[], None] | None], tuple[float, float]],
     bound: dict[str, float],
     warmup_steps: int,
     *,
     clock: Callable[[], float] = time.perf_counter,
-    on_batch: Callable[[int, object], None] | None = None,
-    during_compute: Callable[[int, object], None] | None = None,
+    on_batch: Callable[[int, B], None] | None = None,
+    during_compute: Callable[[int, B], None] | None = None,
     on_measure: Callable[[], None] | None = None,
 ) -> LoopResult:
     """Drive the loader into the consumer until the first bound is reached.
@@ -89,7 +91,9 @@ def run_loop(
         on_measure: called once, after the last warm-up step, when the measured phase begins.
     """
     stream = epoch_stream(source) if callable(source) else source
-    steps, epoch_samples, completed = Steps(), {}, []
+    steps = Steps()
+    epoch_samples: dict[int, int] = {}
+    completed: list[int] = []
     begin = clock()
     # Each step is timed from the end of the previous one, so time spent between
     # batches (an epoch ending, a new iterator starting its workers) counts as waiting
