@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any, cast
 
 from harness.errors import HarnessError
 from harness.results.model import TrialResult
@@ -103,7 +104,7 @@ def one_line(exc: BaseException) -> str:
     return text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
 
 
-def execute(config_file: Path, repeat: int, result: TrialResult, folder: Path = None) -> None:
+def execute(config_file: Path, repeat: int, result: TrialResult, folder: Path | None = None) -> None:
     """Run one trial from a resolved config file and fill ``result`` in place."""
     from omegaconf import OmegaConf
 
@@ -112,7 +113,8 @@ def execute(config_file: Path, repeat: int, result: TrialResult, folder: Path = 
     from harness.trial import environment
 
     t = time.perf_counter()
-    result.config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
+    # to_container is typed as any container OmegaConf makes; a resolved trial.yaml is a mapping with str keys
+    result.config = cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(config_file), resolve=True))
     cfg = load_trial_config(config_file)
     validate(cfg)
     spec = augment_spec(cfg)
@@ -160,7 +162,7 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
     return loader, consumer
 
 
-def _phase_marker(folder: Path, key: str) -> None:
+def _phase_marker(folder: Path | None, key: str) -> None:
     """Tell the parent's sampler where the measured phase begins and ends (files in the trial folder)."""
     from harness.monitor.sampler import MARKERS
 
@@ -168,7 +170,7 @@ def _phase_marker(folder: Path, key: str) -> None:
         (folder / MARKERS[key]).touch()
 
 
-def _wait_for_sampler(folder: Path) -> None:
+def _wait_for_sampler(folder: Path | None) -> None:
     """At the end of the measured phase, workers still alive: let the sampler read their memory (USS)."""
     from harness.monitor.sampler import MARKERS
 
@@ -179,7 +181,7 @@ def _wait_for_sampler(folder: Path) -> None:
         time.sleep(0.01)
 
 
-def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path = None) -> None:
+def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path | None = None) -> None:
     from dataclasses import asdict
 
     from harness.config.schema import choice
@@ -216,8 +218,10 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path = N
     }
     result.same_data = checks.report(loader.random_ops(), loop.completed)
     result.same_data["reference"] = reference(loader)
-    result.summary = summarize(loop.steps, loop.wall_s, loop.ttfb_s)
-    result.summary["window_samples_per_s"] = window_throughput(loop.steps.t_ms, loop.steps.step_ms, loop.steps.samples)
+    result.summary = {
+        **summarize(loop.steps, loop.wall_s, loop.ttfb_s),
+        "window_samples_per_s": window_throughput(loop.steps.t_ms, loop.steps.step_ms, loop.steps.samples),
+    }
     result.loader = loader.describe()
     result.threads = threads.describe(cfg.threads)
     result.overhead["bookkeeping_pct"] = round(result.summary["bookkeeping_pct"], 4)
