@@ -135,7 +135,7 @@ def _attach_and_trace(result: TrialResult, record: dict, config: dict, trial_dir
         write_trial_trace(result, trial_dir)
 
 
-def start_sampler(pid: int, config: dict, folder: Path = None):
+def start_sampler(pid: int, config: dict, folder: Path | None = None):
     """The utilization sampler for the child ``pid``, or ``None`` when ``monitor.enabled=false``."""
     monitor = config.get("monitor", {})
     if not monitor.get("enabled", True):
@@ -194,8 +194,10 @@ def _collect(proc, trial_dir: Path, outcome: str, timeout_s: float, base: TrialR
         base.status = "timeout"
         base.error = f"still running after trial.timeout_s={timeout_s:g} s; killed with its workers"
     elif outcome == "interrupted":
+        signum = stop.requested()
+        assert signum is not None  # wait_for says "interrupted" only once a signal asked to stop, and the ask stays
         base.status = "interrupted"
-        base.error = f"stopped by {signal.Signals(stop.requested()).name} after {elapsed_s:.1f} s; killed with its workers"
+        base.error = f"stopped by {signal.Signals(signum).name} after {elapsed_s:.1f} s; killed with its workers"
     else:
         base.error = crash_reason(proc.returncode, trial_dir)
     base.traceback = log_tail(trial_dir)
