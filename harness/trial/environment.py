@@ -29,7 +29,7 @@ def cpu_model() -> str:
 
 
 def package_versions() -> dict[str, str | None]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -39,7 +39,7 @@ def package_versions() -> dict[str, str | None]:
 
 
 @lru_cache(maxsize=1)
-def git_commit() -> dict[str, str | None]:
+def git_commit() -> dict[str, str | bool | None]:
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
