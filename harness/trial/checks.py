@@ -65,7 +65,8 @@ class OutputStats:
         self.nchw = layout == "nchw"
         self.sums = np.zeros(4)  # n, sum, sum of squares, batches
         self.low, self.high = np.inf, -np.inf
-        self.shape, self.dtype = None, None
+        self.shape: list[int] | None = None  # per sample, once a batch was added
+        self.dtype: str | None = None
 
     def add(self, host: np.ndarray) -> None:
         if self.sums[3] >= STAT_BATCHES:
