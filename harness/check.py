@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 
@@ -42,6 +43,9 @@ METRICS = {
 DEFAULT_METRICS = ("samples_per_s", "cpu_ms_per_sample", "stall_pct")
 RATIO_METRICS = ("samples_per_s", "cpu_ms_per_sample")  # per-sample rates: ratio mode divides them by the reference's
 DETECT_Z = 2.326  # one-sided 99% normal quantile: the smallest detectable change is this many standard errors
+# Ratio mode's divisors: the reference variant's median per round (int keys) and over all rounds ("all");
+# {} when the reference's figures cannot divide (none, zero or NaN).
+Scale = dict[int | str, float]
 FINGERPRINT_KEYS = ("cpu_model", "cores", "ram_gib", "gpus", "tensorflow", "torch", "torchvision", "keras", "albumentations")
 
 
@@ -122,7 +126,8 @@ def collect(root: Path) -> dict:
         raise CheckError(f"{sweep.skipped[0]}{more}; fix or remove it, then check again")
     if not sweep.variants:
         raise CheckError(str(no_results(root, "check")))
-    variants, env = {}, {}
+    variants: dict[str, dict[str, Any]] = {}
+    env: dict[str, Any] = {}
     for v in sweep.variants:
         env = env or next((t.environment for t in v.ok), {})
         variants[v.label] = {"overrides": v.overrides, "repeats": [_repeat(t) for t in v.ok], "problems": _problems(v, sweep)}
@@ -273,7 +278,7 @@ class Verdict:
     reason: str | None = None  # why the verdict could not be judged, in plain words
 
 
-def _samples(repeats: list[dict], metric: str, scale: dict[int, float] | None = None) -> list[list[float]]:
+def _samples(repeats: list[dict], metric: str, scale: Scale | None = None) -> list[list[float]]:
     """Per repeat, the metric's window samples (or its summary value), divided by the round's scale in ratio mode."""
     out = []
     for r in repeats:
@@ -285,7 +290,7 @@ def _samples(repeats: list[dict], metric: str, scale: dict[int, float] | None = 
     return out
 
 
-def _round_scale(scale: dict[int, float], repeat: dict) -> float:
+def _round_scale(scale: Scale, repeat: dict) -> float:
     """The reference's median in the repeat's round; the median over rounds when that round has none."""
     return scale.get(repeat.get("round", -1), scale["all"])
 
@@ -294,7 +299,7 @@ def _usable_scale(x: float) -> bool:
     return math.isfinite(x) and x != 0  # dividing by zero or NaN would make every ratio meaningless
 
 
-def _reference(doc: dict, ratio_to: str, metric: str, side: str) -> dict:
+def _reference(doc: dict, ratio_to: str, metric: str, side: str) -> Scale:
     ref = doc["variants"].get(ratio_to)
     if ref is None or not ref["repeats"]:
         names = ", ".join(doc["variants"])
@@ -323,7 +328,7 @@ def compare(
     verdicts = []
     for metric in metrics:
         threshold = thresholds.get(metric, METRICS[metric][2])
-        scales = {"base": None, "current": None}
+        scales: dict[str, Scale | None] = {"base": None, "current": None}
         if ratio_to is not None and metric in RATIO_METRICS:
             scales = {side: _reference(doc, ratio_to, metric, side) for side, doc in (("base", base), ("current", current))}
         for name in (n for n in common if n != ratio_to):
@@ -344,7 +349,7 @@ def compare(
     return sorted(verdicts, key=lambda v: order.index(v.variant))
 
 
-def _blocked(base: dict, current: dict, name: str, metric: str, ratio_to: str | None, scales: dict) -> str | None:
+def _blocked(base: dict, current: dict, name: str, metric: str, ratio_to: str | None, scales: dict[str, Scale | None]) -> str | None:
     """Why a variant cannot be compared on a metric before looking at its samples, or None."""
     for side, doc in (("this sweep", current), ("the baseline", base)):
         problems = doc["variants"][name].get("problems")
@@ -420,7 +425,10 @@ def power_line(verdicts: list[Verdict]) -> str:
     """One line: the smallest change these samples can detect, per metric (the largest over variants)."""
     worst: dict[str, Verdict] = {}
     for v in verdicts:
-        if v.detectable is not None and (v.metric not in worst or v.detectable > worst[v.metric].detectable):
+        if v.detectable is None:
+            continue
+        held = worst.get(v.metric)  # only verdicts with a detectable change are held
+        if held is None or held.detectable is None or v.detectable > held.detectable:
             worst[v.metric] = v
     if not worst:
         return "smallest detectable change: unknown with one repeat a side (trial.repeats >= 2 on both sides tells it)"
