@@ -69,7 +69,7 @@ class KerasIdgPipeline(Pipeline):
         if self.target_size is not None and tuple(image.shape[:2]) != tuple(self.target_size):
             from PIL import Image
 
-            image = np.asarray(Image.fromarray(image).resize((self.target_size[1], self.target_size[0]), Image.BILINEAR))
+            image = np.asarray(Image.fromarray(image).resize((self.target_size[1], self.target_size[0]), Image.Resampling.BILINEAR))
         x = self.objects.random_transform(image.astype(np.float32))
         return self.objects.standardize(x)
 

@@ -59,7 +59,7 @@ def save_grid(sources: Sequence[np.ndarray], rows: list[list[np.ndarray]], title
     canvas = Image.new("RGB", (cw * len(sources) + 2 * (len(sources) - 1), LABEL_H + (ch + 2) * len(grid)), "white")
     for r, row in enumerate(grid):
         for c, image in enumerate(row):
-            tile = Image.fromarray(image).resize((cw, ch), Image.BILINEAR)
+            tile = Image.fromarray(image).resize((cw, ch), Image.Resampling.BILINEAR)
             canvas.paste(tile, (c * (cw + 2), LABEL_H + r * (ch + 2)))
     ImageDraw.Draw(canvas).text((2, 3), title + "   (top: sources; below: 2 seeded draws)", fill="black")
     path = Path(path)

@@ -6,7 +6,7 @@ the last conversion the same way for all of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ def load_pil(path: str, batch, resize: bool = True) -> np.ndarray:
     with Image.open(path) as image:
         image = image.convert("RGB" if batch.channels == 3 else "L")
         if resize:
-            image = image.resize((batch.width, batch.height), Image.BILINEAR)
+            image = image.resize((batch.width, batch.height), Image.Resampling.BILINEAR)
         array = np.array(image, dtype=np.uint8)  # writable: torch.from_numpy refuses read-only memory
     return array if array.ndim == 3 else array[..., None]
 
@@ -37,7 +37,7 @@ def finish(images: np.ndarray, batch) -> np.ndarray:
     return images
 
 
-def load_batch(paths: Sequence[str], batch, augment=None) -> np.ndarray:
+def load_batch(paths: Iterable[str], batch, augment=None) -> np.ndarray:
     """Decode and stack files into one batch in the config's dtype and layout.
 
     Args:
