@@ -359,7 +359,7 @@ class Config:
 
 
 # group -> option name -> schema; registered in Hydra's ConfigStore under schema/<group>.
-GROUP_SCHEMAS = {
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "dataset": {"synthetic": SyntheticDatasetConf, "folder": FolderDatasetConf},
     "loader": {
         "synthetic": SyntheticLoaderConf,
