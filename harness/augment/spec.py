@@ -168,7 +168,9 @@ def _triple(key: str, value, *, positive: bool) -> tuple[float, float, float]:
     if not isinstance(value, (list, tuple)) or len(value) not in (1, 3) or (positive and min(value) <= 0):
         raise ConfigError(f"{key}={value}: expected 1 or 3 {'positive ' if positive else ''}numbers (one per channel)")
     values = [float(v) for v in value]
-    return tuple(values * 3) if len(values) == 1 else tuple(values)
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    return values[0], values[1], values[2]
 
 
 def _normalize_params(op: str, params: dict[str, Any], where: str) -> dict[str, Any]:
