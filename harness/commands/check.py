@@ -237,7 +237,7 @@ def github_benchmark(verdicts: list[Verdict], ratio_to: str | None = None) -> di
         {"bigger": [...], "smaller": [...]}, entries {name, unit, value, range}; ``range`` is
         "± half the current samples' max - min", as the action shows it next to the value.
     """
-    out = {"bigger": [], "smaller": []}
+    out: dict[str, list[dict]] = {"bigger": [], "smaller": []}
     for v in verdicts:
         if v.current is None:
             continue
