@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,7 @@ def check_finite_value(key: str, value) -> None:
 
 def _numbers(node: Any, key: str) -> Iterator[tuple[str, float]]:
     """(dotted key, value) for every float in a typed config, lists and dicts included."""
+    children: Iterable[tuple[object, Any]]  # (name, child): a field name, a dict key or "[i]"
     if dataclasses.is_dataclass(node):
         children = ((f.name, getattr(node, f.name)) for f in dataclasses.fields(node))
     elif isinstance(node, dict):
