@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -35,7 +36,8 @@ def run_bench(config_file: Path, out_dir: Path, *, job: int, overrides: Sequence
     own = out_dir / "trial.yaml"
     if Path(config_file).resolve() != own.resolve():
         shutil.copyfile(config_file, own)
-    config = OmegaConf.to_container(OmegaConf.load(own), resolve=True)
+    # to_container is typed as any container OmegaConf makes; a resolved trial.yaml is a mapping with str keys
+    config = cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(own), resolve=True))
     return run_trial(
         own, out_dir, job=job, repeat=0, overrides=overrides, config=config, timeout_s=BENCH_TIMEOUT_S, kind="augbench", env=ONE_THREAD_ENV
     )
