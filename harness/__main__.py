@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 USAGE = """\
 usage: python -m harness <command> [arguments]
@@ -129,6 +130,35 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+CONFIG_COMMANDS = ("run", "sweep", "augbench", "datagen", "list")  # the commands that compose configs
+_CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def take_config_dirs(args: list[str]) -> list[str]:
+    """Register the experiments of each ``--config-dir DIR`` (or ``--config-dir=DIR``); the other arguments.
+
+    Hydra would add DIR as a config root and look for DIR/experiment/NAME.yaml; a folder of
+    experiments as the project keeps them (DIR/NAME.yaml) is what users have, and both work.
+    """
+    from harness.config import add_experiment_dir
+    from harness.errors import ConfigError
+
+    rest, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        flag, _, value = arg.partition("=")
+        if flag in _CONFIG_DIR_FLAGS:
+            if not value:
+                if i + 1 >= len(args):
+                    raise ConfigError(f"{flag} needs a folder: {flag} ./my_experiments")
+                value, i = args[i + 1], i + 1
+            add_experiment_dir(Path(value))
+        else:
+            rest.append(arg)
+        i += 1
+    return rest
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -144,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     from harness.errors import HarnessError, environment_error
 
     try:
+        if command in CONFIG_COMMANDS:
+            args = take_config_dirs(args)
         return COMMANDS[command](args)
     except HarnessError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

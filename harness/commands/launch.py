@@ -59,13 +59,14 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     given = [o.split("=", 1)[1] for o in overrides if o.startswith(dir_key + "=")]
     root = Path(given[0]) if given else new_result_dir(min(c.name for c in configs), multirun)
     claim_folder(root, dir_key, overwrite, "sweep" if multirun else "run")  # here, not in _job: once, before any trial
-    argv = [sys.argv[0]] + (["--multirun"] if multirun else []) + overrides + ([] if given else [f"{dir_key}={root}"])
+    argv = [sys.argv[0], *(["--multirun"] if multirun else []), *overrides, *([] if given else [f"{dir_key}={root}"])]
     print(f"harness: {len(jobs)} job(s) -> {root}", flush=True)
     with stop.stopping_on_signals():
         _run_all(argv, root, multirun)
         _write_outputs(root, multirun, trace=configs[0].monitor.trace)
-    if stop.requested() is not None:
-        _exit_interrupted(root, stop.requested())
+    signum = stop.requested()
+    if signum is not None:
+        _exit_interrupted(root, signum)
     return root if root.exists() else None
 
 
@@ -247,10 +248,17 @@ def write_trial_config(cfg: DictConfig, job_dir: Path):
         (the file, the config without ``hydra``).
     """
     job_dir.mkdir(parents=True, exist_ok=True)
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    plain = OmegaConf.masked_copy(cfg, [str(k) for k in cfg.keys() if k != "hydra"])
     config_file = job_dir / "trial.yaml"
     config_file.write_text(OmegaConf.to_yaml(plain, resolve=True))
     return config_file, plain
+
+
+def _as_dict(container) -> dict:
+    """A DictConfig's container, which OmegaConf types as any container."""
+    if not isinstance(container, dict):
+        raise TypeError(f"expected a mapping, got {type(container).__name__}")
+    return container
 
 
 def plan_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: list[str]) -> JobPlan:
@@ -265,7 +273,7 @@ def plan_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides:
         job_dir,
         root,
         config_file,
-        OmegaConf.to_container(plain, resolve=True),
+        _as_dict(OmegaConf.to_container(plain, resolve=True)),
         overrides,
         typed.trial.repeats,
         typed.trial.timeout_s,

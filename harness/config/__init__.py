@@ -1,18 +1,39 @@
-"""Config schemas and their registration with Hydra's ConfigStore."""
+"""Config schemas, where the YAML lives, and their registration with Hydra.
+
+The repository keeps ``conf/`` (config groups) and ``experiments/`` (presets) at its top;
+a wheel ships both inside the package as ``harness/conf`` and ``harness/experiments``
+(see pyproject.toml), so an installed harness finds them from any folder. Experiments
+are registered in Hydra's ConfigStore as the group ``experiment`` (package ``_global_``)
+rather than found through a ``conf/experiment`` link, and a user's own folder of
+experiments (``--config-dir DIR``) joins them the same way.
+"""
+
+from __future__ import annotations
 
 from pathlib import Path
 
 from harness.config.schema import GROUP_SCHEMAS, Config
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = PROJECT_ROOT / "conf"
-EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, when harness runs from one
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _data_dir(name: str) -> Path:
+    """``harness/<name>`` in an installed wheel, else ``<checkout>/<name>``."""
+    packaged = _PACKAGE / name
+    return packaged if packaged.is_dir() else PROJECT_ROOT / name
+
+
+CONF_DIR = _data_dir("conf")
+EXPERIMENTS_DIR = _data_dir("experiments")
+EXPERIMENT_GROUP = "experiment"
 
 _registered = False
+_experiments: dict[str, Path] = {}  # experiment name -> its file (the user's folders after the shipped one)
 
 
 def register_configs() -> None:
-    """Store the schemas as ``config_schema`` and ``schema/<group>/<option>``.
+    """Store the schemas as ``config_schema`` and ``schema/<group>/<option>``, and the experiments.
 
     The YAML options under ``conf/<group>/`` name their schema in their defaults list,
     so every composed node is typed. Idempotent.
@@ -28,3 +49,46 @@ def register_configs() -> None:
         for option, schema in options.items():
             cs.store(group=f"schema/{group}", name=option, node=schema)
     _registered = True
+    add_experiment_dir(EXPERIMENTS_DIR)
+
+
+def add_experiment_dir(folder: Path) -> list[str]:
+    """Register every ``NAME.yaml`` of ``folder`` as ``experiment=NAME`` (and ``sub/NAME.yaml`` as
+    ``+experiment/sub=NAME``); a later folder's experiment replaces a shipped one of the same name.
+
+    A folder laid out as a Hydra config dir (``folder/experiment/NAME.yaml``) works too.
+
+    Returns:
+        the experiment names found.
+    """
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from harness.errors import ConfigError
+
+    register_configs()
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"--config-dir {folder}: not a folder; point it at a folder of experiment YAML files")
+    root = folder / EXPERIMENT_GROUP if (folder / EXPERIMENT_GROUP).is_dir() else folder
+    names = []
+    for path in sorted(root.rglob("*.yaml")):
+        relative = path.relative_to(root).with_suffix("")
+        if relative.name.startswith("_") or len(relative.parts) > 2:
+            continue
+        try:
+            node = OmegaConf.load(path)
+        except Exception as exc:  # a YAML syntax error: name the file, in one line
+            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        group = "/".join([EXPERIMENT_GROUP, *relative.parts[:-1]])
+        ConfigStore.instance().store(group=group, name=relative.name, node=node, package="_global_")
+        if len(relative.parts) == 1:
+            _experiments[relative.name] = path
+            names.append(relative.name)
+    return names
+
+
+def experiment_names() -> list[str]:
+    """Every registered experiment, shipped and the user's."""
+    register_configs()
+    return sorted(_experiments)

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
-from harness.config import CONF_DIR, register_configs
+from harness.config import CONF_DIR, EXPERIMENT_GROUP, experiment_names, register_configs
 from harness.config.schema import GROUP_SCHEMAS, Config
 from harness.errors import ConfigError, HarnessError
 
@@ -23,7 +23,9 @@ GROUPS = tuple(GROUP_SCHEMAS) + ("experiment",)
 
 
 def list_options(group: str) -> list[str]:
-    """Option names of a config group, from the YAML files under ``conf/<group>/``."""
+    """Option names of a config group, from the YAML files under ``conf/<group>/`` (experiments: all registered)."""
+    if group == EXPERIMENT_GROUP:
+        return experiment_names()
     folder = CONF_DIR / group
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.name.startswith("_"))
 
@@ -167,7 +169,7 @@ def _other_options(key: str) -> list[str]:
 
 def _dotted_keys(node: DictConfig) -> list[str]:
     plain = OmegaConf.to_container(node, resolve=False)  # unresolved: a MISSING or ${...} value must not raise here
-    return list(_walk_keys(plain, ""))
+    return list(_walk_keys(plain, "")) if isinstance(plain, dict) else []
 
 
 def _walk_keys(tree: dict, prefix: str) -> Iterator[str]:
@@ -195,15 +197,20 @@ def to_typed(raw: DictConfig) -> Config:
     # Through plain containers: a node that Hydra's '+' opened keeps that flag through a
     # merge, and OmegaConf then drops the added key without a word instead of refusing it.
     plain = OmegaConf.create(OmegaConf.to_container(raw, resolve=False))
+    if not isinstance(plain, DictConfig):
+        raise ConfigError("a config must be a mapping of groups and keys, not a list")
     plain.pop("hydra", None)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(typed, plain))
+        config = OmegaConf.to_object(OmegaConf.merge(typed, plain))
     except ConfigKeyError as exc:  # a key '+'/'++' added, or a hand-edited trial.yaml
-        raise ConfigError(unknown_key(exc.full_key, typed)) from exc
+        raise ConfigError(unknown_key(exc.full_key or "", typed)) from exc
     except MissingMandatoryValue as exc:
-        raise ConfigError(_missing(exc.full_key)) from exc
+        raise ConfigError(_missing(exc.full_key or "")) from exc
     except ValidationError as exc:
         raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(config, Config):
+        raise ConfigError(f"the config did not become a {Config.__name__}")
+    return config
 
 
 # What to put in a required key that a group option leaves unset.
@@ -221,6 +228,9 @@ def load_trial_config(path: Path) -> Config:
     The child process of a trial gets nothing but this file.
     """
     try:
-        return to_typed(OmegaConf.load(path))
+        loaded = OmegaConf.load(path)
+        if not isinstance(loaded, DictConfig):
+            raise ConfigError("not a mapping of groups and keys")
+        return to_typed(loaded)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
