@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test browser gate clean-reports
+.PHONY: setup sweep test lint browser gate clean-reports
 
 setup: $(STAMP)
 
@@ -26,6 +26,12 @@ browser:
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+## ruff (lint + format check) on the code and its tests, mypy on harness/ (settings in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/ruff format --check harness tests benchmarks
+	$(VENV)/bin/mypy
 
 ## The project's regression gate: a small sweep checked against ci/baseline.json in ratio mode
 ## (tf.data's throughput and CPU per sample relative to loader=yardstick's from the same round,
