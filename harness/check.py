@@ -21,12 +21,12 @@ import json
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.results.verdicts import CANNOT, Verdict
 
 BASELINE_VERSION = 1
 WINDOW_S = 0.5
@@ -256,28 +256,6 @@ def detectable(a_repeats: Sequence[float], b_repeats: Sequence[float]) -> float 
     return DETECT_Z * math.sqrt(pooled) * math.sqrt(1 / na + 1 / nb) / abs(center)
 
 
-JUDGED = ("ok", "regressed", "improved")
-CANNOT = "could not judge"  # a verdict whose reason says why: exit 2, never a silent ok
-
-
-@dataclass
-class Verdict:
-    variant: str
-    metric: str
-    baseline: float | None
-    current: float | None
-    change: float | None  # relative (fraction) or absolute points, per the metric's threshold kind
-    p: float | None
-    verdict: str  # ok | regressed | improved | could not judge
-    threshold: float
-    kind: str
-    # the current run's samples (ratio-scaled in ratio mode): their spread, for the dashboards
-    current_min: float | None = None
-    current_max: float | None = None
-    detectable: float | None = None  # smallest relative change the repeats can tell from noise; None: unknown
-    reason: str | None = None  # why the verdict could not be judged, in plain words
-
-
 def _samples(repeats: list[dict], metric: str, scale: Scale | None = None) -> list[list[float]]:
     """Per repeat, the metric's window samples (or its summary value), divided by the round's scale in ratio mode."""
     out = []
@@ -415,12 +393,6 @@ def _verdict(
 
 
 # -- output ------------------------------------------------------------------------------
-def change_text(v: Verdict) -> str:
-    if v.change is None:
-        return "–"
-    return f"{v.change:+.1%}" if v.kind == "relative" else f"{v.change:+.1f} pts"
-
-
 def power_line(verdicts: list[Verdict]) -> str:
     """One line: the smallest change these samples can detect, per metric (the largest over variants)."""
     worst: dict[str, Verdict] = {}

@@ -8,7 +8,8 @@ import math
 import sys
 from pathlib import Path
 
-from harness.check import JUDGED, METRICS, RATIO_METRICS, Verdict, change_text, detectable_text
+from harness.check import METRICS, RATIO_METRICS, detectable_text
+from harness.results.verdicts import JUDGED, Verdict, change_text
 
 CANNOT_RUN_EXIT = 2
 CHECK_FILE = "check.json"  # the last check's verdicts, shown by report.html

@@ -24,11 +24,11 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.commands.outputs import FAILED_TRIALS_EXIT, new_result_dir, write_trial_config
 from harness.config import CONF_DIR, register_configs
 from harness.config.compose import compose, expand_sweep, to_typed
 from harness.config.validate import validate
@@ -37,7 +37,6 @@ from harness.results.model import RESULT_FILE, TrialResult
 from harness.results.table import TABLE_FILE, write_table
 from harness.trial import stop
 
-REPORTS_DIR = Path("reports")
 SCHEDULE_FILE = "schedule.json"  # the sweep's seed and each round's order of jobs
 
 
@@ -185,16 +184,6 @@ def split_flags(args: Sequence[str]):
     return overrides, flags
 
 
-def new_result_dir(name: str, multirun: bool) -> Path:
-    base = REPORTS_DIR if multirun else REPORTS_DIR / "runs"
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    candidate, n = base / f"{stamp}_{name}", 1
-    while candidate.exists():
-        n += 1
-        candidate = base / f"{stamp}_{name}-{n}"
-    return candidate
-
-
 def _run_hydra(argv: list[str]) -> None:
     import hydra
 
@@ -239,19 +228,6 @@ def _job(cfg: DictConfig) -> int:
     job = int(hc.job.num) if multirun else 0
     _PLANNED.append(plan_job(cfg, job_dir, root, job=job, overrides=list(hc.overrides.task)))
     return 0
-
-
-def write_trial_config(cfg: DictConfig, job_dir: Path):
-    """The job's resolved config without Hydra's node, as ``job_dir/trial.yaml`` (all a trial reads).
-
-    Returns:
-        (the file, the config without ``hydra``).
-    """
-    job_dir.mkdir(parents=True, exist_ok=True)
-    plain = OmegaConf.masked_copy(cfg, [str(k) for k in cfg.keys() if k != "hydra"])
-    config_file = job_dir / "trial.yaml"
-    config_file.write_text(OmegaConf.to_yaml(plain, resolve=True))
-    return config_file, plain
 
 
 def _as_dict(container) -> dict:
@@ -377,9 +353,6 @@ def format_line(result: TrialResult) -> str:
     return line + (f"  restarts {restarts:.0f}% (steady {s['steady_samples_per_s']:.0f}/s)" if restarts and restarts > 5 else "")
 
 
-FAILED_TRIALS_EXIT = 3
-
-
 def finish(root: Path | None) -> int:
     """Print the closing lines of a run or sweep, the folder last.
 
@@ -389,7 +362,7 @@ def finish(root: Path | None) -> int:
     """
     if root is None:
         return 0
-    from harness.commands.augbench import order_summary
+    from harness.report.orders import order_summary
     from harness.results.table import rows
 
     table = rows(root)

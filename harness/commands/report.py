@@ -27,7 +27,7 @@ def report(args: list[str]) -> int:
     path = write_table(root, table)
     for row in table:
         print(_line(row))
-    from harness.commands.augbench import order_summary
+    from harness.report.orders import order_summary
 
     for line in order_summary(root):
         print(line)

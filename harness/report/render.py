@@ -324,7 +324,7 @@ def _check_rows(sweep: Sweep) -> dict | None:
     """The last ``check``'s verdicts (check.json), for the report; an unreadable file is named in ``sweep.skipped``."""
     import json
 
-    from harness.check import JUDGED, Verdict, change_text
+    from harness.results.verdicts import JUDGED, Verdict, change_text
 
     path = Path(sweep.root) / "check.json"
     if not path.exists():
@@ -447,7 +447,7 @@ def write(sweep: Sweep) -> Path:
     context = _context(sweep, frame)
     context["figures"], context["missing"] = _figures(sweep)
     context["bench"] = _bench_rows(sweep)
-    from harness.commands.augbench import order_summary
+    from harness.report.orders import order_summary
 
     context["orders"] = "\n".join(order_summary(root))
     context["check"] = _check_rows(sweep)

@@ -2,8 +2,9 @@
 
 import pytest
 
-from harness.check import Verdict, compare
+from harness.check import compare
 from harness.commands.check import bencher, github_benchmark
+from harness.results.verdicts import Verdict
 
 
 def doc(**variants):

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from harness.check import CANNOT, CheckError, compare, load_baseline, mann_whitney_p, smallest_p, windows_needed
+from harness.check import CheckError, compare, load_baseline, mann_whitney_p, smallest_p, windows_needed
 from harness.commands.check import markdown
+from harness.results.verdicts import CANNOT
 from tests.unit.test_check import doc, noisy
 
 ALPHA = 0.01
