@@ -103,7 +103,7 @@ def _check(args: list[str], gate) -> int:
     _write(verdicts, opts, root, gate)
     if any(v.verdict == "regressed" for v in verdicts):
         return REGRESSED_EXIT  # a regression found outranks a comparison that could not be judged
-    return CANNOT_RUN_EXIT if any(v.verdict not in gate.JUDGED for v in verdicts) else 0
+    return CANNOT_RUN_EXIT if any(v.verdict not in JUDGED for v in verdicts) else 0
 
 
 def _same_machine(base: dict, current: dict, gate) -> None:
