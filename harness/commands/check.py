@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+import harness.check as gate  # the statistics; this module is its command line and output formats
 from harness.check import METRICS, RATIO_METRICS, detectable_text
 from harness.results.verdicts import JUDGED, Verdict, change_text
 
@@ -68,17 +69,16 @@ def _alpha(alpha: float) -> float:
 
 
 def check(args: list[str]) -> int:
-    from harness import check as gate
     from harness.errors import HarnessError
 
     try:
-        return _check(args, gate)
+        return _check(args)
     except HarnessError as exc:  # bad options, baseline or sweep (an unreadable result file too): nothing judged
         print(f"ERROR: {exc}", file=sys.stderr)
         return CANNOT_RUN_EXIT
 
 
-def _check(args: list[str], gate) -> int:
+def _check(args: list[str]) -> int:
     opts = _parser().parse_args(args)
     root = Path(opts.sweep)
     if not root.is_dir():
@@ -97,16 +97,16 @@ def _check(args: list[str], gate) -> int:
     base = gate.load_baseline(Path(opts.baseline))
     current = gate.collect(root)
     if opts.ratio_to is None and not opts.allow_env_change:
-        _same_machine(base, current, gate)
+        _same_machine(base, current)
     verdicts = gate.compare(base, current, metrics=metrics, thresholds=thresholds, alpha=alpha, ratio_to=opts.ratio_to)
-    _print(verdicts, opts.ratio_to, gate)
-    _write(verdicts, opts, root, gate)
+    _print(verdicts, opts.ratio_to)
+    _write(verdicts, opts, root)
     if any(v.verdict == "regressed" for v in verdicts):
         return REGRESSED_EXIT  # a regression found outranks a comparison that could not be judged
     return CANNOT_RUN_EXIT if any(v.verdict not in JUDGED for v in verdicts) else 0
 
 
-def _same_machine(base: dict, current: dict, gate) -> None:
+def _same_machine(base: dict, current: dict) -> None:
     diffs = [
         f"{k}: {base['fingerprint'].get(k)} vs {current['fingerprint'].get(k)}"
         for k in gate.FINGERPRINT_KEYS
@@ -119,7 +119,7 @@ def _same_machine(base: dict, current: dict, gate) -> None:
         )
 
 
-def _print(verdicts: list, ratio_to, gate) -> None:
+def _print(verdicts: list, ratio_to) -> None:
     for line in table(verdicts, ratio_to is not None):
         print(line)
     bad = [v for v in verdicts if v.verdict == "regressed"]
@@ -132,7 +132,7 @@ def _print(verdicts: list, ratio_to, gate) -> None:
     print(gate.power_line(verdicts))
 
 
-def _write(verdicts: list, opts, root: Path, gate) -> None:
+def _write(verdicts: list, opts, root: Path) -> None:
     """The dashboards' files, check.json, and the sweep's report with the verdicts in it."""
     from dataclasses import asdict
 
