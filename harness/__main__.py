@@ -52,7 +52,9 @@ COMMAND_HELP = {
     "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n",
     "augbench": "usage: python -m harness augbench [overrides]\n\nTimes each op of the augment pipeline, and the whole "
     "pipeline, on one thread over decoded images in memory (no loader): warm-up, augment.bench_passes timed passes, median "
-    "images/s with min, max and CV (flagged unstable above augment.bench_cv). One process per job of the grid, e.g.\n"
+    "images/s with min, max and CV (flagged unstable above augment.bench_cv). Alone, it times augment=resize_rotate in every "
+    "library that can run it; augment=... or augment.ops pick the pipeline, augment.library=a,b the libraries. "
+    "One process per job of the grid, e.g.\n"
     "  python -m harness augbench augment=resize_rotate augment.library=torchvision,albumentations,tf_image "
     "augment.order=cheap,costly\nwrites result.json (kind augbench), samples.png per job and results.csv into "
     "reports/<time>_augbench/. Sweeps with augment.ops run it by themselves at the end (augment.bench=false skips it).\n",

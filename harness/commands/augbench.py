@@ -100,7 +100,7 @@ def augbench(args: Sequence[str]) -> int:
     from harness.results.table import write_table
     from harness.trial import stop
 
-    args = list(args)
+    args = with_defaults(list(args))
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")]
     plans = [_plan(job) for job in expand_sweep(args)]
     root = Path(given[0]) if given else new_result_dir("augbench", True)
@@ -116,6 +116,38 @@ def augbench(args: Sequence[str]) -> int:
     print(f"table: {root / 'results.csv'}")
     print(root)
     return FAILED_TRIALS_EXIT if failed else 0
+
+
+DEFAULT_PIPELINE = "resize_rotate"  # the seeds' comparison: resize up, then rotate
+
+
+def with_defaults(args: list[str]) -> list[str]:
+    """What ``augbench`` alone means: the resize_rotate pipeline (unless ops or a pipeline are given),
+    in every library that can express it (unless ``augment.library`` is given)."""
+    from dataclasses import replace
+
+    from harness.augment.spec import LIBRARIES, check_support, parse
+    from harness.config.compose import compose, expand_sweep, to_typed
+    from harness.errors import HarnessError
+
+    keys = {a.lstrip("+").split("=", 1)[0] for a in args}
+    if not any(k == "augment" or k.startswith("augment.ops") for k in keys):
+        args = [*args, f"augment={DEFAULT_PIPELINE}"]
+    if "augment.library" in keys:
+        return args
+    # parsed with a library named (auto means "the loader's", and augbench runs no loader)
+    spec = parse(to_typed(compose([*expand_sweep(args)[0], f"augment.library={LIBRARIES[0]}"])).augment, None)
+    able = []
+    for library in LIBRARIES:
+        try:
+            check_support(replace(spec, library=library))
+            able.append(library)
+        except HarnessError:  # the library lacks an op or cannot express the pipeline
+            continue
+    if not able:
+        raise ConfigError("augbench: no library can run this pipeline; change augment.ops")
+    print(f"augbench: augment.library={','.join(able)} (every library that can run the pipeline)", flush=True)
+    return [*args, f"augment.library={','.join(able)}"]
 
 
 def _plan(job: list[str]):

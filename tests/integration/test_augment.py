@@ -65,10 +65,8 @@ def test_augbench_times_each_op_where_it_runs_in_the_pipeline(cli, tmp_path):
         assert (folder / str(job) / "samples.png").exists()
 
 
-def test_augbench_refuses_a_missing_library_or_pipeline_in_one_line(cli):
-    done = cli("augbench", "augment=resize_rotate")
-    assert done.returncode == 1 and "set augment.library" in done.stderr
-    done = cli("augbench", "augment.library=torchvision")
+def test_augbench_refuses_an_empty_pipeline_and_a_library_its_loader_cannot_run_in_one_line(cli):
+    done = cli("augbench", "augment=none", "augment.library=torchvision")
     assert done.returncode == 1 and "augment.ops is empty" in done.stderr
     done = cli("sweep", "loader=torch", "augment=resize_rotate", "augment.library=keras_idg")
     assert done.returncode == 1 and "keras_idg cannot run inside loader=torch" in done.stderr
@@ -120,3 +118,14 @@ def test_augbench_stops_on_sigterm_and_keeps_what_finished(cache_dir, tmp_path):
     statuses = sorted(json.loads(p.read_text())["status"] for p in folder.glob("*/result.json"))
     assert "ok" in statuses and len(statuses) < 4, statuses
     assert (folder / "results.csv").exists() and "interrupted by SIGTERM" in out
+
+
+def test_augbench_alone_means_resize_rotate_in_every_library_that_can_run_it(capsys):
+    from harness.commands.augbench import with_defaults
+
+    args = with_defaults([])
+    assert args == ["augment=resize_rotate", "augment.library=torchvision,albumentations,tf_image,keras_idg"]
+    assert "every library that can run the pipeline" in capsys.readouterr().out
+    # given choices are kept; keras_idg cannot express train_basic's ops, so it is left out
+    assert with_defaults(["augment.library=tf_image"]) == ["augment.library=tf_image", "augment=resize_rotate"]
+    assert with_defaults(["augment=train_basic"]) == ["augment=train_basic", "augment.library=torchvision,albumentations,tf_image"]
