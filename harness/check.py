@@ -26,20 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.results.metrics import GATE_METRICS
 from harness.results.verdicts import CANNOT, Verdict
 
 BASELINE_VERSION = 1
 WINDOW_S = 0.5
-# metric -> (direction, unit, default threshold, threshold kind: relative fraction or absolute points)
-METRICS = {
-    "samples_per_s": ("higher", "samples/s", 0.10, "relative"),
-    "cpu_ms_per_sample": ("lower", "CPU ms/sample", 0.10, "relative"),
-    "stall_pct": ("lower", "% of step time", 5.0, "points"),
-    "au_pct": ("higher", "%", 5.0, "points"),
-    "cpu_s_per_1000_samples": ("lower", "CPU s", 0.10, "relative"),
-    "ttfb_s": ("lower", "s", 0.10, "relative"),
-    "peak_rss_mb": ("lower", "MB", 0.10, "relative"),
-}
+# metric -> (better: higher or lower, unit, default threshold, threshold kind: relative fraction or absolute points)
+METRICS = GATE_METRICS
 DEFAULT_METRICS = ("samples_per_s", "cpu_ms_per_sample", "stall_pct")
 RATIO_METRICS = ("samples_per_s", "cpu_ms_per_sample")  # per-sample rates: ratio mode divides them by the reference's
 DETECT_Z = 2.326  # one-sided 99% normal quantile: the smallest detectable change is this many standard errors

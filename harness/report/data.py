@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.results.metrics import REPORT_METRICS
 from harness.results.table import RESTART_NOTE_PCT, override_columns, scan, status_word
 
 UNSTABLE_CV = 0.10  # sample std / mean of the repeats' samples/s above this flags a variant unstable
@@ -104,23 +105,7 @@ def _median(values: list[float]) -> float | None:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-METRICS = (
-    "samples_per_s",
-    "stall_pct",
-    "au_pct",
-    "h2d_pct",
-    "ttfb_s",
-    "cpu_tree_mean_pct",
-    "cpu_s_per_1000_samples",
-    "peak_rss_mb",
-    "gpu_util_mean_pct",
-    "gpu_power_mean_w",
-    # steady state and epoch boundaries; results written before these keys existed give None
-    "steady_samples_per_s",
-    "epoch_restart_ms_p50",
-    "epoch_restarts",
-    "restart_pct",
-)
+METRICS = REPORT_METRICS  # aggregated per variant (harness.results.metrics)
 
 
 def cv(values: Sequence[float]) -> float | None:

@@ -15,37 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.results.metrics import TABLE_METRICS
 from harness.results.model import RESULT_FILE, TrialResult, read_result
 
 TABLE_FILE = "results.csv"
-METRICS = (
-    "samples_per_s",
-    "steady_samples_per_s",
-    "batches_per_s",
-    "stall_pct",
-    "au_pct",
-    "h2d_pct",
-    "ttfb_s",
-    "step_ms_p50",
-    "step_ms_p95",
-    "wait_ms_p50",
-    "wait_ms_p95",
-    "steps",
-    "wall_s",
-    "bookkeeping_pct",
-    "epoch_restarts",
-    "epoch_restart_ms_p50",
-    "restart_pct",
-    "cpu_tree_mean_pct",
-    "cpu_tree_max_pct",
-    "cpu_s_per_1000_samples",
-    "peak_rss_mb",
-    "pss_mb",
-    "disk_read_mb_s",
-    "gpu_util_mean_pct",
-    "gpu_idle_pct",
-    "gpu_power_mean_w",
-)
+METRICS = TABLE_METRICS  # results.csv's metric columns (harness.results.metrics)
 
 
 JOB_DIR = re.compile(r"\d+$")  # Hydra's sweep subdir, ${hydra.job.num} (conf/config.yaml)
