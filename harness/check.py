@@ -156,6 +156,10 @@ def save_baseline(root: Path, path: Path) -> Path:
     if bad:
         raise CheckError(f"{root}: a baseline needs every planned trial ok; {len(bad)} variant(s) are not ({bad[0]})")
     variants = {name: {"overrides": v["overrides"], "repeats": v["repeats"]} for name, v in data["variants"].items()}
+    unusable = _non_finite(variants)
+    if unusable:
+        # every later check against it could only say "could not judge": refuse it now, when it can be re-run
+        raise CheckError(f"{root}: a baseline needs finite numbers, and {unusable} is NaN or infinite; run the sweep again")
     doc = {
         "harness_baseline": BASELINE_VERSION,
         "created": datetime.now().isoformat(timespec="seconds"),
@@ -166,6 +170,17 @@ def save_baseline(root: Path, path: Path) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return Path(path)
+
+
+def _non_finite(variants: dict) -> str | None:
+    """The first variant and metric whose windows (or gated summary figure) hold a NaN or infinity, or None."""
+    for name, variant in variants.items():
+        for r in variant["repeats"]:
+            summary = [(k, [x]) for k, x in r["summary"].items() if k in METRICS and x is not None]
+            for metric, values in [*r["windows"].items(), *summary]:
+                if any(isinstance(x, float) and not math.isfinite(x) for x in values):
+                    return f"variant {name!r} {metric}"
+    return None
 
 
 def load_baseline(path: Path) -> dict:

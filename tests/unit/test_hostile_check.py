@@ -117,3 +117,19 @@ def test_check_markdown_escapes_variant_names_and_reasons():
     assert "<img" not in html and "<code>" not in html
     assert html.count("<td") == 8  # one row of eight cells: the pipe split nothing
     assert text.startswith("## harness check: could not judge 1 comparison(s)")
+
+
+def test_a_baseline_with_nan_is_refused_when_saved_not_found_unjudgeable_later(tmp_path, monkeypatch):
+    from harness import check
+
+    data = doc(a=[noisy(100, 10, 0.05, 1)] * 2)
+    data["variants"]["a"].update(problems=[], overrides=["loader.workers=1"])
+    data["variants"]["a"]["repeats"][1]["windows"]["samples_per_s"][2] = math.nan
+    data["fingerprint"] = {}
+    monkeypatch.setattr(check, "collect", lambda root: data)
+    with pytest.raises(CheckError, match="variant 'a' samples_per_s is NaN or infinite; run the sweep again"):
+        check.save_baseline(tmp_path, tmp_path / "baseline.json")
+    assert not (tmp_path / "baseline.json").exists()
+    data["variants"]["a"]["repeats"][1]["windows"]["samples_per_s"][2] = 100.0
+    data["variants"]["a"]["repeats"][0]["summary"]["epoch_restart_ms_p50"] = math.nan  # no epoch began: not gated
+    assert check.save_baseline(tmp_path, tmp_path / "baseline.json").exists()
