@@ -52,12 +52,8 @@ def dataset_params(conf) -> dict:
             "classes": list(conf.classes),
             "seed": conf.seed,
         }
-    return {
-        "kind": "folder",
-        "path": str(folder_source(conf)),
-        "scan_version": SCAN_VERSION,
-        "listing": _digest(list_folder(folder_source(conf))[1]),
-    }
+    source = folder_source(conf)
+    return {"kind": "folder", "path": str(source), "scan_version": SCAN_VERSION, "listing": _digest(list_folder(source)[1])}
 
 
 def dataset_dir(conf, params: dict | None = None) -> Path:

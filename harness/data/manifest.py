@@ -72,9 +72,6 @@ class DatasetManifest:
         """``3 files skipped: cat/x.jpg (truncated), ...``, or '' when none were."""
         return _listing_line(self.skipped, "skipped", limit)
 
-    def converted_line(self, limit: int = 5) -> str:
-        return _listing_line(self.converted(), "converted to 8-bit PNG", limit)
-
     def notes(self) -> list[str]:
         """What a user must know about which files were read: skipped, converted, left out."""
         return dataset_notes(self.describe())

@@ -73,7 +73,12 @@ def _sixteen_bit(image, data: bytes) -> bool:
     # torchvision returns uint16 for both: read the bit depth from the PNG header.
     if image.format == "PNG" and len(data) > 24 and data[24] == 16:
         return True
-    return image.mode.startswith("I") or image.mode == "F"
+    return _wide_mode(image.mode)
+
+
+def _wide_mode(mode: str) -> bool:
+    """PIL's modes for samples wider than 8 bits: I;16 variants, 32-bit I, and F."""
+    return mode.startswith("I") or mode == "F"
 
 
 def convert(source: str, target: str) -> None:
@@ -83,7 +88,7 @@ def convert(source: str, target: str) -> None:
 
     with Image.open(source) as image:
         image.load()
-        if image.mode.startswith("I") or image.mode == "F":
+        if _wide_mode(image.mode):
             wide = np.asarray(image).astype(np.int64)
             image = Image.fromarray(np.clip(wide >> 8, 0, 255).astype(np.uint8), "L")
         elif image.mode not in ("L", "RGB"):
