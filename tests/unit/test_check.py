@@ -79,16 +79,19 @@ def test_ratio_mode_cancels_a_uniformly_slower_machine():
     assert [v.variant for v in ratio] == ["fast"] and ratio[0].verdict == "ok"
 
 
-def test_windows_of_the_step_timeline_have_known_rates():
-    # 40 steps of 25 ms with 8 samples each: 320 samples/s; a 5 ms wait in each: 20% stall
-    steps = {
+def steady_steps():
+    """40 steps of 25 ms with 8 samples each: 320 samples/s; a 5 ms wait in each: 20% stall."""
+    return {
         "t_ms": [25.0 * i for i in range(40)],
         "step_ms": [25.0] * 40,
         "samples": [8] * 40,
         "wait_ms": [5.0] * 40,
         "compute_ms": [20.0] * 40,
     }
-    w = windows(steps)
+
+
+def test_windows_of_the_step_timeline_have_known_rates():
+    w = windows(steady_steps())
     assert len(w["samples_per_s"]) == 2
     assert w["samples_per_s"] == pytest.approx([320.0, 320.0])
     assert w["stall_pct"] == pytest.approx([20.0, 20.0]) and w["au_pct"] == pytest.approx([80.0, 80.0])
@@ -97,14 +100,7 @@ def test_windows_of_the_step_timeline_have_known_rates():
 
 def test_cpu_windows_divide_the_tree_cpu_by_the_samples():
     # 320 samples/s while the process tree burns half a core: 0.5 s CPU / 160 samples a second
-    steps = {
-        "t_ms": [25.0 * i for i in range(40)],
-        "step_ms": [25.0] * 40,
-        "samples": [8] * 40,
-        "wait_ms": [5.0] * 40,
-        "compute_ms": [20.0] * 40,
-    }
-    w = windows(steps, cpu=lambda when: 0.5 * when)
+    w = windows(steady_steps(), cpu=lambda when: 0.5 * when)
     assert w["cpu_ms_per_sample"] == pytest.approx([0.5 * 1e3 / 320] * 2)
 
 

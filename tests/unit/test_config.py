@@ -20,6 +20,16 @@ def test_group_choice_changes_schema():
     assert cfg.loader.num_parallel_calls == 4
 
 
+def assert_one_line_naming(overrides, words):
+    """Composing ``overrides`` fails with one line that holds every word."""
+    with pytest.raises(HarnessError) as info:
+        compose(overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
 @pytest.mark.parametrize(
     "override, words",
     [
@@ -33,12 +43,7 @@ def test_group_choice_changes_schema():
     ],
 )
 def test_bad_overrides_name_the_key_and_the_valid_choices(override, words):
-    with pytest.raises(HarnessError) as info:
-        compose(override)
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message
+    assert_one_line_naming(override, words)
 
 
 @pytest.mark.parametrize(
@@ -150,12 +155,7 @@ def test_saved_config_reloads_typed(tmp_path):
     ],
 )
 def test_unknown_and_missing_keys_fail_in_one_line(overrides, words):
-    with pytest.raises(HarnessError) as info:
-        compose(overrides)
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message
+    assert_one_line_naming(overrides, words)
 
 
 def test_unknown_key_in_a_sweep_fails_before_expansion():
