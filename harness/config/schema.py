@@ -69,6 +69,11 @@ class EpochMode(Enum):
     continuous = "continuous"  # one iterator over the epochs back to back (tf.data repeat(), persistent workers)
 
 
+class TrialKind(Enum):
+    trial = "trial"  # a loader feeds the consumer in one process; the parent samples it
+    augbench = "augbench"  # one thread times each augment op of one library (python -m harness augbench)
+
+
 class CacheMode(Enum):
     none = "none"
     memory = "memory"  # Dataset.cache()
@@ -333,6 +338,7 @@ class TrialConf:
     timeout_s: float = 600.0  # a trial still running after this is killed and recorded as timeout
     seed: int = 0  # seed for shuffles and augmentation inside the trial
     default_seconds: float = 10.0  # bound used when steps, seconds and epochs are all null
+    kind: TrialKind = TrialKind.trial  # what each trial of a job measures; augbench sets augbench
 
 
 @dataclass
