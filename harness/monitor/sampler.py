@@ -13,9 +13,9 @@ refreshed every ``CHILDREN_EVERY`` ticks. USS (memory no other process shares) a
 (shared pages divided among their sharers, so the tree's PSS sums to what the tree
 really occupies, where RSS counts a forked worker's shared pages again) make the kernel
 walk the page tables, about 10 ms for a process that imported torch; they are read once
-at the end of the measured phase, while the trial waits, and every
-``monitor.uss_interval_ms`` if that is set. The
-thread's own CPU time is measured, per part of a tick, and stored as overhead.
+at the end of the measured phase, while the trial waits for the sampler's answer on the
+trial's channel (:class:`Phases`), and every ``monitor.uss_interval_ms`` if that is set.
+The thread's own CPU time is measured, per part of a tick, and stored as overhead.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import Protocol
 
 import psutil
 
@@ -32,7 +33,6 @@ from harness.monitor.gpu import NvmlSource
 CHILDREN_EVERY = 2
 DISK_EVERY = 5
 SLOW_EVERY = 5  # context switches and bytes read: rates over half a second at 100 ms
-MARKERS = {"start": "measuring", "end": "measured", "ack": "sampled"}
 MB = 2**20
 
 TREE_SERIES = (
@@ -48,6 +48,19 @@ TREE_SERIES = (
     "disk_read_mb_s",
     "processes_alive",
 )
+
+
+class Phases(Protocol):
+    """The trial's side of its measured phase, as the sampler asks it once per tick (never blocking).
+
+    :class:`harness.trial.protocol.Channel` is the one the parent passes.
+    """
+
+    def begun(self) -> bool: ...  # the measured phase has begun
+
+    def ended(self) -> bool: ...  # it has ended, and the trial waits for acknowledge() to stop its workers
+
+    def acknowledge(self) -> None: ...  # the end-of-phase memory is read
 
 
 def _pids() -> list[int]:
@@ -146,16 +159,15 @@ class Sampler:
         gpu: bool = True,
         nvml=None,
         uss_interval_ms: float = 0,
-        folder: str | None = None,
+        phases: Phases | None = None,
         clock=time.perf_counter,
     ):
         self.root = psutil.Process(pid)
         self.interval = interval_ms / 1000.0
         self.uss_interval = uss_interval_ms / 1000.0
-        # Files the trial creates when its measured phase begins and ends, and the one this
-        # sampler answers with once it has read USS at the end (see harness.trial.worker).
-        self.markers = {k: os.path.join(folder, name) for k, name in MARKERS.items()} if folder else {}
+        self.phases = phases  # None: no phase known, the whole run counts as measured
         self.phase = "before"  # before | measuring | after
+        self._acknowledged = False
         self.measured_cpu: list[float | None] = [None, None]  # thread CPU at the measured phase's start and end
         self._uss_at: float | None = None
         self.clock = clock
@@ -249,11 +261,11 @@ class Sampler:
     def _uss_due(self, now: float) -> bool:
         """USS is read once at the end of the measured phase (the trial waits for it there, so
         its cost falls outside the measured window), and every ``uss_interval`` while
-        measuring if one is set; without marker files, every ``uss_interval`` from the start."""
-        if self.phase == "before" and (not self.markers or os.path.exists(self.markers["start"])):
+        measuring if one is set; without the trial's phases, every ``uss_interval`` from the start."""
+        if self.phase == "before" and (self.phases is None or self.phases.begun()):
             self.phase, self.measured_cpu[0] = "measuring", time.thread_time()
             self._uss_at = now
-        if self.phase == "measuring" and self.markers and os.path.exists(self.markers["end"]):
+        if self.phase == "measuring" and self.phases is not None and self.phases.ended():
             self.phase, self.measured_cpu[1] = "after", time.thread_time()
             return True
         if self.phase == "measuring" and self.uss_interval:
@@ -265,9 +277,9 @@ class Sampler:
 
     def _acknowledge(self) -> None:
         """Tell the trial its end-of-phase USS has been read, so it may stop its workers."""
-        if self.phase == "after" and self.markers and not os.path.exists(self.markers["ack"]):
-            with open(self.markers["ack"], "w"):
-                pass
+        if self.phase == "after" and self.phases is not None and not self._acknowledged:
+            self.phases.acknowledge()
+            self._acknowledged = True
 
     def _cost(self, part: str, since: float) -> float:
         now = time.thread_time()
@@ -406,10 +418,10 @@ class Sampler:
 
     # -- the record ----------------------------------------------------------------
     def record(self) -> dict:
-        """The series as stored in result.json's ``monitor`` (times still on the perf_counter clock)."""
+        """The series as the parent stores them in supervisor.json's ``monitor`` (times still on the perf_counter clock)."""
         absent = dict(self.absent)
-        if not self.markers and not self.uss_interval:
-            absent["uss"] = "no trial phase markers and monitor.uss_interval_ms=0"
+        if self.phases is None and not self.uss_interval:
+            absent["uss"] = "no trial phases to read it at and monitor.uss_interval_ms=0"
         if self.gpu is not None:
             absent.update({k: v for k, v in self.gpu.absent.items()})
         else:

@@ -1,7 +1,9 @@
 """The trial result file, ``result.json``: one per trial, versioned.
 
 Readers refuse files newer than they understand and say so; older files are migrated
-here when the schema changes.
+here when the schema changes. The trial writes the file; the parent that supervised it
+writes its own facts beside it (``supervisor.json``, see :mod:`harness.trial.protocol`),
+and :func:`read_result` merges the two into the one result every reader sees.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.trial.protocol import RESULT_FILE as RESULT_FILE
+from harness.trial.protocol import Supervision, read_supervision
 
 SCHEMA_VERSION = 1
-RESULT_FILE = "result.json"
 # too_short: it ran but measured too little to judge (the reason is in error);
 # interrupted: SIGTERM / SIGINT stopped it; a sweep keeps every finished result beside it.
 STATUSES = ("ok", "failed", "timeout", "too_short", "interrupted")
@@ -43,7 +46,7 @@ class TrialResult:
     timing: dict[str, Any] = field(default_factory=dict)  # start, end, durations of phases
     kind: str = "trial"  # trial: a loader feeding the consumer | augbench: one-thread op timings
     augment: dict[str, Any] = field(default_factory=dict)  # the augment pipeline as run (and augbench figures)
-    monitor: dict[str, Any] = field(default_factory=dict)  # sampled CPU / memory / I/O / GPU series and their summary
+    monitor: dict[str, Any] = field(default_factory=dict)  # sampled CPU / memory / I/O / GPU series and summary (supervisor.json's)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,13 +60,49 @@ class TrialResult:
         return path
 
 
-def read_result(path: Path) -> TrialResult:
-    """Load a ``result.json``; raise :class:`HarnessError` naming the file if it is unreadable, malformed or too new.
+# the monitor's figures that join the trial's own in ``summary`` (and so results.csv)
+MONITOR_SUMMARY = (
+    "cpu_tree_mean_pct",
+    "cpu_tree_max_pct",
+    "cpu_s_per_1000_samples",
+    "peak_rss_mb",
+    "pss_mb",
+    "disk_read_mb_s",
+    "gpu_util_mean_pct",
+    "gpu_idle_pct",
+    "gpu_power_mean_w",
+)
 
-    Malformed: not a JSON object, a field without a default missing, a field of another
+
+def read_result(path: Path, *, supervised: bool = True) -> TrialResult:
+    """Load a ``result.json`` with the parent's ``supervisor.json`` beside it merged in.
+
+    Raise :class:`HarnessError` naming the file if either is unreadable, malformed or too
+    new. Malformed: not a JSON object, a field without a default missing, a field of another
     type than :class:`TrialResult` declares (``job`` a string, ``steps`` a list), or a
     status outside :data:`STATUSES`. Readers can then index the fields without a traceback.
+
+    Args:
+        supervised: merge ``supervisor.json``; ``False`` gives the trial's file alone.
     """
+    result = _read_trial(path)
+    facts = read_supervision(Path(path).parent) if supervised else None
+    if facts is not None:
+        merge_supervision(result, facts)
+    return result
+
+
+def merge_supervision(result: TrialResult, facts: Supervision) -> None:
+    """Put the sampler's series, their summary and the sampler's cost, as the parent recorded them, into ``result``."""
+    monitor = facts.monitor
+    if not monitor:
+        return
+    result.monitor = monitor
+    result.summary.update({k: monitor["summary"].get(k) for k in MONITOR_SUMMARY})
+    result.overhead["sampler"] = monitor["overhead"]
+
+
+def _read_trial(path: Path) -> TrialResult:
     import typing
     from dataclasses import MISSING, fields
     from types import UnionType

@@ -3,12 +3,13 @@
 Each trial runs in its own process and session, so thread pools, caches and memory of
 one trial never bias the next, and a timeout or a signal to the sweep (SIGTERM, Ctrl-C:
 see :mod:`harness.trial.stop`) kills the child together with every worker it started.
-Whatever happens, the trial folder ends with a ``result.json``.
+Whatever happens, the trial folder ends with a ``result.json`` and the parent's
+``supervisor.json`` beside it; the parent never edits a result the child wrote
+(:mod:`harness.trial.protocol`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,13 +18,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.monitor.sampler import MARKERS
-from harness.results.model import RESULT_FILE, TrialResult, read_result
+from harness.results.model import TrialResult, read_result
 from harness.trial import stop
-from harness.trial.worker import SAMPLER_ENV, SPAWNED_AT_ENV
+from harness.trial.protocol import LOG_FILE, RESULT_FILE, SUPERVISOR_FILE, Channel, Request, Supervision
 
-LOG_FILE = "trial.log"
 LOG_TAIL_LINES = 30
+WORKER = "harness.trial.worker"  # the child's module, run as python -m WORKER TRIAL_DIR
 
 
 def run_trial(
@@ -43,74 +43,87 @@ def run_trial(
 
     Args:
         kind: ``trial`` (a loader feeding the consumer) or ``augbench``.
-        env: extra environment variables for the child (augbench's one-thread settings).
+        env: process settings for the child (augbench's one-thread pools), applied before any framework import.
         schedule: where the trial ran in the sweep (round, position), kept in its ``timing``.
+
+    Returns:
+        The result as every reader sees it: the child's (or, when it left none, the
+        parent's) ``result.json`` with ``supervisor.json`` merged in.
 
     Raises:
         stop.Interrupted: a signal asked the sweep to stop before this trial started.
     """
     stop.check()  # start nothing new once a signal asked to stop
-    _prepare(
-        trial_dir,
-        {"config": str(config_file), "job": job, "repeat": repeat, "overrides": list(overrides), "kind": kind, "schedule": schedule or {}},
+    monitor = config.get("monitor", {})
+    request = Request(
+        str(config_file),
+        job,
+        repeat,
+        list(overrides),
+        kind,
+        dict(schedule or {}),
+        sampled=kind == "trial" and bool(monitor.get("enabled", True)),
+        env=dict(env or {}),
     )
-    base = TrialResult(
-        status="failed", config=config, overrides=list(overrides), job=job, repeat=repeat, kind=kind, timing=dict(schedule or {})
-    )
+    _clear(trial_dir)
     # From the child's start until its result is on disk a signal only marks the stop, so
-    # neither the kill of its process group nor its result.json is cut short.
-    with stop.trial_running(), open(trial_dir / LOG_FILE, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.trial.worker", str(trial_dir)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=_child_env(config, kind, env),
-        )
-        started = time.monotonic()
-        outcome, record = _supervise(proc, config, kind, trial_dir, timeout_s)
-        result = _collect(proc, trial_dir, outcome, timeout_s, base, time.monotonic() - started)
-        if record is not None:
-            _attach_and_trace(result, record, config, trial_dir)
+    # neither the kill of its process group nor the trial's files are cut short.
+    with stop.trial_running():
+        facts, record = _run_child(request, trial_dir, config, timeout_s)
+        facts.write(trial_dir)
+        result = read_result(trial_dir / RESULT_FILE)
+        if record is not None and monitor.get("trace", True):
+            from harness.monitor.trace import write_trial_trace
+
+            write_trial_trace(result, trial_dir)
     return result
 
 
-POLL_S = 0.1  # how often the parent looks for a stop signal while a trial runs (Popen.wait polls too)
-
-
-def _prepare(trial_dir: Path, spec: dict) -> None:
-    """The trial folder with the child's ``trial.json``, cleared of an earlier attempt's result and markers."""
+def _clear(trial_dir: Path) -> None:
+    """The trial folder, without an earlier attempt's result and the parent's facts about it."""
     trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / "trial.json").write_text(json.dumps(spec, indent=1) + "\n")
-    (trial_dir / RESULT_FILE).unlink(missing_ok=True)
-    for name in MARKERS.values():
+    for name in (RESULT_FILE, SUPERVISOR_FILE):
         (trial_dir / name).unlink(missing_ok=True)
 
 
-def _child_env(config: dict, kind: str, extra: dict[str, str] | None) -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra or {}))
-    env[SPAWNED_AT_ENV] = repr(time.time())
-    if kind == "trial" and config.get("monitor", {}).get("enabled", True):
-        env[SAMPLER_ENV] = "1"  # the trial waits for the sampler's end-of-phase reading
-    return env
-
-
-def _supervise(proc: subprocess.Popen, config: dict, kind: str, trial_dir: Path, timeout_s: float):
-    """Sample the child until it ends, times out or a signal asks to stop; then make sure its whole group is gone.
+def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float) -> tuple[Supervision, dict | None]:
+    """Start the child, supervise it until its group is gone, make sure a result.json exists.
 
     Returns:
-        (``exited`` | ``timeout`` | ``interrupted``, the sampler's record or ``None``).
+        (the parent's facts, the sampler's record or ``None``).
     """
-    sampler = start_sampler(proc.pid, config, trial_dir) if kind == "trial" else None
+    channel, child_end = Channel.pair()
     try:
-        outcome = wait_for(proc, timeout_s)
+        # closed once the child has its copies: then the child sees the channel close if the parent dies
+        with open(trial_dir / LOG_FILE, "wb") as log, child_end:
+            request.channel_fd = child_end.fileno()  # pass_fds keeps the number in the child
+            request.spawned_at = time.time()
+            request.write(trial_dir)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", WORKER, str(trial_dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(child_end.fileno(),),
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
+        started = time.monotonic()
+        sampler = start_sampler(proc.pid, config, channel) if request.kind == "trial" else None
+        try:
+            outcome = wait_for(proc, timeout_s)
+        finally:
+            record = sampler.stop() if sampler is not None else None
+            killed = kill_group(proc)  # also reaps workers the child left behind
     finally:
-        record = sampler.stop() if sampler is not None else None
-        kill_group(proc)  # also reaps workers the child left behind
-        for name in MARKERS.values():
-            (trial_dir / name).unlink(missing_ok=True)
-    return outcome, record
+        channel.close()
+    elapsed_s = time.monotonic() - started
+    result, by = _collect(proc, trial_dir, outcome, timeout_s, request, config, elapsed_s)
+    monitor = monitor_record(result, record) if record is not None else {}
+    return Supervision(outcome, proc.returncode, killed, round(elapsed_s, 3), by, monitor), record
+
+
+POLL_S = 0.1  # how often the parent looks for a stop signal while a trial runs (Popen.wait polls too)
 
 
 def wait_for(proc: subprocess.Popen, timeout_s: float) -> str:
@@ -126,16 +139,7 @@ def wait_for(proc: subprocess.Popen, timeout_s: float) -> str:
     return "interrupted"
 
 
-def _attach_and_trace(result: TrialResult, record: dict, config: dict, trial_dir: Path) -> None:
-    attach_monitor(result, record)
-    result.write(trial_dir)
-    if config.get("monitor", {}).get("trace", True):
-        from harness.monitor.trace import write_trial_trace
-
-        write_trial_trace(result, trial_dir)
-
-
-def start_sampler(pid: int, config: dict, folder: Path | None = None):
+def start_sampler(pid: int, config: dict, phases: Channel | None = None):
     """The utilization sampler for the child ``pid``, or ``None`` when ``monitor.enabled=false``."""
     monitor = config.get("monitor", {})
     if not monitor.get("enabled", True):
@@ -149,47 +153,39 @@ def start_sampler(pid: int, config: dict, folder: Path | None = None):
             gpu_index=config.get("consumer", {}).get("gpu_index", 0),
             gpu=monitor.get("gpu", True),
             uss_interval_ms=monitor.get("uss_interval_ms", 0),
-            folder=None if folder is None else str(folder),
+            phases=phases,
         ).start()
     except Exception:  # the child may already be gone; the trial's own result says why
         return None
 
 
-def attach_monitor(result: TrialResult, record: dict) -> None:
-    """Put the sampled series, their summary over the measured phase and the sampler's cost into ``result``."""
+def monitor_record(result: TrialResult, record: dict) -> dict:
+    """The sampler's ``record`` with its summary over the measured phase of ``result``, for ``supervisor.json``."""
     from harness.monitor.summary import summarize
 
     start = result.timing.get("measure_start_clock")
     wall = result.summary.get("wall_s")
     end = start + wall if start is not None and wall is not None else None
     samples = sum(result.steps.get("samples", [])) or None
-    summary = summarize(record, start, end, samples)
-    result.monitor = {**record, "summary": summary}
-    result.summary.update({k: summary[k] for k in MONITOR_SUMMARY})
-    result.overhead["sampler"] = record["overhead"]
     measured = record["overhead"].get("measured_phase_cpu_s")
-    result.overhead["sampler"]["measured_phase_cpu_pct_of_core"] = (
-        round(measured / wall * 100, 3) if measured is not None and wall else None
-    )
+    overhead = {
+        **record["overhead"],
+        "measured_phase_cpu_pct_of_core": round(measured / wall * 100, 3) if measured is not None and wall else None,
+    }
+    return {**record, "overhead": overhead, "summary": summarize(record, start, end, samples)}
 
 
-MONITOR_SUMMARY = (
-    "cpu_tree_mean_pct",
-    "cpu_tree_max_pct",
-    "cpu_s_per_1000_samples",
-    "peak_rss_mb",
-    "pss_mb",
-    "disk_read_mb_s",
-    "gpu_util_mean_pct",
-    "gpu_idle_pct",
-    "gpu_power_mean_w",
-)
+def _collect(
+    proc, trial_dir: Path, outcome: str, timeout_s: float, request: Request, config: dict, elapsed_s: float
+) -> tuple[TrialResult, str]:
+    """(the child's result, ``child``), or (a failed / timeout / interrupted result the parent wrote, ``parent``).
 
-
-def _collect(proc, trial_dir: Path, outcome: str, timeout_s: float, base: TrialResult, elapsed_s: float) -> TrialResult:
-    """The child's result.json, or a failed / timeout / interrupted result that says why there is none."""
+    A child killed at its timeout may have written a result in its last moment; the
+    parent's ``timeout`` result replaces it, since its measurement ran past the bound.
+    """
     if outcome != "timeout" and (trial_dir / RESULT_FILE).exists():  # finished, even if a signal came just after
-        return read_result(trial_dir / RESULT_FILE)
+        return read_result(trial_dir / RESULT_FILE, supervised=False), "child"
+    base = TrialResult("failed", config, request.overrides, request.job, request.repeat, kind=request.kind, timing=dict(request.schedule))
     if outcome == "timeout":
         base.status = "timeout"
         base.error = f"still running after trial.timeout_s={timeout_s:g} s; killed with its workers"
@@ -202,18 +198,26 @@ def _collect(proc, trial_dir: Path, outcome: str, timeout_s: float, base: TrialR
         base.error = crash_reason(proc.returncode, trial_dir)
     base.traceback = log_tail(trial_dir)
     base.write(trial_dir)
-    return base
+    return base, "parent"
 
 
-def kill_group(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
-    """Stop the child's whole process group: SIGTERM, then SIGKILL after ``grace_s``."""
+def kill_group(proc: subprocess.Popen, grace_s: float = 3.0) -> str | None:
+    """Stop the child's whole process group: SIGTERM, then SIGKILL after ``grace_s``.
+
+    Returns:
+        The last signal the group got (``SIGTERM``, ``SIGKILL``), ``None`` when nothing was left in it.
+    """
+    killed = None
     if _signal_group(proc.pid, signal.SIGTERM):
+        killed = "SIGTERM"
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and _signal_group(proc.pid, 0):
             proc.poll()  # reap the leader so an exited group reads as empty
             time.sleep(0.02)
-        _signal_group(proc.pid, signal.SIGKILL)
+        if _signal_group(proc.pid, signal.SIGKILL):
+            killed = "SIGKILL"
     proc.wait()
+    return killed
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

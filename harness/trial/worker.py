@@ -1,14 +1,13 @@
 """The child side of a trial: ``python -m harness.trial.worker TRIAL_DIR``.
 
-It reads ``TRIAL_DIR/trial.json`` (written by the parent: job, repeat, overrides and the
-path of the job's resolved config), runs one trial and always leaves a ``result.json``
-there, ``ok`` or ``failed`` with the reason. Nothing is exchanged through stdout, which
-goes to ``trial.log``.
+It reads ``TRIAL_DIR/trial.json`` (the parent's :class:`~harness.trial.protocol.Request`),
+runs one trial and always leaves a ``result.json`` there, ``ok`` or ``failed`` with the
+reason, written once. The measured phase's begin and end go to the parent over the
+request's channel. Nothing is exchanged through stdout, which goes to ``trial.log``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,29 +17,29 @@ from typing import Any, cast
 
 from harness.errors import HarnessError
 from harness.results.model import TrialResult
-
-SPAWNED_AT_ENV = "HARNESS_SPAWNED_AT"
-SAMPLER_ENV = "HARNESS_SAMPLER"  # set when the parent samples this trial
-SAMPLER_WAIT_S = 3.0  # longest wait for the sampler's end-of-phase reading (it polls every interval)
+from harness.trial.protocol import Channel, Request
 
 
 def main(argv) -> int:
     entered = time.time()
     trial_dir = Path(argv[0])
-    spec = json.loads((trial_dir / "trial.json").read_text())
-    kind = spec.get("kind", "trial")
-    result = TrialResult(status="failed", config={}, overrides=spec["overrides"], job=spec["job"], repeat=spec["repeat"], kind=kind)
-    spawned_at = float(os.environ.get(SPAWNED_AT_ENV, entered))
+    request = Request.read(trial_dir)
+    # Thread-pool settings are read when a library loads; none has loaded yet (this module
+    # imports no framework), and keeping them in the request lets trial.json alone rerun a trial.
+    os.environ.update(request.env)
+    channel = Channel.for_child(request)
+    result = TrialResult("failed", config={}, overrides=request.overrides, job=request.job, repeat=request.repeat, kind=request.kind)
+    spawned_at = request.spawned_at or entered
     result.overhead["process_start_s"] = round(entered - spawned_at, 4)
-    result.timing.update(spec.get("schedule", {}))  # round and position in the sweep's interleaved order
+    result.timing.update(request.schedule)  # round and position in the sweep's interleaved order
     result.timing["started_at"] = spawned_at
     try:
-        if kind == "augbench":
+        if request.kind == "augbench":
             from harness.augment.bench import execute as execute_augbench
 
-            execute_augbench(Path(spec["config"]), spec["repeat"], result)
+            execute_augbench(Path(request.config_file), request.repeat, result)
         else:
-            execute(Path(spec["config"]), spec["repeat"], result, folder=trial_dir)
+            execute(Path(request.config_file), request.repeat, result, channel=channel)
         result.status = judge(result)
     except HarnessError as exc:
         result.error = str(exc)
@@ -104,8 +103,12 @@ def one_line(exc: BaseException) -> str:
     return text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
 
 
-def execute(config_file: Path, repeat: int, result: TrialResult, folder: Path | None = None) -> None:
-    """Run one trial from a resolved config file and fill ``result`` in place."""
+def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channel | None = None) -> None:
+    """Run one trial from a resolved config file and fill ``result`` in place.
+
+    Args:
+        channel: where the measured phase's begin and end are told (the parent's sampler).
+    """
     from omegaconf import OmegaConf
 
     from harness.config.compose import load_trial_config
@@ -123,7 +126,7 @@ def execute(config_file: Path, repeat: int, result: TrialResult, folder: Path | 
     loader, consumer = _build(cfg, repeat, result, config_file.parent, spec)
     bound = trial_bound(cfg.trial)
     try:
-        _measure(cfg, loader, consumer, bound, result, folder)
+        _measure(cfg, loader, consumer, bound, result, channel)
     finally:
         loader.close()
     if spec is not None:
@@ -162,26 +165,7 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
     return loader, consumer
 
 
-def _phase_marker(folder: Path | None, key: str) -> None:
-    """Tell the parent's sampler where the measured phase begins and ends (files in the trial folder)."""
-    from harness.monitor.sampler import MARKERS
-
-    if folder is not None and os.environ.get(SAMPLER_ENV):
-        (folder / MARKERS[key]).touch()
-
-
-def _wait_for_sampler(folder: Path | None) -> None:
-    """At the end of the measured phase, workers still alive: let the sampler read their memory (USS)."""
-    from harness.monitor.sampler import MARKERS
-
-    if folder is None or not os.environ.get(SAMPLER_ENV):
-        return
-    deadline = time.perf_counter() + SAMPLER_WAIT_S
-    while not (folder / MARKERS["ack"]).exists() and time.perf_counter() < deadline:
-        time.sleep(0.01)
-
-
-def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path | None = None) -> None:
+def _measure(cfg, loader, consumer, bound, result: TrialResult, channel: Channel | None = None) -> None:
     from dataclasses import asdict
 
     from harness.config.schema import choice
@@ -199,11 +183,11 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult, folder: Path | N
         cfg.trial.warmup_steps,
         on_batch=checks.check_shape,
         during_compute=checks.account,
-        on_measure=lambda: _phase_marker(folder, "start"),
+        on_measure=None if channel is None else channel.begin,
     )
-    _phase_marker(folder, "end")
     t = time.perf_counter()
-    _wait_for_sampler(folder)
+    if channel is not None:
+        channel.end()  # with the workers still alive, the sampler reads their memory (USS) before answering
     result.overhead["sampler_wait_s"] = round(time.perf_counter() - t, 4)  # after measuring: not in any metric
     steps = asdict(loop.steps)
     result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}

@@ -2,6 +2,7 @@
 
 import json
 
+from harness.results.model import read_result
 from tests.conftest import sweep_dir
 from tests.integration.test_cli import TINY, read_rows
 
@@ -20,11 +21,16 @@ def test_a_dataloader_sweep_shows_cpu_per_worker_memory_per_variant_and_writes_t
         assert float(row["peak_rss_mb"]) > 50 and float(row["cpu_tree_mean_pct"]) > 0
         assert float(row["cpu_s_per_1000_samples"]) > 0
         assert row["gpu_util_mean_pct"] == ""  # no GPU here: absent, not 0
-    result = json.loads((folder / "1" / "repeat-0" / "result.json").read_text())
-    monitor = result["monitor"]
+    # the sampler's record is the parent's, in supervisor.json beside the trial's own result; readers see both
+    trial = folder / "1" / "repeat-0"
+    assert json.loads((trial / "result.json").read_text())["monitor"] == {}
+    result = read_result(trial / "result.json")
+    monitor = result.monitor
     assert monitor["absent"]["gpu"]
     assert len(monitor["t"]) >= 10 and len(monitor["series"]["tree_cpu_pct"]) == len(monitor["t"])
-    assert result["overhead"]["sampler"]["where"].startswith("a thread of the parent")
+    assert any(v is not None for v in monitor["series"]["tree_uss_mb"])  # read while the trial waited at its end
+    assert result.overhead["sampler"]["where"].startswith("a thread of the parent")
+    assert result.overhead["sampler_wait_s"] < 3.0  # the sampler answered; the trial did not wait out its bound
     trace = json.loads((folder / "1" / "repeat-0" / "trace.json").read_text())["traceEvents"]
     assert {"X", "C", "M"} <= {e["ph"] for e in trace}
     merged = json.loads((folder / "trace.json").read_text())["traceEvents"]

@@ -197,3 +197,36 @@ def test_sampler_ticks_keep_their_interval():
     gaps = [b - a for a, b in zip(record["t"], record["t"][1:])]
     assert 10 <= len(record["t"]) <= 17
     assert 0.08 < sorted(gaps)[len(gaps) // 2] < 0.13
+
+
+class ScriptedPhases:
+    """The trial's measured phase, begun and ended at known times (seconds after construction)."""
+
+    def __init__(self, begin_s: float, end_s: float):
+        self.t0, self.begin_s, self.end_s = time.monotonic(), begin_s, end_s
+        self.acknowledged_at: float | None = None
+
+    def begun(self) -> bool:
+        return time.monotonic() - self.t0 >= self.begin_s
+
+    def ended(self) -> bool:
+        return time.monotonic() - self.t0 >= self.end_s
+
+    def acknowledge(self) -> None:
+        self.acknowledged_at = time.monotonic() - self.t0
+
+
+def test_uss_is_read_once_when_the_measured_phase_ends_and_only_then_answered():
+    phases = ScriptedPhases(0.3, 1.0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    try:
+        sampler = Sampler(child.pid, 100, gpu=False, phases=phases).start()
+        time.sleep(2.0)
+        record = sampler.stop()
+    finally:
+        child.kill()
+        child.wait()
+    uss = [(t, v) for t, v in zip(record["t"], record["series"]["tree_uss_mb"]) if v is not None]
+    assert len(uss) == 1 and uss[0][1] > 1, uss  # one reading, of a live interpreter
+    assert phases.acknowledged_at is not None and phases.acknowledged_at >= 1.0
+    assert record["overhead"]["measured_phase_cpu_s"] is not None and "uss" not in record["absent"]

@@ -6,18 +6,22 @@ does; waits are bounded generously, so a loaded 2-core machine passes too.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from harness.errors import HarnessError
+from harness.trial import worker
 from harness.trial.protocol import (
     MEASURED,
     MEASURING,
     REQUEST_FILE,
+    SAMPLED,
     SUPERVISOR_FILE,
     Channel,
     Request,
@@ -152,3 +156,37 @@ def test_a_child_not_sampled_does_not_wait_and_a_stale_descriptor_is_no_channel(
     with open(tmp_path / "f", "w") as handle:  # the worker rerun by hand: the number names a file, not a socket
         assert Channel.for_child(Request("x", 0, 0, [], channel_fd=handle.fileno())) is None
     assert Channel.for_child(Request("x", 0, 0, [])) is None
+
+
+# --- no other channel remains ---------------------------------------------------------------
+
+
+def test_no_marker_file_or_harness_environment_variable_carries_the_protocol():
+    sources = {p: p.read_text() for p in (ROOT / "harness").rglob("*.py")}
+    for path, text in sources.items():
+        assert set(re.findall(r"HARNESS_[A-Z_]+", text)) <= {"HARNESS_CACHE"}, path  # a user's setting, not the protocol
+    for event in (MEASURED, SAMPLED):  # "measuring" is also the sampler's name for its phase
+        users = [p.name for p, text in sources.items() if f'"{event}"' in text]
+        assert users == ["protocol.py"], (event, users)  # only the protocol names its events
+    for package in ("trial", "monitor"):
+        touched = [p.name for p, text in sources.items() if p.parent.name == package and ".touch(" in text]
+        assert touched == [], touched
+    assert "MARKERS" not in sources[ROOT / "harness" / "monitor" / "sampler.py"]
+
+
+def test_the_worker_imports_no_framework_before_it_applies_the_requests_settings():
+    code = "import sys, harness.trial.worker; print(sorted(m for m in ('numpy', 'torch', 'tensorflow', 'cv2') if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_worker_applies_the_requests_settings_and_writes_its_own_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # restored after the test
+    Request(str(tmp_path / "missing.yaml"), 2, 1, ["a=b"], env={"OMP_NUM_THREADS": "1"}, spawned_at=time.time()).write(tmp_path)
+    assert worker.main([str(tmp_path)]) == 1
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    result = json.loads(Path(tmp_path / "result.json").read_text())
+    assert (result["status"], result["job"], result["repeat"], result["overrides"]) == ("failed", 2, 1, ["a=b"])
+    assert result["error"] and result["overhead"]["process_start_s"] >= 0
