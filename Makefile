@@ -1,5 +1,8 @@
 # Set-up is implicit: every target that runs Python first creates .venv and installs the
 # project with every extra, pinned by constraints.txt (once; again when either file changes).
+# The editable install is setuptools' "compat" mode (the checkout on sys.path): Hydra finds
+# launcher plugins by listing the hydra_plugins namespace package, which the default
+# editable mode's import hook hides (hydra_plugins/harness_launcher would not be found).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]' --config-settings editable_mode=compat
 	touch $@
 
 ## The quick start: build a small dataset, sweep tf.data settings, print the results folder.
@@ -27,10 +30,10 @@ browser:
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
-## ruff (lint + format check) on the code and its tests, mypy on harness/ (settings in pyproject.toml).
+## ruff (lint + format check) on the code and its tests, mypy on harness/ and hydra_plugins/ (settings in pyproject.toml).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness tests benchmarks
-	$(VENV)/bin/ruff format --check harness tests benchmarks
+	$(VENV)/bin/ruff check harness hydra_plugins tests benchmarks
+	$(VENV)/bin/ruff format --check harness hydra_plugins tests benchmarks
 	$(VENV)/bin/mypy
 
 ## The project's regression gate: a small sweep checked against ci/baseline.json in ratio mode

@@ -1,47 +1,38 @@
-"""``run`` and ``sweep``: Hydra composes the jobs, each trial runs in a child process.
+"""``run`` and ``sweep``: Hydra composes the jobs, the harness launcher runs them (:mod:`harness.engine`).
 
-Hydra's own runtime (``@hydra.main``, its multirun and basic launcher) drives the jobs,
-so ``hydra.sweep.dir=...``, ``--cfg job`` and ``hydra.sweeper.params`` in experiment
-files all work as Hydra users expect. The job function below runs in this (parent)
-process: it prepares the job's dataset and writes its resolved config. When every job is
-ready, the trials run in rounds: round 1 runs each job once, in an order shuffled with a
-seeded generator, then round 2 in a new order, and so on (Google Benchmark's random
-interleaving), so a change in machine load spreads over the variants instead of landing
-on the one whose repeats ran back to back. Before Hydra starts, every job of the grid is
-composed and validated, so a bad value anywhere fails before the first trial, and a
-``hydra.sweep.dir`` that already holds results is refused unless ``--overwrite`` is given.
-SIGTERM and SIGINT stop the sweep cleanly (:mod:`harness.trial.stop`).
+Hydra's own runtime (``@hydra.main``, its multirun and a launcher plugin) drives the jobs,
+so ``hydra.sweep.dir=...``, ``--cfg job``, ``hydra.sweeper.params`` in experiment files and
+``hydra/launcher=...`` all work as Hydra users expect. The default launcher,
+``hydra_plugins/harness_launcher``, checks every job before the first trial and runs the
+trials of all jobs in interleaved rounds; another launcher runs :func:`harness.engine.task`
+per job. This module claims the result folder, and when the jobs are done writes
+results.csv, the merged trace and the report. A ``hydra.sweep.dir`` that already holds
+results is refused unless ``--overwrite`` is given. SIGTERM and SIGINT stop the sweep
+cleanly (:mod:`harness.trial.stop`).
 """
 
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
-from harness.commands.outputs import FAILED_TRIALS_EXIT, new_result_dir, write_trial_config
+from harness.commands.outputs import FAILED_TRIALS_EXIT, new_result_dir
 from harness.config import CONF_DIR, register_configs
-from harness.config.compose import compose, expand_sweep, to_typed
-from harness.config.validate import validate
+from harness.config.compose import compose, expand_sweep
+from harness.engine import BENCH_DIR, SCHEDULE_FILE, check_job, task
 from harness.errors import HarnessError
-from harness.results.model import RESULT_FILE, TrialResult
+from harness.results.model import RESULT_FILE
 from harness.results.table import TABLE_FILE, write_table
 from harness.trial import stop
 
-SCHEDULE_FILE = "schedule.json"  # the sweep's seed and each round's order of jobs
-
 
 def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
-    """Validate every job, run them through Hydra, and return the result folder.
+    """Run the jobs through Hydra and return the result folder.
 
     A SIGTERM or SIGINT stops the running trial with its workers and records it as
     ``interrupted``; results.csv and the report are written for what finished, then
@@ -53,42 +44,56 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
         _run_hydra([sys.argv[0]] + (["--multirun"] if multirun else []) + flags + overrides)
         return None
     jobs = expand_sweep(overrides) if multirun else [overrides]
-    configs = _validate(jobs)
+    first = check_job(compose(jobs[0]))  # names the folder; the launcher (or Preflight) checks every job
     dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = [o.split("=", 1)[1] for o in overrides if o.startswith(dir_key + "=")]
-    root = Path(given[0]) if given else new_result_dir(min(c.name for c in configs), multirun)
-    claim_folder(root, dir_key, overwrite, "sweep" if multirun else "run")  # here, not in _job: once, before any trial
+    root = Path(given[0]) if given else new_result_dir(_folder_name(first), multirun)
+    claim_folder(root, dir_key, overwrite, "sweep" if multirun else "run")  # here, not in a job: once, before any trial
     argv = [sys.argv[0], *(["--multirun"] if multirun else []), *overrides, *([] if given else [f"{dir_key}={root}"])]
     print(f"harness: {len(jobs)} job(s) -> {root}", flush=True)
+    made = _first_missing(root)  # the folder this sweep will create first (None: root exists)
     with stop.stopping_on_signals():
-        _run_all(argv, root, multirun)
-        _write_outputs(root, multirun, trace=configs[0].monitor.trace)
+        try:
+            _run_hydra(argv)
+        except stop.Interrupted:
+            pass  # every finished trial keeps its result.json, the stopped one says interrupted: write what there is
+        except HarnessError:  # a job refused before any trial: leave no folder that a rerun would have to --overwrite
+            if made is not None:
+                _remove_if_only_hydra(root, made)
+            raise
+        _write_outputs(root, multirun, trace=first.monitor.trace)
     signum = stop.requested()
     if signum is not None:
         _exit_interrupted(root, signum)
     return root if root.exists() else None
 
 
-def _validate(jobs: Sequence[Sequence[str]]) -> list[DictConfig]:
-    """Compose and check every job, so that a bad value anywhere fails before the first trial."""
-    configs = [compose(job) for job in jobs]
-    for cfg in configs:
-        validate(cfg)
-    return configs
+def _first_missing(root: Path) -> Path | None:
+    """The highest folder of ``root``'s path that does not exist yet, or ``None``."""
+    if root.exists():
+        return None
+    top = root.absolute()
+    while not top.parent.exists():
+        top = top.parent
+    return top
 
 
-def _run_all(argv: list[str], root: Path, multirun: bool) -> None:
-    """Plan every job through Hydra, run the trials in rounds, then any augbench; a signal cuts it short."""
-    _PLANNED.clear()
-    try:
-        _run_hydra(argv)
-        run_rounds(list(_PLANNED), root)
-        if multirun and root.exists():
-            from harness.commands.augbench import bench_sweep
+def _remove_if_only_hydra(root: Path, made: Path) -> None:
+    """Delete the folders this sweep created, if they hold nothing but what Hydra writes before the first job."""
+    if not root.is_dir() or {entry.name for entry in root.iterdir()} - {"multirun.yaml", ".submitit"}:
+        return
+    shutil.rmtree(root)
+    for folder in root.absolute().parents:  # reports/, if this sweep made it and it is empty now
+        if not folder.is_relative_to(made) or any(folder.iterdir()):
+            break
+        folder.rmdir()
 
-            bench_sweep(root)
-    except stop.Interrupted:
-        pass  # every finished trial keeps its result.json, the stopped one says interrupted: write what there is
+
+def _folder_name(typed) -> str:
+    """The result folder's name after the time: the experiment's name (``augbench`` for an augbench of no experiment)."""
+    from harness.config.schema import choice
+
+    return "augbench" if choice(typed.trial.kind) == "augbench" and typed.name == "default" else typed.name
 
 
 def _write_outputs(root: Path, multirun: bool, *, trace: bool) -> None:
@@ -157,12 +162,10 @@ def claim_folder(root: Path, dir_key: str, overwrite: bool, what: str = "sweep")
 
 def _made_here(entry: Path) -> bool:
     """Whether a run or sweep writes this entry of its folder (job and repeat folders, tables, report)."""
-    from harness.commands.augbench import BENCH_DIR
-
     if entry.is_symlink() or not entry.is_dir():
         return entry.name in OUTPUT_FILES
     job = entry.name.isdigit() and ((entry / "trial.yaml").exists() or (entry / ".hydra").exists())
-    return job or entry.name in (".hydra", BENCH_DIR) or re.fullmatch(r"repeat-\d+", entry.name) is not None
+    return job or entry.name in (".hydra", ".submitit", BENCH_DIR) or re.fullmatch(r"repeat-\d+", entry.name) is not None
 
 
 # Hydra's own flags that take a value
@@ -192,165 +195,9 @@ def _run_hydra(argv: list[str]) -> None:
     saved = sys.argv
     sys.argv = argv
     try:
-        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_job)()
+        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
     finally:
         sys.argv = saved
-
-
-@dataclass
-class JobPlan:
-    """One job of the sweep, ready to run: its resolved config on disk, its dataset built."""
-
-    job: int  # Hydra job number
-    job_dir: Path  # the job's folder (trial.yaml, repeat-N/)
-    root: Path  # the sweep's (or run's) folder, where results.csv goes
-    config_file: Path  # job_dir/trial.yaml
-    config: dict  # the resolved config as plain containers
-    overrides: list[str]  # the job's overrides
-    repeats: int  # trial.repeats
-    timeout_s: float  # trial.timeout_s
-    seed: int  # trial.seed: also seeds the order of the rounds
-    error: str | None = None  # why no trial can run (e.g. a folder without images)
-
-
-_PLANNED: list[JobPlan] = []  # filled by Hydra's task function, run by run_rounds once Hydra returns
-
-
-def _job(cfg: DictConfig) -> int:
-    """Hydra's task function: get one job ready; its trials run later, interleaved with the other jobs'."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
-    job_dir = Path(hc.runtime.output_dir)
-    root = Path(hc.sweep.dir) if multirun else job_dir
-    job = int(hc.job.num) if multirun else 0
-    _PLANNED.append(plan_job(cfg, job_dir, root, job=job, overrides=list(hc.overrides.task)))
-    return 0
-
-
-def _as_dict(container) -> dict:
-    """A DictConfig's container, which OmegaConf types as any container."""
-    if not isinstance(container, dict):
-        raise TypeError(f"expected a mapping, got {type(container).__name__}")
-    return container
-
-
-def plan_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: list[str]) -> JobPlan:
-    """Write the job's trial.yaml and build the dataset its trials read."""
-    from harness.data.build import prepare
-    from harness.loaders import get_loader
-
-    config_file, plain = write_trial_config(cfg, job_dir)
-    typed = to_typed(plain)
-    plan = JobPlan(
-        job,
-        job_dir,
-        root,
-        config_file,
-        _as_dict(OmegaConf.to_container(plain, resolve=True)),
-        overrides,
-        typed.trial.repeats,
-        typed.trial.timeout_s,
-        typed.trial.seed,
-    )
-    try:
-        needs = get_loader(typed.loader.name).needs(typed.loader)
-        if needs.dataset:
-            t = time.perf_counter()
-            manifest = prepare(typed.dataset, tfrecord=needs.tfrecord)
-            elapsed = time.perf_counter() - t
-            if elapsed > 1:
-                print(f"  dataset ready in {elapsed:.1f} s: {manifest.root}", flush=True)
-            _tell_dataset_notes(manifest)
-    except HarnessError as exc:  # e.g. a folder without images: every repeat fails the same way
-        plan.error = str(exc)
-    return plan
-
-
-_TOLD: set = set()  # datasets whose notes this sweep printed: once each, not once per job
-
-
-def _tell_dataset_notes(manifest) -> None:
-    """Which files were skipped, converted or left out: once per dataset, before any trial."""
-    if manifest.root not in _TOLD:
-        _TOLD.add(manifest.root)
-        for line in manifest.notes():
-            print(f"  {line}", flush=True)
-
-
-def schedule(plans: Sequence[JobPlan], seed: int) -> list[list[JobPlan]]:
-    """Rounds of trials: round r runs every job that has an r-th repeat, in a shuffled order.
-
-    The order of each round comes from ``random.Random(seed)``, so the same sweep runs
-    its trials in the same order and the order is recorded with the results.
-    """
-    rng = random.Random(seed)
-    rounds = []
-    for r in range(max((p.repeats for p in plans), default=0)):
-        this = [p for p in plans if p.repeats > r]
-        rng.shuffle(this)
-        rounds.append(this)
-    return rounds
-
-
-def run_rounds(plans: Sequence[JobPlan], root: Path) -> list[TrialResult]:
-    """Run every planned trial, round by round, and record the order in ``root/schedule.json``."""
-    from harness.data.manifest import write_json_atomic
-    from harness.trial.spawn import run_trial
-
-    if not plans:
-        return []
-    seed = plans[0].seed
-    rounds = schedule(plans, seed)
-    if len(rounds) > 1 and len(plans) > 1:
-        print(f"  {len(rounds)} rounds, each job once per round in a shuffled order (seed {seed})", flush=True)
-    write_json_atomic(Path(root) / SCHEDULE_FILE, {"seed": seed, "rounds": [[p.job for p in this] for this in rounds]})
-    results = []
-    for r, this in enumerate(rounds):
-        for position, plan in enumerate(this):
-            stop.check()  # a signal between two trials: start no other
-            trial_dir = _trial_dir(plan.job_dir, r, plan.repeats)
-            where = {"round": r, "position": position, "jobs_in_round": len(this)}
-            if plan.error is not None:
-                result = TrialResult("failed", plan.config, plan.overrides, plan.job, r, error=plan.error, timing=dict(where))
-                result.write(trial_dir)
-            else:
-                result = run_trial(
-                    plan.config_file,
-                    trial_dir,
-                    job=plan.job,
-                    repeat=r,
-                    overrides=plan.overrides,
-                    config=plan.config,
-                    timeout_s=plan.timeout_s,
-                    schedule=where,
-                )
-            results.append(result)
-            print(format_line(result), flush=True)
-            write_table(plan.root)
-    return results
-
-
-def _trial_dir(job_dir: Path, repeat: int, repeats: int) -> Path:
-    path = job_dir / f"repeat-{repeat}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def format_line(result: TrialResult) -> str:
-    """One terminal line per trial."""
-    head = f"  job {result.job} repeat {result.repeat}: {result.status:7s}"
-    if result.status != "ok":
-        return f"{head} {result.error}"
-    s = result.summary
-    line = (
-        f"{head} {s['samples_per_s']:9.1f} samples/s {s['batches_per_s']:7.2f} batches/s "
-        f"stall {s['stall_pct']:5.1f}%  AU {s['au_pct']:5.1f}%  ttfb {s['ttfb_s']:.2f} s"
-    )
-    restarts = s.get("restart_pct")
-    return line + (f"  restarts {restarts:.0f}% (steady {s['steady_samples_per_s']:.0f}/s)" if restarts and restarts > 5 else "")
 
 
 def finish(root: Path | None) -> int:

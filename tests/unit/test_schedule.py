@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from harness.commands.launch import JobPlan, schedule
+from harness.engine import JobPlan, schedule
 
 
 def plans(*repeats):

@@ -1,0 +1,388 @@
+"""The one sweep engine: check every job, get each ready, run its trials in isolated processes.
+
+Hydra composes the jobs and a launcher hands them over. Two launchers reach this code:
+
+- The harness's own (``hydra/launcher=harness``, the default; ``hydra_plugins/harness_launcher``)
+  calls :func:`task`'s three phases itself: :func:`check_jobs` on every job's config before
+  anything runs, :func:`plan` per job inside Hydra's ``run_job`` (the job's folder, its
+  ``trial.yaml``, its dataset), then :func:`run_planned`, which runs the trials of all jobs in
+  interleaved rounds: round 1 runs each job once in an order shuffled with a seeded
+  generator, round 2 in a new order, and so on (Google Benchmark's random interleaving), so
+  a change in machine load spreads over the variants instead of landing on one job's
+  repeats. Jobs whose pipeline augments end with the one-thread augbench of each distinct
+  pipeline, through the same loop.
+- Any other launcher (``hydra/launcher=submitit_local``, a SLURM or Ray one) calls
+  :func:`task` once per job, in its own process or machine: the job is planned and its
+  repeats run back to back there. :class:`Preflight`, a Hydra callback, checks every job of
+  the grid and builds the datasets once in the parent before such a launcher starts.
+
+Whichever launcher ran them, every trial leaves ``JOB/repeat-N/result.json`` (an augbench
+job ``JOB/result.json``) in the sweep folder, and the rows of ``results.csv`` are the same.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from harness.errors import ConfigError, HarnessError
+from harness.results.model import TrialResult
+from harness.trial import stop
+
+SCHEDULE_FILE = "schedule.json"  # the sweep's seed, each round's order of jobs, then the augbench folders
+BENCH_DIR = "augbench"  # <sweep>/augbench/<library-ops>/: the one-thread benchmark of each pipeline a sweep augments
+# an augbench process is bounded by its images and passes, not a trial bound; this only catches hangs
+BENCH_TIMEOUT_S = 900.0
+LAUNCHER_TARGET = "hydra_plugins.harness_launcher.harness_launcher.HarnessLauncher"
+
+
+@dataclass
+class JobPlan:
+    """One job of the sweep, ready to run: its resolved config on disk, its dataset built."""
+
+    job: int  # Hydra job number
+    job_dir: Path  # the job's folder (trial.yaml, repeat-N/)
+    root: Path  # the sweep's (or run's) folder, where results.csv goes
+    config_file: Path  # job_dir/trial.yaml
+    config: dict  # the resolved config as plain containers
+    overrides: list[str]  # the job's overrides
+    repeats: int  # trial.repeats
+    timeout_s: float  # trial.timeout_s
+    seed: int  # trial.seed: also seeds the order of the rounds
+    error: str | None = None  # why no trial can run (e.g. a folder without images)
+    kind: str = "trial"  # trial.kind: trial | augbench
+    env: dict[str, str] = field(default_factory=dict)  # the child's process settings (augbench: one thread)
+
+    def trial_dir(self, repeat: int) -> Path:
+        """``JOB/repeat-N/`` for a trial; an augbench job runs once and writes into ``JOB/``."""
+        path = self.job_dir if self.kind == "augbench" else self.job_dir / f"repeat-{repeat}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+# -- checking ----------------------------------------------------------------------------------
+def check_job(cfg: DictConfig):
+    """The typed config of one composed job, or :class:`HarnessError` saying in one line what is wrong."""
+    from harness.config.compose import to_typed
+    from harness.config.schema import choice
+    from harness.config.validate import check_finite, validate
+
+    typed = to_typed(cfg)
+    if choice(typed.trial.kind) == "augbench":
+        _check_augbench(typed)
+        check_finite(typed)  # not validate(): augbench runs no loader, so the loader's rules do not apply
+    else:
+        validate(typed)
+    return typed
+
+
+def _check_augbench(typed) -> None:
+    from harness.augment.spec import parse
+    from harness.config.schema import choice
+
+    if choice(typed.augment.library) == "auto":
+        raise ConfigError("augbench: set augment.library (torchvision, albumentations, tf_image, keras_idg; a comma list compares them)")
+    if not parse(typed.augment, None).active:
+        raise ConfigError("augbench: augment.ops is empty; pick a pipeline (augment=resize_rotate) or list ops")
+
+
+def check_jobs(configs: Sequence[DictConfig]) -> None:
+    """Check every job before the first trial: a bad value in the last job fails as early as one in the first."""
+    for cfg in configs:
+        check_job(cfg)
+
+
+# -- planning ----------------------------------------------------------------------------------
+def write_trial_config(cfg: DictConfig, job_dir: Path):
+    """The job's resolved config without Hydra's node, as ``job_dir/trial.yaml`` (all a trial reads).
+
+    Returns:
+        (the file, the config without ``hydra``).
+    """
+    job_dir.mkdir(parents=True, exist_ok=True)
+    plain = OmegaConf.masked_copy(cfg, [str(k) for k in cfg.keys() if k != "hydra"])
+    config_file = job_dir / "trial.yaml"
+    config_file.write_text(OmegaConf.to_yaml(plain, resolve=True))
+    return config_file, plain
+
+
+def plan(cfg: DictConfig) -> JobPlan:
+    """Hydra's job, first half: write the job's trial.yaml and build its dataset (inside Hydra's ``run_job``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    job_dir = Path(hc.runtime.output_dir)
+    root = Path(hc.sweep.dir) if multirun else job_dir
+    job = int(hc.job.num) if multirun else 0
+    return plan_job(cfg, job_dir, root, job=job, overrides=list(hc.overrides.task))
+
+
+def plan_job(cfg: DictConfig, job_dir: Path, root: Path, *, job: int, overrides: list[str]) -> JobPlan:
+    """Write the job's trial.yaml and build the dataset its trials read."""
+    from harness.config.compose import to_typed
+    from harness.config.schema import choice
+
+    config_file, plain = write_trial_config(cfg, job_dir)
+    typed = to_typed(plain)
+    kind = choice(typed.trial.kind)
+    bench = kind == "augbench"
+    plan = JobPlan(
+        job,
+        job_dir,
+        root,
+        config_file,
+        _as_dict(OmegaConf.to_container(plain, resolve=True)),
+        overrides,
+        1 if bench else typed.trial.repeats,
+        BENCH_TIMEOUT_S if bench else typed.trial.timeout_s,
+        typed.trial.seed,
+        kind=kind,
+        env=_bench_env() if bench else {},
+    )
+    try:
+        _prepare_dataset(typed, bench)
+    except HarnessError as exc:  # e.g. a folder without images: every repeat fails the same way
+        plan.error = str(exc)
+    return plan
+
+
+def _bench_env() -> dict[str, str]:
+    from harness.augment.bench import ONE_THREAD_ENV
+
+    return dict(ONE_THREAD_ENV)
+
+
+def _prepare_dataset(typed, bench: bool):
+    """Build (or find in the cache) the dataset the job reads, and say once which files it left out."""
+    from harness.data.build import prepare
+    from harness.loaders import get_loader
+
+    needs = get_loader(typed.loader.name).needs(typed.loader)
+    if not (needs.dataset or bench):
+        return None
+    t = time.perf_counter()
+    manifest = prepare(typed.dataset, tfrecord=[] if bench else needs.tfrecord)
+    elapsed = time.perf_counter() - t
+    if elapsed > 1:
+        print(f"  dataset ready in {elapsed:.1f} s: {manifest.root}", flush=True)
+    _tell_dataset_notes(manifest)
+    return manifest
+
+
+def _as_dict(container) -> dict:
+    """A DictConfig's container, which OmegaConf types as any container."""
+    if not isinstance(container, dict):
+        raise TypeError(f"expected a mapping, got {type(container).__name__}")
+    return container
+
+
+_TOLD: set = set()  # datasets whose notes this sweep printed: once each, not once per job
+
+
+def _tell_dataset_notes(manifest) -> None:
+    """Which files were skipped, converted or left out: once per dataset, before any trial."""
+    if manifest.root not in _TOLD:
+        _TOLD.add(manifest.root)
+        for line in manifest.notes():
+            print(f"  {line}", flush=True)
+
+
+def bench_plans(plans: Sequence[JobPlan]) -> list[JobPlan]:
+    """One augbench job per distinct (library, pipeline, dataset) among the trial jobs that augment.
+
+    Each lands in ``<sweep>/augbench/<library>-<ops>/``, so the sweep's table shows the
+    in-loader figure and the one-thread figure of the same pipeline side by side.
+    """
+    from harness.config.compose import load_trial_config
+    from harness.config.validate import augment_spec
+
+    done: set[tuple] = set()
+    out = []
+    for p in sorted(plans, key=lambda p: p.job):
+        if p.kind != "trial" or p.error is not None:
+            continue
+        cfg = load_trial_config(p.config_file)
+        if not cfg.augment.ops or not cfg.augment.bench:
+            continue
+        spec = augment_spec(cfg)
+        dataset = OmegaConf.to_yaml(OmegaConf.structured(cfg.dataset))
+        key = (spec.library, spec.signature(), dataset, cfg.batch.channels, cfg.augment.bench_images, cfg.augment.bench_passes)
+        if key in done:
+            continue
+        done.add(key)
+        folder = p.root / BENCH_DIR / f"{spec.library}-{'-'.join(op.name for op in spec.ops)}"
+        out.append(_bench_plan(p, folder))
+    return out
+
+
+def _bench_plan(p: JobPlan, folder: Path) -> JobPlan:
+    """An augbench job over the pipeline of trial job ``p``: its trial.yaml with ``trial.kind=augbench``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {**p.config, "trial": {**p.config.get("trial", {}), "kind": "augbench"}}
+    config_file = folder / "trial.yaml"
+    config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    return JobPlan(p.job, folder, p.root, config_file, config, p.overrides, 1, BENCH_TIMEOUT_S, p.seed, kind="augbench", env=_bench_env())
+
+
+# -- running -----------------------------------------------------------------------------------
+def schedule(plans: Sequence[JobPlan], seed: int) -> list[list[JobPlan]]:
+    """Rounds of trials: round r runs every job that has an r-th repeat, in a shuffled order.
+
+    The order of each round comes from ``random.Random(seed)``, so the same sweep runs
+    its trials in the same order and the order is recorded with the results.
+    """
+    rng = random.Random(seed)
+    rounds = []
+    for r in range(max((p.repeats for p in plans), default=0)):
+        this = [p for p in plans if p.repeats > r]
+        rng.shuffle(this)
+        rounds.append(this)
+    return rounds
+
+
+def run_planned(plans: Sequence[JobPlan], *, bench: bool = True) -> list[TrialResult]:
+    """Every trial of the planned jobs in interleaved rounds, then the augbench of each distinct pipeline.
+
+    The order is recorded in ``<sweep>/schedule.json``; results.csv is rewritten after each trial.
+    """
+    from harness.data.manifest import write_json_atomic
+
+    if not plans:
+        return []
+    root, seed = plans[0].root, plans[0].seed
+    rounds = schedule(plans, seed)
+    benches = bench_plans(plans) if bench else []
+    if len(rounds) > 1 and len(plans) > 1:
+        print(f"  {len(rounds)} rounds, each job once per round in a shuffled order (seed {seed})", flush=True)
+    write_json_atomic(
+        Path(root) / SCHEDULE_FILE,
+        {"seed": seed, "rounds": [[p.job for p in this] for this in rounds], "then": [str(b.job_dir.relative_to(root)) for b in benches]},
+    )
+    results = []
+    for r, this in enumerate([*rounds, benches]):
+        for position, p in enumerate(this):
+            where = {"round": r, "position": position, "jobs_in_round": len(this)}
+            results.append(run_one(p, 0 if p.kind == "augbench" else r, where))
+    return results
+
+
+def run_one(p: JobPlan, repeat: int, where: dict[str, int]) -> TrialResult:
+    """One trial of job ``p`` in a process of its own; its line printed, results.csv brought up to date."""
+    from harness.results.table import write_table
+    from harness.trial.spawn import run_trial
+
+    stop.check()  # a signal between two trials: start no other
+    trial_dir = p.trial_dir(repeat)
+    if p.error is not None:
+        result = TrialResult("failed", p.config, p.overrides, p.job, repeat, error=p.error, kind=p.kind, timing=dict(where))
+        result.write(trial_dir)
+    else:
+        result = run_trial(
+            p.config_file,
+            trial_dir,
+            job=p.job,
+            repeat=repeat,
+            overrides=p.overrides,
+            config=p.config,
+            timeout_s=p.timeout_s,
+            kind=p.kind,
+            env=p.env or None,
+            schedule=where,
+        )
+    print(format_line(result), flush=True)
+    write_table(p.root)
+    return result
+
+
+def format_line(result: TrialResult) -> str:
+    """One terminal line per trial (an augbench job: its table of per-op figures)."""
+    head = f"  job {result.job} repeat {result.repeat}: {result.status:7s}"
+    if result.status != "ok":
+        return f"{head} {result.error}" if result.kind == "trial" else f"  augbench job {result.job}: {result.status}: {result.error}"
+    if result.kind == "augbench":
+        from harness.augment.bench import format_table
+
+        return format_table(result)
+    s = result.summary
+    line = (
+        f"{head} {s['samples_per_s']:9.1f} samples/s {s['batches_per_s']:7.2f} batches/s "
+        f"stall {s['stall_pct']:5.1f}%  AU {s['au_pct']:5.1f}%  ttfb {s['ttfb_s']:.2f} s"
+    )
+    restarts = s.get("restart_pct")
+    return line + (f"  restarts {restarts:.0f}% (steady {s['steady_samples_per_s']:.0f}/s)" if restarts and restarts > 5 else "")
+
+
+# -- Hydra's task function -----------------------------------------------------------------------
+def task(cfg: DictConfig) -> list[str]:
+    """Hydra's task function for a job that a launcher runs on its own: plan it, run its repeats.
+
+    Returns the statuses of its trials (a launcher ships them back to the sweep's process).
+    The harness launcher does not call this: it calls ``task.check``, ``task.plan`` and
+    ``task.run`` (below), so that the trials of all jobs interleave.
+    """
+    check_job(cfg)  # a run, or a job another launcher started: nothing checked it in this process
+    p = plan(cfg)
+    return [run_one(p, r, {"round": r, "position": 0, "jobs_in_round": 1}).status for r in range(p.repeats)]
+
+
+# The three phases the harness launcher calls; a plain function keeps them as attributes,
+# so Hydra and any launcher see an ordinary task function (picklable by reference).
+task.check = check_jobs  # type: ignore[attr-defined]
+task.plan = plan  # type: ignore[attr-defined]
+task.run = run_planned  # type: ignore[attr-defined]
+
+
+# -- the callback that guards other launchers ----------------------------------------------------
+class Preflight(Callback):
+    """A Hydra callback: before a launcher other than the harness's starts, check every job and build the datasets.
+
+    The harness launcher checks the jobs it is given itself. Another launcher (submitit,
+    Ray) would run jobs in processes or machines of its own, where a bad value would fail
+    only when its job starts and concurrent jobs would race to build the same dataset.
+    Hydra logs and continues after an exception in a callback, so a refused sweep leaves
+    through :class:`SystemExit`, the one-line reason printed as every harness error is.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+        if launcher == LAUNCHER_TARGET:
+            return
+        name = OmegaConf.select(config, "hydra.runtime.choices", default={}).get("hydra/launcher") or launcher.rsplit(".", 1)[-1]
+        print(
+            f"harness: WARNING: hydra/launcher={name} decides where and when each job runs; jobs that run at the same "
+            "time on one machine disturb each other's numbers (hydra/launcher=harness runs one trial at a time)",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            self._check_and_prepare(config)
+        except HarnessError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from exc
+
+    @staticmethod
+    def _check_and_prepare(config: DictConfig) -> None:
+        from harness.config.compose import compose, expand_sweep
+
+        task_overrides = [str(o) for o in config.hydra.overrides.task]
+        params = dict(OmegaConf.select(config, "hydra.sweeper.params", default=None) or {})
+        typed_jobs = [check_job(compose(job)) for job in expand_sweep(task_overrides, params=params)]
+        seen = set()
+        for typed in typed_jobs:
+            key = OmegaConf.to_yaml(OmegaConf.structured(typed.dataset))
+            if key not in seen:
+                seen.add(key)
+                try:
+                    _prepare_dataset(typed, bench=False)
+                except HarnessError:
+                    pass  # the job records the reason as its failure, as under the harness launcher

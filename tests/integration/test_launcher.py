@@ -1,0 +1,67 @@
+"""The harness launcher as a Hydra launcher: Hydra's own launcher suites, then the harness's engine through it.
+
+Hydra's LauncherTestSuite and IntegrationTestSuite run ordinary task functions and
+Hydra's test apps through ``hydra/launcher=harness``, so it behaves as any launcher does
+(job numbering, folders, overrides, errors). The tests after them run the harness's
+sweeps through it and through hydra-submitit-launcher's ``submitit_local``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+
+
+def test_discovery() -> None:
+    assert "HarnessLauncher" in [x.__name__ for x in Plugins.instance().discover(Launcher)]
+
+
+@pytest.mark.parametrize("launcher_name, overrides", [("harness", [])])
+class TestHarnessLauncher(LauncherTestSuite):
+    """Hydra's launcher suite: any task function, any config, through the harness launcher."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [({}, ["-m", "hydra/launcher=harness"])])
+class TestHarnessLauncherIntegration(IntegrationTestSuite):
+    """Hydra's integration suite: apps started as scripts, with the harness launcher chosen on the command line."""
+
+
+def rows(folder: Path) -> list[dict]:
+    with open(folder / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+TINY = ["dataset.count=48", "dataset.width=96", "dataset.height=72", "batch.size=8", "batch.height=32", "batch.width=32"]
+LAUNCHERS = ["harness", "submitit_local"]
+
+
+def variants(folder: Path) -> list[tuple[str, ...]]:
+    """(job, the swept value, status) of every trial row."""
+    return sorted((r["job"], r["loader.num_parallel_calls"], r["status"]) for r in rows(folder) if r["kind"] == "trial")
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_the_same_trials_and_rows_as_the_harness_launcher(cli, tmp_path):
+    sweep = ["loader=tf_data", "loader.num_parallel_calls=1,autotune", "trial.steps=8", "trial.warmup_steps=2", *TINY]
+    for launcher in LAUNCHERS:
+        done = cli("sweep", *sweep, f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}")
+        assert done.returncode == 0, done.stderr[-2000:]
+    harness, submitit = (variants(tmp_path / name) for name in LAUNCHERS)
+    assert len(harness) == 2 and harness == submitit and {row[-1] for row in harness} == {"ok"}
+    assert (tmp_path / "submitit_local" / "report.html").exists() and (tmp_path / "submitit_local" / ".submitit").is_dir()
+    warning = "hydra/launcher=submitit_local decides where and when each job runs"
+    assert warning in done.stderr  # the last run: jobs of another launcher may share the machine
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_bad_value_in_the_last_job_is_refused_before_any_trial_by_either_launcher(cli, tmp_path, launcher):
+    done = cli("sweep", "loader=synthetic", "loader.produce_ms=1,2,-5", "trial.steps=8", f"hydra/launcher={launcher}")
+    assert done.returncode == 1 and "ERROR: loader.produce_ms=-5.0: must be >= 0" in done.stderr, done.stderr[-2000:]
+    assert not list(tmp_path.glob("**/result.json")) and not (tmp_path / "reports").exists()

@@ -1,0 +1,86 @@
+"""The sweep engine's pieces that need no trial: the job grid, the launcher's phase protocol, the callback's guard."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from harness.config.compose import expand_sweep
+from harness.engine import LAUNCHER_TARGET, Preflight, task
+from harness.errors import HarnessError
+
+
+def basic_sweeper_jobs(arguments: list[str]) -> list[list[str]]:
+    """Hydra's own grid (a private function, used here only as the oracle)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, max_batch_size=None) for job in batch]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["loader.produce_ms=5,20", "loader.workers=0,1,2"],
+        ["loader=synthetic", "loader.produce_ms=range(1,4)", "trial.seed=1"],
+        ["loader.workers=0,1", "loader.workers=2,3"],  # a key given twice: the later list wins, in its place
+        ["loader=synthetic,tf_data", "batch.size=8", "trial.steps=choice(5,10)"],
+        ["trial.repeats=2"],
+    ],
+)
+def test_the_grid_is_the_one_hydras_basic_sweeper_runs(overrides):
+    assert expand_sweep(overrides, params={}) == basic_sweeper_jobs(overrides)
+
+
+def test_experiment_sweep_params_come_first_as_the_sweeper_orders_them():
+    jobs = expand_sweep(["experiment=quickstart", "trial.steps=5"])
+    assert len(jobs) == 4 and all(job[-2:] == ["experiment=quickstart", "trial.steps=5"] for job in jobs)
+    assert [job[:2] for job in jobs] == [
+        ["loader.num_parallel_calls=none", "loader.prefetch=none"],
+        ["loader.num_parallel_calls=none", "loader.prefetch=autotune"],
+        ["loader.num_parallel_calls=autotune", "loader.prefetch=none"],
+        ["loader.num_parallel_calls=autotune", "loader.prefetch=autotune"],
+    ]
+
+
+def test_a_range_axis_for_another_sweeper_stays_as_written():
+    assert expand_sweep(["trial.seed=interval(0,1)", "loader.workers=0,1"], params={}) == [
+        ["trial.seed=interval(0,1)", "loader.workers=0"],
+        ["trial.seed=interval(0,1)", "loader.workers=1"],
+    ]
+
+
+def test_the_task_function_carries_the_phases_the_harness_launcher_calls():
+    from hydra_plugins.harness_launcher._core import _phases
+
+    phases = _phases(task)
+    assert phases is not None and set(phases) == {"check", "plan", "run"}
+    assert _phases(lambda cfg: 100) is None  # any other task function runs as under Hydra's basic launcher
+    from hydra_plugins.harness_launcher.harness_launcher import HarnessLauncherConf
+
+    assert HarnessLauncherConf._target_ == LAUNCHER_TARGET
+
+
+def hydra_node(launcher_target: str, overrides: list[str], choice: str = "other") -> OmegaConf:
+    return OmegaConf.create(
+        {
+            "hydra": {
+                "launcher": {"_target_": launcher_target},
+                "overrides": {"task": overrides},
+                "sweeper": {"params": None},
+                "runtime": {"choices": {"hydra/launcher": choice}},
+            }
+        }
+    )
+
+
+def test_preflight_leaves_the_harness_launcher_alone_and_refuses_a_bad_job_for_another(capsys):
+    Preflight().on_multirun_start(hydra_node(LAUNCHER_TARGET, ["loader.produce_ms=-5"]))  # the launcher checks its own jobs
+    assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit) as stopped:
+        Preflight().on_multirun_start(hydra_node("x.Other", ["loader=synthetic", "loader.produce_ms=1,-5"], "other"))
+    err = capsys.readouterr().err
+    assert isinstance(stopped.value.__cause__, HarnessError) and stopped.value.code == 1
+    assert "hydra/launcher=other decides where and when each job runs" in err
+    assert "ERROR: loader.produce_ms=-5.0: must be >= 0" in err
