@@ -180,10 +180,11 @@ def _collect(
 ) -> tuple[TrialResult, str]:
     """(the child's result, ``child``), or (a failed / timeout / interrupted result the parent wrote, ``parent``).
 
-    A child killed at its timeout may have written a result in its last moment; the
-    parent's ``timeout`` result replaces it, since its measurement ran past the bound.
+    A child that wrote its result and was then killed (at the timeout, or by a signal
+    just after) keeps its result: the measurement had ended. The parent never replaces a
+    file the child wrote; ``supervisor.json`` says how the process ended.
     """
-    if outcome != "timeout" and (trial_dir / RESULT_FILE).exists():  # finished, even if a signal came just after
+    if (trial_dir / RESULT_FILE).exists():
         return read_result(trial_dir / RESULT_FILE, supervised=False), "child"
     base = TrialResult("failed", config, request.overrides, request.job, request.repeat, kind=request.kind, timing=dict(request.schedule))
     if outcome == "timeout":

@@ -2,7 +2,7 @@
 
 The request's ``config_file`` is a JSON plan: ``mode`` ``ok`` (a measured phase of
 ``measure_s`` seconds told over the channel, then a result), ``crash`` (exit 3 without
-a result) or ``hang`` (sleep past any timeout). After writing ``result.json`` it writes
+a result) ``hang`` (sleep past any timeout) or ``linger`` (write the result, then hang in teardown). After writing ``result.json`` it writes
 ``written.json`` beside it: the file's inode, mtime and sha1 as it left them, so a test
 can tell whether anyone touched the result afterwards. The result's ``overhead`` says
 whether the sampler's answer came (``acked``) and which ``HARNESS_*`` variables it saw.
@@ -53,6 +53,8 @@ def main(folder: Path) -> int:
     stat = os.stat(path)
     seen = {"ino": stat.st_ino, "mtime_ns": stat.st_mtime_ns, "sha1": hashlib.sha1(path.read_bytes()).hexdigest()}
     (folder / "written.json").write_text(json.dumps(seen))
+    if plan["mode"] == "linger":  # a framework's teardown that never returns, after the result is out
+        time.sleep(600)
     return 0
 
 

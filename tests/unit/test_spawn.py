@@ -109,6 +109,14 @@ def test_a_child_that_crashes_gets_the_parents_result_with_the_sampled_series_me
     assert result.monitor == facts.monitor and result.monitor["t"]
 
 
+def test_a_child_that_hangs_after_writing_its_result_keeps_it_and_the_parent_records_the_kill(tmp_path, monkeypatch):
+    result, trial_dir = _run(tmp_path, monkeypatch, "linger", timeout_s=6.0)  # time to start and write on a loaded machine
+    written, path = json.loads((trial_dir / "written.json").read_text()), trial_dir / "result.json"
+    assert result.status == "ok" and hashlib.sha1(path.read_bytes()).hexdigest() == written["sha1"]
+    facts = read_supervision(trial_dir)
+    assert facts is not None and (facts.outcome, facts.result_by) == ("timeout", "child") and facts.killed is not None
+
+
 def test_a_child_past_its_timeout_is_killed_and_the_parent_says_so(tmp_path, monkeypatch):
     result, trial_dir = _run(tmp_path, monkeypatch, "hang", timeout_s=1.0)
     assert result.status == "timeout" and "trial.timeout_s=1" in result.error
