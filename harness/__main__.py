@@ -44,7 +44,9 @@ COMMAND_HELP = {
     "sweep": "usage: python -m harness sweep [--overwrite] [overrides]\n\nRuns the Cartesian product of comma lists and ranges "
     "(loader.workers=0,1,2 trial.repeats=3) plus any hydra.sweeper.params of the experiment, one trial process at a time, "
     "into reports/<time>_<name>/ (or hydra.sweep.dir=DIR), with results.csv rewritten after each trial.\n"
-    "Every job is composed and validated before the first trial starts. A hydra.sweep.dir that holds results is refused "
+    "Every job is composed and validated before the first trial starts. hydra/launcher=harness (the default) runs the "
+    "trials of all jobs in interleaved rounds; another Hydra launcher (hydra/launcher=submitit_local, submitit_slurm with "
+    "the [slurm] extra) runs each job's trials where it puts the job. A hydra.sweep.dir that holds results is refused "
     "unless --overwrite deletes what an earlier sweep wrote there.\nCtrl-C or SIGTERM stops the "
     "running trial with its workers (status interrupted), keeps every finished result and writes the report of what "
     "finished; exit 130 / 143.\n",
@@ -56,8 +58,9 @@ COMMAND_HELP = {
     "library that can run it; augment=... or augment.ops pick the pipeline, augment.library=a,b the libraries. "
     "One process per job of the grid, e.g.\n"
     "  python -m harness augbench augment=resize_rotate augment.library=torchvision,albumentations,tf_image "
-    "augment.order=cheap,costly\nwrites result.json (kind augbench), samples.png per job and results.csv into "
-    "reports/<time>_augbench/. Sweeps with augment.ops run it by themselves at the end (augment.bench=false skips it).\n",
+    "augment.order=cheap,costly\nis a sweep of augbench trials (trial.kind=augbench) on the sweep's engine: result.json and "
+    "samples.png per job, results.csv and report.html in reports/<time>_augbench/. Sweeps with augment.ops run it by "
+    "themselves at the end (augment.bench=false skips it).\n",
     "report": "usage: python -m harness report SWEEP_DIR [report.baseline=JOB_OR_LABEL]\n\nRebuilds SWEEP_DIR/results.csv from its "
     "result.json files, prints it, and writes SWEEP_DIR/report.html (one self-contained page: verdict, ranking, diagnosis, "
     "plots) and summary.md (the ranking in Markdown, for a pull request). Speed-ups are against the sweep's first variant unless "
