@@ -34,9 +34,11 @@ def test_every_subpackage_is_listed_for_the_wheel():
     import tomllib  # Python 3.11+, where the suite runs
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "harness").rglob("__init__.py")}
+    inits = [*(ROOT / "harness").rglob("__init__.py"), *(ROOT / "hydra_plugins").rglob("__init__.py")]
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in inits}
     assert found <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
-    assert {"harness.conf", "harness.experiments"} <= listed
+    assert {"harness.conf", "harness.experiments", "hydra_plugins.harness_launcher"} <= listed
+    assert not (ROOT / "hydra_plugins" / "__init__.py").exists()  # a namespace package, shared with other Hydra plugins
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,7 @@ def test_the_installed_wheel_lists_and_sweeps_from_an_empty_folder_with_the_user
     assert done.returncode == 0, done.stdout + done.stderr
     folder = empty / done.stdout.strip().splitlines()[-1]
     assert folder.parent == empty / "reports" and (folder / "report.html").exists()
+    assert "Launching 2 jobs locally" in done.stdout  # Hydra found the wheel's launcher, hydra/launcher=harness
     import harness
 
     assert str(ROOT) not in run(installed, empty, "list").stdout and Path(harness.__file__).is_relative_to(ROOT)
