@@ -332,6 +332,9 @@ def task(cfg: DictConfig) -> list[str]:
     """
     check_job(cfg)  # a run, or a job another launcher started: nothing checked it in this process
     p = plan(cfg)
+    if p.root == p.job_dir:  # ``run``: the folder is the run's own, with its schedule.json
+        return [result.status for result in run_planned([p], bench=False)]
+    # a job among others that may run at the same time: the sweep's schedule.json is no one job's to write
     return [run_one(p, r, {"round": r, "position": 0, "jobs_in_round": 1}).status for r in range(p.repeats)]
 
 
