@@ -115,6 +115,30 @@ def epoch_span(epochs: list[int]) -> str:
     return "epochs " + ", ".join(map(str, epochs))
 
 
+def contract_hint(shape: tuple, dtype: str, expected: tuple, expected_dtype: str, nchw: bool) -> str:
+    """What to set (or change in the pipeline) so a batch of ``shape``/``dtype`` meets ``batch.*``.
+
+    ``expected`` is the batch's shape in the configured layout (``nchw`` or not); a batch
+    holding the same dimensions in the other order asks for the other ``batch.layout``.
+    """
+    fixes = []
+    if dtype != expected_dtype:
+        fixes.append(f"batch.dtype={dtype}" if dtype in ("uint8", "float32") else f"cast the images to uint8 or float32 (got {dtype})")
+    if len(shape) != 4:
+        return "; ".join(fixes + [f"yield 4-d image batches (got {len(shape)}-d)"])
+    height, width, channels = (expected[2], expected[3], expected[1]) if nchw else (expected[1], expected[2], expected[3])
+    other = (channels, height, width) if not nchw else (height, width, channels)
+    if tuple(shape[1:]) == other:
+        fixes.append(f"batch.layout={'nhwc' if nchw else 'nchw'}")
+    elif tuple(shape[1:]) != tuple(expected[1:]):
+        got = dict(zip(("channels", "height", "width") if nchw else ("height", "width", "channels"), shape[1:]))
+        want = {"height": height, "width": width, "channels": channels}
+        fixes += [f"batch.{k}={got[k]}" for k in ("height", "width", "channels") if got[k] != want[k]]
+    if shape[0] > expected[0]:
+        fixes.append(f"batch.size={shape[0]}")
+    return ", ".join(fixes)
+
+
 class BatchChecks:
     """Per-batch checks: :meth:`check_shape` before the copy, :meth:`account` during compute."""
 
@@ -138,8 +162,10 @@ class BatchChecks:
         images = batch.images
         shape = tuple(int(d) for d in images.shape)
         if shape[1:] != self.expected[1:] or not 0 < shape[0] <= self.expected[0] or dtype_name(images) != self.dtype:
+            hint = contract_hint(shape, dtype_name(images), self.expected, self.dtype, self.output.nchw)
             raise HarnessError(
-                f"the loader produced a batch of shape {shape} {dtype_name(images)}, but batch.* asks for {self.expected} {self.dtype}"
+                f"the loader produced a batch of shape {shape} {dtype_name(images)}, but batch.* asks for {self.expected} "
+                f"{self.dtype}" + (f": {hint}" if hint else "")
             )
 
     def account(self, epoch: int, batch) -> None:
@@ -161,11 +187,11 @@ class BatchChecks:
                 data = np.ascontiguousarray(host[i]).tobytes()
                 hashes[ids[i]] = hashlib.blake2b(data, digest_size=8).hexdigest()
 
-    def report(self, random_ops: bool, completed: Iterable[int]) -> dict:
+    def report(self, random_ops: bool | None, completed: Iterable[int]) -> dict:
         """Per-epoch delivery and a verdict that rows of a report can be compared on.
 
         Args:
-            random_ops: whether the pipeline has random ops (augmentation).
+            random_ops: whether the pipeline has random ops (augmentation); ``None`` when unknown.
             completed: epochs the loader finished; an epoch cut short by a bound is not judged.
         """
         if not self.seen:
@@ -177,7 +203,7 @@ class BatchChecks:
         repeats = self._pixels_repeat()
         if random_ops and repeats:
             problems.append("random ops repeat their output across epochs (a cache after a random op?)")
-        if not random_ops and repeats is False:
+        if random_ops is False and repeats is False:  # None: unknown (a user's pipeline may augment)
             problems.append("a deterministic pipeline changed a sample's pixels between epochs")
         judged = bool(set(completed) & set(self.seen))
         verdict = "differs" if problems else ("complete" if judged else "partial")

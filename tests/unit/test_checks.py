@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.config.schema import BatchConf
+from harness.config.schema import BatchConf, Layout
 from harness.errors import HarnessError
 from harness.loaders.base import Batch
 from harness.trial.checks import BatchChecks, checksum
@@ -97,3 +97,21 @@ def test_error_line_is_the_cause_not_the_preamble():
     assert one_line(tf_like) == "AttributeError: module 'tf' has no attribute 'nope'"
     assert one_line(ValueError("bad value")) == "ValueError: bad value"
     assert one_line(RuntimeError()) == "RuntimeError"
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, layout, hint",
+    [
+        ((8, 3, 32, 32), "float32", "nhwc", "batch.dtype=float32, batch.layout=nchw"),  # torchvision's ToTensor output
+        ((8, 32, 32, 3), "uint8", "nchw", "batch.layout=nhwc"),
+        ((8, 64, 48, 3), "uint8", "nhwc", "batch.height=64, batch.width=48"),
+        ((16, 32, 32, 3), "uint8", "nhwc", "batch.size=16"),
+        ((8, 32, 32), "uint8", "nhwc", "yield 4-d image batches (got 3-d)"),
+        ((8, 32, 32, 3), "int64", "nhwc", "cast the images to uint8 or float32 (got int64)"),
+    ],
+)
+def test_a_broken_batch_contract_names_what_to_set(shape, dtype, layout, hint):
+    checks = BatchChecks(BatchConf(size=8, height=32, width=32, layout=Layout(layout)), None)
+    with pytest.raises(HarnessError) as failed:
+        checks.check_shape(0, Batch(np.zeros(shape, dtype=dtype), None))
+    assert str(failed.value).endswith(f": {hint}") and "\n" not in str(failed.value)
