@@ -20,3 +20,18 @@ def test_table_report_and_check_take_their_metrics_from_the_registry():
     assert set(check.DEFAULT_METRICS) <= set(check.METRICS) and set(check.RATIO_METRICS) <= set(check.METRICS)
     assert check.METRICS["samples_per_s"] == ("higher", "samples/s", 0.10, "relative")
     assert check.METRICS["stall_pct"] == ("lower", "% of step time", 5.0, "points")
+
+
+def test_a_metric_names_its_column_and_formats_its_values():
+    m = metrics.REGISTRY
+    assert [m[k].header for k in ("samples_per_s", "stall_pct", "ttfb_s", "cpu_s_per_1000_samples", "peak_rss_mb")] == [
+        "samples/s",
+        "wait %",
+        "TTFB s",
+        "CPU s / 1k samples",
+        "peak RSS MB",
+    ]
+    assert m["step_ms_p50"].header == "step_ms_p50 ms"  # no label: the name stands in
+    assert m["samples_per_s"].text(1234.5) == "1,234.5" and m["ttfb_s"].text(0.1) == "0.10" and m["peak_rss_mb"].text(511.6) == "512"
+    assert m["samples_per_s"].text(None) == "–"
+    assert m["stall_pct"].unit == "% of step time"  # check's exports keep the full unit; only a column header is short
