@@ -3,128 +3,20 @@
 from __future__ import annotations
 
 import base64
-import re
 from datetime import datetime
 from pathlib import Path
 
-from harness.report import plots
-from harness.report.data import BIMODAL_ADVICE, UNSTABLE_ADVICE, UNSTABLE_CV, Sweep, Variant, band, baseline_text, load
+from harness.report import plots, ranking
+from harness.report.data import BIMODAL_ADVICE, UNSTABLE_ADVICE, UNSTABLE_CV, Sweep, band, load
+from harness.report.text import fmt as _fmt
+from harness.report.text import md as md  # commands.check escapes its own Markdown with it
 from harness.results.table import STATUS_WORDS, status_word
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.md"
-HEADERS = [
-    "#",
-    "variant",
-    "samples/s",
-    "min–max",
-    "CV",
-    "speed-up",
-    "steady-state samples/s",
-    "epoch restart (ms, % of time)",
-    "wait %",
-    "AU %",
-    "TTFB s",
-    "CPU s / 1k samples",
-    "peak RSS MB",
-    "GPU %",
-    "status",
-    "same data",
-    "flags",
-]
-MARKDOWN_LEFT_OUT = ("min–max", "GPU %")  # keep summary.md narrow enough for a PR comment
 
 
-# HTML entities for what could open a tag or split a table cell; a backslash for what Markdown would format
-_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;"}
-_MD_SPECIAL = re.compile(r"[&<>|\\`*\[\]]")
-
-
-def md(text) -> str:
-    """``text`` as literal Markdown: labels, overrides and error messages come from users and must not render.
-
-    ``<img src=x onerror=...>`` stays text, a ``|`` does not split a table cell, backticks,
-    asterisks and brackets do not format or link; a line break becomes a space.
-    """
-    flat = " ".join(str(text).split())
-    return _MD_SPECIAL.sub(lambda m: _MD_ENTITIES.get(m.group(), "\\" + m.group()), flat)
-
-
-def _fmt(value, digits=1, suffix="") -> str:
-    if value is None:
-        return "–"
-    return f"{value:,.{digits}f}{suffix}"
-
-
-def ranked_frame(sweep: Sweep):
-    """The ranked table as a pandas DataFrame of display strings (one row per variant)."""
-    import pandas as pd
-
-    signatures = {(t.augment or {}).get("signature", "none") for v in sweep.variants for t in v.ok}
-    records = [_record(rank, v, _flags(v, sweep, signatures)) for rank, v in enumerate(sweep.ranked, start=1)]
-    return pd.DataFrame.from_records(records, columns=HEADERS + ["_band"])
-
-
-def _record(rank: int, v: Variant, flags: list[str]) -> dict:
-    m, ok = v.metrics, bool(v.ok)
-    return {
-        "#": rank if ok else "–",
-        "variant": v.label,
-        "samples/s": _fmt(m["samples_per_s"]),
-        "min–max": _range_cell(v),
-        "CV": _fmt(None if v.cv is None else 100 * v.cv, 1, "%"),
-        "speed-up": _fmt(v.speedup, 2, "x"),
-        "steady-state samples/s": _fmt(m.get("steady_samples_per_s")),
-        "epoch restart (ms, % of time)": _restart_cell(m),
-        "wait %": _fmt(m["stall_pct"]),
-        "AU %": _fmt(m["au_pct"]),
-        "TTFB s": _fmt(m["ttfb_s"], 2),
-        "CPU s / 1k samples": _fmt(m.get("cpu_s_per_1000_samples"), 2),
-        "peak RSS MB": _fmt(m.get("peak_rss_mb"), 0),
-        "GPU %": _fmt(m.get("gpu_util_mean_pct")),
-        "status": v.status_text(),
-        "same data": v.same_data_verdict or "–",
-        "flags": ", ".join(flags),
-        "_band": band(m["stall_pct"]) if ok else "failed",
-    }
-
-
-def _flags(v: Variant, sweep: Sweep, signatures: set) -> list[str]:
-    flags = [
-        name
-        for name, on in (
-            ("unstable", v.unstable),
-            ("bimodal", v.bimodal),
-            ("baseline", v is sweep.baseline),
-            ("best", v is sweep.best and len(sweep.variants) > 1),
-        )
-        if on
-    ]
-    if len(signatures) > 1 and v.ok:  # other variants run other augment ops or orders
-        flags.append("different output")
-    if any(t.same_data.get("problems") for t in v.ok):
-        flags.append("same-data problems")
-    return flags
-
-
-def _range_cell(v: Variant) -> str:
-    if not v.ok:
-        return "–"
-    if v.spread["repeats"] == 1:
-        return "1 repeat"
-    return f"{v.spread['min']:,.0f}–{v.spread['max']:,.0f} (n={v.spread['repeats']})"
-
-
-def _restart_cell(m: dict) -> str:
-    ms, pct = m.get("epoch_restart_ms_p50"), m.get("restart_pct")
-    if ms is None and pct is None:
-        return "–"  # results from before the harness split epoch boundaries out
-    if ms is None or ms != ms:  # NaN: no epoch began inside the measured phase
-        return "no restart measured"
-    return f"{_fmt(ms, 0)} ms ({_fmt(pct, 1, '%')})"
-
-
-def _context(sweep: Sweep, frame) -> dict:
+def _context(sweep: Sweep, table: ranking.Ranking) -> dict:
     trials = sweep.trials()
     first = next((t for t in trials if t.status == "ok"), trials[0] if trials else None)
     env = first.environment if first else {}
@@ -159,10 +51,10 @@ def _context(sweep: Sweep, frame) -> dict:
         "skipped": sweep.skipped,
         "dataset_notes": dataset_notes_of(trials),
         "best": sweep.best,
-        "headers": HEADERS,
-        "rows": [{"cells": [row[h] for h in HEADERS], "css": _row_css(row)} for _, row in frame.iterrows()],
-        "baseline_text": _sentence(baseline_text(sweep)),
-        "unstable_cv": f"{UNSTABLE_CV:.0%}",
+        "headers": table.headers,
+        "rows": table.rows,
+        "baseline_text": table.baseline_text,
+        "unstable_cv": table.unstable_cv,
         "diagnoses": [(v.label, v.diagnosis) for v in sweep.ranked],
         "pipelines": pipelines(sweep),
         "failed": [
@@ -180,16 +72,6 @@ def _trial_counts(trials: list) -> str:
     """'5 ok, 1 failed, 2 too short': every status that occurs, ok first."""
     counts = {status: sum(t.status == status for t in trials) for status in dict.fromkeys([*STATUS_WORDS, *(t.status for t in trials)])}
     return ", ".join(f"{n} {status_word(s)}" for s, n in counts.items() if n or s == "ok")
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + "."
-
-
-def _row_css(row) -> str:
-    if row["_band"] == "failed":
-        return "failed"
-    return "best" if "best" in row["flags"] else ""
 
 
 def _common_overrides(sweep: Sweep) -> list[str]:
@@ -395,7 +277,7 @@ def dataset_notes_of(trials) -> list[str]:
     return lines
 
 
-def markdown(sweep: Sweep, frame) -> str:
+def markdown(sweep: Sweep) -> str:
     """summary.md: the verdict and ranking for a pull request; every user string escaped (:func:`md`)."""
     lines = [f"## harness: {md(sweep.root.name)}" + (" (INCOMPLETE)" if sweep.incomplete else ""), ""]
     if sweep.incomplete:
@@ -404,16 +286,7 @@ def markdown(sweep: Sweep, frame) -> str:
     lines += [f"- {md(line)}" for line in notes] + ([""] if notes else [])
     verdict = _verdict(sweep)
     lines += [md(verdict) if verdict else "No trial finished; nothing to rank.", ""]
-    headers = [h for h in HEADERS if h not in MARKDOWN_LEFT_OUT]
-    lines.append("| " + " | ".join(headers) + " |")
-    lines.append("|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(headers))) + "|")
-    for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(md(row[h]) for h in headers) + " |")
-    lines += [
-        "",
-        md(_sentence(baseline_text(sweep))) + " Wait % bands (TensorFlow profiler): below 5% not input-bound, "
-        "5-20% moderately, above 20% highly.",
-    ]
+    lines += ranking.markdown(ranking.build(sweep))
     lines += [line for note in _notes_for(sweep) for line in ("", md(note))]
     return "\n".join(lines + _not_ok_lines(sweep)) + "\n"
 
@@ -443,8 +316,7 @@ def write(sweep: Sweep) -> Path:
     from harness.data.manifest import write_text_atomic
 
     root = Path(sweep.root)
-    frame = ranked_frame(sweep)
-    context = _context(sweep, frame)
+    context = _context(sweep, ranking.build(sweep))
     context["figures"], context["missing"] = _figures(sweep)
     context["bench"] = _bench_rows(sweep)
     from harness.report.orders import order_summary
@@ -454,5 +326,5 @@ def write(sweep: Sweep) -> Path:
     context["grids"] = _grids(sweep)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent)), autoescape=True)
     html = env.get_template("template.html.j2").render(**context)
-    write_text_atomic(root / SUMMARY_FILE, markdown(sweep, frame))
+    write_text_atomic(root / SUMMARY_FILE, markdown(sweep))
     return write_text_atomic(root / REPORT_FILE, html)

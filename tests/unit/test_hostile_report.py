@@ -15,7 +15,8 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.report.data import load
-from harness.report.render import markdown, md, ranked_frame, write_report
+from harness.report.ranking import ranked_frame
+from harness.report.render import markdown, md, write_report
 from harness.results import table
 from harness.results.model import TrialResult
 from harness.results.table import find_results, no_results, rows, scan
@@ -271,7 +272,7 @@ def test_a_sweep_with_planned_trials_missing_or_interrupted_is_marked_incomplete
 def test_a_complete_sweep_is_not_marked_and_an_unplanned_one_only_when_interrupted(tmp_path):
     complete = two_variants(tmp_path / "complete")
     assert load(complete).incomplete is None
-    assert "INCOMPLETE" not in markdown(load(complete), ranked_frame(load(complete)))
+    assert "INCOMPLETE" not in markdown(load(complete))
     unplanned = write_sweep(tmp_path / "unplanned", [trial(0, 0), trial(1, 0, status="interrupted", error="SIGTERM")])
     assert load(unplanned).incomplete == "1 trial(s) were interrupted (the sweep was stopped)"
     (unplanned / "schedule.json").write_text('{"rounds": "soon"}')

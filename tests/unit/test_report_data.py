@@ -11,7 +11,8 @@ import pytest
 from harness.errors import HarnessError
 from harness.report import plots
 from harness.report.data import cv, load, two_modes
-from harness.report.render import markdown, ranked_frame
+from harness.report.ranking import ranked_frame
+from harness.report.render import markdown
 from harness.results.model import TrialResult
 
 LABELS = {  # the quickstart's four variants: long labels that agree in their first 38 characters
@@ -86,12 +87,12 @@ def test_the_baseline_is_the_first_variant_unless_named(tmp_path):
     sweep = load(root)
     assert sweep.baseline.job == 0 and not sweep.baseline_given
     assert [v.speedup for v in sweep.variants] == [1.0, 0.5, 2.0]  # not against the slowest (job 1)
-    text = markdown(sweep, ranked_frame(sweep))
+    text = markdown(sweep)
     assert "Speed-up vs job 0 (produce_ms=0), the sweep's first variant; choose another with report.baseline" in text
     assert "2.00x the baseline, job 0" in text
     named = load(root, baseline="produce_ms=2")
     assert named.baseline.job == 2 and named.baseline_given
-    assert "Speed-up vs job 2 (produce_ms=2), chosen with report.baseline" in markdown(named, ranked_frame(named))
+    assert "Speed-up vs job 2 (produce_ms=2), chosen with report.baseline" in markdown(named)
 
 
 def test_a_job_number_wins_over_an_override_value_every_variant_shares(tmp_path):
