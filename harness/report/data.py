@@ -87,6 +87,7 @@ class Sweep:
     skipped: list[str] = field(default_factory=list)  # one line per result file that could not be read, naming it
     planned: set | None = None  # (job, repeat) of every trial schedule.json lists; None without a schedule
     incomplete: str | None = None  # why the sweep is incomplete, in words; None when it is complete
+    check: dict | None = None  # the last check's verdicts as the report shows them (report.details.read_check)
 
     @property
     def ranked(self) -> list[Variant]:

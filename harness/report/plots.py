@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 from harness.report.data import BANDS, Sweep, Variant, band
 
@@ -139,11 +140,17 @@ def timelines(sweep: Sweep, gpu: bool = False) -> str | None:
     return _uri(timelines_figure(sweep, gpu))
 
 
-def timelines_figure(sweep: Sweep, gpu: bool = False):
-    """CPU and memory (or GPU utilization and memory) of each variant's first ok repeat over its trial."""
+def sampled(sweep: Sweep, gpu: bool = False) -> list[tuple[Variant, Any]]:
+    """(variant, its first ok repeat) for each variant whose first ok repeat was sampled (with the GPU's series)."""
     chosen = [(v, v.ok[0]) for v in sweep.ranked if v.ok and v.ok[0].monitor.get("t")]
     if gpu:
         chosen = [(v, t) for v, t in chosen if t.monitor.get("gpu", {}).get("series", {}).get("gpu_util_pct")]
+    return chosen
+
+
+def timelines_figure(sweep: Sweep, gpu: bool = False):
+    """CPU and memory (or GPU utilization and memory) of each variant's first ok repeat over its trial."""
+    chosen = sampled(sweep, gpu)
     if not chosen:
         return None
     fig = _figure(9, 5.2)
