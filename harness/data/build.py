@@ -17,10 +17,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import harness.progress as progress
 from harness.config.schema import choice
 from harness.data import scan, synth
 from harness.data.manifest import MANIFEST_FILE, DatasetManifest, Sample
@@ -144,29 +146,35 @@ def _build_images(conf, folder: Path) -> DatasetManifest:
     ]
     for name in classes:
         (folder / "images" / name).mkdir(parents=True)
-    written = parallel_map(_write_image, jobs, per_worker=16)
+    written = parallel_map(_write_image, jobs, per_worker=16, what="writing images")
     samples = [Sample(filename=f, label=classes.index(f.split("/")[0]), bytes=n, sha1=h) for f, n, h in written]
     _write_csv(folder / "manifest.csv", samples)
     return DatasetManifest(folder, folder / "images", classes, samples, dataset_params(conf))
 
 
-def parallel_map(fn, jobs: list, per_worker: int) -> list:
+def parallel_map(fn, jobs: list, per_worker: int, what: str) -> list:
     """``[fn(job) for job in jobs]`` on every core (in this process when the jobs are few).
 
+    ``what`` names the work on the progress bar a terminal shows (:mod:`harness.progress`).
     On Ctrl-C or SIGTERM the queued work is cancelled, so a stopped sweep does not wait
     for a whole dataset to finish building.
     """
     workers = min(os.cpu_count() or 1, max(1, len(jobs) // per_worker))
     if workers == 1:
-        return [fn(job) for job in jobs]
+        with progress.counted(what, len(jobs)) as bar:
+            return list(bar.track(map(fn, jobs)))
     pool = ProcessPoolExecutor(workers)
     try:
-        results = list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+        # map() forks every worker before the bar's refresh thread starts: a fork while that
+        # thread holds a lock (stderr's, say) would leave the lock held in the worker
+        results = pool.map(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+        with progress.counted(what, len(jobs)) as bar:
+            done = list(bar.track(results))
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
-    return results
+    return done
 
 
 def _write_image(job) -> tuple:
@@ -207,7 +215,7 @@ def _scan(source: Path, files: dict[str, tuple[int, int]], view: Path, classes: 
     """Decode every file once, in parallel; link or convert the good ones into ``view``."""
     print(f"harness: scanning {len(files)} files in {source} (once per version of the folder)", file=sys.stderr, flush=True)
     jobs = [(str(source / relative), relative, str(view)) for relative in sorted(files)]
-    scanned = parallel_map(scan.scan_job, jobs, per_worker=64)
+    scanned = parallel_map(scan.scan_job, jobs, per_worker=64, what="scanning")
     samples: list[Sample] = []
     skipped: list[dict[str, str]] = []
     for relative, kind, reason, size, digest, written in scanned:
@@ -281,7 +289,25 @@ def _ensure_tfrecord(root: Path, compression: str, shards: int) -> None:
             # TensorFlow writes the shards (seed 001's TFRecordWriter) in a child process,
             # so the calling process never imports TensorFlow.
             cmd = [sys.executable, "-m", "harness.data.tfrecord", str(root), str(tmp), compression, str(shards)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                raise HarnessError(f"building TFRecord shards ({compression}) failed: {last}")
+            _write_tfrecord(cmd, compression)
+
+
+def _write_tfrecord(cmd: list[str], compression: str) -> None:
+    """Run the shard writer; its ``WRITTEN TOTAL`` lines move a bar, its stderr's last line names a failure."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            with progress.counted(f"TFRecord shards ({compression})", None, unit="records") as bar:
+                for line in proc.stdout or ():
+                    written, _, total = line.partition(" ")
+                    if written.isdigit() and total.strip().isdigit():
+                        bar.update(int(written), int(total))
+            returncode = proc.wait()
+        except BaseException:  # Ctrl-C, SIGTERM: the writer goes with the build
+            proc.kill()
+            proc.wait()
+            raise
+        if returncode != 0:
+            err.seek(0)
+            last = (err.read().strip().splitlines() or ["no output"])[-1]
+            raise HarnessError(f"building TFRecord shards ({compression}) failed: {last}")

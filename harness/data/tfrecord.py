@@ -4,25 +4,31 @@ Each record is ``tf.train.Example{image_raw: bytes, label: int64, id: bytes}`` h
 the encoded file as read from disk (no re-encoding), written with
 ``tf.io.TFRecordWriter`` and optional GZIP ``TFRecordOptions``. Samples go to shards
 round-robin so every shard holds every class. Run as
-``python -m harness.data.tfrecord DATASET_DIR OUT_DIR none|gzip SHARDS``.
+``python -m harness.data.tfrecord DATASET_DIR OUT_DIR none|gzip SHARDS``, which prints
+``WRITTEN TOTAL`` lines as it goes, for the parent's progress bar.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.data.manifest import DatasetManifest, write_json_atomic
 
 FEATURES = ("image_raw", "label", "id")
+REPORTS = 200  # progress lines main() prints over a whole write
 
 
 def shard_name(index: int, total: int) -> str:
     return f"train-{index:05d}-of-{total:05d}.tfrecord"
 
 
-def write_shards(manifest: DatasetManifest, out_dir: Path, compression: str, shards: int) -> None:
+def write_shards(
+    manifest: DatasetManifest, out_dir: Path, compression: str, shards: int, written: Callable[[int], None] | None = None
+) -> None:
+    """Write the shards and their ``shards.json``; ``written(n)`` is called now and then with the records written so far."""
     import tensorflow as tf
 
     options = tf.io.TFRecordOptions(compression_type="GZIP" if compression == "gzip" else "")
@@ -44,6 +50,8 @@ def write_shards(manifest: DatasetManifest, out_dir: Path, compression: str, sha
             )
             writers[index % shards].write(example.SerializeToString())
             counts[index % shards] += 1
+            if written is not None:
+                written(index + 1)
     finally:
         for writer in writers:
             writer.close()
@@ -56,7 +64,15 @@ def write_shards(manifest: DatasetManifest, out_dir: Path, compression: str, sha
 
 def main(argv) -> int:
     root, out_dir, compression, shards = Path(argv[0]), Path(argv[1]), argv[2], int(argv[3])
-    write_shards(DatasetManifest.load(root), out_dir, compression, shards)
+    manifest = DatasetManifest.load(root)
+    total = len(manifest)
+    every = max(1, total // REPORTS)
+
+    def report(n: int) -> None:
+        if n % every == 0 or n == total:
+            print(n, total, flush=True)
+
+    write_shards(manifest, out_dir, compression, shards, report)
     return 0
 
 
