@@ -33,6 +33,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+import harness.progress as progress
 from harness.errors import ConfigError, HarnessError
 from harness.results.model import TrialResult
 from harness.trial import stop
@@ -254,6 +255,7 @@ def run_planned(plans: Sequence[JobPlan], *, bench: bool = True) -> list[TrialRe
     """Every trial of the planned jobs in interleaved rounds, then the augbench of each distinct pipeline.
 
     The order is recorded in ``<sweep>/schedule.json``; results.csv is rewritten after each trial.
+    On a terminal a bar under the trials' lines shows trial i/N, the variant and an ETA (:mod:`harness.progress`).
     """
     from harness.data.manifest import write_json_atomic
 
@@ -269,10 +271,12 @@ def run_planned(plans: Sequence[JobPlan], *, bench: bool = True) -> list[TrialRe
         {"seed": seed, "rounds": [[p.job for p in this] for this in rounds], "then": [str(b.job_dir.relative_to(root)) for b in benches]},
     )
     results = []
-    for r, this in enumerate([*rounds, benches]):
-        for position, p in enumerate(this):
-            where = {"round": r, "position": position, "jobs_in_round": len(this)}
-            results.append(run_one(p, 0 if p.kind == "augbench" else r, where))
+    with progress.sweep(sum(map(len, rounds)) + len(benches), [p.overrides for p in plans]) as bar:
+        for r, this in enumerate([*rounds, benches]):
+            for position, p in enumerate(this):
+                where = {"round": r, "position": position, "jobs_in_round": len(this)}
+                with bar.trial(p.overrides, r, len(rounds)):
+                    results.append(run_one(p, 0 if p.kind == "augbench" else r, where))
     return results
 
 
