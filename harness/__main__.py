@@ -26,6 +26,7 @@ commands:
   list                     config groups, their options, loaders and experiments
 
 overrides are Hydra's: key=value, group=option, experiment=NAME, a,b,c lists, range(1,4).
+run, sweep, augbench, datagen: --quiet (-q) draws no progress bar (drawn only when stderr is a terminal).
 examples:
   python -m harness run loader=synthetic loader.produce_ms=5 consumer.step_ms=10 trial.seconds=5
   python -m harness sweep loader=tf_data loader.num_parallel_calls=1,2,autotune
@@ -37,11 +38,12 @@ exit codes: 0 ok, 1 usage or configuration error (check: a regression), 2 check 
 """
 
 COMMAND_HELP = {
-    "run": "usage: python -m harness run [--overwrite] [overrides]\n\nRuns one configuration: trial.repeats trials, each in a "
+    "run": "usage: python -m harness run [--overwrite] [--quiet] [overrides]\n\nRuns one configuration: trial.repeats trials, each in a "
     "fresh process, written to reports/runs/<time>_<name>/ (or hydra.run.dir=DIR; a DIR holding results is refused unless "
     "--overwrite deletes them first).\nHydra's flags pass through: --cfg job prints the composed config, --info shows the "
-    "search path.\n",
-    "sweep": "usage: python -m harness sweep [--overwrite] [overrides]\n\nRuns the Cartesian product of comma lists and ranges "
+    "search path.\nOn a terminal a progress bar on stderr shows a dataset build (files/s, ETA) and, with trial.repeats above "
+    "1, trial i/N and an ETA; --quiet (-q) or HARNESS_PROGRESS=0 turns it off.\n",
+    "sweep": "usage: python -m harness sweep [--overwrite] [--quiet] [overrides]\n\nRuns the Cartesian product of comma lists and ranges "
     "(loader.workers=0,1,2 trial.repeats=3) plus any hydra.sweeper.params of the experiment, one trial process at a time, "
     "into reports/<time>_<name>/ (or hydra.sweep.dir=DIR), with results.csv rewritten after each trial.\n"
     "Every job is composed and validated before the first trial starts. hydra/launcher=harness (the default) runs the "
@@ -49,10 +51,13 @@ COMMAND_HELP = {
     "the [slurm] extra) runs each job's trials where it puts the job. A hydra.sweep.dir that holds results is refused "
     "unless --overwrite deletes what an earlier sweep wrote there.\nCtrl-C or SIGTERM stops the "
     "running trial with its workers (status interrupted), keeps every finished result and writes the report of what "
-    "finished; exit 130 / 143.\n",
-    "datagen": "usage: python -m harness datagen [overrides] [+tfrecord=none,gzip]\n\nBuilds the dataset that the dataset.* "
-    "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n",
-    "augbench": "usage: python -m harness augbench [overrides]\n\nTimes each op of the augment pipeline, and the whole "
+    "finished; exit 130 / 143.\nOn a terminal a progress bar on stderr shows trial i/N, the running variant and an ETA from the "
+    "finished trials (dataset builds: files/s and ETA); --quiet (-q) or HARNESS_PROGRESS=0 turns it off. A log gets one "
+    "line per trial and no bar.\n",
+    "datagen": "usage: python -m harness datagen [--quiet] [overrides] [+tfrecord=none,gzip]\n\nBuilds the dataset that the dataset.* "
+    "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n"
+    "On a terminal a progress bar on stderr shows files written, files/s and an ETA; --quiet (-q) or HARNESS_PROGRESS=0 turns it off.\n",
+    "augbench": "usage: python -m harness augbench [--quiet] [overrides]\n\nTimes each op of the augment pipeline, and the whole "
     "pipeline, on one thread over decoded images in memory (no loader): warm-up, augment.bench_passes timed passes, median "
     "images/s with min, max and CV (flagged unstable above augment.bench_cv). Alone, it times augment=resize_rotate in every "
     "library that can run it; augment=... or augment.ops pick the pipeline, augment.library=a,b the libraries. "
@@ -60,7 +65,8 @@ COMMAND_HELP = {
     "  python -m harness augbench augment=resize_rotate augment.library=torchvision,albumentations,tf_image "
     "augment.order=cheap,costly\nis a sweep of augbench trials (trial.kind=augbench) on the sweep's engine: result.json and "
     "samples.png per job, results.csv and report.html in reports/<time>_augbench/. Sweeps with augment.ops run it by "
-    "themselves at the end (augment.bench=false skips it).\n",
+    "themselves at the end (augment.bench=false skips it).\nOn a terminal a progress bar shows trial i/N and an ETA; "
+    "--quiet (-q) turns it off.\n",
     "report": "usage: python -m harness report SWEEP_DIR [report.baseline=JOB_OR_LABEL]\n\nRebuilds SWEEP_DIR/results.csv from its "
     "result.json files, prints it, and writes SWEEP_DIR/report.html (one self-contained page: verdict, ranking, diagnosis, "
     "plots) and summary.md (the ranking in Markdown, for a pull request). Speed-ups are against the sweep's first variant unless "
@@ -164,6 +170,18 @@ def take_config_dirs(args: list[str]) -> list[str]:
     return rest
 
 
+QUIET_COMMANDS = ("run", "sweep", "augbench", "datagen")  # the commands that draw progress bars
+_QUIET_FLAGS = ("--quiet", "-q")
+
+
+def take_quiet(command: str, args: list[str]) -> tuple[list[str], bool]:
+    """(the arguments without ``--quiet`` / ``-q``, whether it was given) for a command that draws bars."""
+    if command not in QUIET_COMMANDS:
+        return args, False
+    rest = [a for a in args if a not in _QUIET_FLAGS]
+    return rest, len(rest) != len(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -173,15 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"ERROR: unknown command {command!r}; choose one of: {', '.join(COMMANDS)} (python -m harness --help)", file=sys.stderr)
         return 1
+    args, quiet = take_quiet(command, args)
     if args and args[0] in ("-h", "--help"):
         print(COMMAND_HELP[command], end="")
         return 0
+    import harness.progress as progress
     from harness.errors import HarnessError, environment_error
 
     try:
         if command in CONFIG_COMMANDS:
             args = take_config_dirs(args)
-        return COMMANDS[command](args)
+        with progress.quiet(quiet):
+            return COMMANDS[command](args)
     except HarnessError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
