@@ -6,6 +6,12 @@ a wheel ships both inside the package as ``harness/conf`` and ``harness/experime
 are registered in Hydra's ConfigStore as the group ``experiment`` (package ``_global_``)
 rather than found through a ``conf/experiment`` link, and a user's own folder of
 experiments (``--config-dir DIR``) joins them the same way.
+
+The loader group's schemas are not listed here: each loader family keeps its config
+dataclass in its own module, and :func:`group_schemas` asks the loader registry, which
+finds the families (:func:`harness.loaders.base.discover`). Composing a config, typing one
+read back from disk (the trial's child process) and registering with Hydra all go
+through :func:`group_schemas`, so no entry point can see the loader group half-filled.
 """
 
 from __future__ import annotations
@@ -27,27 +33,39 @@ def _data_dir(name: str) -> Path:
 CONF_DIR = _data_dir("conf")
 EXPERIMENTS_DIR = _data_dir("experiments")
 EXPERIMENT_GROUP = "experiment"
+SCHEMA_GROUPS = ("dataset", "loader", "augment", "consumer", "monitor", "trial")  # groups with a schema per option
 
 _registered = False
+_stored: set[tuple[str, str]] = set()  # (group, option) schemas already in Hydra's ConfigStore
 _experiments: dict[str, Path] = {}  # experiment name -> its file (the user's folders after the shipped one)
+
+
+def group_schemas() -> dict[str, dict[str, type]]:
+    """Every schema group's options: group -> option name -> dataclass, loader families included."""
+    from harness.loaders.base import loader_schemas  # the families own their schemas; this finds them
+
+    return {group: loader_schemas() if group == "loader" else GROUP_SCHEMAS[group] for group in SCHEMA_GROUPS}
 
 
 def register_configs() -> None:
     """Store the schemas as ``config_schema`` and ``schema/<group>/<option>``, and the experiments.
 
     The YAML options under ``conf/<group>/`` name their schema in their defaults list,
-    so every composed node is typed. Idempotent.
+    so every composed node is typed. Idempotent; a loader family registered after the
+    first call is stored by the next.
     """
     global _registered
-    if _registered:
-        return
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    cs.store(name="config_schema", node=Config)
-    for group, options in GROUP_SCHEMAS.items():
+    for group, options in group_schemas().items():
         for option, schema in options.items():
-            cs.store(group=f"schema/{group}", name=option, node=schema)
+            if (group, option) not in _stored:
+                cs.store(group=f"schema/{group}", name=option, node=schema)
+                _stored.add((group, option))
+    if _registered:
+        return
+    cs.store(name="config_schema", node=Config)
     _registered = True
     add_experiment_dir(EXPERIMENTS_DIR)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -15,11 +16,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
-from harness.config import CONF_DIR, EXPERIMENT_GROUP, experiment_names, register_configs
-from harness.config.schema import GROUP_SCHEMAS, Config
+from harness.config import CONF_DIR, EXPERIMENT_GROUP, SCHEMA_GROUPS, experiment_names, group_schemas, register_configs
+from harness.config.schema import Config
 from harness.errors import ConfigError, HarnessError
 
-GROUPS = tuple(GROUP_SCHEMAS) + ("experiment",)
+GROUPS = SCHEMA_GROUPS + (EXPERIMENT_GROUP,)
 
 
 def list_options(group: str) -> list[str]:
@@ -46,39 +47,60 @@ def compose(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig
 
 
 def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictConfig:
-    """Hydra's compose, errors untouched: :func:`explain` calls this, so it must not call ``explain``."""
+    """Hydra's compose, errors untouched: :func:`explain` calls this, so it must not call ``explain``.
+
+    Hydra's global state is put back afterwards: a launcher's callback composes jobs
+    while Hydra's own app is running, and a launcher such as submitit ships that state
+    to its jobs.
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.singleton import Singleton
 
     register_configs()
+    saved = Singleton.get_state()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
     finally:
-        GlobalHydra.instance().clear()
+        Singleton.set_state(saved)
 
 
-def expand_sweep(overrides: Sequence[str]) -> list[list[str]]:
-    """The per-job override lists of a multirun, as Hydra's BasicSweeper builds them.
+def expand_sweep(overrides: Sequence[str], params: dict | None = None) -> list[list[str]]:
+    """The per-job override lists of a grid sweep, in the order Hydra's basic sweeper runs them.
 
-    Sweep parameters that an experiment sets in ``hydra.sweeper.params`` come first,
-    then the command line, exactly as the sweeper orders them.
+    Sweep parameters that an experiment sets in ``hydra.sweeper.params`` come first, then
+    the command line; a key given twice keeps its place and takes the later value. Built
+    on Hydra's public override parser, so it does not depend on one sweeper's internals;
+    an axis that is not a list (``interval(0,1)``, for a sweeper such as Optuna) stays as
+    written and is checked by the launcher when the sweeper picks its values.
+
+    Args:
+        params: ``hydra.sweeper.params`` when the caller has the composed Hydra node;
+            composed here from the fixed overrides otherwise.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    fixed = [o for o in overrides if not _is_sweep(o)]
-    hydra_cfg = compose(fixed, with_hydra=True).hydra
-    params = hydra_cfg.sweeper.get("params") or {}
+    if params is None:
+        fixed = [o for o in overrides if not _is_sweep(o)]
+        params = dict(compose(fixed, with_hydra=True).hydra.sweeper.get("params") or {})
     arguments = [f"{k}={v}" for k, v in params.items()] + list(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(arguments)
     except Exception as exc:
         raise HarnessError(explain(exc, overrides)) from exc
-    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return [list(job) for batch in batches for job in batch]
+    axes: dict[str, list[str]] = {}
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_discrete_sweep():
+            axes[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        elif override.is_sweep_override():
+            axes[key] = [override.input_line or f"{key}={override.get_value_element_as_str()}"]
+        else:
+            axes[key] = [f"{key}={override.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*axes.values())]
 
 
 def _is_sweep(override: str) -> bool:
@@ -163,7 +185,7 @@ def _close_keys(key: str, base: DictConfig, limit: int = 3) -> list[str]:
 def _other_options(key: str) -> list[str]:
     """``group=option`` choices whose schema has ``key`` (``dataset.path`` -> ``dataset=folder``)."""
     group, _, leaf = key.partition(".")
-    options = GROUP_SCHEMAS.get(group, {})
+    options = group_schemas().get(group, {})
     return [f"{group}={name}" for name, schema in options.items() if leaf in {f.name for f in dataclasses.fields(schema)}]
 
 
@@ -188,7 +210,7 @@ def to_typed(raw: DictConfig) -> Config:
     enforced again wherever a config is read back from disk.
     """
     typed = OmegaConf.structured(Config)
-    for group, options in GROUP_SCHEMAS.items():
+    for group, options in group_schemas().items():
         if len(options) > 1:
             name = raw[group].name
             if name not in options:

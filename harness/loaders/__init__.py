@@ -3,10 +3,13 @@
 from harness.loaders.base import (
     Batch,
     Loader,
+    LoaderConf,
     Needs,
+    discover,
     get_loader,
     list_loaders,
+    loader_schemas,
     register_loader,
 )
 
-__all__ = ["Batch", "Loader", "Needs", "get_loader", "list_loaders", "register_loader"]
+__all__ = ["Batch", "Loader", "LoaderConf", "Needs", "discover", "get_loader", "list_loaders", "loader_schemas", "register_loader"]

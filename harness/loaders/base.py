@@ -1,34 +1,41 @@
 """The loader interface and its registry.
 
-A loader family is one module: a :class:`Loader` subclass registered under its config
-name. It declares what it needs (framework, dataset, TFRecord shards), validates its
-own config node without importing its framework, and yields :class:`Batch` objects of
+A loader family is one module of this package plus one YAML file, ``conf/loader/<name>.yaml``.
+The module holds a :class:`LoaderConf` dataclass (the family's config schema) and a
+:class:`Loader` subclass that names it as its ``schema`` and is registered under its config
+name. The loader declares what it needs (framework, dataset, TFRecord shards), validates
+its own config node without importing its framework, and yields :class:`Batch` objects of
 the shape and dtype that ``batch`` fixes, one epoch per call to :meth:`Loader.epoch`.
+
+Families are found, not listed: :func:`discover` imports every module of this package
+whose name does not start with ``_``, and each family module registers itself. A helper
+module either registers nothing (``images``, ``base``) or starts with ``_`` and is only
+imported by its family (``_torch_impl``, which imports torch at its top).
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import importlib
+import pkgutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from omegaconf import MISSING
+
 from harness.errors import ConfigError, HarnessError
 
-# Modules that define loader families; importing one registers its loader. They import
-# their frameworks lazily, so importing them all is cheap.
-FAMILY_MODULES = (
-    "harness.loaders.synthetic",
-    "harness.loaders.tf_data",
-    "harness.loaders.keras_idg",
-    "harness.loaders.keras_sequence",
-    "harness.loaders.generator",
-    "harness.loaders.torch_loader",
-    "harness.loaders.yardstick",
-)
-
 _REGISTRY: dict[str, type[Loader]] = {}
+_discovered = False
+
+
+@dataclass
+class LoaderConf:
+    """The base of every family's config schema: ``loader=<name>`` composes onto its subclass."""
+
+    name: str = MISSING  # loader family (set by the YAML choice)
 
 
 @dataclass
@@ -55,13 +62,14 @@ class Needs:
 class Loader(abc.ABC):
     """Base class of every loader family."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # the config name: loader=<name>, conf/loader/<name>.yaml
+    schema: ClassVar[type[LoaderConf]]  # this family's config dataclass, whose ``name`` defaults to ``name``
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         """Build the pipeline.
 
         Args:
-            conf: this family's config dataclass.
+            conf: this family's config, an instance of its ``schema``.
             batch: the :class:`~harness.config.schema.BatchConf` every family obeys.
             dataset: the :class:`~harness.data.manifest.DatasetManifest`, or ``None``.
             seed: trial seed for shuffles and random ops.
@@ -148,24 +156,56 @@ class Loader(abc.ABC):
 
 
 def register_loader(cls: type[Loader]) -> type[Loader]:
-    """Class decorator: make ``cls`` available as ``loader=<cls.name>``."""
+    """Class decorator: make ``cls`` available as ``loader=<cls.name>``, typed by ``cls.schema``.
+
+    A family that breaks the rules is a bug in its module, so it fails loudly (``TypeError``)
+    at import, which :func:`discover` does for every family.
+    """
+    schema = getattr(cls, "schema", None)
+    if not (isinstance(schema, type) and dataclasses.is_dataclass(schema) and issubclass(schema, LoaderConf)):
+        raise TypeError(f"loader family {cls.__qualname__}: set schema = <a LoaderConf dataclass> (its config schema)")
+    if schema.name != cls.name:  # the YAML never sets name: the schema's default is what the typed node says
+        raise TypeError(f"loader family {cls.__qualname__}: {schema.__qualname__}.name defaults to {schema.name!r}, not {cls.name!r}")
+    known = _REGISTRY.get(cls.name)
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if known is not None and f"{known.__module__}.{known.__qualname__}" != where:  # the same class again: a module reloaded
+        raise TypeError(f"loader={cls.name} is registered twice: {known.__module__}.{known.__qualname__} and {where}")
     _REGISTRY[cls.name] = cls
     return cls
 
 
-def _load_all() -> None:
-    for module in FAMILY_MODULES:
-        importlib.import_module(module)
+def discover() -> None:
+    """Import every module of this package whose name does not start with ``_``, once.
+
+    Family modules register themselves as they are imported; they import their frameworks
+    lazily, so importing them all is cheap. Everything that needs the families (the loader
+    registry below, and the loader schemas that config composition types nodes with) goes
+    through here, so a new family module needs no list to be added to.
+    """
+    global _discovered
+    if _discovered:
+        return
+    package = importlib.import_module(__package__ or "harness.loaders")
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    _discovered = True
 
 
 def list_loaders() -> list[str]:
-    _load_all()
+    discover()
     return sorted(_REGISTRY)
 
 
 def get_loader(name: str) -> type[Loader]:
-    _load_all()
+    discover()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise HarnessError(f"loader={name}: unknown loader; choose one of: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def loader_schemas() -> dict[str, type]:
+    """Each family's config schema by its name (``schema/loader/<name>`` in Hydra's ConfigStore)."""
+    discover()
+    return {name: _REGISTRY[name].schema for name in sorted(_REGISTRY)}

@@ -9,19 +9,38 @@ which moves it to a tf.data thread (still holding the GIL while Python decodes).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
 import numpy as np
 
 from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, parse_tuning
 from harness.errors import require
-from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
 from harness.loaders.images import batches_of, load_batch
+
+
+class GeneratorMode(Enum):
+    direct = "direct"  # the consumer iterates the Python generator itself
+    tf_from_generator = "tf_from_generator"  # tf.data.Dataset.from_generator(...) (seed 002)
+
+
+@dataclass
+class GeneratorLoaderConf(LoaderConf):
+    """A plain Python generator that yields batches (seed 002's yield pattern)."""
+
+    name: str = "generator"
+    mode: GeneratorMode = GeneratorMode.direct  # iterate it directly or through Dataset.from_generator
+    prefetch: Any = None  # from_generator only: prefetch none, N or autotune
+    shuffle: bool = False  # shuffle the file order every epoch
 
 
 @register_loader
 class GeneratorLoader(Loader):
     name = "generator"
+    schema = GeneratorLoaderConf
 
     @classmethod
     def needs(cls, conf) -> Needs:

@@ -9,22 +9,47 @@ in the consumer's thread, as ``model.fit`` does with it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError, HarnessError, require
-from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
 from harness.loaders.images import finish
 
 # the loader's own augmentation arguments (an alternative to augment.ops, not a complement)
 OWN_AUGMENT = ("rotation_range", "width_shift_range", "height_shift_range", "zoom_range", "horizontal_flip", "vertical_flip")
 
 
+class IdgFlow(Enum):
+    directory = "directory"  # flow_from_directory over the class folders
+    dataframe = "dataframe"  # flow_from_dataframe over seed 001's DataFrame (manifest.csv)
+
+
+@dataclass
+class KerasIdgLoaderConf(LoaderConf):
+    """Keras ImageDataGenerator, the seeds' slow serial baseline (legacy API in Keras 3)."""
+
+    name: str = "keras_idg"
+    flow: IdgFlow = IdgFlow.directory  # flow_from_directory or flow_from_dataframe
+    rescale: float | None = None  # multiply pixels by this (1/255 is common); null: none
+    rotation_range: float = 0.0  # degrees of random rotation
+    width_shift_range: float = 0.0  # fraction of width
+    height_shift_range: float = 0.0  # fraction of height
+    zoom_range: float = 0.0  # random zoom in [1 - z, 1 + z]
+    horizontal_flip: bool = False  # random horizontal flips
+    vertical_flip: bool = False  # random vertical flips
+    shuffle: bool = False  # shuffle every epoch
+    interpolation: str = "bilinear"  # PIL interpolation used to reach batch.height x batch.width
+
+
 @register_loader
 class KerasIdgLoader(Loader):
     name = "keras_idg"
+    schema = KerasIdgLoaderConf
 
     @classmethod
     def needs(cls, conf) -> Needs:

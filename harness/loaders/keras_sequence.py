@@ -9,15 +9,28 @@ iterator is used, the backend-neutral core of what ``fit`` consumes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from harness.config.validate import check_positive
 from harness.errors import require
-from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+
+
+@dataclass
+class KerasSequenceLoaderConf(LoaderConf):
+    """A keras.utils.PyDataset (Keras 3's Sequence) run as model.fit runs it (seed 002)."""
+
+    name: str = "keras_sequence"
+    workers: int = 1  # PyDataset workers; 1 = load in the consumer's thread
+    use_multiprocessing: bool = False  # workers are processes instead of threads
+    max_queue_size: int = 10  # batches queued ahead by the workers
+    shuffle: bool = True  # on_epoch_end reshuffles the file order
 
 
 @register_loader
 class KerasSequenceLoader(Loader):
     name = "keras_sequence"
+    schema = KerasSequenceLoaderConf
 
     @classmethod
     def needs(cls, conf) -> Needs:

@@ -12,20 +12,34 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError
-from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
 
 _STOP = object()
+
+
+@dataclass
+class SyntheticLoaderConf(LoaderConf):
+    """Known-answer loader: sleeps ``produce_ms`` per batch, like tf.data's ArtificialDataset."""
+
+    name: str = "synthetic"
+    produce_ms: float = 10.0  # time to produce one batch, ms
+    workers: int = 1  # background producer threads; 0 produces in the consumer's thread (serial)
+    prefetch: int = 2  # batches queued ahead of the consumer when workers > 0
+    batches_per_epoch: int = 100  # batches in one epoch
+    pool: int = 4  # distinct pre-generated batches cycled through (generation is not timed work)
 
 
 @register_loader
 class SyntheticLoader(Loader):
     name = "synthetic"
+    schema = SyntheticLoaderConf
 
     @classmethod
     def needs(cls, conf) -> Needs:

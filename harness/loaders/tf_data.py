@@ -23,13 +23,82 @@ Every map takes ``num_parallel_calls`` none / N / AUTOTUNE; iterated once per ep
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
 from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, check_positive, parse_tuning
 from harness.errors import ConfigError, HarnessError, require
-from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
 
 FEATURES = ("image_raw", "label", "id")
+
+
+class FileSource(Enum):
+    manifest = "manifest"  # tf.data.Dataset.from_tensor_slices over the CSV manifest
+    list_files = "list_files"  # tf.data.Dataset.list_files over the class folders (seed 000)
+    tfrecord = "tfrecord"  # tf.data.TFRecordDataset over the shards (seed 001)
+
+
+class Compression(Enum):
+    none = "none"
+    gzip = "gzip"
+
+
+class Chain(Enum):
+    fused = "fused"  # one parallel map: read + decode + resize (seed 000's parse_file_to_img, the tf.data guide)
+    split = "split"  # a sequential read map, then parallel decode and resize maps (one map per step)
+
+
+class CacheMode(Enum):
+    none = "none"
+    memory = "memory"  # Dataset.cache()
+    file = "file"  # Dataset.cache(filename) in the trial folder
+
+
+class CachePlace(Enum):
+    after_decode = "after_decode"  # full-size decoded images, then shuffle and resize (seed 001's order)
+    after_resize = "after_resize"  # resized images; random ops still run every epoch
+    after_augment = "after_augment"  # after the random op: later epochs replay epoch 1's randomness
+
+
+@dataclass
+class TfDataLoaderConf(LoaderConf):
+    """tf.data: files or TFRecord, map, cache, shuffle, batch, prefetch, Options (seeds 000, 001)."""
+
+    name: str = "tf_data"
+    source: FileSource = FileSource.manifest  # how samples enter tf.data
+    compression: Compression = Compression.none  # TFRecord compression when source=tfrecord
+    interleave: bool = False  # read TFRecord shards with interleave instead of one sequential reader
+    cycle_length: Any = "autotune"  # interleave: shards read at once (none, N or autotune)
+    interleave_parallel_calls: Any = "autotune"  # interleave: none, N or autotune
+    num_parallel_calls: Any = "autotune"  # map parallelism: none, a positive integer or autotune
+    chain: Chain = Chain.fused  # fused: one map read+decode+resize; split: one map per step (costs more)
+    vectorized: bool = False  # run the light per-sample ops (rescale, flip, brightness) on whole batches
+    rescale: float | None = None  # light op: cast the uint8 image to float32 and multiply (1/255); null: off
+    random_flip: bool = False  # light op: a random horizontal flip after resize (the random op cache must precede)
+    random_brightness: float | None = None  # light op: add a uniform delta in [-d, d] (float32 pixels); null: off
+    # What if each sample cost more? Deterministic CPU work in the per-sample map (not a sleep: it
+    # holds a core as decoding does); the gate's benchmark injects a known slowdown with it.
+    extra_work: int = 0  # extra work per sample in the map: a cumulative sum over this many thousand floats; 0: none
+    cache: CacheMode = CacheMode.none  # cache decoded images: none, memory or file
+    cache_place: CachePlace = CachePlace.after_resize  # where the cache sits in the chain
+    shuffle_buffer: int = 0  # samples in the shuffle buffer; 0 disables shuffling
+    drop_remainder: bool = True  # drop the last partial batch of each epoch
+    prefetch: Any = "autotune"  # batches prefetched: none, a positive integer or autotune
+    cast_float: bool = False  # cast to float32 right after decode, before cache (seed 001)
+    preprocess: str | None = None  # "mobilenet": keras.applications.mobilenet.preprocess_input after batch (seed 001)
+    deterministic: bool | None = None  # tf.data.Options.deterministic; null keeps TF's default
+    # TF's default graph rewrites can parallelize a sequential map and add a prefetch the
+    # code never asked for; set these false to measure a pipeline exactly as written.
+    map_parallelization: bool | None = None  # experimental_optimization.map_parallelization; null: TF's default
+    inject_prefetch: bool | None = None  # experimental_optimization.inject_prefetch; null: TF's default
+    map_and_batch_fusion: bool | None = None  # experimental_optimization.map_and_batch_fusion; null: TF's default
+    autotune: bool | None = None  # Options.autotune.enabled; null: TF's default (on)
+    autotune_cpu_budget: int | None = None  # Options.autotune.cpu_budget, cores; null: all
+    autotune_ram_budget: int | None = None  # Options.autotune.ram_budget, bytes; null: TF's default
+    private_threadpool_size: int | None = None  # Options.threading.private_threadpool_size; null: shared pool
 
 
 def _compose(fns):
@@ -59,6 +128,7 @@ def light_ops(conf) -> list[str]:
 @register_loader
 class TfDataLoader(Loader):
     name = "tf_data"
+    schema = TfDataLoaderConf
     continuous = True  # stream(): the chain with repeat() before prefetch
 
     @classmethod

@@ -11,16 +11,59 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
 
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError, require
-from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+
+
+class Decoder(Enum):
+    pil = "pil"  # PIL.Image.open + resize (what most Dataset classes do)
+    torchvision = "torchvision"  # torchvision.io.decode_jpeg / decode_image + v2 resize
+
+
+class TorchDatasetStyle(Enum):
+    map = "map"  # torch.utils.data.Dataset with __getitem__ / __len__
+    iterable = "iterable"  # torch.utils.data.IterableDataset, sharded across workers
+
+
+class Collate(Enum):
+    default = "default"  # torch's default_collate
+    numpy_stack = "numpy_stack"  # a collate_fn that stacks numpy arrays, then one torch.from_numpy
+
+
+class StartMethod(Enum):
+    default = "default"  # the platform default (fork on Linux)
+    fork = "fork"
+    spawn = "spawn"
+    forkserver = "forkserver"
+
+
+@dataclass
+class TorchLoaderConf(LoaderConf):
+    """PyTorch Dataset + DataLoader with every knob seeds 003/004 list."""
+
+    name: str = "torch"
+    style: TorchDatasetStyle = TorchDatasetStyle.map  # map-style or iterable-style dataset
+    decoder: Decoder = Decoder.pil  # PIL or torchvision.io
+    num_workers: int = 0  # DataLoader worker processes; 0 loads in the consumer's process
+    pin_memory: bool = False  # page-locked batches, for fast non_blocking copies to CUDA
+    persistent_workers: bool = False  # keep workers alive between epochs
+    prefetch_factor: int | None = None  # batches loaded ahead per worker; null: torch's default (2)
+    shuffle: bool = False  # RandomSampler instead of SequentialSampler (map style)
+    drop_last: bool = True  # drop the last partial batch
+    collate: Collate = Collate.default  # default_collate or a numpy stacking collate_fn
+    start_method: StartMethod = StartMethod.default  # worker start method (multiprocessing_context)
+    worker_threads: int = 1  # torch.set_num_threads inside each worker (torch's own default is 1 too)
 
 
 @register_loader
 class TorchLoader(Loader):
     name = "torch"
+    schema = TorchLoaderConf
     continuous_hint = "it starts a DataLoader iterator per epoch; loader.persistent_workers=true keeps the workers across epochs"
 
     @classmethod

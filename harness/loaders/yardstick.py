@@ -13,16 +13,27 @@ Python-heavy pipelines (ImageDataGenerator, a PIL DataLoader) make poor yardstic
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import require
-from harness.loaders.base import Batch, Loader, Needs, register_loader
+from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+
+
+@dataclass
+class YardstickLoaderConf(LoaderConf):
+    """A fixed tf.data decode pipeline that measures the machine (the gate's reference); meant never to change."""
+
+    name: str = "yardstick"
+    parallel_calls: int = 2  # map parallelism, fixed
+    prefetch: int = 2  # batches prefetched, fixed
 
 
 @register_loader
 class YardstickLoader(Loader):
     name = "yardstick"
+    schema = YardstickLoaderConf
 
     @classmethod
     def needs(cls, conf) -> Needs:

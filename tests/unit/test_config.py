@@ -3,9 +3,9 @@
 import pytest
 
 from harness.config.compose import compose, expand_sweep, load_trial_config, to_typed
-from harness.config.schema import TfDataLoaderConf
 from harness.config.validate import parse_tuning, trial_bound, validate
 from harness.errors import ConfigError, HarnessError
+from harness.loaders.tf_data import TfDataLoaderConf
 
 
 def test_defaults_compose_to_typed_nodes():
@@ -83,7 +83,8 @@ def test_every_family_is_validated_without_importing_its_framework():
         "from harness.config.compose import compose\n"
         "from harness.config.validate import validate\n"
         "from harness.errors import ConfigError\n"
-        "for loader in ('tf_data', 'keras_idg', 'keras_sequence', 'generator', 'torch'):\n"
+        "from harness.loaders import list_loaders\n"
+        "for loader in list_loaders():\n"
         "    validate(compose([f'loader={loader}']))\n"
         "try:\n"
         "    validate(compose(['loader=tf_data', 'loader.num_parallel_calls=lots']))\n"
@@ -132,6 +133,26 @@ def test_saved_config_reloads_typed(tmp_path):
     path.write_text(path.read_text().replace("prefetch: 2", "prefetch: 2\n  bogus: 1"))
     with pytest.raises(Exception, match="bogus"):
         load_trial_config(path)
+
+
+def test_a_saved_config_reloads_typed_in_a_fresh_process(tmp_path):
+    """As the trial's child reads it: nothing imported first, yet the loader node gets its family's schema."""
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    path = tmp_path / "trial.yaml"
+    path.write_text(OmegaConf.to_yaml(compose(["loader=torch", "loader.decoder=torchvision"])))
+    code = (
+        "import sys\n"
+        "from harness.config.compose import load_trial_config\n"
+        f"loader = load_trial_config({str(path)!r}).loader\n"
+        "print(type(loader).__module__, type(loader).__name__, loader.decoder)\n"
+        "print([m for m in ('tensorflow', 'keras', 'torch', 'torchvision') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["harness.loaders.torch_loader TorchLoaderConf Decoder.torchvision", "[]"]
 
 
 # Hostile input (issue 13): each fails in one line that names the key and what to do.
