@@ -40,6 +40,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     """
     overrides, overwrite = take_overwrite(overrides)
     overrides, flags = split_flags(overrides)
+    overrides = [open_kwargs(o) for o in overrides]
     if flags:  # --cfg job, --info ...: Hydra answers and runs nothing
         _run_hydra([sys.argv[0]] + (["--multirun"] if multirun else []) + flags + overrides)
         return None
@@ -123,6 +124,15 @@ def _exit_interrupted(root: Path, signum: int) -> None:
     else:
         print(f"interrupted by {name} before any trial finished", flush=True)
     raise SystemExit(stop.exit_status(signum))
+
+
+# Free-form keys: a user's pipeline takes any keyword (loader=custom), so no schema lists them.
+OPEN_KEYS = ("loader.kwargs.",)
+
+
+def open_kwargs(override: str) -> str:
+    """``loader.kwargs.workers=0,2`` -> ``++loader.kwargs.workers=0,2``: Hydra adds or sets a free-form key only when told to."""
+    return f"++{override}" if override.startswith(OPEN_KEYS) else override
 
 
 OVERWRITE_FLAG = "--overwrite"  # the harness's own flag, taken out before Hydra sees the command line

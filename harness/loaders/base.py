@@ -64,6 +64,8 @@ class Loader(abc.ABC):
 
     name: ClassVar[str]  # the config name: loader=<name>, conf/loader/<name>.yaml
     schema: ClassVar[type[LoaderConf]]  # this family's config dataclass, whose ``name`` defaults to ``name``
+    # overrides that make a working config where the defaults alone do not (a required key): the contract suite uses them
+    example: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         """Build the pipeline.

@@ -177,14 +177,21 @@ def no_results(root: Path, command: str = "report") -> HarnessError:
 
 
 def override_columns(overrides: list[str]) -> dict[str, str]:
-    """``["loader.workers=2", "hydra.x=1"]`` -> ``{"loader.workers": "2"}`` (hydra.* left out)."""
+    """``["loader.workers=2", "hydra.x=1"]`` -> ``{"loader.workers": "2"}`` (hydra.* left out).
+
+    A swept value comes back from Hydra with its special characters escaped
+    (``examples.my_pipeline\\:make``); the column holds the value as the config has it.
+    """
     columns = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
         if sep and not key.startswith("hydra."):
-            columns[key] = value
+            columns[key] = _HYDRA_ESCAPE.sub(r"\1", value)
     return columns
+
+
+_HYDRA_ESCAPE = re.compile(r"\\([\\()\[\]{}:=, ])")  # what Hydra's sweep values escape
 
 
 STATUS_WORDS = {

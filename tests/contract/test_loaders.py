@@ -33,8 +33,8 @@ def tiny_cache(tmp_path_factory):
 
 
 def build(name, *overrides, cache=None, workdir=None):
-    cfg = to_typed(compose([f"loader={name}", *TINY, f"dataset.cache_dir={cache}", *overrides]))
     cls = get_loader(name)
+    cfg = to_typed(compose([f"loader={name}", *cls.example, *TINY, f"dataset.cache_dir={cache}", *overrides]))
     needs = cls.needs(cfg.loader)
     cls.check(cfg.loader)
     manifest = prepare(cfg.dataset, tfrecord=needs.tfrecord) if needs.dataset else None

@@ -34,6 +34,7 @@ def first_epoch(name, odd, *overrides):
         compose(
             [
                 f"loader={name}",
+                *get_loader(name).example,
                 "dataset=folder",
                 f"dataset.path={root}",
                 f"dataset.cache_dir={cache}",

@@ -169,3 +169,15 @@ def test_labels_that_differ_only_in_the_middle_get_their_job_number():
     labels = plots.bar_labels([V(0, head + "1" + tail), V(1, head + "2" + tail), V(2, "short")])
     assert labels[0].startswith("job 0: ") and labels[1].startswith("job 1: ") and labels[2] == "short"
     assert len(set(labels)) == 3 and all(len(label) <= 38 for label in labels)
+
+
+def test_a_swept_value_that_hydra_escaped_reads_as_the_config_has_it():
+    from harness.results.table import override_columns
+
+    swept = ["loader.target=examples.my_pipeline\\:make_tf", "batch.size=8", "+x.y=a\\,b", "dataset.path=C:\\data"]
+    assert override_columns(swept) == {
+        "loader.target": "examples.my_pipeline:make_tf",
+        "batch.size": "8",
+        "x.y": "a,b",
+        "dataset.path": "C:\\data",
+    }
