@@ -38,6 +38,7 @@ SCHEMA_GROUPS = ("dataset", "loader", "augment", "consumer", "monitor", "trial")
 _registered = False
 _stored: set[tuple[str, str]] = set()  # (group, option) schemas already in Hydra's ConfigStore
 _experiments: dict[str, Path] = {}  # experiment name -> its file (the user's folders after the shipped one)
+_user_options: dict[str, set[str]] = {}  # group -> options a --config-dir added (loader/mine.yaml)
 
 
 def group_schemas() -> dict[str, dict[str, type]]:
@@ -74,13 +75,15 @@ def add_experiment_dir(folder: Path) -> list[str]:
     """Register every ``NAME.yaml`` of ``folder`` as ``experiment=NAME`` (and ``sub/NAME.yaml`` as
     ``+experiment/sub=NAME``); a later folder's experiment replaces a shipped one of the same name.
 
+    ``loader/NAME.yaml`` (any schema group's folder) adds the option ``loader=NAME``, e.g. a
+    user's pipeline as ``loader=custom`` with its target set, to sweep beside built-in loaders.
+
     A folder laid out as a Hydra config dir (``folder/experiment/NAME.yaml``) works too.
 
     Returns:
         the experiment names found.
     """
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
 
     from harness.errors import ConfigError
 
@@ -94,16 +97,44 @@ def add_experiment_dir(folder: Path) -> list[str]:
         relative = path.relative_to(root).with_suffix("")
         if relative.name.startswith("_") or len(relative.parts) > 2:
             continue
-        try:
-            node = OmegaConf.load(path)
-        except Exception as exc:  # a YAML syntax error: name the file, in one line
-            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        node = _load(path)
+        if len(relative.parts) == 2 and relative.parts[0] in SCHEMA_GROUPS:  # loader/mine.yaml: loader=mine
+            _store_option(relative.parts[0], relative.name, node)
+            continue
         group = "/".join([EXPERIMENT_GROUP, *relative.parts[:-1]])
         ConfigStore.instance().store(group=group, name=relative.name, node=node, package="_global_")
         if len(relative.parts) == 1:
             _experiments[relative.name] = path
             names.append(relative.name)
+    for group in SCHEMA_GROUPS:  # a Hydra-style config dir keeps its group folders beside experiment/
+        if root != folder and (folder / group).is_dir():
+            for path in sorted((folder / group).glob("*.yaml")):
+                _store_option(group, path.stem, _load(path))
     return names
+
+
+def _store_option(group: str, name: str, node) -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group=group, name=name, node=node)
+    _user_options.setdefault(group, set()).add(name)
+
+
+def user_options(group: str) -> list[str]:
+    """The options of ``group`` that a ``--config-dir`` added."""
+    return sorted(_user_options.get(group, ()))
+
+
+def _load(path: Path):
+    """A YAML file as an OmegaConf node; a syntax error is one line naming the file."""
+    from omegaconf import OmegaConf
+
+    from harness.errors import ConfigError
+
+    try:
+        return OmegaConf.load(path)
+    except Exception as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
 
 
 def experiment_names() -> list[str]:

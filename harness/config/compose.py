@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
-from harness.config import CONF_DIR, EXPERIMENT_GROUP, SCHEMA_GROUPS, experiment_names, group_schemas, register_configs
+from harness.config import CONF_DIR, EXPERIMENT_GROUP, SCHEMA_GROUPS, experiment_names, group_schemas, register_configs, user_options
 from harness.config.schema import Config
 from harness.errors import ConfigError, HarnessError
 
@@ -28,7 +28,7 @@ def list_options(group: str) -> list[str]:
     if group == EXPERIMENT_GROUP:
         return experiment_names()
     folder = CONF_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml") if not p.name.startswith("_"))
+    return sorted({p.stem for p in folder.glob("*.yaml") if not p.name.startswith("_")} | set(user_options(group)))
 
 
 def compose(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig:

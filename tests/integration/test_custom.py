@@ -112,3 +112,16 @@ def test_the_python_api_measures_a_notebook_function_and_an_import_path_and_swee
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith(("STATUS", "NAMED", "SWEEP"))]
     assert lines == ["STATUS ok iterable True", "NAMED ok 0 True", "SWEEP 2 ['ok', 'ok'] True"]
+
+
+@pytest.mark.slow
+def test_the_example_experiment_sweeps_the_users_pipelines_beside_the_builtin_loaders(cli, tmp_path):
+    examples = ROOT / "examples" / "experiments"
+    listing = cli("list", "--config-dir", str(examples))
+    assert "my_tf, my_torch" in listing.stdout and "mine_vs_builtin" in listing.stdout
+    done = cli("sweep", "--config-dir", str(examples), "experiment=mine_vs_builtin", *TINY, *SHORT, "--quiet", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = {r["loader"]: r for r in rows(sweep_dir(done, tmp_path))}
+    assert sorted(table) == ["my_tf", "my_torch", "tf_data", "torch"] and {r["status"] for r in table.values()} == {"ok"}
+    report = (sweep_dir(done, tmp_path) / "report.html").read_text()
+    assert "examples.my_pipeline:make_torch" in report and "num_workers" in report  # the user's DataLoader as built
