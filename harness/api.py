@@ -65,8 +65,13 @@ def measure(
     return _measurement(root)
 
 
-def sweep(overrides: Sequence[str], *, config_dir: str | Path | None = None):
+def sweep(overrides: Sequence[str], *, config_dir: str | Path | None = None, folder: str | Path | None = None):
     """Run a sweep (the command line's ``harness sweep``) and return its results table as a pandas DataFrame.
+
+    Args:
+        overrides: as on the command line (``"loader.workers=0,2"``, ``"experiment=quickstart"``).
+        config_dir: a folder of the user's experiments and loader options (``--config-dir``).
+        folder: the sweep's folder (``hydra.sweep.dir``); a new one under ``reports/`` by default.
 
     ``table.attrs["folder"]`` is the sweep's folder (report.html, summary.md).
     """
@@ -76,7 +81,7 @@ def sweep(overrides: Sequence[str], *, config_dir: str | Path | None = None):
         from harness.config import add_experiment_dir
 
         add_experiment_dir(Path(config_dir))
-    root = _launch(list(overrides), multirun=True)
+    root = _launch([*overrides, *([f"hydra.sweep.dir={folder}"] if folder is not None else [])], multirun=True)
     table = pd.read_csv(root / "results.csv")
     table.attrs["folder"] = root
     return table
