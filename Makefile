@@ -32,8 +32,8 @@ test: $(STAMP)
 
 ## ruff (lint + format check) on the code and its tests, mypy on harness/ and hydra_plugins/ (settings in pyproject.toml).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness hydra_plugins tests benchmarks
-	$(VENV)/bin/ruff format --check harness hydra_plugins tests benchmarks
+	$(VENV)/bin/ruff check harness hydra_plugins tests benchmarks examples
+	$(VENV)/bin/ruff format --check harness hydra_plugins tests benchmarks examples
 	$(VENV)/bin/mypy
 
 ## The project's regression gate: a small sweep checked against ci/baseline.json in ratio mode
