@@ -24,7 +24,7 @@ from pathlib import Path
 
 import harness.progress as progress
 from harness.config.schema import choice
-from harness.data import scan, synth
+from harness.data import photos, scan, synth
 from harness.data.manifest import MANIFEST_FILE, DatasetManifest, Sample
 from harness.errors import HarnessError
 
@@ -54,6 +54,8 @@ def dataset_params(conf) -> dict:
             "classes": list(conf.classes),
             "seed": conf.seed,
         }
+    if conf.name == "photos":
+        return photos.params(conf)
     source = folder_source(conf)
     return {"kind": "folder", "path": str(source), "scan_version": SCAN_VERSION, "listing": _digest(list_folder(source)[1])}
 
@@ -64,12 +66,13 @@ def dataset_dir(conf, params: dict | None = None) -> Path:
     return cache_root(conf) / f"{params['kind']}-{digest}"
 
 
-def prepare(conf, *, tfrecord: Iterable[str] = ()) -> DatasetManifest:
-    """Return the dataset for ``conf``, building it (and any TFRecord shards asked for) if needed.
+def prepare(conf, *, tfrecord: Iterable[str] = (), webdataset: int = 0) -> DatasetManifest:
+    """Return the dataset for ``conf``, building it (and any shards asked for) if needed.
 
     Args:
-        conf: a ``dataset`` config node (synthetic or folder).
+        conf: a ``dataset`` config node (synthetic, photos or folder).
         tfrecord: compressions (``"none"``, ``"gzip"``) whose shards must exist.
+        webdataset: how many WebDataset tar shards must exist (0: none).
     """
     params = dataset_params(conf)
     root = dataset_dir(conf, params)
@@ -78,11 +81,13 @@ def prepare(conf, *, tfrecord: Iterable[str] = ()) -> DatasetManifest:
             root.parent.mkdir(parents=True, exist_ok=True)
             with _locked(root), _staging(root) as tmp:
                 if tmp is not None:
-                    manifest = _build_images(conf, tmp) if conf.name == "synthetic" else _index_folder(conf, tmp, params)
+                    manifest = _index_folder(conf, tmp, params) if conf.name == "folder" else _build_images(conf, tmp, params)
                     manifest.save(tmp)
     with _writable(root):
         for compression in tfrecord:
             _ensure_tfrecord(root, compression.lower(), conf.shards)
+        if webdataset:
+            _ensure_webdataset(root, webdataset)
     manifest = DatasetManifest.load(root)
     _apply_bad_file_policy(conf, manifest)
     return manifest
@@ -136,20 +141,25 @@ def _staging(target: Path) -> Iterator[Path | None]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build_images(conf, folder: Path) -> DatasetManifest:
+def _build_images(conf, folder: Path, params: dict) -> DatasetManifest:
+    """Write a generated (synthetic) or cropped (photos) dataset's images in parallel."""
     fmt = choice(conf.format)
     ext = "jpg" if fmt == "jpeg" else "png"
-    classes = list(conf.classes)
-    jobs = [
-        (conf.seed, i, conf.width, conf.height, fmt, conf.jpeg_quality, str(folder / "images"), classes[i % len(classes)], ext)
-        for i in range(conf.count)
-    ]
+    images = str(folder / "images")
+    if conf.name == "photos":
+        classes, jobs, write = photos.class_names(conf), photos.plan(conf, images), photos.write_image
+    else:
+        classes, write = list(conf.classes), _write_image
+        jobs = [
+            (conf.seed, i, conf.width, conf.height, fmt, conf.jpeg_quality, images, classes[i % len(classes)], ext)
+            for i in range(conf.count)
+        ]
     for name in classes:
         (folder / "images" / name).mkdir(parents=True)
-    written = parallel_map(_write_image, jobs, per_worker=16, what="writing images")
+    written = parallel_map(write, jobs, per_worker=16, what="writing images")
     samples = [Sample(filename=f, label=classes.index(f.split("/")[0]), bytes=n, sha1=h) for f, n, h in written]
     _write_csv(folder / "manifest.csv", samples)
-    return DatasetManifest(folder, folder / "images", classes, samples, dataset_params(conf))
+    return DatasetManifest(folder, folder / "images", classes, samples, params)
 
 
 def parallel_map(fn, jobs: list, per_worker: int, what: str) -> list:
@@ -290,6 +300,20 @@ def _ensure_tfrecord(root: Path, compression: str, shards: int) -> None:
             # so the calling process never imports TensorFlow.
             cmd = [sys.executable, "-m", "harness.data.tfrecord", str(root), str(tmp), compression, str(shards)]
             _write_tfrecord(cmd, compression)
+
+
+def _ensure_webdataset(root: Path, shards: int) -> None:
+    """Tar shards for ``loader=webdataset``, written here: the standard library's tarfile needs no child process."""
+    from harness.data import wds
+
+    target = root / wds.folder_name(shards)
+    if (target / "shards.json").exists():
+        return
+    with _locked(target), _staging(target) as tmp:
+        if tmp is not None:
+            manifest = DatasetManifest.load(root)
+            with progress.counted(f"WebDataset shards ({shards})", len(manifest), unit="samples") as bar:
+                wds.write_shards(manifest, tmp, shards, lambda n: bar.update(n, len(manifest)))
 
 
 def _write_tfrecord(cmd: list[str], compression: str) -> None:

@@ -3,7 +3,8 @@
 A dataset folder holds ``images/<class>/<class>.<index>.<ext>`` (the class-folder layout
 the seeds use), ``manifest.csv`` with ``filename,label`` (seed 001's DataFrame,
 filenames relative to ``images/``), and ``dataset.json``, written last: a folder without
-it is not a dataset. TFRecord shards are added on demand under ``tfrecord-<compression>/``.
+it is not a dataset. TFRecord shards are added on demand under ``tfrecord-<compression>/``,
+WebDataset tar shards under ``webdataset-<shards>/``.
 
 For a user's folder, ``images/`` is a view of it (see :mod:`harness.data.scan`): links to
 the files every loader can read and 8-bit PNG copies of the odd ones, so every family
@@ -40,6 +41,7 @@ class DatasetManifest:
     samples: list[Sample]
     params: dict  # what the dataset was built from
     tfrecords: dict[str, list[str]] = field(default_factory=dict)  # compression -> shard paths
+    webdataset: dict[int, list[str]] = field(default_factory=dict)  # shard count -> tar shard paths
     source: str | None = None  # the user's folder, for a folder dataset (images_dir is a view of it)
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files: {file, reason}
     ignored: dict[str, list[str]] = field(default_factory=dict)  # left out by rule (nested folders, ...) -> names
@@ -88,6 +90,7 @@ class DatasetManifest:
             "mean_bytes": self.total_bytes // max(len(self.samples), 1),
             "params": self.params,
             "tfrecords": {k: len(v) for k, v in self.tfrecords.items()},
+            "webdataset": {str(k): len(v) for k, v in self.webdataset.items()},
             "skipped": self.skipped,
             "converted": self.converted(),
             "ignored": {k: {"count": len(v), "first": v[:5]} for k, v in self.ignored.items()},
@@ -130,6 +133,11 @@ class DatasetManifest:
             if shards_file.exists():
                 shards = json.loads(shards_file.read_text())["shards"]
                 manifest.tfrecords[folder.name.split("-", 1)[1]] = [str(folder / s["file"]) for s in shards]
+        for folder in sorted(root.glob("webdataset-*")):
+            shards_file = folder / "shards.json"
+            if shards_file.exists() and folder.name.split("-", 1)[1].isdigit():
+                shards = json.loads(shards_file.read_text())["shards"]
+                manifest.webdataset[int(folder.name.split("-", 1)[1])] = [str(folder / s["file"]) for s in shards]
         return manifest
 
 

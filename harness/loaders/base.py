@@ -3,7 +3,7 @@
 A loader family is one module of this package plus one YAML file, ``conf/loader/<name>.yaml``.
 The module holds a :class:`LoaderConf` dataclass (the family's config schema) and a
 :class:`Loader` subclass that names it as its ``schema`` and is registered under its config
-name. The loader declares what it needs (framework, dataset, TFRecord shards), validates
+name. The loader declares what it needs (framework, dataset, TFRecord or tar shards), validates
 its own config node without importing its framework, and yields :class:`Batch` objects of
 the shape and dtype that ``batch`` fixes, one epoch per call to :meth:`Loader.epoch`.
 
@@ -56,6 +56,7 @@ class Needs:
 
     dataset: bool = True  # read the image dataset
     tfrecord: list[str] = field(default_factory=list)  # TFRecord compressions whose shards must exist
+    webdataset: int = 0  # WebDataset tar shards that must exist, how many (0: none)
     framework: tuple[str, str] | None = None  # (module, pip extra), e.g. ("tensorflow", "tf")
 
 

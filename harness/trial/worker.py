@@ -146,7 +146,7 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
 
     loader_cls = get_loader(cfg.loader.name)
     needs = loader_cls.needs(cfg.loader)
-    manifest = prepare(cfg.dataset, tfrecord=needs.tfrecord) if needs.dataset else None
+    manifest = prepare(cfg.dataset, tfrecord=needs.tfrecord, webdataset=needs.webdataset) if needs.dataset else None
     result.dataset = manifest.describe() if manifest is not None else {"kind": "none", "reason": "loader generates its data"}
     if needs.framework:
         t = time.perf_counter()

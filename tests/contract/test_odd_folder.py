@@ -46,7 +46,8 @@ def first_epoch(name, odd, *overrides):
         )
     )
     cls = get_loader(name)
-    loader = cls(cfg.loader, cfg.batch, prepare(cfg.dataset, tfrecord=cls.needs(cfg.loader).tfrecord), seed=0)
+    needs = cls.needs(cfg.loader)
+    loader = cls(cfg.loader, cfg.batch, prepare(cfg.dataset, tfrecord=needs.tfrecord, webdataset=needs.webdataset), seed=0)
     pixels = {}
     for batch in loader.epoch(0):
         ids = batch.ids.numpy().tolist() if hasattr(batch.ids, "numpy") else list(batch.ids)
