@@ -37,7 +37,7 @@ def build(name, *overrides, cache=None, workdir=None):
     cfg = to_typed(compose([f"loader={name}", *cls.example, *TINY, f"dataset.cache_dir={cache}", *overrides]))
     needs = cls.needs(cfg.loader)
     cls.check(cfg.loader)
-    manifest = prepare(cfg.dataset, tfrecord=needs.tfrecord) if needs.dataset else None
+    manifest = prepare(cfg.dataset, tfrecord=needs.tfrecord, webdataset=needs.webdataset) if needs.dataset else None
     return cfg, cls(cfg.loader, cfg.batch, manifest, seed=0, workdir=workdir)
 
 
@@ -191,6 +191,23 @@ def test_keras_sequence_knobs_reach_pydataset_and_enqueuer(tiny_cache):
     list(loader.epoch(0))
     loader.close()
     assert sorted(s.order) == sorted(before) and list(s.order) != list(before)  # on_epoch_end reshuffled
+
+
+def test_torchdata_nodes_knobs_reach_the_graph(tiny_cache):
+    import torch
+
+    knobs = ["loader.num_workers=3", "loader.method=process", "loader.in_order=false", "loader.prefetch_factor=3"]
+    cfg, loader = build(
+        "torchdata_nodes", *knobs, "loader.shuffle=true", "loader.drop_last=false", "loader.pin_memory=true", cache=tiny_cache
+    )
+    nodes = loader.nodes
+    assert (nodes["ParallelMapper"].num_workers, nodes["ParallelMapper"].method, nodes["ParallelMapper"].in_order) == (3, "process", False)
+    assert type(nodes["SamplerWrapper"].sampler).__name__ == "RandomSampler"
+    assert (nodes["Batcher"].batch_size, nodes["Batcher"].drop_last, nodes["Prefetcher"].prefetch_factor) == (8, False, 3)
+    assert ("PinMemory" in nodes) == torch.cuda.is_available()  # PinMemory pins for a CUDA device
+    assert run_epochs(cfg, loader)["verdict"] == "complete"
+    _, inline = build("torchdata_nodes", "loader.num_workers=0", "loader.prefetch_factor=0", cache=tiny_cache)
+    assert inline.describe()["nodes"] == ["SamplerWrapper", "ParallelMapper", "Batcher", "Mapper"]
 
 
 def test_generator_modes(tiny_cache):
