@@ -210,6 +210,26 @@ def test_torchdata_nodes_knobs_reach_the_graph(tiny_cache):
     assert inline.describe()["nodes"] == ["SamplerWrapper", "ParallelMapper", "Batcher", "Mapper"]
 
 
+def test_webdataset_knobs_reach_the_pipeline_and_the_dataloader(tiny_cache):
+    from harness.config.validate import validate
+    from harness.errors import ConfigError
+
+    knobs = ["loader.shards=3", "loader.num_workers=2", "loader.shardshuffle=2", "loader.shuffle_buffer=16", "loader.decode=torchrgb"]
+    cfg, loader = build("webdataset", *knobs, "batch.dtype=float32", cache=tiny_cache)
+    stages = [(s.f.__name__, s.args) for s in loader.dataset_obj.pipeline if hasattr(s, "f") and hasattr(s, "args")]
+    assert [a for name, a in stages if name == "_shuffle"] == [(2,), (16,)]  # shards, then samples
+    assert ("_batched", (8,)) in stages and ("_to_tuple", ("jpg;jpeg;png", "cls", "path.txt")) in stages
+    decoder = next(a[0] for name, a in stages if name == "_map" and type(a[0]).__name__ == "Decoder")
+    assert [h.imagespec for h in decoder.handlers if hasattr(h, "imagespec")] == ["torchrgb"]
+    assert (len(loader.urls), loader.loader.num_workers, loader.loader.batch_size) == (3, 2, None)
+    assert run_epochs(cfg, loader)["verdict"] == "complete"
+    cfg, uneven = build("webdataset", "loader.shards=5", cache=tiny_cache)  # 2 workers read 29 and 19 samples
+    report = run_epochs(cfg, uneven)
+    assert report["verdict"] == "complete" and report["epochs"]["0"]["duplicates"] == 0, report["problems"]
+    with pytest.raises(ConfigError, match="loader.shards >= loader.num_workers"):
+        validate(compose(["loader=webdataset", "loader.num_workers=5"]))
+
+
 def test_generator_modes(tiny_cache):
     _, direct = build("generator", cache=tiny_cache)
     assert direct.tf_dataset is None
