@@ -5,6 +5,8 @@ suite is parametrized over the registry, which discovery fills from harness/load
 a new family module is in it without being named here (test_family_discovery.py).
 """
 
+import itertools
+
 import pytest
 
 from harness.config.compose import compose, to_typed
@@ -228,6 +230,41 @@ def test_webdataset_knobs_reach_the_pipeline_and_the_dataloader(tiny_cache):
     assert report["verdict"] == "complete" and report["epochs"]["0"]["duplicates"] == 0, report["problems"]
     with pytest.raises(ConfigError, match="loader.shards >= loader.num_workers"):
         validate(compose(["loader=webdataset", "loader.num_workers=5"]))
+
+
+def _grain_graph(ds):
+    """Every dataset object under ``ds`` (grain keeps parents in _parents, interleaved workers in a list)."""
+    import grain
+
+    kinds = (grain.MapDataset, grain.IterDataset)
+    found, todo = [], [ds]
+    while todo:
+        node = todo.pop()
+        if any(node is f for f in found):  # the workers' slices share their parents
+            continue
+        found.append(node)
+        for value in vars(node).values():
+            todo += [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, kinds)]
+    return found
+
+
+def test_grain_knobs_reach_the_datasets_and_the_continuous_stream_marks_epochs(tiny_cache):
+    knobs = ["loader.worker_count=2", "loader.worker_buffer_size=3", "loader.read_threads=2", "loader.read_buffer_size=8"]
+    cfg, loader = build("grain", *knobs, "loader.shuffle=true", "loader.seed=7", cache=tiny_cache)
+    nodes = {}
+    for node in _grain_graph(loader._iter_dataset(loader.repeated)):
+        nodes.setdefault(type(node).__name__, []).append(node)
+    assert [n._seed for n in nodes["ShuffleMapDataset"]] == [7]
+    assert nodes["BatchMapDataset"][0]._batch_size == 8 and nodes["RepeatMapDataset"][0]._num_epochs is None
+    assert {(o.num_threads, o.prefetch_buffer_size) for o in (n._read_options for n in nodes["PrefetchIterDataset"])} == {(2, 8)}
+    assert [n._buffer_size for n in nodes["ProcessPrefetchIterDataset"]] == [3, 3]  # one per worker
+    checks = BatchChecks(cfg.batch, loader.expected_ids())
+    for epoch, batch in itertools.islice(loader.stream(), 14):  # 6 batches an epoch and its end marker, twice
+        if batch is not None:
+            checks(epoch, batch)
+    loader.close()
+    report = checks.report(False, [0, 1])
+    assert report["verdict"] == "complete" and report["epochs"]["0"]["checksum"] == report["dataset_checksum"]
 
 
 def test_generator_modes(tiny_cache):
