@@ -18,9 +18,10 @@ from harness.loaders.images import load_batch
 class FileSequence(keras.utils.PyDataset):
     """Seed 002's Sequence: ``__len__`` batches, ``__getitem__`` loads one, ``on_epoch_end`` shuffles."""
 
-    def __init__(self, paths, labels, batch, shuffle: bool, seed: int, augment=None, **kwargs):
+    def __init__(self, paths, labels, batch, shuffle: bool, seed: int, augment=None, decode=None, **kwargs):
         super().__init__(**kwargs)
         self.augment = augment  # a built albumentations pipeline, or None
+        self.decode = decode  # an ImageDecoder (harness.loaders.decode), or None for PIL
         self.paths = np.asarray(paths)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.batch = batch
@@ -36,7 +37,7 @@ class FileSequence(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         picked = self.order[index * self.batch.size : (index + 1) * self.batch.size]
         # the third element (Keras reads it as sample weights) carries the sample indices
-        return load_batch(self.paths[picked], self.batch, self.augment), self.labels[picked], picked.astype(np.int64)
+        return load_batch(self.paths[picked], self.batch, self.augment, self.decode), self.labels[picked], picked.astype(np.int64)
 
     def on_epoch_end(self) -> None:
         if self.shuffle:

@@ -10,11 +10,13 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from harness.config.schema import choice
-from harness.loaders.images import load_pil
+from harness.loaders.decode import ImageDecoder, read_chw
 
 
 class Decode:
     """Read, decode and resize one file to the batch's size, as a uint8 tensor in the batch's layout.
+
+    ``decoder`` reads it (:mod:`harness.loaders.decode`); torchvision's stays a tensor throughout.
 
     With an augment spec, the file is decoded at its stored size and the spec's pipeline
     (torchvision on a CHW tensor, or albumentations on an HWC array) takes the resize's
@@ -23,8 +25,9 @@ class Decode:
     seed, which the DataLoader derives from the loader's generator.
     """
 
-    def __init__(self, batch, decoder: str, as_numpy: bool, augment=None):
-        self.batch, self.decoder, self.as_numpy, self.augment = batch, decoder, as_numpy, augment
+    def __init__(self, batch, decoder: ImageDecoder, as_numpy: bool, augment=None):
+        self.batch, self.read, self.as_numpy, self.augment = batch, decoder, as_numpy, augment
+        self.decoder = decoder.name
         self.nchw = choice(batch.layout) == "nchw"
         self._pipeline = None
 
@@ -44,31 +47,27 @@ class Decode:
         if self.decoder == "torchvision":
             from torchvision.transforms.v2 import functional as F
 
-            image = F.resize(self._read_chw(path), [self.batch.height, self.batch.width], antialias=True)
+            image = F.resize(read_chw(path, self.batch.channels), [self.batch.height, self.batch.width], antialias=True)
             image = image if self.nchw else image.permute(1, 2, 0).contiguous()  # decode_image gives CHW
             return image.numpy() if self.as_numpy else image
-        array = load_pil(path, self.batch)  # HWC
+        array = self.read(path, self.batch)  # HWC
         if self.nchw:
             array = np.ascontiguousarray(array.transpose(2, 0, 1))
         return array if self.as_numpy else torch.from_numpy(array)
 
-    def _read_chw(self, path: str):
-        """torchvision.io: read and decode at the stored size, uint8 CHW."""
-        from torchvision.io import ImageReadMode, decode_image, read_file
-
-        return decode_image(read_file(path), mode=ImageReadMode.RGB if self.batch.channels == 3 else ImageReadMode.GRAY)
-
     def _augmented(self, path: str):
         pipeline = self.pipeline()
         if pipeline.library == "torchvision":  # CHW tensor in, CHW tensor out
-            source = self._read_chw(path) if self.decoder == "torchvision" else pipeline.native(load_pil(path, self.batch, resize=False))
+            source = (
+                read_chw(path, self.batch.channels)
+                if self.decoder == "torchvision"
+                else pipeline.native(self.read(path, self.batch, resize=False))
+            )
             image = pipeline(source)
             image = image if self.nchw else image.permute(1, 2, 0).contiguous()
             return image.numpy() if self.as_numpy else image
         # albumentations: HWC array in, HWC array out
-        source = (
-            self._read_chw(path).permute(1, 2, 0).numpy() if self.decoder == "torchvision" else load_pil(path, self.batch, resize=False)
-        )
+        source = self.read(path, self.batch, resize=False)
         array = pipeline(source)
         array = np.ascontiguousarray(array.transpose(2, 0, 1) if self.nchw else array)
         return array if self.as_numpy else torch.from_numpy(array)

@@ -9,7 +9,7 @@ the shape and dtype that ``batch`` fixes, one epoch per call to :meth:`Loader.ep
 
 Families are found, not listed: :func:`discover` imports every module of this package
 whose name does not start with ``_``, and each family module registers itself. A helper
-module either registers nothing (``images``, ``base``) or starts with ``_`` and is only
+module either registers nothing (``images``, ``decode``, ``base``) or starts with ``_`` and is only
 imported by its family (``_torch_impl``, which imports torch at its top).
 """
 

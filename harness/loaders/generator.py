@@ -19,6 +19,7 @@ from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, parse_tuning
 from harness.errors import require
 from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.decode import ArrayDecoder, ImageDecoder
 from harness.loaders.images import batches_of, load_batch
 
 
@@ -35,6 +36,9 @@ class GeneratorLoaderConf(LoaderConf):
     mode: GeneratorMode = GeneratorMode.direct  # iterate it directly or through Dataset.from_generator
     prefetch: Any = None  # from_generator only: prefetch none, N or autotune
     shuffle: bool = False  # shuffle the file order every epoch
+    decoder: ArrayDecoder = ArrayDecoder.pil  # pil, pil_draft, opencv or simplejpeg (harness/loaders/decode.py)
+    fastdct: bool = False  # decoder=simplejpeg: libjpeg-turbo's fast integer DCT (less exact)
+    fastupsample: bool = False  # decoder=simplejpeg: fast chroma upsampling (less exact)
 
 
 @register_loader
@@ -51,9 +55,16 @@ class GeneratorLoader(Loader):
     @classmethod
     def check(cls, conf) -> None:
         parse_tuning("loader.prefetch", conf.prefetch)
+        ImageDecoder.of(conf).check()
+
+    @classmethod
+    def check_augment(cls, conf, spec) -> None:
+        ImageDecoder.of(conf).check(augment=spec is not None and spec.active)
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
+        self.decoder = ImageDecoder.of(conf)
+        self.decoder.require(what="loader=generator")
         paths, labels, names = dataset.columns()
         self.paths, self.names = np.asarray(paths), np.asarray(names)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -66,7 +77,7 @@ class GeneratorLoader(Loader):
         if self.conf.shuffle:
             self.rng.shuffle(order)
         for picked in batches_of(order, self.batch.size, drop_last=False):
-            yield load_batch(self.paths[picked], self.batch, self.pipeline()), self.labels[picked], self.names[picked]
+            yield load_batch(self.paths[picked], self.batch, self.pipeline(), self.decoder), self.labels[picked], self.names[picked]
 
     def _wrap(self):
         tf = require("tensorflow", what="loader=generator mode=tf_from_generator", extra="tf")
@@ -89,8 +100,12 @@ class GeneratorLoader(Loader):
         for images, labels, ids in source:
             yield Batch(images=images, labels=labels, ids=ids)
 
+    def reference_pixels(self, path: str):
+        return None if self.augment is not None else load_batch([path], self.batch, decode=self.decoder)[0]
+
     def describe(self) -> dict:
-        ops = [f"python generator: batches of {self.batch.size}, serial: PIL open+convert+resize(bilinear) per file, np.stack"]
+        decode = self.decoder.chain(self.dataset.image_format(), self.augment)
+        ops = [f"python generator: batches of {self.batch.size}, serial: {decode} per file, np.stack"]
         if self.tf_dataset is not None:
             ops += ["tf.data.Dataset.from_generator"] + ([f"prefetch({self.conf.prefetch})"] if self.conf.prefetch is not None else [])
-        return {"ops": ops, "mode": choice(self.conf.mode), "prefetch": self.conf.prefetch, "decoder": "PIL"}
+        return {"ops": ops, "mode": choice(self.conf.mode), "prefetch": self.conf.prefetch, "decoder": self.decoder.name}

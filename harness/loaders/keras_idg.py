@@ -4,6 +4,12 @@ A legacy API in Keras 3, still at ``tf.keras.preprocessing.image``. ``flow_from_
 reads the class folders; ``flow_from_dataframe`` reads seed 001's DataFrame
 (``manifest.csv``: filename, label). The iterator loads, augments and stacks each batch
 in the consumer's thread, as ``model.fit`` does with it.
+
+It decodes with PIL only (``keras.utils.load_img``): the iterator calls ``load_img`` by
+name inside Keras' own batch method, so another decoder could only come in by
+monkeypatching Keras or rewriting that method, and then this would no longer be the
+``ImageDataGenerator`` a user runs. ``loader.decoder`` is offered by the torch,
+keras_sequence and generator families instead.
 """
 
 from __future__ import annotations
@@ -163,9 +169,10 @@ class KerasIdgLoader(Loader):
             "ops": [
                 f"ImageDataGenerator({set_args})",
                 f"flow_from_{choice(c.flow)}(target_size={tuple(it.target_size)}, batch_size={it.batch_size}, "
-                f"shuffle={c.shuffle}, interpolation={c.interpolation}): per batch, serial: load_img+resize, "
-                "random transforms, np.stack",
+                f"shuffle={c.shuffle}, interpolation={c.interpolation}): per batch, serial: "
+                f"load_img (PIL open+convert+resize({c.interpolation})), random transforms, np.stack",
             ],
+            "decoder": "pil",
             "flow": choice(self.conf.flow),
             "iterator": type(it).__name__,
             "samples": it.samples,

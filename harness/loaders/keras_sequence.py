@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from harness.config.validate import check_positive
 from harness.errors import require
 from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.decode import ArrayDecoder, ImageDecoder
+from harness.loaders.images import load_batch
 
 
 @dataclass
@@ -25,6 +27,9 @@ class KerasSequenceLoaderConf(LoaderConf):
     use_multiprocessing: bool = False  # workers are processes instead of threads
     max_queue_size: int = 10  # batches queued ahead by the workers
     shuffle: bool = True  # on_epoch_end reshuffles the file order
+    decoder: ArrayDecoder = ArrayDecoder.pil  # pil, pil_draft, opencv or simplejpeg (harness/loaders/decode.py)
+    fastdct: bool = False  # decoder=simplejpeg: libjpeg-turbo's fast integer DCT (less exact)
+    fastupsample: bool = False  # decoder=simplejpeg: fast chroma upsampling (less exact)
 
 
 @register_loader
@@ -40,10 +45,17 @@ class KerasSequenceLoader(Loader):
     def check(cls, conf) -> None:
         check_positive("loader.workers", conf.workers)
         check_positive("loader.max_queue_size", conf.max_queue_size)
+        ImageDecoder.of(conf).check()
+
+    @classmethod
+    def check_augment(cls, conf, spec) -> None:
+        ImageDecoder.of(conf).check(augment=spec is not None and spec.active)
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
         require("keras", what="loader=keras_sequence", extra="tf")
+        self.decoder = ImageDecoder.of(conf)
+        self.decoder.require(what="loader=keras_sequence")
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
         from harness.loaders._sequence_impl import FileSequence
@@ -56,6 +68,7 @@ class KerasSequenceLoader(Loader):
             conf.shuffle,
             seed,
             augment=self.pipeline(),
+            decode=self.decoder,
             workers=conf.workers,
             use_multiprocessing=conf.use_multiprocessing,
             max_queue_size=conf.max_queue_size,
@@ -74,16 +87,21 @@ class KerasSequenceLoader(Loader):
         if self.adapter.enqueuer is not None:
             self.adapter.enqueuer.stop()
 
+    def reference_pixels(self, path: str):
+        return None if self.augment is not None else load_batch([path], self.batch, decode=self.decoder)[0]
+
     def describe(self) -> dict:
         s = self.sequence
+        decode = self.decoder.chain(self.dataset.image_format(), self.augment)
         return {
             "ops": [
-                f"PyDataset.__getitem__: batches of {self.batch.size}, PIL open+convert+resize(bilinear) per file, np.stack",
+                f"PyDataset.__getitem__: batches of {self.batch.size}, {decode} per file, np.stack",
                 f"PyDatasetAdapter(workers={s.workers}, use_multiprocessing={s.use_multiprocessing}, "
                 f"max_queue_size={s.max_queue_size}), as model.fit drives it",
             ],
             "class": "keras.utils.PyDataset",
             "driver": "keras PyDatasetAdapter.get_numpy_iterator (model.fit's enqueuer)",
+            "decoder": self.decoder.name,
             "workers": s.workers,
             "use_multiprocessing": s.use_multiprocessing,
             "max_queue_size": s.max_queue_size,

@@ -1,7 +1,8 @@
 """PyTorch ``Dataset`` + ``DataLoader`` with the knobs seeds 003/004 list.
 
 Map-style (``__getitem__``/``__len__``) or iterable-style (sharded per worker), decoded
-with PIL or ``torchvision.io``; ``num_workers``, ``pin_memory``, ``persistent_workers``,
+by any of :mod:`harness.loaders.decode`'s decoders (PIL, PIL's draft mode, OpenCV,
+simplejpeg, ``torchvision.io``); ``num_workers``, ``pin_memory``, ``persistent_workers``,
 ``prefetch_factor``, ``shuffle`` (RandomSampler), ``drop_last``, ``collate_fn`` and the
 worker start method. The DataLoader is built once and iterated once per epoch, so worker
 start-up shows at every epoch start unless workers persist.
@@ -18,11 +19,7 @@ from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError, require
 from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
-
-
-class Decoder(Enum):
-    pil = "pil"  # PIL.Image.open + resize (what most Dataset classes do)
-    torchvision = "torchvision"  # torchvision.io.decode_jpeg / decode_image + v2 resize
+from harness.loaders.decode import Decoder, ImageDecoder
 
 
 class TorchDatasetStyle(Enum):
@@ -48,7 +45,9 @@ class TorchLoaderConf(LoaderConf):
 
     name: str = "torch"
     style: TorchDatasetStyle = TorchDatasetStyle.map  # map-style or iterable-style dataset
-    decoder: Decoder = Decoder.pil  # PIL or torchvision.io
+    decoder: Decoder = Decoder.pil  # pil, pil_draft, opencv, simplejpeg or torchvision (harness/loaders/decode.py)
+    fastdct: bool = False  # decoder=simplejpeg: libjpeg-turbo's fast integer DCT (less exact)
+    fastupsample: bool = False  # decoder=simplejpeg: fast chroma upsampling (less exact)
     num_workers: int = 0  # DataLoader worker processes; 0 loads in the consumer's process
     pin_memory: bool = False  # page-locked batches, for fast non_blocking copies to CUDA
     persistent_workers: bool = False  # keep workers alive between epochs
@@ -85,19 +84,24 @@ class TorchLoader(Loader):
                 raise ConfigError(f"loader.{key} needs loader.num_workers > 0 (DataLoader refuses it otherwise)")
         if choice(conf.style) == "iterable" and conf.shuffle:
             raise ConfigError("loader.shuffle=true needs loader.style=map (an IterableDataset has no sampler)")
+        ImageDecoder.of(conf).check()
+
+    @classmethod
+    def check_augment(cls, conf, spec) -> None:
+        ImageDecoder.of(conf).check(augment=spec is not None and spec.active)
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
         torch = require("torch", what="loader=torch", extra="torch")
-        if choice(conf.decoder) == "torchvision":
-            require("torchvision", what="loader.decoder=torchvision", extra="torch")
+        self.decoder = ImageDecoder.of(conf)
+        self.decoder.require(what="loader=torch")
         from harness.loaders import _torch_impl as impl
 
         self.torch = torch
         paths, labels, self.names = dataset.columns()
         if self.augment is not None:
             torch.manual_seed(seed)  # the pipeline's draws when num_workers=0 (workers get seeds from the generator)
-        decode = impl.Decode(batch, choice(conf.decoder), as_numpy=choice(conf.collate) == "numpy_stack", augment=self.augment)
+        decode = impl.Decode(batch, self.decoder, as_numpy=choice(conf.collate) == "numpy_stack", augment=self.augment)
         style = impl.FilesIterable if choice(conf.style) == "iterable" else impl.FilesDataset
         self.data = style(paths, labels, decode)
         self.loader = self._dataloader(impl)
@@ -142,14 +146,7 @@ class TorchLoader(Loader):
         loader = self.loader
         context = loader.multiprocessing_context
         b = self.batch
-        decode = (
-            "torchvision.io.decode_image+v2.resize(antialias)"
-            if choice(self.conf.decoder) == "torchvision"
-            else "PIL open+convert+resize(bilinear)"
-        )
-        if self.augment is not None:
-            decode = decode.replace("+v2.resize(antialias)", "").replace("+resize(bilinear)", "")
-            decode += f"+augment({self.augment.library}: {self.augment.order_label()})"
+        decode = self.decoder.chain(self.dataset.image_format(), self.augment)
         collate = getattr(loader.collate_fn, "__name__", str(loader.collate_fn))
         return {
             "ops": [
@@ -159,7 +156,7 @@ class TorchLoader(Loader):
                 f"prefetch_factor={loader.prefetch_factor})",
             ],
             "dataset": type(self.data).__name__,
-            "decoder": choice(self.conf.decoder),
+            "decoder": self.decoder.name,
             "num_workers": loader.num_workers,
             "pin_memory": loader.pin_memory,
             "batches_pinned": getattr(self, "pinned", None),
