@@ -20,13 +20,14 @@ commands:
   run     [overrides]      measure one configuration (trial.repeats trials)
   sweep   [overrides]      measure every combination of comma lists and ranges (Hydra multirun)
   augbench [overrides]     time each augment op per library on one thread (augment.library=a,b sweeps)
+  tune [overrides]         search a loader's knobs (Optuna) and confirm the best against its defaults
   datagen [overrides]      build the dataset a configuration describes, print its folder
   report  SWEEP_DIR        rebuild results.csv, write report.html and summary.md (sweeps do it themselves)
   check   SWEEP_DIR        CI regression gate: --save-baseline FILE, or --baseline FILE (exit 1 on a regression, 2 could not judge)
   list                     config groups, their options, loaders and experiments
 
 overrides are Hydra's: key=value, group=option, experiment=NAME, a,b,c lists, range(1,4).
-run, sweep, augbench, datagen: --quiet (-q) draws no progress bar (drawn only when stderr is a terminal).
+run, sweep, augbench, tune, datagen: --quiet (-q) draws no progress bar (drawn only when stderr is a terminal).
 examples:
   python -m harness run loader=synthetic loader.produce_ms=5 consumer.step_ms=10 trial.seconds=5
   python -m harness sweep loader=tf_data loader.num_parallel_calls=1,2,autotune
@@ -57,6 +58,11 @@ COMMAND_HELP = {
     "datagen": "usage: python -m harness datagen [--quiet] [overrides] [+tfrecord=none,gzip]\n\nBuilds the dataset that the dataset.* "
     "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n"
     "On a terminal a progress bar on stderr shows files written, files/s and an ETA; --quiet (-q) or HARNESS_PROGRESS=0 turns it off.\n",
+    "tune": "usage: python -m harness tune [--trials N] [--against SWEEP_DIR] [overrides]\n\nSearches the knobs of the loader "
+    "family (loader=tf_data, torch or keras_sequence) for the highest samples/s at the given consumer.step_ms: Hydra's Optuna "
+    "sweeper (TPE, seed 0) proposes N configurations (default 20), one trial each, into reports/<time>_tune-<family>/search/. "
+    "Then the best one, the family's defaults (tf.data: AUTOTUNE) and, with --against, the fastest variant of an earlier "
+    "sweep run again in interleaved rounds (confirm/), and tune.md says the gaps.\n",
     "augbench": "usage: python -m harness augbench [--quiet] [overrides]\n\nTimes each op of the augment pipeline, and the whole "
     "pipeline, on one thread over decoded images in memory (no loader): warm-up, augment.bench_passes timed passes, median "
     "images/s with min, max and CV (flagged unstable above augment.bench_cv). Alone, it times augment=resize_rotate in every "
@@ -100,6 +106,12 @@ def _sweep(args: list[str]) -> int:
     return finish(launch(args, multirun=True))
 
 
+def _tune(args: list[str]) -> int:
+    from harness.commands.tune import tune
+
+    return tune(args)
+
+
 def _augbench(args: list[str]) -> int:
     from harness.commands.augbench import augbench
 
@@ -134,6 +146,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": _run,
     "sweep": _sweep,
     "augbench": _augbench,
+    "tune": _tune,
     "datagen": _datagen,
     "report": _report,
     "check": _check,
@@ -141,7 +154,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-CONFIG_COMMANDS = ("run", "sweep", "augbench", "datagen", "list")  # the commands that compose configs
+CONFIG_COMMANDS = ("run", "sweep", "augbench", "tune", "datagen", "list")  # the commands that compose configs
 _CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
@@ -170,7 +183,7 @@ def take_config_dirs(args: list[str]) -> list[str]:
     return rest
 
 
-QUIET_COMMANDS = ("run", "sweep", "augbench", "datagen")  # the commands that draw progress bars
+QUIET_COMMANDS = ("run", "sweep", "augbench", "tune", "datagen")  # the commands that draw progress bars
 _QUIET_FLAGS = ("--quiet", "-q")
 
 

@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 import harness.progress as progress
 from harness.errors import ConfigError, HarnessError
 from harness.results.model import TrialResult
-from harness.trial import stop
+from harness.trial import preflight, stop
 
 SCHEDULE_FILE = "schedule.json"  # the sweep's seed, each round's order of jobs, then the augbench folders
 BENCH_DIR = "augbench"  # <sweep>/augbench/<library-ops>/: the one-thread benchmark of each pipeline a sweep augments
@@ -99,6 +99,7 @@ def check_jobs(configs: Sequence[DictConfig]) -> None:
     """Check every job before the first trial: a bad value in the last job fails as early as one in the first."""
     for cfg in configs:
         check_job(cfg)
+    preflight.tell(configs)  # machine-fit warnings (/dev/shm, workers > cores, cache > RAM), once, before any trial
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -266,10 +267,7 @@ def run_planned(plans: Sequence[JobPlan], *, bench: bool = True) -> list[TrialRe
     benches = bench_plans(plans) if bench else []
     if len(rounds) > 1 and len(plans) > 1:
         print(f"  {len(rounds)} rounds, each job once per round in a shuffled order (seed {seed})", flush=True)
-    write_json_atomic(
-        Path(root) / SCHEDULE_FILE,
-        {"seed": seed, "rounds": [[p.job for p in this] for this in rounds], "then": [str(b.job_dir.relative_to(root)) for b in benches]},
-    )
+    write_json_atomic(Path(root) / SCHEDULE_FILE, _schedule_record(Path(root), seed, rounds, benches))
     results = []
     with progress.sweep(sum(map(len, rounds)) + len(benches), [p.overrides for p in plans]) as bar:
         for r, this in enumerate([*rounds, benches]):
@@ -278,6 +276,77 @@ def run_planned(plans: Sequence[JobPlan], *, bench: bool = True) -> list[TrialRe
                 with bar.trial(p.overrides, r, len(rounds)):
                     results.append(run_one(p, 0 if p.kind == "augbench" else r, where))
     return results
+
+
+def _schedule_record(root: Path, seed: int, rounds: list[list[JobPlan]], benches: list[JobPlan]) -> dict:
+    """schedule.json's content, extended when a sweeper launches its jobs in batches (Optuna asks, runs, asks again).
+
+    Round r holds repeat r of every job of every batch so far, in the order each batch ran them.
+    """
+    import json
+
+    record: dict[str, Any] = {"seed": seed, "rounds": [], "then": []}
+    try:
+        earlier = json.loads((root / SCHEDULE_FILE).read_text())
+        if isinstance(earlier.get("rounds"), list) and isinstance(earlier.get("then"), list):
+            record["rounds"], record["then"] = earlier["rounds"], earlier["then"]
+    except (OSError, ValueError, AttributeError):  # none yet (the first batch), or not ours to extend
+        pass
+    for r, this in enumerate(rounds):
+        if r == len(record["rounds"]):
+            record["rounds"].append([])
+        record["rounds"][r] += [p.job for p in this]
+    record["then"] += [str(b.job_dir.relative_to(root)) for b in benches]
+    return record
+
+
+@dataclass
+class JobOutcome:
+    """What a job returns to Hydra's sweeper: its trials' statuses, and a number for sweepers that optimize.
+
+    ``float(outcome)`` is the median ``samples_per_s`` of the job's ok trials (0 when none
+    was ok), the objective Hydra's Optuna sweeper maximizes for ``harness tune``.
+    """
+
+    job: int
+    statuses: list[str]
+    samples_per_s: float
+
+    def __float__(self) -> float:
+        return self.samples_per_s
+
+
+def outcomes(results: Sequence[TrialResult]) -> dict[int, JobOutcome]:
+    """Each job's :class:`JobOutcome` from its trials' results (augbench runs left out)."""
+    import statistics
+
+    by_job: dict[int, list[TrialResult]] = {}
+    for result in results:
+        if result.kind == "trial":
+            by_job.setdefault(result.job, []).append(result)
+    out = {}
+    for job, trials in by_job.items():
+        speeds = [t.summary["samples_per_s"] for t in trials if t.status == "ok"]
+        out[job] = JobOutcome(job, [t.status for t in trials], statistics.median(speeds) if speeds else 0.0)
+    return out
+
+
+def run_jobs(jobs: Sequence[Sequence[str]], root: Path, *, first_job: int = 0) -> list[TrialResult]:
+    """Jobs given as override lists (not a grid) through the same engine: check all, plan each, run in rounds.
+
+    For commands whose jobs are not a Cartesian product (``diagnose``: the same loader warm and
+    cold beside a consumer fed from memory; ``tune``'s confirmation of the best against AUTOTUNE).
+    Job ``i`` gets the folder ``root/<first_job + i>``.
+    """
+    from harness.config.compose import compose
+
+    configs = [compose(list(job)) for job in jobs]
+    check_jobs(configs)
+    plans = [
+        plan_job(cfg, root / str(first_job + i), root, job=first_job + i, overrides=list(job))
+        for i, (cfg, job) in enumerate(zip(configs, jobs))
+    ]
+    return run_planned(plans, bench=False)
 
 
 def run_one(p: JobPlan, repeat: int, where: dict[str, int]) -> TrialResult:
@@ -327,19 +396,20 @@ def format_line(result: TrialResult) -> str:
 
 
 # -- Hydra's task function -----------------------------------------------------------------------
-def task(cfg: DictConfig) -> list[str]:
+def task(cfg: DictConfig) -> JobOutcome:
     """Hydra's task function for a job that a launcher runs on its own: plan it, run its repeats.
 
-    Returns the statuses of its trials (a launcher ships them back to the sweep's process).
+    Returns its :class:`JobOutcome` (a launcher ships it back to the sweep's process).
     The harness launcher does not call this: it calls ``task.check``, ``task.plan`` and
     ``task.run`` (below), so that the trials of all jobs interleave.
     """
     check_job(cfg)  # a run, or a job another launcher started: nothing checked it in this process
     p = plan(cfg)
     if p.root == p.job_dir:  # ``run``: the folder is the run's own, with its schedule.json
-        return [result.status for result in run_planned([p], bench=False)]
-    # a job among others that may run at the same time: the sweep's schedule.json is no one job's to write
-    return [run_one(p, r, {"round": r, "position": 0, "jobs_in_round": 1}).status for r in range(p.repeats)]
+        results = run_planned([p], bench=False)
+    else:  # a job among others that may run at the same time: the sweep's schedule.json is no one job's to write
+        results = [run_one(p, r, {"round": r, "position": 0, "jobs_in_round": 1}) for r in range(p.repeats)]
+    return outcomes(results).get(p.job, JobOutcome(p.job, [], 0.0))
 
 
 # The three phases the harness launcher calls; a plain function keeps them as attributes,
@@ -347,6 +417,7 @@ def task(cfg: DictConfig) -> list[str]:
 task.check = check_jobs  # type: ignore[attr-defined]
 task.plan = plan  # type: ignore[attr-defined]
 task.run = run_planned  # type: ignore[attr-defined]
+task.outcomes = outcomes  # type: ignore[attr-defined]
 
 
 # -- the callback that guards other launchers ----------------------------------------------------

@@ -51,7 +51,9 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     root = Path(given[0]) if given else new_result_dir(_folder_name(first), multirun)
     claim_folder(root, dir_key, overwrite, "sweep" if multirun else "run")  # here, not in a job: once, before any trial
     argv = [sys.argv[0], *(["--multirun"] if multirun else []), *overrides, *([] if given else [f"{dir_key}={root}"])]
-    print(f"harness: {len(jobs)} job(s) -> {root}", flush=True)
+    sweeper = next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra/sweeper=")), "basic")
+    count = f"{len(jobs)} job(s)" if sweeper == "basic" else f"hydra/sweeper={sweeper} picks the jobs"
+    print(f"harness: {count} -> {root}", flush=True)
     made = _first_missing(root)  # the folder this sweep will create first (None: root exists)
     with stop.stopping_on_signals():
         try:

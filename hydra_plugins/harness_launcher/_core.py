@@ -1,6 +1,6 @@
 """What the harness launcher does: compose every job, check them all, plan each, then run.
 
-A task function that carries the harness's phases (``check``, ``plan``, ``run``: see
+A task function that carries the harness's phases (``check``, ``plan``, ``run``, ``outcomes``: see
 :func:`harness.engine.task`) gets them called in that order, so no trial starts before
 every job of the sweep is known to be valid, whichever sweeper produced the job list
 (the basic grid, Optuna's batches). Jobs are planned through Hydra's ``run_job``, so each
@@ -47,7 +47,7 @@ def launch(launcher: HarnessLauncher, job_overrides: Sequence[Sequence[str]], in
         returns.append(ret)
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     if phases is not None:
-        _run(phases["run"], returns)
+        _run(phases, returns)
     return returns
 
 
@@ -62,18 +62,18 @@ def _job_config(launcher: HarnessLauncher, overrides: Sequence[str], idx: int) -
 
 
 def _phases(task: Any) -> dict[str, Any] | None:
-    """The harness's ``check`` / ``plan`` / ``run`` phases carried by the task function, or ``None``."""
-    phases = {name: getattr(task, name, None) for name in ("check", "plan", "run")}
+    """The harness's phases carried by the task function, or ``None``.
+
+    ``check``, ``plan`` and ``run``, and ``outcomes``: the jobs' return values from their results.
+    """
+    phases = {name: getattr(task, name, None) for name in ("check", "plan", "run", "outcomes")}
     return phases if all(callable(f) for f in phases.values()) else None
 
 
-def _run(run: Any, returns: list[JobReturn]) -> None:
-    """Run the trials of every planned job; each job's return value becomes its trials' statuses."""
+def _run(phases: dict[str, Any], returns: list[JobReturn]) -> None:
+    """Run the trials of every planned job; each job's return value becomes its outcome (statuses, objective)."""
     planned = [r for r in returns if r.status == JobStatus.COMPLETED]
-    results = run([r.return_value for r in planned])
-    by_job: dict[int, list[str]] = {}
-    for result in results:
-        if result.kind == "trial":
-            by_job.setdefault(result.job, []).append(result.status)
+    outcomes = phases["outcomes"](phases["run"]([r.return_value for r in planned]))
     for r in planned:
-        r.return_value = by_job.get(r.return_value.job, [])
+        job = r.return_value.job
+        r.return_value = outcomes.get(job)

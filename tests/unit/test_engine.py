@@ -55,7 +55,7 @@ def test_the_task_function_carries_the_phases_the_harness_launcher_calls():
     from hydra_plugins.harness_launcher._core import _phases
 
     phases = _phases(task)
-    assert phases is not None and set(phases) == {"check", "plan", "run"}
+    assert phases is not None and set(phases) == {"check", "plan", "run", "outcomes"}
     assert _phases(lambda cfg: 100) is None  # any other task function runs as under Hydra's basic launcher
     from hydra_plugins.harness_launcher.harness_launcher import HarnessLauncherConf
 
@@ -84,3 +84,28 @@ def test_preflight_leaves_the_harness_launcher_alone_and_refuses_a_bad_job_for_a
     assert isinstance(stopped.value.__cause__, HarnessError) and stopped.value.code == 1
     assert "hydra/launcher=other decides where and when each job runs" in err
     assert "ERROR: loader.produce_ms=-5.0: must be >= 0" in err
+
+
+def test_a_sweeper_that_launches_in_batches_extends_the_schedule_instead_of_replacing_it(tmp_path):
+    import json
+    from pathlib import Path
+
+    from harness.engine import SCHEDULE_FILE, JobPlan, _schedule_record
+
+    def plans(*jobs):
+        return [JobPlan(j, Path("."), Path("."), Path("t.yaml"), {}, [], 1, 60.0, 0) for j in jobs]
+
+    first = _schedule_record(tmp_path, 0, [plans(1, 0)], [])
+    (tmp_path / SCHEDULE_FILE).write_text(json.dumps(first))
+    assert _schedule_record(tmp_path, 0, [plans(2, 3), plans(3)], [])["rounds"] == [[1, 0, 2, 3], [3]]
+
+
+def test_a_jobs_outcome_is_its_median_ok_throughput_for_an_optimizing_sweeper():
+    from harness.engine import outcomes
+    from harness.results.model import TrialResult
+
+    def trial(job, status, speed):
+        return TrialResult(status, {}, [], job, 0, summary={"samples_per_s": speed})
+
+    out = outcomes([trial(0, "ok", 100.0), trial(0, "ok", 300.0), trial(0, "timeout", 0.0), trial(1, "failed", 0.0)])
+    assert float(out[0]) == 200.0 and out[0].statuses == ["ok", "ok", "timeout"] and float(out[1]) == 0.0
