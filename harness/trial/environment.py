@@ -56,7 +56,7 @@ def collect() -> dict:
     """Everything a comparison between two results needs to know about the machine."""
     import psutil
 
-    from harness.trial import nvml
+    from harness.trial import cores, nvml
 
     gpu = nvml.probe()
     return {
@@ -67,6 +67,9 @@ def collect() -> dict:
         "cpu_logical": psutil.cpu_count(logical=True),
         "cpu_physical": psutil.cpu_count(logical=False),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        # what the trial's pools could really use: the affinity mask capped by the cgroup quota, not os.cpu_count()
+        "cpu_usable": cores.usable(),
+        "cpu_quota": cores.quota(),
         "ram_bytes": psutil.virtual_memory().total,
         "gpu": gpu,
         "packages": package_versions(),
