@@ -4,6 +4,10 @@ Producing a batch takes exactly ``produce_ms`` of sleep (no CPU), so the expecte
 throughput follows from the config alone: serial (``workers=0``) gives
 ``1 / (produce + step)`` batches per second, background producers give
 ``1 / max(produce / workers, step)``. That is how anyone checks the harness itself.
+
+With ``busy=true`` a batch costs ``produce_ms`` of CPU time instead (numpy work, which
+lets go of the GIL, so producer threads run on as many cores as they get): the known
+answer then depends on the cores too, which is how ``trial.cpus`` is checked.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class SyntheticLoaderConf(LoaderConf):
     prefetch: int = 2  # batches queued ahead of the consumer when workers > 0
     batches_per_epoch: int = 100  # batches in one epoch
     pool: int = 4  # distinct pre-generated batches cycled through (generation is not timed work)
+    busy: bool = False  # produce_ms is CPU time burnt by the producing thread instead of a sleep
 
 
 @register_loader
@@ -66,7 +71,10 @@ class SyntheticLoader(Loader):
         return [rng.integers(0, 256, size=shape, dtype=np.uint8).astype(dtype) for _ in range(self.conf.pool)]
 
     def _produce(self, epoch: int, index: int) -> Batch:
-        time.sleep(self.conf.produce_ms / 1000.0)
+        if self.conf.busy:
+            _burn(self.conf.produce_ms / 1000.0)
+        else:
+            time.sleep(self.conf.produce_ms / 1000.0)
         size = self.batch.size
         start = (epoch * self.conf.batches_per_epoch + index) * size
         return Batch(
@@ -124,7 +132,19 @@ class SyntheticLoader(Loader):
             "overlapped_batches_per_s": "1000 / max(produce_ms / workers, step_ms)",
         }
         ops = [
-            f"sleep {c.produce_ms:g} ms per batch"
+            f"{'burn' if c.busy else 'sleep'} {c.produce_ms:g} ms{' of CPU' if c.busy else ''} per batch"
             + (" in the consumer's thread" if c.workers == 0 else f" in {c.workers} producer threads, queue of {c.prefetch}")
         ]
         return {"ops": ops, "mode": "serial" if c.workers == 0 else "threads", "workers": c.workers, "queue": c.prefetch, "model": expected}
+
+
+def _burn(seconds: float) -> None:
+    """Keep this thread's CPU busy for ``seconds`` of its own CPU time (not wall time: on a shared core it takes longer).
+
+    Each call works on 32K floats (about 0.1 ms): numpy drops the GIL inside it, so the
+    threads that burn at once share the cores, not the interpreter.
+    """
+    work = np.linspace(0.0, 1.0, 1 << 15)
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        np.sin(work, out=work)
