@@ -142,7 +142,7 @@ def verdict_text(sweep: Sweep) -> str:
 
 
 def notes(sweep: Sweep) -> list[str] | None:
-    """What to keep in mind before acting on the ranking: one variant only, different outputs, noisy repeats."""
+    """What to keep in mind before acting on the ranking: one variant only, different outputs, machine-fit warnings, noisy repeats."""
     out = []
     if len(sweep.variants) == 1:
         out.append("One variant only: there is nothing to compare it with; sweep a parameter (a,b,c) to rank variants.")
@@ -158,6 +158,8 @@ def notes(sweep: Sweep) -> list[str] | None:
             f"Unstable (the repeats' coefficient of variation is above {UNSTABLE_CV:.0%}): {', '.join(unstable)}. "
             f"Before deciding: {UNSTABLE_ADVICE}."
         )
+    for line in dict.fromkeys(w for t in sweep.trials() for w in (t.environment or {}).get("preflight") or []):
+        out.append(f"Before the trials: {line}.")  # the machine-fit warnings each trial recorded (harness.trial.preflight)
     for v in sweep.variants:
         if v.modes is not None:  # v.bimodal
             out.append(
