@@ -21,13 +21,15 @@ commands:
   sweep   [overrides]      measure every combination of comma lists and ranges (Hydra multirun)
   augbench [overrides]     time each augment op per library on one thread (augment.library=a,b sweeps)
   tune [overrides]         search a loader's knobs (Optuna) and confirm the best against its defaults
+  diagnose [overrides]     split a loader's data stall into prep (CPU) and fetch (I/O): cold vs warm vs from memory
+  calibrate [overrides]    measure this machine's CPU and I/O ceilings (or calibrate SWEEP_DIR), write ceilings.json
   datagen [overrides]      build the dataset a configuration describes, print its folder
   report  SWEEP_DIR        rebuild results.csv, write report.html and summary.md (sweeps do it themselves)
   check   SWEEP_DIR        CI regression gate: --save-baseline FILE, or --baseline FILE (exit 1 on a regression, 2 could not judge)
   list                     config groups, their options, loaders and experiments
 
 overrides are Hydra's: key=value, group=option, experiment=NAME, a,b,c lists, range(1,4).
-run, sweep, augbench, tune, datagen: --quiet (-q) draws no progress bar (drawn only when stderr is a terminal).
+run, sweep, augbench, tune, diagnose, datagen: --quiet (-q) draws no progress bar (drawn only when stderr is a terminal).
 examples:
   python -m harness run loader=synthetic loader.produce_ms=5 consumer.step_ms=10 trial.seconds=5
   python -m harness sweep loader=tf_data loader.num_parallel_calls=1,2,autotune
@@ -58,11 +60,26 @@ COMMAND_HELP = {
     "datagen": "usage: python -m harness datagen [--quiet] [overrides] [+tfrecord=none,gzip]\n\nBuilds the dataset that the dataset.* "
     "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n"
     "On a terminal a progress bar on stderr shows files written, files/s and an ETA; --quiet (-q) or HARNESS_PROGRESS=0 turns it off.\n",
+    "diagnose": "usage: python -m harness diagnose [overrides]\n\nWhere the loader's data stall comes from (DS-Analyzer's "
+    "differential method, no root needed): the consumer fed from memory, the loader with a warm page cache and with its "
+    "files evicted (dataset.page_cache=warm|cold) run in interleaved rounds (trial.repeats, default 3; one epoch each unless "
+    "a bound is given); prints the data stall split into prep (CPU) and fetch (I/O) as shares of the step time, and writes "
+    "diagnosis.md, diagnosis.json, results.csv and report.html into reports/<time>_diagnose-<loader>/.\n",
     "tune": "usage: python -m harness tune [--trials N] [--against SWEEP_DIR] [overrides]\n\nSearches the knobs of the loader "
     "family (loader=tf_data, torch or keras_sequence) for the highest samples/s at the given consumer.step_ms: Hydra's Optuna "
     "sweeper (TPE, seed 0) proposes N configurations (default 20), one trial each, into reports/<time>_tune-<family>/search/. "
     "Then the best one, the family's defaults (tf.data: AUTOTUNE) and, with --against, the fastest variant of an earlier "
     "sweep run again in interleaved rounds (confirm/), and tune.md says the gaps.\n",
+    "calibrate": "usage: python -m harness calibrate [overrides]\n       python -m harness calibrate SWEEP_DIR\n\nMeasures what "
+    "this machine could feed at most, in a process of its own with every thread pool at one thread: one core's cost per sample "
+    "of each decode library the loaders use (decode + resize to batch.*, or decode + the augment pipeline; PIL for a loader that "
+    "decodes nothing), timed over files in the page cache (warm-up, then passes for about a second; the median, fastest and "
+    "slowest pass); the usable cores (affinity, cgroup quota); the dataset's read bandwidth (4 threads, after evicting the files "
+    "from the page cache). CPU ceiling = cores / the fastest pass's cost; I/O ceiling = bandwidth / mean file size; both in "
+    "samples/s, printed beside the accelerator's (batch.size / consumer.step_ms). Overrides compose jobs as sweep does (comma "
+    "lists give several) and write reports/<time>_calibrate/ceilings.json; a SWEEP_DIR is calibrated for its own trials' loaders "
+    "into SWEEP_DIR/ceilings.json, which report then shows. Every sweep does that after its trials (10-20 s) unless "
+    "report.ceilings=false or HARNESS_CEILINGS=0.\n",
     "augbench": "usage: python -m harness augbench [--quiet] [overrides]\n\nTimes each op of the augment pipeline, and the whole "
     "pipeline, on one thread over decoded images in memory (no loader): warm-up, augment.bench_passes timed passes, median "
     "images/s with min, max and CV (flagged unstable above augment.bench_cv). Alone, it times augment=resize_rotate in every "
@@ -106,6 +123,12 @@ def _sweep(args: list[str]) -> int:
     return finish(launch(args, multirun=True))
 
 
+def _diagnose(args: list[str]) -> int:
+    from harness.commands.diagnose import diagnose
+
+    return diagnose(args)
+
+
 def _tune(args: list[str]) -> int:
     from harness.commands.tune import tune
 
@@ -116,6 +139,12 @@ def _augbench(args: list[str]) -> int:
     from harness.commands.augbench import augbench
 
     return augbench(args)
+
+
+def _calibrate(args: list[str]) -> int:
+    from harness.commands.calibrate import calibrate
+
+    return calibrate(args)
 
 
 def _datagen(args: list[str]) -> int:
@@ -147,6 +176,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "sweep": _sweep,
     "augbench": _augbench,
     "tune": _tune,
+    "diagnose": _diagnose,
+    "calibrate": _calibrate,
     "datagen": _datagen,
     "report": _report,
     "check": _check,
@@ -154,7 +185,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-CONFIG_COMMANDS = ("run", "sweep", "augbench", "tune", "datagen", "list")  # the commands that compose configs
+CONFIG_COMMANDS = ("run", "sweep", "augbench", "tune", "diagnose", "calibrate", "datagen", "list")  # the commands that compose configs
 _CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
@@ -183,7 +214,7 @@ def take_config_dirs(args: list[str]) -> list[str]:
     return rest
 
 
-QUIET_COMMANDS = ("run", "sweep", "augbench", "tune", "datagen")  # the commands that draw progress bars
+QUIET_COMMANDS = ("run", "sweep", "augbench", "tune", "diagnose", "datagen")  # the commands that draw progress bars
 _QUIET_FLAGS = ("--quiet", "-q")
 
 
