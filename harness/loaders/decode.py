@@ -7,8 +7,9 @@ the same :class:`ImageDecoder`, so a row differs from another by the decoder alo
 * ``pil``: ``Image.open`` + ``convert`` + ``resize(bilinear)``, the reference every other
   decoder is measured against (and what most Dataset classes do).
 * ``pil_draft``: the same, after ``Image.draft``: libjpeg decodes the JPEG at 1/2, 1/4 or
-  1/8 scale in the DCT (the largest that stays at least the batch's size), so fewer
-  pixels are decoded and resized. PNG has no such mode: PNG files are decoded in full.
+  1/8 scale in the DCT (the strongest reduction that keeps both sides at least the
+  batch's), so fewer pixels are decoded and resized. PNG has no such mode: PNG files are
+  decoded in full.
 * ``opencv``: ``cv2.imdecode`` + ``cvtColor(BGR->RGB)`` + ``cv2.resize(INTER_LINEAR)``, as
   OpenCV/albumentations pipelines do; the resize does not antialias when it shrinks.
 * ``simplejpeg``: libjpeg-turbo through ``simplejpeg.decode_jpeg`` (``fastdct`` and
@@ -71,13 +72,13 @@ class DecoderInfo:
 
 # Tolerances hold for photo-sized files shrunk to a batch: measured per file on 300 generated and 300
 # cropped real (dataset=photos) 500x375 JPEGs at quality 90, each decoded to 150x150, 112x150 and
-# 224x224, and set just above the largest value seen. Files shrunk by a factor under 2 (the tests' 64x48 images to
-# 32x24) differ more where the resize differs: pil_draft mean up to 8.1, opencv up to 7.1.
+# 224x224, and set just above the largest value seen. Tiny files (the tests' 64x48 images to 32x24)
+# differ more where the resize differs: pil_draft mean up to 8.1, opencv up to 7.1.
 DECODERS: dict[str, DecoderInfo] = {
     "pil": DecoderInfo(None, "", False, "PIL open+convert", "resize(bilinear)", Tolerance(0.0, 0)),
     # libjpeg's scaled IDCT (1/2 for 500x375 to 150x150), then a bilinear resize from about the batch's
     # size instead of from the full image: measured mean per file up to 2.36 (photos; generated 1.40), max 78.
-    # When no side is 2x the batch's (500x375 to 224x224) draft decodes in full: identical to pil
+    # When a side is under 2x the batch's (500x375 to 224x224) draft decodes in full: identical to pil
     "pil_draft": DecoderInfo(None, "", True, "PIL open+draft(JPEG at 1/2-1/8 scale)+convert", "resize(bilinear)", Tolerance(2.5, 80)),
     # the same libjpeg-turbo IDCT as PIL's; cv2.resize's INTER_LINEAR does not antialias when it
     # shrinks, so edges alias: measured mean up to 4.83 (photos at 112x150; generated 3.11), max 154

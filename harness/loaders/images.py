@@ -19,7 +19,7 @@ def load_pil(path: str, batch, resize: bool = True, draft: bool = False) -> np.n
 
     ``resize=False`` keeps the stored size (an augment pipeline resizes later).
     ``draft=True`` lets libjpeg decode a JPEG at 1/2, 1/4 or 1/8 scale (``Image.draft``),
-    the largest that stays at least the batch's size; other formats decode in full.
+    the strongest reduction that keeps both sides at least the batch's; other formats decode in full.
     """
     from PIL import Image
 
