@@ -144,7 +144,7 @@ def apply(mode: str, manifest) -> dict:
         stats = evict(paths)
     elif mode == "warm":
         stats = warm(paths)
-    record.update(stats, resident_after=_share(residency(paths)))
+    record.update(stats, resident_after=record["resident_before"] if mode == "as_is" else _share(residency(paths)))
     if mode == "cold" and (record["resident_after"] or 0) > 0.05:
         record["note"] = (
             f"{record['resident_after']:.0%} of the dataset's pages stayed in memory after eviction "
