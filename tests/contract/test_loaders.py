@@ -232,6 +232,35 @@ def test_webdataset_knobs_reach_the_pipeline_and_the_dataloader(tiny_cache):
         validate(compose(["loader=webdataset", "loader.num_workers=5"]))
 
 
+def test_keras_directory_knobs_reach_the_call_and_ids_travel_through_its_shuffle(tiny_cache, monkeypatch):
+    import grain
+    import keras
+
+    from harness.config.validate import validate
+    from harness.errors import ConfigError
+
+    calls, real = [], keras.utils.image_dataset_from_directory
+    monkeypatch.setattr(keras.utils, "image_dataset_from_directory", lambda d, **kw: calls.append(kw) or real(d, **kw))
+    knobs = ["loader.seed=5", "loader.interpolation=area", "loader.crop_to_aspect_ratio=true", "loader.prefetch=3"]
+    cfg, loader = build("keras_directory", *knobs, "batch.layout=nchw", cache=tiny_cache)
+    kw = calls[-1]
+    assert (kw["seed"], kw["interpolation"], kw["crop_to_aspect_ratio"], kw["shuffle"]) == (5, "area", True, True)
+    assert (kw["batch_size"], kw["image_size"], kw["data_format"], kw["format"]) == (8, (24, 32), "channels_first", "tf")
+    spec = loader.dataset_obj.element_spec[0]
+    assert spec.shape.as_list() == [None, 3, 24, 32] and spec.dtype.name == "uint8"
+    assert type(loader.dataset_obj).__name__ == "_PrefetchDataset"  # prefetch(3) after the uint8 map
+    orders = [[i for b in loader.epoch(e) for i in b.ids] for e in range(2)]
+    assert sorted(orders[0]) == sorted(orders[1]) == sorted(loader.expected_ids()) and orders[0] != orders[1]  # reshuffled
+    batch = next(iter(loader.epoch(0)))
+    assert [loader.dataset.classes[label] for label in batch.labels] == [i.split("/")[0] for i in batch.ids]
+    cfg, from_grain = build("keras_directory", "loader.format=grain", cache=tiny_cache)
+    assert calls[-1]["format"] == "grain" and isinstance(from_grain.dataset_obj, grain.IterDataset)
+    assert run_epochs(cfg, from_grain)["verdict"] == "complete"
+    for bad, message in [("loader.pad_to_aspect_ratio=true", "not both"), ("loader.format=grain", "applies to format=tf")]:
+        with pytest.raises(ConfigError, match=message):
+            validate(compose(["loader=keras_directory", "loader.crop_to_aspect_ratio=true", "loader.prefetch=2", bad]))
+
+
 def _grain_graph(ds):
     """Every dataset object under ``ds`` (grain keeps parents in _parents, interleaved workers in a list)."""
     import grain

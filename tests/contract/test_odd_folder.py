@@ -18,7 +18,7 @@ FAMILIES = [n for n in list_loaders() if get_loader(n).needs(get_loader(n).schem
 # TensorFlow's decode_jpeg defaults to the INTEGER_FAST DCT; PIL and torchvision use the
 # accurate one. Seen here: up to 5 levels apart. PNGs and converted files must be exact.
 TF_JPEG_LEVELS = 8
-TF_DECODERS = {"tf_data", "yardstick"}  # families that decode with tf.io.decode_jpeg
+TF_DECODERS = {"tf_data", "yardstick", "keras_directory"}  # families that decode with tf.io.decode_jpeg (keras: decode_image)
 
 
 @pytest.fixture(scope="module")
