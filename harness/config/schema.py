@@ -34,6 +34,12 @@ class OnBadFile(Enum):
     fail = "fail"  # refuse the dataset, naming the files
 
 
+class PageCache(Enum):
+    as_is = "as_is"  # leave the OS page cache as earlier trials and builds left it
+    warm = "warm"  # read every dataset file once before the loader is built: reads come from memory
+    cold = "cold"  # evict the dataset's files from the page cache first: reads come from the disk
+
+
 class PixelDtype(Enum):
     float32 = "float32"
     uint8 = "uint8"
@@ -86,6 +92,7 @@ class DatasetConf:
     name: str = MISSING  # which dataset kind this is (set by the YAML choice)
     shards: int = 4  # TFRecord shards, built on demand for loaders that read TFRecord
     cache_dir: str | None = None  # built datasets live here; default $HARNESS_CACHE or ~/.cache/harness
+    page_cache: PageCache = PageCache.as_is  # the dataset files' page-cache state when a trial starts (see harness/data/pagecache.py)
 
 
 @dataclass
@@ -98,6 +105,20 @@ class SyntheticDatasetConf(DatasetConf):
     jpeg_quality: int = 90  # 1..95, JPEG quality when format=jpeg
     classes: list[str] = field(default_factory=lambda: ["cat", "dog"])  # class folder names
     seed: int = 0  # generation seed; same seed, same bytes
+
+
+@dataclass
+class PhotosDatasetConf(DatasetConf):
+    """Random crops of real photographs that ship with scikit-image (see harness/data/photos.py)."""
+
+    name: str = "photos"
+    count: int = 512  # distinct images, each a seeded random crop of one source photograph
+    width: int = 500  # pixels of the stored image, as the synthetic default
+    height: int = 375  # pixels of the stored image
+    format: ImageFormat = ImageFormat.jpeg  # file format of the stored images
+    jpeg_quality: int = 90  # 1..95, JPEG quality when format=jpeg
+    classes: list[str] = field(default_factory=list)  # class folder names, dealt in turn; empty: one class per source photo
+    seed: int = 0  # crop seed; same seed, same crops, same bytes
 
 
 @dataclass
@@ -156,6 +177,7 @@ class TrialConf:
     seed: int = 0  # seed for shuffles and augmentation inside the trial
     default_seconds: float = 10.0  # bound used when steps, seconds and epochs are all null
     kind: TrialKind = TrialKind.trial  # what each trial of a job measures; augbench sets augbench
+    cpus: int | None = None  # cores the trial and every worker it starts are pinned to (the first N allowed); null: all
 
 
 @dataclass
@@ -185,7 +207,7 @@ class Config:
 # under schema/<group>. The loader group's schemas live with their families
 # (harness/loaders/<family>.py); harness.config.group_schemas() returns every group.
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "dataset": {"synthetic": SyntheticDatasetConf, "folder": FolderDatasetConf},
+    "dataset": {"synthetic": SyntheticDatasetConf, "photos": PhotosDatasetConf, "folder": FolderDatasetConf},
     "augment": {"default": AugmentConf},
     "consumer": {"default": ConsumerConf},
     "monitor": {"default": MonitorConf},

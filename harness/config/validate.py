@@ -141,13 +141,14 @@ def _validate_batch(batch) -> None:
 
 def _validate_dataset(ds) -> None:
     check_positive("dataset.shards", ds.shards)
-    if ds.name == "synthetic":
+    if ds.name in ("synthetic", "photos"):  # images the harness makes
         check_positive("dataset.count", ds.count)
         check_positive("dataset.width", ds.width)
         check_positive("dataset.height", ds.height)
         if not 1 <= ds.jpeg_quality <= 100:
             raise ConfigError(f"dataset.jpeg_quality={ds.jpeg_quality}: must be between 1 and 100")
-        if not ds.classes or len(set(ds.classes)) != len(ds.classes):
+        # photos may leave classes empty: one class per source photograph
+        if (not ds.classes and ds.name == "synthetic") or len(set(ds.classes)) != len(ds.classes):
             raise ConfigError(f"dataset.classes={list(ds.classes)}: need one or more distinct names")
         check_positive("dataset.seed", ds.seed, allow_zero=True)
     elif ds.name == "folder":
@@ -173,6 +174,9 @@ def _validate_trial(trial) -> None:
     check_positive("trial.timeout_s", trial.timeout_s)
     check_positive("trial.default_seconds", trial.default_seconds)
     check_positive("trial.seed", trial.seed, allow_zero=True)  # numpy's generators refuse negative seeds
+    from harness.trial.cores import check as check_cpus  # counts this machine's cores: the ones the trials inherit
+
+    check_cpus(trial.cpus)
 
 
 def _validate_runtime(cfg) -> None:
