@@ -33,7 +33,9 @@ def main(argv) -> int:
     result.overhead["process_start_s"] = round(entered - spawned_at, 4)
     result.timing.update(request.schedule)  # round and position in the sweep's interleaved order
     result.timing["started_at"] = spawned_at
+    cpus: dict = {}
     try:
+        cpus = _confine(Path(request.config_file))  # first: framework pools size themselves to it, workers inherit it
         if request.kind == "augbench":
             from harness.augment.bench import execute as execute_augbench
 
@@ -47,10 +49,21 @@ def main(argv) -> int:
         result.error = one_line(exc)
         result.traceback = traceback.format_exc()
     finally:
+        if cpus:
+            result.environment["cpus"] = cpus  # the cores allowed before trial.cpus and the ones the trial ran on
         result.timing["finished_at"] = time.time()
         result.timing["duration_s"] = round(result.timing["finished_at"] - spawned_at, 3)
         result.write(trial_dir)
     return 0 if result.status == "ok" else 1
+
+
+def _confine(config_file: Path) -> dict:
+    """Apply ``trial.cpus`` to this process before anything else runs (see :mod:`harness.trial.cores`)."""
+    from omegaconf import OmegaConf
+
+    from harness.trial import cores
+
+    return cores.confine(OmegaConf.select(OmegaConf.load(config_file), "trial.cpus", default=None))
 
 
 def judge(result: TrialResult) -> str:
@@ -138,16 +151,22 @@ def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channe
 
 
 def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
+    from harness.config.schema import choice
     from harness.data.build import prepare
     from harness.errors import require
     from harness.loaders import get_loader
-    from harness.trial import threads
+    from harness.trial import preflight, threads
     from harness.trial.consumer import make_consumer
 
     loader_cls = get_loader(cfg.loader.name)
     needs = loader_cls.needs(cfg.loader)
     manifest = prepare(cfg.dataset, tfrecord=needs.tfrecord, webdataset=needs.webdataset) if needs.dataset else None
     result.dataset = manifest.describe() if manifest is not None else {"kind": "none", "reason": "loader generates its data"}
+    if manifest is not None:  # before the loader exists, so outside the measured phase and alike for every family
+        from harness.data import pagecache
+
+        result.dataset["page_cache"] = pagecache.apply(choice(cfg.dataset.page_cache), manifest)
+    result.environment["preflight"] = preflight.warnings(cfg, manifest)  # as the sweep warned, with this trial's cores
     if needs.framework:
         t = time.perf_counter()
         module, extra = needs.framework
