@@ -1,0 +1,222 @@
+"""``ceilings.json``: what this machine could feed at most, measured once per sweep, versioned.
+
+Three ceilings bound a loader's samples/s (a roofline for input pipelines):
+
+* the **accelerator**'s: batch size / (step + copy) time, from the trials themselves (the report's);
+* the **CPU**'s: usable cores / one core's cost per sample of the work every loader must do
+  (read from the page cache, decode, resize, and the augment pipeline when there is one),
+  measured per decode library on one thread (:mod:`harness.calibrate.measure`);
+* the **I/O**'s: the dataset's read bandwidth / its mean bytes per file.
+
+A loader cannot beat the CPU ceiling of its decode library by more than the noise of the
+measurement: the ceiling counts only that work and assumes every core does it all the time.
+It is no ceiling for a loader that decodes nothing per epoch (a cache holds decoded images).
+
+This module is the file's model, and the rule that says which measured work a variant does
+(:func:`work_of`); both the calibration (which writes it) and the report (which reads it) use it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+CEILINGS_FILE = "ceilings.json"  # in the sweep's folder, beside results.csv
+SCHEMA_VERSION = 1
+UNITS = {
+    "ms_per_sample": "ms of one core per sample",
+    "cpu_samples_per_s": "samples/s with every usable core doing only this work at its fastest pass's speed",
+    "mb_per_s": "MB/s (10^6 bytes per second)",
+    "io_samples_per_s": "samples/s at that bandwidth and the dataset's mean file size",
+    "cores": "CPUs this process may use (affinity, limited by a cgroup quota)",
+}
+# decode library -> how the report names it; the keys are loader.decoder's values, plus tf_image
+DECODE_LIBRARIES = {
+    "pil": "PIL",
+    "pil_draft": "PIL draft mode",
+    "opencv": "OpenCV",
+    "simplejpeg": "simplejpeg",
+    "torchvision": "torchvision.io",
+    "tf_image": "tf.io + tf.image",
+}
+# What a family's describe() says it runs, when it names no ``decoder``: first match wins
+# (simplejpeg's "decode_jpeg" names its own decoder key, so tf.io's words come last).
+_OPS_HINTS = (
+    ("torchvision.io", "torchvision"),
+    ("cv2.imdecode", "opencv"),
+    ("simplejpeg", "simplejpeg"),
+    ("draft(", "pil_draft"),
+    ("PIL", "pil"),
+    ("load_img", "pil"),
+    ("read_file", "tf_image"),
+    ("decode_jpeg", "tf_image"),
+    ("decode_png", "tf_image"),
+    ("decode_image", "tf_image"),
+    ("TFRecordDataset", "tf_image"),
+)
+
+
+@dataclass(frozen=True)
+class Work:
+    """The per-sample work a loader variant does on the CPU, as far as the calibration measures it."""
+
+    decoder: str  # a key of DECODE_LIBRARIES
+    dataset: str  # the dataset's folder in the cache (its root)
+    height: int  # pixels after the resize (batch.height)
+    width: int  # pixels after the resize (batch.width)
+    channels: int  # colour channels decoded
+    augment: str = ""  # "<library>:<ops signature>" of the augment pipeline, "" for none
+
+    @property
+    def label(self) -> str:
+        """``PIL decode+resize to 150x150`` or ``PIL decode+augment (albumentations: ...)``."""
+        lib = DECODE_LIBRARIES.get(self.decoder, self.decoder)
+        if self.augment:
+            return f"{lib} decode+augment ({self.augment.replace(':', ': ', 1)})"
+        return f"{lib} decode+resize to {self.height}x{self.width}"
+
+
+@dataclass
+class Cost:
+    """One core's measured cost per sample of one :class:`Work`."""
+
+    work: Work
+    ms_per_sample: float  # median over timed passes, ms of one core
+    min_ms: float  # fastest pass, ms per sample
+    max_ms: float  # slowest pass, ms per sample
+    cv: float  # coefficient of variation of the passes' rates
+    unstable: bool  # cv above the calibration's limit
+    images: int  # files decoded per pass
+    passes: int  # timed passes
+    cpu_samples_per_s: float  # usable cores * 1000 / min_ms: the fastest pass, as a ceiling is the most it can do
+    how: str  # what exactly was timed, in words
+
+
+@dataclass
+class Disk:
+    """The read bandwidth of one dataset's files."""
+
+    dataset: str  # the dataset's root
+    mean_bytes: float  # mean file size of the whole dataset, bytes
+    files: int  # files read
+    bytes: int  # bytes read
+    seconds: float  # wall time of the reads
+    mb_per_s: float  # bytes / seconds / 1e6
+    io_samples_per_s: float  # mb_per_s * 1e6 / mean_bytes
+    cache: str  # "evicted" (read cold, from the disk), "unknown" (maybe from the page cache)
+    resident_before: float | None  # share of the files' pages in the page cache before the reads; None: not known
+    how: str  # how it was read, in words
+
+
+@dataclass
+class Ceilings:
+    """The whole file: when and where it was measured, the usable cores, each cost and each disk figure."""
+
+    measured_at: str  # ISO 8601, local time
+    seconds: float  # how long the calibration took, s
+    hostname: str
+    cpu_model: str
+    cores: float  # usable CPUs (see UNITS)
+    cores_how: str  # where that number comes from, in words
+    costs: list[Cost] = field(default_factory=list)
+    disks: list[Disk] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be measured, and why
+    units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
+    schema_version: int = SCHEMA_VERSION
+
+    def cost(self, work: Work) -> Cost | None:
+        return next((c for c in self.costs if c.work == work), None)
+
+    def disk(self, dataset: str) -> Disk | None:
+        return next((d for d in self.disks if d.dataset == dataset), None)
+
+    def write(self, path: Path) -> Path:
+        from harness.data.manifest import write_text_atomic
+
+        return write_text_atomic(Path(path), json.dumps(asdict(self), indent=1) + "\n")
+
+
+def read(path: Path) -> Ceilings:
+    """Read ``ceilings.json``; a newer schema or a malformed file is a :class:`HarnessError` naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        version = data.get("schema_version", 0)
+        if version > SCHEMA_VERSION:
+            raise HarnessError(f"{path}: ceilings schema {version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
+        return Ceilings(
+            **{
+                **_known(Ceilings, data),
+                "costs": [_cost(c) for c in data.get("costs", [])],
+                "disks": [_disk(d) for d in data.get("disks", [])],
+            }
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise HarnessError(f"{path}: not a readable ceilings file ({type(exc).__name__}: {exc})") from exc
+
+
+def _known(cls, data: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _cost(data: dict) -> Cost:
+    return Cost(**{**_known(Cost, data), "work": Work(**_known(Work, data["work"]))})
+
+
+def _disk(data: dict) -> Disk:
+    return Disk(**_known(Disk, data))
+
+
+# -- which work a variant does --------------------------------------------------------------
+def decode_library(loader: dict[str, Any]) -> str | None:
+    """The decode library a trial's loader used, from what its family's ``describe()`` recorded.
+
+    None where it decodes nothing (loader=synthetic) or runs code the harness cannot see
+    (loader=custom: "as the pipeline does").
+    """
+    named = loader.get("decoder")
+    if named is not None:
+        return named if named in DECODE_LIBRARIES else None
+    text = " ".join(str(op) for op in loader.get("ops", []))
+    return next((lib for hint, lib in _OPS_HINTS if hint in text), None)
+
+
+def caches_decoded(loader: dict[str, Any]) -> bool:
+    """Whether the chain caches decoded images, so later epochs skip the decode the CPU ceiling counts."""
+    return any(str(op).startswith("cache(") for op in loader.get("ops", []))
+
+
+def work_of(config: dict[str, Any], loader: dict[str, Any], dataset: dict[str, Any], augment: dict[str, Any]) -> Work | None:
+    """The :class:`Work` of one trial, from its result's config, loader, dataset and augment records.
+
+    None where the calibration has nothing to measure for it: no dataset read, an unknown decoder.
+    """
+    decoder = decode_library(loader)
+    root = dataset.get("root")
+    if decoder is None or not root or not dataset.get("count"):
+        return None
+    batch = config.get("batch", {})
+    pipeline = f"{augment.get('library')}:{augment.get('signature')}" if augment.get("ops") else ""
+    return Work(decoder, str(root), int(batch.get("height", 0)), int(batch.get("width", 0)), int(batch.get("channels", 3)), pipeline)
+
+
+def usable_cores(environment: dict[str, Any]) -> tuple[float | None, str]:
+    """(usable CPUs, where the number comes from) from a result's environment; (None, "") where it says nothing.
+
+    The affinity mask, lowered by the cgroup quota (a fraction of a core counts: 1.5 CPUs) where
+    the environment records one (``cpu_quota``); ``cpu_usable`` rounds a quota up, so it comes second.
+    """
+    affinity, quota = environment.get("cpu_affinity"), environment.get("cpu_quota")
+    if isinstance(affinity, int) and affinity > 0:
+        if isinstance(quota, (int, float)) and 0 < quota < affinity:
+            return float(quota), f"the trials' cgroup CPU quota ({quota:g} CPUs; affinity {affinity})"
+        return float(affinity), "the trials' CPU affinity" + ("" if "cpu_quota" in environment else " (cgroup quota not recorded)")
+    usable = environment.get("cpu_usable")
+    if isinstance(usable, (int, float)) and usable > 0:
+        return float(usable), "the trials' usable cores"
+    return None, ""
