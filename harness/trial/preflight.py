@@ -33,7 +33,7 @@ def warnings(cfg, manifest=None) -> list[str]:
         cfg: a typed :class:`~harness.config.schema.Config`.
         manifest: the built dataset, where there is one (its real size); else sizes come from the config.
     """
-    usable, asked = cores.usable(), getattr(cfg.trial, "cpus", None)
+    usable, asked = cores.usable(), cfg.trial.cpus
     limit = min(usable, asked or usable)
     found = [_workers(cfg.loader, limit, asked), _shared_memory(cfg), _memory_cache(cfg, manifest)]
     return [line for line in found if line]
