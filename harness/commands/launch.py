@@ -21,11 +21,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.commands.calibrate import take_option as take_ceilings_option
 from harness.commands.outputs import FAILED_TRIALS_EXIT, new_result_dir
 from harness.config import CONF_DIR, register_configs
 from harness.config.compose import compose, expand_sweep
 from harness.engine import BENCH_DIR, SCHEDULE_FILE, check_job, task
 from harness.errors import HarnessError
+from harness.results.ceilings import CEILINGS_FILE
 from harness.results.model import RESULT_FILE
 from harness.results.table import TABLE_FILE, write_table
 from harness.trial import stop
@@ -39,6 +41,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     :class:`SystemExit` carries 128 + the signal's number (143, 130), as a shell reports it.
     """
     overrides, overwrite = take_overwrite(overrides)
+    overrides, ceilings = take_ceilings_option(overrides)  # report.ceilings=false: no calibration after the trials
     overrides, flags = split_flags(overrides)
     overrides = [open_kwargs(o) for o in overrides]
     if flags:  # --cfg job, --info ...: Hydra answers and runs nothing
@@ -64,7 +67,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
             if made is not None:
                 _remove_if_only_hydra(root, made)
             raise
-        _write_outputs(root, multirun, trace=first.monitor.trace)
+        _write_outputs(root, multirun, trace=first.monitor.trace, ceilings=ceilings)
     signum = stop.requested()
     if signum is not None:
         _exit_interrupted(root, signum)
@@ -99,8 +102,8 @@ def _folder_name(typed) -> str:
     return "augbench" if choice(typed.trial.kind) == "augbench" and typed.name == "default" else typed.name
 
 
-def _write_outputs(root: Path, multirun: bool, *, trace: bool) -> None:
-    """results.csv, and for a sweep the merged trace and the report, over every trial that finished."""
+def _write_outputs(root: Path, multirun: bool, *, trace: bool, ceilings: bool = False) -> None:
+    """results.csv, and for a sweep the merged trace, the ceilings (``ceilings``) and the report, over every trial that finished."""
     if not root.exists() or not any(root.glob(f"**/{RESULT_FILE}")):
         return  # stopped before any trial ended
     try:
@@ -109,6 +112,10 @@ def _write_outputs(root: Path, multirun: bool, *, trace: bool) -> None:
             from harness.monitor.trace import write_sweep_trace
 
             write_sweep_trace(root)
+        if multirun and ceilings and stop.requested() is None:  # after the trials, in a process of its own
+            from harness.commands.calibrate import after_sweep
+
+            after_sweep(root)
         if multirun:
             from harness.report.render import write_report
 
@@ -139,7 +146,7 @@ def open_kwargs(override: str) -> str:
 
 OVERWRITE_FLAG = "--overwrite"  # the harness's own flag, taken out before Hydra sees the command line
 # What a run or sweep writes at the top of its folder; --overwrite deletes these and nothing else.
-OUTPUT_FILES = (TABLE_FILE, "report.html", "summary.md", SCHEDULE_FILE, "trace.json", "multirun.yaml", "trial.yaml")
+OUTPUT_FILES = (TABLE_FILE, "report.html", "summary.md", SCHEDULE_FILE, "trace.json", "multirun.yaml", "trial.yaml", CEILINGS_FILE)
 
 
 def take_overwrite(args: Sequence[str]):

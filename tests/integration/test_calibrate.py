@@ -1,0 +1,85 @@
+"""``calibrate`` and the per-sweep calibration, through the CLI in a subprocess.
+
+The ceilings are measured on whatever machine runs the tests, so the checks are of
+consistency, with a generous tolerance: no loader beats the CPU ceiling of its decode
+library by more than the noise of a shared machine, and the calibration stays short.
+"""
+
+import json
+import os
+
+import pytest
+
+from harness.results.ceilings import CEILINGS_FILE, read, work_of
+from harness.results.model import read_result
+from tests.conftest import sweep_dir
+
+TINY = ["dataset.count=16", "dataset.width=64", "dataset.height=48", "batch.height=32", "batch.width=32", "batch.size=4"]
+CALIBRATION_S = 20.0  # the brief: seconds at most on a small dataset
+NOISE = 1.5  # a trial may run this much faster than the calibration's figure on a busy shared machine, no more
+
+
+def test_calibrate_prints_the_ceilings_and_writes_ceilings_json(cli, tmp_path):
+    done = cli("calibrate", *TINY, "consumer.step_ms=5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("ceilings of ") and "usable CPUs" in lines[0]
+    assert any(line.startswith("  CPU  PIL decode+resize to 32x32: ") and "samples/s on" in line for line in lines)
+    assert any(line.startswith("  I/O  ") and "MB/s" in line for line in lines)
+    assert "  accelerator  batch 4 every consumer.step_ms=5: at most 800 samples/s (before the copy to the device)" in lines
+    path = tmp_path / lines[-1]
+    assert path.name == CEILINGS_FILE and path.parent.name.endswith("_calibrate")
+    ceilings = read(path)
+    assert ceilings.seconds < CALIBRATION_S and ceilings.cores >= 1
+    (cost,) = ceilings.costs
+    assert cost.work.decoder == "pil" and cost.min_ms <= cost.ms_per_sample <= cost.max_ms
+    assert cost.cpu_samples_per_s == pytest.approx(ceilings.cores * 1000 / cost.min_ms, rel=1e-3)
+    assert json.loads(path.read_text())["units"]["ms_per_sample"] == "ms of one core per sample"
+
+
+def test_calibrate_refuses_a_folder_that_is_not_a_sweep_in_one_line(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = cli("calibrate", "empty")
+    assert done.returncode == 1 and done.stderr.startswith("ERROR: empty: no ok trial that read a dataset")
+
+
+def test_report_ceilings_false_skips_the_calibration_and_a_bad_value_is_one_line(cli, tmp_path):
+    done = cli(
+        "sweep", "loader=generator", *TINY, "trial.steps=5", "trial.warmup_steps=1", "report.ceilings=false", "loader.shuffle=false,true"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "calibrating" not in done.stdout and not (sweep_dir(done, tmp_path) / CEILINGS_FILE).exists()
+    bad = cli("sweep", "loader=generator", *TINY, "report.ceilings=maybe")
+    assert bad.returncode == 1 and "ERROR: report.ceilings=maybe: true or false" in bad.stderr
+
+
+@pytest.mark.slow
+def test_a_sweep_measures_its_ceilings_and_no_loader_beats_its_cpu_ceiling(cli, tmp_path):
+    """A DataLoader decoding with PIL in the training process and in 2 workers: as fast as the cores allow at most."""
+    args = ["dataset.count=96", "trial.seconds=2", "trial.warmup_steps=2", "consumer.step_ms=1"]
+    done = cli("sweep", "loader=torch", "loader.num_workers=0,2", *args, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = sweep_dir(done, tmp_path)
+    assert "calibrating this machine's ceilings" in done.stdout
+    ceilings = read(folder / CEILINGS_FILE)
+    assert ceilings.seconds < CALIBRATION_S
+    for result_file in folder.glob("*/repeat-*/result.json"):
+        t = read_result(result_file)
+        cost = ceilings.cost(work_of(t.config, t.loader, t.dataset, t.augment))
+        assert cost is not None, t.loader
+        assert t.summary["samples_per_s"] <= NOISE * cost.cpu_samples_per_s, (t.overrides, t.summary["samples_per_s"], cost)
+    html = (folder / "report.html").read_text()
+    assert "<h2>Recommendation</h2>" in html and "of lowest ceiling" in html and "CPU ceiling" in html
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="affinity is Linux's")
+def test_calibrate_a_finished_sweep_folder(cli, tmp_path):
+    done = cli(
+        "sweep", "loader=generator", *TINY, "trial.steps=5", "trial.warmup_steps=1", "report.ceilings=false", "loader.shuffle=false,true"
+    )
+    folder = sweep_dir(done, tmp_path)
+    again = cli("calibrate", str(folder))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.strip().splitlines()[-1] == str(folder / CEILINGS_FILE)
+    assert "the trials' CPU affinity" in again.stdout or "the trials' cgroup CPU quota" in again.stdout
+    assert read(folder / CEILINGS_FILE).costs[0].work.height == 32
