@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.report import bounds as roofline
+from harness.results.ceilings import CEILINGS_FILE, Ceilings
 from harness.results.metrics import REPORT_METRICS
 from harness.results.table import RESTART_NOTE_PCT, override_columns, scan, status_word
 
@@ -44,6 +46,7 @@ class Variant:
     modes: tuple[float, float] | None = None  # median samples/s of the slow and fast cluster, when bimodal
     speedup: float | None = None
     diagnosis: str = ""
+    bounds: roofline.Bounds | None = None  # its ceilings and how close it comes to the lowest (ok variants only)
     same_data_verdict: str = ""  # the ok repeats' same-data verdicts, "/"-joined ("complete", "complete/differs")
 
     @property
@@ -88,6 +91,8 @@ class Sweep:
     planned: set | None = None  # (job, repeat) of every trial schedule.json lists; None without a schedule
     incomplete: str | None = None  # why the sweep is incomplete, in words; None when it is complete
     check: dict | None = None  # the last check's verdicts as the report shows them (report.details.read_check)
+    ceilings: Ceilings | None = None  # ceilings.json: the CPU and I/O ceilings measured after the trials; None without one
+    ceilings_error: str | None = None  # why ceilings.json could not be read, where it could not
 
     @property
     def ranked(self) -> list[Variant]:
@@ -180,8 +185,11 @@ def load(root: Path, baseline: str | None = None) -> Sweep:
     sweep.planned = _planned(root, sweep.skipped)
     sweep.incomplete = incomplete(sweep)
     sweep.ceiling_samples_per_s = _ceiling(variants)
+    _ceilings(sweep)
     _rank(sweep, baseline)
     for v in variants:
+        if v.ok:
+            v.bounds = roofline.of_trial(v.ok[0], v.samples_per_s, v.metrics.get("h2d_ms"), sweep.ceilings)
         v.diagnosis = diagnose(v, sweep)
     return sweep
 
@@ -202,6 +210,22 @@ def _planned(root: Path, skipped: list[str]) -> set | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:  # a schedule is advice: the results still report
         skipped.append(f"skipped {path}: not a readable schedule ({type(exc).__name__}: {exc}); completeness unknown")
         return None
+
+
+def _ceilings(sweep: Sweep) -> None:
+    """Put the sweep's ceilings.json on ``sweep.ceilings``; an unreadable one is named in ``ceilings_error``.
+
+    Not in ``skipped``: the ceilings are advice, and ``check`` refuses to judge a sweep with skipped files.
+    """
+    from harness.errors import HarnessError
+    from harness.results.ceilings import read
+
+    path = Path(sweep.root) / CEILINGS_FILE
+    if path.is_file():
+        try:
+            sweep.ceilings = read(path)
+        except HarnessError as exc:
+            sweep.ceilings_error = str(exc)
 
 
 def incomplete(sweep: Sweep) -> str | None:
@@ -333,6 +357,7 @@ def diagnose(v: Variant, sweep: Sweep) -> str:
         words += _input_bound_words(v)
     else:
         words.append("a faster loader would not speed training up; the accelerator is the limit")
+        words += roofline.accelerator_words(v.bounds) if v.bounds is not None else []
     words += _restart_words(v)
     if sweep.baseline is not None and v is not sweep.baseline and v.speedup:
         words.append(f"{v.speedup:.2f}x the baseline (job {sweep.baseline.job})")
@@ -344,9 +369,11 @@ def diagnose(v: Variant, sweep: Sweep) -> str:
 
 
 def _input_bound_words(v: Variant) -> list[str]:
-    m, cores, words = v.metrics, _cores(v), []
+    m, cores, words = v.metrics, cores_of(v), []
     cpu = m.get("cpu_tree_mean_pct")
-    if cpu is not None and cores:
+    if v.bounds is not None and v.bounds.measured:  # measured ceilings name the bound; CPU use alone cannot
+        words += roofline.words(v.bounds, cpu, cores)
+    elif cpu is not None and cores:
         busy = cpu / (cores * 100)
         if busy > 0.85:
             words.append(
@@ -355,8 +382,9 @@ def _input_bound_words(v: Variant) -> list[str]:
             )
         elif busy < 0.6:
             words.append(
-                f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so something serial limits it "
-                "(one thread doing the work, no prefetch, or I/O); its trace.json shows where the wait falls"
+                f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so something serial may limit it "
+                "(one thread doing the work, no prefetch, or I/O); its trace.json shows where the wait falls, and "
+                "python -m harness calibrate SWEEP_DIR measures the ceilings that tell these apart"
             )
         else:
             words.append(f"its processes used {cpu:.0f}% of {cores * 100}% of CPU")
@@ -409,7 +437,8 @@ def _spread_words(v: Variant) -> list[str]:
     return words
 
 
-def _cores(v: Variant) -> int | None:
+def cores_of(v: Variant) -> int | None:
+    """The cores the variant's trials recorded (their affinity, else the machine's logical CPUs)."""
     for t in v.ok:
         cores = t.environment.get("cpu_affinity") or t.environment.get("cpu_logical")
         if cores:

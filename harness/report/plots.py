@@ -8,18 +8,21 @@ from typing import Any
 
 from harness.report.data import BANDS, Sweep, Variant, band
 
+CEILING_STYLES: dict[str, tuple[str, Any]] = {"accelerator": ("black", "--"), "CPU": ("#6a1b9a", "-."), "I/O": ("#1565c0", ":")}
+SHARED = 1.02  # ceilings of one kind within this ratio of each other are drawn as one line
+OFF_SCALE = 3.0  # a ceiling beyond this many times the fastest bar is named in the legend, not drawn
 COLORS = {"not input-bound": "#2e7d32", "moderately input-bound": "#f9a825", "highly input-bound": "#c62828", "unknown": "#9e9e9e"}
 PART_COLORS = {"wait": "#c62828", "h2d": "#f9a825", "compute": "#2e7d32"}
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     """A Figure outside pyplot's global state: nothing to close, safe to build in tests."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height))
 
 
-def _uri(fig) -> str | None:
+def figure_uri(fig) -> str | None:
     """The figure as a base64 PNG data URI (None for no figure)."""
     if fig is None:
         return None
@@ -28,7 +31,7 @@ def _uri(fig) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _short(label: str, width: int = 38) -> str:
+def short(label: str, width: int = 38) -> str:
     """Shorten from the middle: swept labels share heads (key names) and differ in their tails as often as not."""
     if len(label) <= width:
         return label
@@ -38,8 +41,8 @@ def _short(label: str, width: int = 38) -> str:
 
 def bar_labels(variants: list[Variant], width: int = 38) -> list[str]:
     """One distinct label per variant: shortened ones that still collide get their job number in front."""
-    labels = [_short(v.label, width) for v in variants]
-    return [label if labels.count(label) == 1 else _short(f"job {v.job}: {v.label}", width) for v, label in zip(variants, labels)]
+    labels = [short(v.label, width) for v in variants]
+    return [label if labels.count(label) == 1 else short(f"job {v.job}: {v.label}", width) for v, label in zip(variants, labels)]
 
 
 def _bar_axis(ax, variants: list[Variant]) -> None:
@@ -53,7 +56,7 @@ def throughput_figure(sweep: Sweep):
     ranked = [v for v in sweep.ranked if v.ok][::-1]  # fastest at the top
     if not ranked:
         return None
-    fig = _figure(9, 0.45 * len(ranked) + 1.4)
+    fig = new_figure(9, 0.45 * len(ranked) + 1.4)
     ax = fig.subplots()
     values = [v.metrics["samples_per_s"] for v in ranked]
     low = [v.samples_per_s - v.spread["min"] for v in ranked]
@@ -61,20 +64,63 @@ def throughput_figure(sweep: Sweep):
     colors = [COLORS[band(v.metrics["stall_pct"])] for v in ranked]
     ax.barh(range(len(ranked)), values, xerr=[low, high], color=colors, capsize=3)
     _bar_axis(ax, ranked)
-    if sweep.ceiling_samples_per_s:
-        ax.axvline(sweep.ceiling_samples_per_s, color="black", linestyle="--", linewidth=1)
-        ax.text(sweep.ceiling_samples_per_s, len(ranked) - 0.4, " accelerator ceiling", fontsize=8, va="top")
+    roofs = _roofs(ax, ranked, sweep)
     ax.set_xlabel("samples/s (median of repeats; bars: min-max)")
     from matplotlib.patches import Rectangle
 
     handles = [Rectangle((0, 0), 1, 1, color=COLORS[name]) for _, name in BANDS]
     limits = ["< 5% wait", "5-20% wait", "> 20% wait"]
-    ax.legend(handles, [f"{name} ({lim})" for (_, name), lim in zip(BANDS, limits)], fontsize=7, loc="lower right")
+    labels = [f"{name} ({lim})" for (_, name), lim in zip(BANDS, limits)]
+    # below the axes: the bars and the ceilings' ticks reach the right edge
+    ax.legend(
+        handles + [h for h, _ in roofs],
+        labels + [text for _, text in roofs],
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.22),
+        ncol=3,
+    )
     return fig
 
 
+def _roofs(ax, ranked: list[Variant], sweep: Sweep) -> list[tuple[Any, str]]:
+    """Each kind of ceiling over the bars: one line where every variant shares it, else a tick on each bar.
+
+    The axis reaches every variant's lowest ceiling, so the gap to it shows; a higher ceiling more
+    than OFF_SCALE times beyond is named in the legend only.
+
+    Returns:
+        (legend handle, legend text) per kind drawn or named.
+    """
+    from matplotlib.lines import Line2D
+
+    lowest = [v.bounds.lowest.samples_per_s for v in ranked if v.bounds is not None and v.bounds.lowest is not None]
+    scale = max([v.spread.get("max", v.samples_per_s) for v in ranked] + lowest)
+    found, right = [], scale
+    for kind, (color, style) in CEILING_STYLES.items():
+        points = [(i, c.samples_per_s) for i, v in enumerate(ranked) for c in (v.bounds.ceilings if v.bounds else []) if c.kind == kind]
+        if not points and kind == "accelerator" and sweep.ceiling_samples_per_s:  # results without per-variant bounds
+            points = [(i, sweep.ceiling_samples_per_s) for i in range(len(ranked))]
+        if not points:
+            continue
+        values = sorted({round(x) for _, x in points})
+        shown = [(i, x) for i, x in points if x <= OFF_SCALE * scale]
+        text = f"{kind} ceiling" + (f" {values[0]:,}" if len(values) == 1 else f" {values[0]:,}-{values[-1]:,}")
+        if len(shown) < len(points):
+            text += " (off the scale)" if not shown else " (the highest off the scale)"
+        xs = [x for _, x in shown]
+        if len(shown) == len(ranked) and max(xs) <= SHARED * min(xs):  # one ceiling for all, give or take the copy time
+            ax.axvline(sorted(xs)[len(xs) // 2], color=color, linestyle=style, linewidth=1.2)
+        elif shown:
+            ax.scatter([x for _, x in shown], [i for i, _ in shown], marker="|", s=400, color=color, linewidths=2, zorder=3)
+        right = max([right] + [x for _, x in shown])
+        found.append((Line2D([0], [0], color=color, linestyle=style), text))
+    ax.set_xlim(0, right * 1.05)
+    return found
+
+
 def throughput(sweep: Sweep) -> str | None:
-    return _uri(throughput_figure(sweep))
+    return figure_uri(throughput_figure(sweep))
 
 
 def breakdown_figure(sweep: Sweep):
@@ -82,7 +128,7 @@ def breakdown_figure(sweep: Sweep):
     ranked = [v for v in sweep.ranked if v.ok and v.metrics.get("compute_ms") is not None][::-1]
     if not ranked:
         return None
-    fig = _figure(9, 0.45 * len(ranked) + 1.4)
+    fig = new_figure(9, 0.45 * len(ranked) + 1.4)
     ax = fig.subplots()
     left = [0.0] * len(ranked)
     for part in ("compute", "h2d", "wait"):
@@ -96,11 +142,11 @@ def breakdown_figure(sweep: Sweep):
 
 
 def breakdown(sweep: Sweep) -> str | None:
-    return _uri(breakdown_figure(sweep))
+    return figure_uri(breakdown_figure(sweep))
 
 
 def numeric_axis(sweep: Sweep) -> str | None:
-    return _uri(numeric_axis_figure(sweep))
+    return figure_uri(numeric_axis_figure(sweep))
 
 
 def numeric_axis_figure(sweep: Sweep):
@@ -122,10 +168,10 @@ def numeric_axis_figure(sweep: Sweep):
         for x, v in sorted(points, key=lambda p: p[0]):
             name = " ".join(f"{k.split('.')[-1]}={v.overrides.get(k)}" for k in others) or key
             series.setdefault(name, []).append((x, v.metrics["samples_per_s"]))
-        fig = _figure(7, 3.6)
+        fig = new_figure(7, 3.6)
         ax = fig.subplots()
         for name, xy in series.items():
-            ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=_short(name, 50))
+            ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=short(name, 50))
         if sweep.ceiling_samples_per_s:
             ax.axhline(sweep.ceiling_samples_per_s, color="black", linestyle="--", linewidth=1, label="accelerator ceiling")
         ax.set_xlabel(key)
@@ -137,7 +183,7 @@ def numeric_axis_figure(sweep: Sweep):
 
 
 def timelines(sweep: Sweep, gpu: bool = False) -> str | None:
-    return _uri(timelines_figure(sweep, gpu))
+    return figure_uri(timelines_figure(sweep, gpu))
 
 
 def sampled(sweep: Sweep, gpu: bool = False) -> list[tuple[Variant, Any]]:
@@ -153,7 +199,7 @@ def timelines_figure(sweep: Sweep, gpu: bool = False):
     chosen = sampled(sweep, gpu)
     if not chosen:
         return None
-    fig = _figure(9, 5.2)
+    fig = new_figure(9, 5.2)
     top, bottom = fig.subplots(2, 1, sharex=True)
     chosen = chosen[:12]
     for (_, t), name in zip(chosen, bar_labels([v for v, _ in chosen], 40)):

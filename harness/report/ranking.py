@@ -71,6 +71,15 @@ def _restart_cell(row: Row) -> str:
     return f"{ms_metric.text(ms)} {ms_metric.short_unit} ({fmt(pct, pct_metric.digits, '%')})"
 
 
+def _ceiling_cell(row: Row) -> str:
+    """``93% CPU``: the variant's samples/s as a share of its lowest ceiling, and which ceiling that is."""
+    b = row.variant.bounds
+    f = None if b is None else b.fraction
+    if b is None or f is None or b.lowest is None:
+        return "–"
+    return f"{f:.0%} {b.lowest.kind}"
+
+
 COLUMNS: list[Column] = [
     Column("rank", lambda row: row.rank if row.variant.ok else "–", _fixed("#"), left=True),
     Column("variant", lambda row: row.variant.label, _fixed("variant"), left=True),
@@ -78,6 +87,7 @@ COLUMNS: list[Column] = [
     Column("range", _range_cell, _fixed("min–max"), markdown=False),
     Column("cv", lambda row: fmt(None if row.variant.cv is None else 100 * row.variant.cv, 1, "%"), _fixed("CV")),
     Column("speedup", lambda row: fmt(row.variant.speedup, 2, "x"), _fixed("speed-up")),
+    Column("ceiling", _ceiling_cell, _fixed("of lowest ceiling")),
     metric_column("steady_samples_per_s"),
     Column("epoch_restart", _restart_cell, _restart_header),
     metric_column("stall_pct"),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.report import details, overview, plots, ranking
+from harness.report import details, knee, overview, plots, ranking, recommend
 from harness.report.data import Sweep
 
 HERE = Path(__file__).parent
@@ -62,6 +62,7 @@ _SECTIONS: list[Section] = [
     Section("skipped", overview.skipped),
     Section("setup", overview.setup, markdown=overview.setup_md),
     Section("verdict", overview.verdict, "Verdict", markdown=overview.verdict_md),
+    Section("recommendation", recommend.build, "Recommendation", markdown=recommend.markdown),
     # summary.md keeps its table, empty, for a sweep of augbench trials alone; the page shows none
     Section("ranking", ranking.build, lambda table: "Ranking" if table.rows else "", markdown=ranking.markdown),
     Section("notes", overview.notes, html=None, markdown=overview.notes_md),  # the page shows them under the verdict
@@ -73,7 +74,8 @@ _SECTIONS: list[Section] = [
         "Throughput",
         plots.throughput,
         "Median samples/s per variant, min-max of repeats as error bars, coloured by how input-bound it is; "
-        "the dashed line is what the accelerator alone could take.",
+        "the lines are its ceilings (a roofline): what the accelerator alone could take, what the usable cores "
+        "could decode, what the disk could read (a tick on each bar where the variants' ceilings differ).",
     ),
     _figure(
         "breakdown",
@@ -82,6 +84,7 @@ _SECTIONS: list[Section] = [
         "Mean per step: waiting for the loader, the host-to-device copy, and compute.",
     ),
     _figure("parameter", "Throughput against the swept parameter", plots.numeric_axis, "Median samples/s."),
+    Section("knee", knee.section, "Where each loader stops keeping up", markdown=knee.markdown),
     _figure(
         "timelines",
         "CPU and memory over time",

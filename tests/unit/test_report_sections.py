@@ -24,6 +24,7 @@ from harness.report.render import write, write_report
 from harness.results import metrics
 from harness.results.model import TrialResult
 from tests.unit.test_hostile_report import trial, two_variants, write_sweep
+from tests.unit.test_report_ceilings import knee_sweep
 
 
 def png() -> bytes:
@@ -80,10 +81,12 @@ def full_sweep(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> list[tuple[list[sections.Built], str, str]]:
-    """(built sections, report.html, summary.md) of the full sweep and of a sweep whose trials were not sampled."""
+    """(built sections, report.html, summary.md) of the full sweep, of a sweep whose trials were not sampled, and of
+    one that sweeps consumer.step_ms with measured ceilings (the knee curves)."""
     unsampled = trial(0, 0)
     unsampled.monitor = {}
     roots = [full_sweep(tmp_path_factory.mktemp("full")), write_sweep(tmp_path_factory.mktemp("unsampled"), [unsampled])]
+    roots.append(knee_sweep(tmp_path_factory.mktemp("knee")))
     out = []
     for root in roots:
         sweep = load(root)
