@@ -173,7 +173,7 @@ def _prepare_dataset(typed, bench: bool):
     if not (needs.dataset or bench):
         return None
     t = time.perf_counter()
-    manifest = prepare(typed.dataset, tfrecord=[] if bench else needs.tfrecord)
+    manifest = prepare(typed.dataset, tfrecord=[] if bench else needs.tfrecord, webdataset=0 if bench else needs.webdataset)
     elapsed = time.perf_counter() - t
     if elapsed > 1:
         print(f"  dataset ready in {elapsed:.1f} s: {manifest.root}", flush=True)
