@@ -70,13 +70,14 @@ class Work:
     width: int  # pixels after the resize (batch.width)
     channels: int  # colour channels decoded
     augment: str = ""  # "<library>:<ops signature>" of the augment pipeline, "" for none
+    augment_order: str = field(default="", compare=False)  # its ops in order ("resize > rotate"), for the label only
 
     @property
     def label(self) -> str:
-        """``PIL decode+resize to 150x150`` or ``PIL decode+augment (albumentations: ...)``."""
+        """``PIL decode+resize to 150x150`` or ``PIL decode+augment (albumentations: resize > rotate)``."""
         lib = DECODE_LIBRARIES.get(self.decoder, self.decoder)
         if self.augment:
-            return f"{lib} decode+augment ({self.augment.replace(':', ': ', 1)})"
+            return f"{lib} decode+augment ({self.augment.split(':')[0]}: {self.augment_order or self.augment.split(':', 1)[-1]})"
         return f"{lib} decode+resize to {self.height}x{self.width}"
 
 
@@ -202,7 +203,9 @@ def work_of(config: dict[str, Any], loader: dict[str, Any], dataset: dict[str, A
         return None
     batch = config.get("batch", {})
     pipeline = f"{augment.get('library')}:{augment.get('signature')}" if augment.get("ops") else ""
-    return Work(decoder, str(root), int(batch.get("height", 0)), int(batch.get("width", 0)), int(batch.get("channels", 3)), pipeline)
+    order = str(augment.get("order") or "") if pipeline else ""
+    size = (int(batch.get("height", 0)), int(batch.get("width", 0)), int(batch.get("channels", 3)))
+    return Work(decoder, str(root), *size, augment=pipeline, augment_order=order)
 
 
 def usable_cores(environment: dict[str, Any]) -> tuple[float | None, str]:
