@@ -57,7 +57,8 @@ COMMAND_HELP = {
     "finished; exit 130 / 143.\nOn a terminal a progress bar on stderr shows trial i/N, the running variant and an ETA from the "
     "finished trials (dataset builds: files/s and ETA); --quiet (-q) or HARNESS_PROGRESS=0 turns it off. A log gets one "
     "line per trial and no bar.\n",
-    "datagen": "usage: python -m harness datagen [--quiet] [overrides] [+tfrecord=none,gzip] [+webdataset=N]\n\nBuilds the dataset that the dataset.* "
+    "datagen": "usage: python -m harness datagen [--quiet] [overrides] [+tfrecord=none,gzip] [+webdataset=N]\n\n"
+    "Builds the dataset that the dataset.* "
     "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n"
     "On a terminal a progress bar on stderr shows files written, files/s and an ETA; --quiet (-q) or HARNESS_PROGRESS=0 turns it off.\n",
     "diagnose": "usage: python -m harness diagnose [overrides]\n\nWhere the loader's data stall comes from (DS-Analyzer's "
