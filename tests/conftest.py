@@ -23,7 +23,8 @@ def cli(cache_dir, tmp_path):
     """Run ``python -m harness ...`` in a subprocess, as a user would, in a scratch folder."""
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT))
+        # No per-sweep calibration (1-6 s a sweep) unless a test asks for it with report.ceilings=true
+        env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT), HARNESS_CEILINGS="0")
         return subprocess.run(
             [sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
         )
