@@ -23,7 +23,8 @@ def test_tune_searches_the_space_then_confirms_the_best_against_autotune(cli, tm
         "loader.num_parallel_calls",
         "loader.prefetch",
         "loader.cache",
-        "loader.deterministic",
+        "loader.map_parallelization",
+        "loader.inject_prefetch",
     }
     assert set(record["confirmed"]) == {"best found", "defaults (AUTOTUNE)"}
     assert all(c["samples_per_s"] > 0 for c in record["confirmed"].values())
