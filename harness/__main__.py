@@ -69,7 +69,8 @@ COMMAND_HELP = {
     "tune": "usage: python -m harness tune [--trials N] [--against SWEEP_DIR] [overrides]\n\nSearches the knobs of the loader "
     "family (loader=tf_data, torch or keras_sequence) for the highest samples/s at the given consumer.step_ms: Hydra's Optuna "
     "sweeper (TPE, seed 0) proposes N configurations (default 20), one trial each, into reports/<time>_tune-<family>/search/. "
-    "Then the best one, the same with AUTOTUNE choosing what it can, the family defaults and, with --against, the fastest variant of an earlier "
+    "Then the best one, the same with AUTOTUNE choosing what it can, the family defaults and, with --against, "
+    "the fastest variant of an earlier "
     "sweep run again in interleaved rounds (confirm/), and tune.md says the gaps.\n",
     "calibrate": "usage: python -m harness calibrate [overrides]\n       python -m harness calibrate SWEEP_DIR\n\nMeasures what "
     "this machine could feed at most, in a process of its own with every thread pool at one thread: one core's cost per sample "
