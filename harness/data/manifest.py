@@ -175,3 +175,17 @@ def write_text_atomic(path: Path, text: str) -> Path:
 def write_json_atomic(path: Path, data) -> None:
     """Write JSON atomically (see :func:`write_text_atomic`)."""
     write_text_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
+
+
+def write_shard_index(out_dir: Path, paths: list[Path], counts: list[int], **about) -> None:
+    """``out_dir/shards.json``: each shard file's sample count, size and SHA-1, with what kind of shards they are.
+
+    TFRecord and WebDataset shards are indexed alike, so a reader checks either the same way.
+    """
+    import hashlib
+
+    entries = [
+        {"file": p.name, "count": c, "bytes": p.stat().st_size, "sha1": hashlib.sha1(p.read_bytes()).hexdigest()}
+        for p, c in zip(paths, counts)
+    ]
+    write_json_atomic(out_dir / "shards.json", {"schema_version": 1, **about, "shards": entries})

@@ -10,12 +10,11 @@ round-robin so every shard holds every class. Run as
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.data.manifest import DatasetManifest, write_json_atomic
+from harness.data.manifest import DatasetManifest, write_shard_index
 
 FEATURES = ("image_raw", "label", "id")
 REPORTS = 200  # progress lines main() prints over a whole write
@@ -55,11 +54,7 @@ def write_shards(
     finally:
         for writer in writers:
             writer.close()
-    entries = [
-        {"file": p.name, "count": c, "bytes": p.stat().st_size, "sha1": hashlib.sha1(p.read_bytes()).hexdigest()}
-        for p, c in zip(paths, counts)
-    ]
-    write_json_atomic(out_dir / "shards.json", {"schema_version": 1, "compression": compression, "shards": entries})
+    write_shard_index(out_dir, paths, counts, compression=compression)
 
 
 def main(argv) -> int:

@@ -12,13 +12,12 @@ shards imports no framework.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.data.manifest import DatasetManifest, write_json_atomic
+from harness.data.manifest import DatasetManifest, write_shard_index
 
 IMAGE_FIELDS = "jpg;jpeg;png"  # to_tuple's alternatives for the image member (scanned folders hold JPEG and PNG only)
 
@@ -52,11 +51,7 @@ def write_shards(manifest: DatasetManifest, out_dir: Path, shards: int, written:
     finally:
         for tar in tars:
             tar.close()
-    entries = [
-        {"file": p.name, "count": c, "bytes": p.stat().st_size, "sha1": hashlib.sha1(p.read_bytes()).hexdigest()}
-        for p, c in zip(paths, counts)
-    ]
-    write_json_atomic(out_dir / "shards.json", {"schema_version": 1, "format": "webdataset", "shards": entries})
+    write_shard_index(out_dir, paths, counts, format="webdataset")
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
