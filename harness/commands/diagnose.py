@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 from collections.abc import Sequence
 
 from harness.errors import HarnessError
@@ -73,12 +72,11 @@ def _value(value) -> str:
 
 
 def _rates(results) -> dict[str, float | None]:
-    """Median samples/s of each job's ok trials (jobs in :data:`JOBS` order)."""
-    rates: dict[str, float | None] = {}
-    for i, name in enumerate(JOBS):
-        speeds = [r.summary["samples_per_s"] for r in results if r.job == i and r.status == "ok"]
-        rates[name] = statistics.median(speeds) if speeds else None
-    return rates
+    """Median samples/s of each job's ok trials (jobs in :data:`JOBS` order); ``None`` for a job with none ok."""
+    from harness.engine import outcomes
+
+    found = outcomes(results)
+    return {name: found[i].samples_per_s if i in found and "ok" in found[i].statuses else None for i, name in enumerate(JOBS)}
 
 
 def stalls(rates: dict[str, float | None], *, reads_files: bool = True) -> dict:

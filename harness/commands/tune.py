@@ -155,17 +155,18 @@ def _fastest_of(sweep: Path) -> list[str]:
 def _confirm(jobs: dict[str, list[str]], overrides: list[str], folder: Path) -> dict[str, dict]:
     """Phase 2: the candidates again, in interleaved rounds; each one's median samples/s and overrides."""
     from harness.commands.launch import _write_outputs
-    from harness.engine import run_jobs
+    from harness.engine import outcomes, run_jobs
 
     repeats = [] if any(o.startswith("trial.repeats=") for o in overrides) else ["trial.repeats=3"]
     names = list(jobs)
     print(f"tune: confirming {', '.join(names)} in interleaved rounds", flush=True)
     results = run_jobs([[*jobs[name], *repeats] for name in names], folder)
     _write_outputs(folder, True, trace=False)
+    found = outcomes(results)
     out = {}
     for i, name in enumerate(names):
-        speeds = [r.summary["samples_per_s"] for r in results if r.job == i and r.status == "ok"]
-        out[name] = {"overrides": jobs[name], "samples_per_s": statistics.median(speeds) if speeds else None, "trials": len(speeds)}
+        ok = found[i].statuses.count("ok") if i in found else 0
+        out[name] = {"overrides": jobs[name], "samples_per_s": found[i].samples_per_s if ok else None, "trials": ok}
     return out
 
 
