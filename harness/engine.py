@@ -229,10 +229,8 @@ def bench_plans(plans: Sequence[JobPlan]) -> list[JobPlan]:
 
 def _bench_plan(p: JobPlan, folder: Path) -> JobPlan:
     """An augbench job over the pipeline of trial job ``p``: its trial.yaml with ``trial.kind=augbench``."""
-    folder.mkdir(parents=True, exist_ok=True)
     config = {**p.config, "trial": {**p.config.get("trial", {}), "kind": "augbench"}}
-    config_file = folder / "trial.yaml"
-    config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    config_file, _ = write_trial_config(OmegaConf.create(config), folder)
     return JobPlan(p.job, folder, p.root, config_file, config, p.overrides, 1, BENCH_TIMEOUT_S, p.seed, kind="augbench", env=_bench_env())
 
 
