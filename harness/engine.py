@@ -390,7 +390,12 @@ def format_line(result: TrialResult) -> str:
         f"stall {s['stall_pct']:5.1f}%  AU {s['au_pct']:5.1f}%  ttfb {s['ttfb_s']:.2f} s"
     )
     restarts = s.get("restart_pct")
-    return line + (f"  restarts {restarts:.0f}% (steady {s['steady_samples_per_s']:.0f}/s)" if restarts and restarts > 5 else "")
+    line += f"  restarts {restarts:.0f}% (steady {s['steady_samples_per_s']:.0f}/s)" if restarts and restarts > 5 else ""
+    if result.ranks:  # data-parallel ranks: the aggregate above, then who held the others at the all-reduce
+        r = result.ranks
+        line += f"\n      {r['ranks']} ranks: straggler {s['straggler_pct']:.1f}% (slowest rank {r['slowest']}"
+        line += f" at {s['slowest_rank_samples_per_s']:.1f} samples/s), all-reduce {s['allreduce_pct']:.1f}%"
+    return line
 
 
 # -- Hydra's task function -----------------------------------------------------------------------

@@ -151,7 +151,10 @@ class ConsumerConf:
     device: Device = Device.auto  # auto picks cuda when a GPU and torch are present
     step_ms: float = 10.0  # accelerator compute time per batch, ms
     matmul_size: int = 2048  # side of the square fp32 matmul the CUDA consumer repeats to fill step_ms
-    gpu_index: int = 0  # CUDA device index
+    gpu_index: int = 0  # CUDA device index (of rank 0; rank k uses gpu_index + k)
+    ranks: int = 1  # data-parallel ranks, one process each, every step ending in an all-reduce (torch.distributed)
+    slow_rank: int | None = None  # a rank whose every step takes slow_rank_ms longer (a slower GPU, or rank 0's logging)
+    slow_rank_ms: float = 0.0  # the extra accelerator time per step of slow_rank, ms
 
 
 @dataclass
@@ -178,6 +181,7 @@ class TrialConf:
     default_seconds: float = 10.0  # bound used when steps, seconds and epochs are all null
     kind: TrialKind = TrialKind.trial  # what each trial of a job measures; augbench sets augbench
     cpus: int | None = None  # cores the trial and every worker it starts are pinned to (the first N allowed); null: all
+    cpus_per_rank: int | None = None  # consumer.ranks > 1: rank k and its workers pinned to cores [k*N, (k+1)*N); null: shared
 
 
 @dataclass

@@ -78,6 +78,7 @@ def validate(cfg) -> None:
             f"({loader.continuous_hint}); use trial.epoch_mode=restart"
         )
     loader.check_augment(cfg.loader, augment_spec(cfg))
+    _validate_ranks(cfg, loader)
 
 
 def check_finite(cfg) -> None:
@@ -188,6 +189,38 @@ def _validate_runtime(cfg) -> None:
     check_positive("monitor.uss_interval_ms", cfg.monitor.uss_interval_ms, allow_zero=True)
     for key in ("tf_inter_op", "tf_intra_op", "torch", "opencv"):  # 0 means the library's default
         check_positive(f"threads.{key}", getattr(cfg.threads, key), allow_zero=True)
+
+
+def _validate_ranks(cfg, loader) -> None:
+    """``consumer.ranks`` and what it needs: a family that can shard, torch.distributed, the cores per rank."""
+    c, ranks = cfg.consumer, cfg.consumer.ranks
+    check_positive("consumer.ranks", ranks)
+    check_positive("consumer.slow_rank_ms", c.slow_rank_ms, allow_zero=True)
+    check_positive("trial.cpus_per_rank", cfg.trial.cpus_per_rank, optional=True)
+    if c.slow_rank is not None and not 0 <= c.slow_rank < ranks:
+        raise ConfigError(f"consumer.slow_rank={c.slow_rank}: there are ranks 0..{ranks - 1} (consumer.ranks={ranks})")
+    if ranks == 1:
+        if cfg.trial.cpus_per_rank is not None:
+            raise ConfigError(f"trial.cpus_per_rank={cfg.trial.cpus_per_rank} needs consumer.ranks > 1; for one process use trial.cpus")
+        return
+    if loader.rank_sharding is None:
+        from harness.loaders import get_loader, list_loaders
+
+        able = ", ".join(n for n in list_loaders() if get_loader(n).rank_sharding is not None)
+        raise ConfigError(
+            f"consumer.ranks={ranks}: loader={cfg.loader.name} cannot split its data between ranks in harness; use one of {able}"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ConfigError(
+            f"consumer.ranks={ranks}: ranks meet through torch.distributed, and torch is not installed; pip install -e '.[torch]'"
+        )
+    if cfg.trial.cpus is not None and cfg.trial.cpus_per_rank is not None:
+        raise ConfigError("trial.cpus and trial.cpus_per_rank both set: with ranks, give the cores per rank only")
+    from harness.trial.cores import check_per_rank
+
+    check_per_rank(cfg.trial.cpus_per_rank, ranks)
 
 
 def trial_bound(trial) -> dict:

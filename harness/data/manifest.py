@@ -45,6 +45,21 @@ class DatasetManifest:
     source: str | None = None  # the user's folder, for a folder dataset (images_dir is a view of it)
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files: {file, reason}
     ignored: dict[str, list[str]] = field(default_factory=dict)  # left out by rule (nested folders, ...) -> names
+    rank: tuple[int, int] | None = None  # (rank, ranks): this is one data-parallel rank's share (see shard)
+    whole: DatasetManifest | None = None  # the unsharded manifest, for families that shard it themselves
+
+    def shard(self, rank: int, ranks: int) -> DatasetManifest:
+        """Rank ``rank`` of ``ranks``'s share: samples ``rank, rank + ranks, ...``, the remainder dropped.
+
+        Every rank gets the same number of samples, as ``DistributedSampler(drop_last=True)``
+        gives them (and the same indices, unshuffled): ranks in lockstep must run the same
+        number of steps per epoch, or one would wait at a collective its peers never reach.
+        """
+        from dataclasses import replace
+
+        whole = self.whole or self
+        end = ranks * (len(whole.samples) // ranks)
+        return replace(whole, samples=whole.samples[rank:end:ranks], rank=(rank, ranks), whole=whole)
 
     @property
     def csv_path(self) -> Path:
@@ -94,6 +109,7 @@ class DatasetManifest:
             "skipped": self.skipped,
             "converted": self.converted(),
             "ignored": {k: {"count": len(v), "first": v[:5]} for k, v in self.ignored.items()},
+            **({"rank": list(self.rank), "whole_count": len(self.whole.samples)} if self.rank and self.whole else {}),
         }
 
     def save(self, folder: Path) -> None:

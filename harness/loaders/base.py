@@ -67,6 +67,10 @@ class Loader(abc.ABC):
     schema: ClassVar[type[LoaderConf]]  # this family's config dataclass, whose ``name`` defaults to ``name``
     # overrides that make a working config where the defaults alone do not (a required key): the contract suite uses them
     example: ClassVar[tuple[str, ...]] = ()
+    # consumer.ranks > 1: how each rank gets its share of the data, as the family's users split it; None: not supported.
+    # The worker hands every family a per-rank DatasetManifest (manifest.shard); families that shard themselves
+    # (DistributedSampler, Dataset.shard) read its ``whole`` and ``rank`` instead.
+    rank_sharding: ClassVar[str | None] = None
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         """Build the pipeline.

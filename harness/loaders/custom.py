@@ -219,6 +219,7 @@ def plain_python(data: Data, batch: BatchSpec, shuffle: bool = False, seed: int 
 class CustomLoader(Loader):
     name = "custom"
     schema = CustomLoaderConf
+    rank_sharding = "a per-rank slice of the file list in data.paths (data.folder stays the whole folder)"
     example = ("loader.target=harness.loaders.custom:plain_python",)  # a working config: loader.target is required
 
     @classmethod

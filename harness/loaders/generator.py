@@ -45,6 +45,7 @@ class GeneratorLoaderConf(LoaderConf):
 class GeneratorLoader(Loader):
     name = "generator"
     schema = GeneratorLoaderConf
+    rank_sharding = "a per-rank slice of the file list (files rank, rank+ranks, ...)"
 
     @classmethod
     def needs(cls, conf) -> Needs:

@@ -36,6 +36,7 @@ class KerasSequenceLoaderConf(LoaderConf):
 class KerasSequenceLoader(Loader):
     name = "keras_sequence"
     schema = KerasSequenceLoaderConf
+    rank_sharding = "a per-rank slice of the file list (files rank, rank+ranks, ...)"
 
     @classmethod
     def needs(cls, conf) -> Needs:

@@ -45,6 +45,7 @@ class SyntheticLoaderConf(LoaderConf):
 class SyntheticLoader(Loader):
     name = "synthetic"
     schema = SyntheticLoaderConf
+    rank_sharding = "each rank generates its own batches (no dataset to split)"
 
     @classmethod
     def needs(cls, conf) -> Needs:

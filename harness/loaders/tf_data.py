@@ -130,6 +130,7 @@ def light_ops(conf) -> list[str]:
 class TfDataLoader(ElementMaps, Loader):
     name = "tf_data"
     schema = TfDataLoaderConf
+    rank_sharding = "Dataset.shard(ranks, rank) right after the source"
     continuous = True  # stream(): the chain with repeat() before prefetch
 
     @classmethod
@@ -298,11 +299,22 @@ class TfDataLoader(ElementMaps, Loader):
         return ds
 
     def _source(self):
+        ds = self._whole_source()
+        if self.dataset is None or self.dataset.rank is None:
+            return ds
+        # a data-parallel rank: Dataset.shard on the whole source, as a tf.distribute input function does; the
+        # remainder is taken off first so that every rank runs the same number of steps
+        rank, ranks = self.dataset.rank
+        whole = len(self.dataset.whole.samples) if self.dataset.whole is not None else len(self.dataset.samples) * ranks
+        self.ops.append(f"take({ranks * (whole // ranks)}).shard({ranks}, {rank})")
+        return ds.take(ranks * (whole // ranks)).shard(ranks, rank)
+
+    def _whole_source(self):
         tf, c = self.tf, self.conf
         source = choice(c.source)
         if source == "tfrecord":
             return self._tfrecord_source()
-        paths, labels, ids = self.dataset.columns()
+        paths, labels, ids = (self.dataset.whole or self.dataset).columns()
         if source == "list_files":
             pattern = str(self.dataset.images_dir / "*" / "*")
             ds = tf.data.Dataset.list_files(pattern, shuffle=False)
@@ -359,6 +371,14 @@ class TfDataLoader(ElementMaps, Loader):
         return options
 
     # -- the interface -------------------------------------------------------------
+    def expected_ids(self) -> list[str] | None:
+        # a rank's share is the manifest order's every ranks-th sample; only the manifest source keeps that order
+        # exactly (list_files globs, interleave mixes shards): elsewhere only duplicates are checked per rank
+        if self.dataset is not None and self.dataset.rank is not None and choice(self.conf.source) != "manifest":
+            if choice(self.conf.source) == "list_files" or self.conf.interleave:
+                return None
+        return super().expected_ids()
+
     def epoch(self, index: int) -> Iterator[Batch]:
         for images, labels, ids in self.dataset_obj:
             yield Batch(images=images, labels=labels, ids=ids)

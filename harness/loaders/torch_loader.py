@@ -63,6 +63,7 @@ class TorchLoaderConf(LoaderConf):
 class TorchLoader(Loader):
     name = "torch"
     schema = TorchLoaderConf
+    rank_sharding = "DistributedSampler(num_replicas=ranks, rank=rank, drop_last=True), set_epoch every epoch"
     continuous_hint = "it starts a DataLoader iterator per epoch; loader.persistent_workers=true keeps the workers across epochs"
 
     @classmethod
@@ -98,7 +99,10 @@ class TorchLoader(Loader):
         from harness.loaders import _torch_impl as impl
 
         self.torch = torch
-        paths, labels, self.names = dataset.columns()
+        # a data-parallel rank reads the whole file list through a DistributedSampler, as DDP scripts do; an
+        # IterableDataset has no sampler, so it iterates the rank's slice of the list
+        self.rank = dataset.rank if dataset.whole is not None and choice(conf.style) == "map" else None
+        paths, labels, self.names = (dataset.whole if self.rank is not None else dataset).columns()
         if self.augment is not None:
             torch.manual_seed(seed)  # the pipeline's draws when num_workers=0 (workers get seeds from the generator)
         decode = impl.Decode(batch, self.decoder, as_numpy=choice(conf.collate) == "numpy_stack", augment=self.augment)
@@ -109,7 +113,12 @@ class TorchLoader(Loader):
     def _dataloader(self, impl):
         torch, c = self.torch, self.conf
         kwargs = dict(batch_size=self.batch.size, num_workers=c.num_workers, pin_memory=c.pin_memory, drop_last=c.drop_last)
-        if choice(c.style) == "map":
+        if self.rank is not None:  # shuffle and seed go to the sampler: every rank draws the same permutation
+            rank, ranks = self.rank
+            kwargs["sampler"] = torch.utils.data.DistributedSampler(
+                self.data, num_replicas=ranks, rank=rank, shuffle=c.shuffle, seed=self.seed, drop_last=True
+            )
+        elif choice(c.style) == "map":
             kwargs["shuffle"] = c.shuffle
             kwargs["generator"] = torch.Generator().manual_seed(self.seed)
         if c.num_workers > 0:
@@ -124,11 +133,17 @@ class TorchLoader(Loader):
         return torch.utils.data.DataLoader(self.data, **kwargs)
 
     def epoch(self, index: int) -> Iterator[Batch]:
+        if self.rank is not None:
+            self.loader.sampler.set_epoch(index)  # without it every epoch repeats the first one's order
         for images, labels, indices in self.loader:
             if choice(self.batch.dtype) != "uint8":
                 images = images.to(getattr(self.torch, choice(self.batch.dtype)))
             self.pinned = images.is_pinned() if self.conf.pin_memory else False
             yield Batch(images=images, labels=labels, ids=[self.names[i] for i in indices.tolist()])
+
+    def expected_ids(self) -> list[str] | None:
+        # a shuffled DistributedSampler gives each rank a different share every epoch: only duplicates are checked then
+        return None if self.rank is not None and self.conf.shuffle else super().expected_ids()
 
     def reference_pixels(self, path: str):
         if self.augment is not None:

@@ -34,6 +34,7 @@ class YardstickLoaderConf(LoaderConf):
 class YardstickLoader(Loader):
     name = "yardstick"
     schema = YardstickLoaderConf
+    rank_sharding = "a per-rank slice of the file list (files rank, rank+ranks, ...)"
 
     @classmethod
     def needs(cls, conf) -> Needs:

@@ -47,6 +47,7 @@ class TrialResult:
     kind: str = "trial"  # trial: a loader feeding the consumer | augbench: one-thread op timings
     augment: dict[str, Any] = field(default_factory=dict)  # the augment pipeline as run (and augbench figures)
     monitor: dict[str, Any] = field(default_factory=dict)  # sampled CPU / memory / I/O / GPU series and summary (supervisor.json's)
+    ranks: dict[str, Any] = field(default_factory=dict)  # consumer.ranks > 1: per-rank figures, aggregate, straggler cost
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -86,6 +86,41 @@ def check(cpus: int | None) -> None:
         )
 
 
+def rank_cores(per_rank: int, rank: int) -> list[int]:
+    """Rank ``rank``'s cores: the ``per_rank`` allowed cores after those of ranks 0..rank-1 (disjoint sets)."""
+    return allowed()[rank * per_rank : (rank + 1) * per_rank]
+
+
+_rank_confined = False  # this process is a rank already pinned to its share: the budget was checked before
+
+
+def confine_rank(per_rank: int | None, rank: int) -> dict:
+    """Pin this rank's process (and its workers) to its own cores, as :func:`confine` does for a whole trial."""
+    global _rank_confined
+    _rank_confined = True
+    before = allowed()
+    record = {"asked": per_rank, "allowed": before, "used": before, "quota": quota(), "rank": rank}
+    if per_rank is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, rank_cores(per_rank, rank))
+        record["used"] = allowed()
+    return record
+
+
+def check_per_rank(per_rank: int | None, ranks: int) -> None:
+    """Refuse ``trial.cpus_per_rank`` x ``consumer.ranks`` above the cores available, in one line naming both."""
+    if per_rank is None or _rank_confined:
+        return
+    available = len(allowed())
+    if per_rank * ranks > available:
+        raise ConfigError(
+            f"trial.cpus_per_rank={per_rank} x consumer.ranks={ranks} needs {per_rank * ranks} cores, but this process may use "
+            f"{available} ({describe_available()}); use trial.cpus_per_rank={max(available // ranks, 1)} or fewer ranks"
+            if available >= ranks
+            else f"consumer.ranks={ranks} with trial.cpus_per_rank: only {available} cores ({describe_available()}) for {ranks} ranks; "
+            "use fewer ranks or trial.cpus_per_rank=null (ranks share the cores)"
+        )
+
+
 def describe_available() -> str:
     """``affinity 0-1 (2 cores), cgroup quota 1.5 cores``: what limits the cores, for messages."""
     cores = allowed()

@@ -26,6 +26,7 @@ class Steps:
     step_ms: list[float] = field(default_factory=list)  # whole step, wait to end of compute
     samples: list[int] = field(default_factory=list)  # samples in the batch
     epoch: list[int] = field(default_factory=list)  # epoch the batch belongs to
+    sync_ms: list[float] = field(default_factory=list)  # data-parallel ranks only: at the step's all-reduce, waiting for peers
 
     def __len__(self) -> int:
         return len(self.step_ms)
@@ -72,6 +73,7 @@ def run_loop(
     on_batch: Callable[[int, B], None] | None = None,
     during_compute: Callable[[int, B], None] | None = None,
     on_measure: Callable[[], None] | None = None,
+    agree: Callable[[bool], bool] | None = None,
 ) -> LoopResult:
     """Drive the loader into the consumer until the first bound is reached.
 
@@ -89,6 +91,11 @@ def run_loop(
         during_compute: called with ``(epoch, batch)`` while the device computes that batch
             (bookkeeping that a real training loop would overlap with the GPU).
         on_measure: called once, after the last warm-up step, when the measured phase begins.
+        agree: data-parallel ranks: called at the end of every step (warm-up included) with
+            whether this rank would stop now; it is the step's all-reduce, so it returns
+            once every rank has called it, with whether any would stop. Ranks stop together
+            (a rank that left alone would leave its peers waiting at the next collective),
+            and the time spent in it (waiting for the slowest rank) is recorded as ``sync_ms``.
     """
     stream = epoch_stream(source) if callable(source) else source
     steps = Steps()
@@ -117,6 +124,14 @@ def run_loop(
             on_batch(epoch, batch)
         during = None if during_compute is None else (lambda e=epoch, b=batch: during_compute(e, b))
         h2d, compute = consume(batch, during)
+        mine, peers = None, False
+        if agree is not None:
+            measuring = warm >= warmup_steps
+            start = t0 if measure_start is None else measure_start
+            mine = _reached(bound, len(steps) + 1, clock() - start, None) if measuring else None
+            t_sync = clock()
+            peers = agree(mine is not None)
+            synced = (clock() - t_sync) * 1e3
         last_end = t2 = clock()
         if warm < warmup_steps:
             warm += 1
@@ -125,7 +140,11 @@ def run_loop(
             continue
         measure_start = t0 if measure_start is None else measure_start
         _record(steps, t0 - measure_start, t0, t1, t2, h2d, compute, n, epoch)
-        stopped_by = _reached(bound, len(steps), t2 - measure_start, None)
+        if agree is not None:
+            steps.sync_ms.append(synced)
+            stopped_by = mine or ("peer" if peers else None)
+        else:
+            stopped_by = _reached(bound, len(steps), t2 - measure_start, None)
         if stopped_by:
             break
     wall = (steps.t_ms[-1] + steps.step_ms[-1]) / 1e3 if len(steps) else 0.0

@@ -23,25 +23,28 @@ from harness.trial.protocol import Channel, Request
 def main(argv) -> int:
     entered = time.time()
     trial_dir = Path(argv[0])
+    peer = int(argv[2]) if len(argv) > 2 and argv[1] == "--rank" else None  # a data-parallel rank other than 0
     request = Request.read(trial_dir)
     # Thread-pool settings are read when a library loads; none has loaded yet (this module
     # imports no framework), and keeping them in the request lets trial.json alone rerun a trial.
     os.environ.update(request.env)
-    channel = Channel.for_child(request)
+    channel = Channel.for_child(request) if peer is None else None
     result = TrialResult("failed", config={}, overrides=request.overrides, job=request.job, repeat=request.repeat, kind=request.kind)
     spawned_at = request.spawned_at or entered
     result.overhead["process_start_s"] = round(entered - spawned_at, 4)
     result.timing.update(request.schedule)  # round and position in the sweep's interleaved order
     result.timing["started_at"] = spawned_at
     cpus: dict = {}
+    rank = None
     try:
-        cpus = _confine(Path(request.config_file))  # first: framework pools size themselves to it, workers inherit it
+        rank = _rank(Path(request.config_file), trial_dir, peer)
+        cpus = _confine(Path(request.config_file), rank)  # first: framework pools size themselves to it, workers inherit it
         if request.kind == "augbench":
             from harness.augment.bench import execute as execute_augbench
 
             execute_augbench(Path(request.config_file), request.repeat, result)
         else:
-            execute(Path(request.config_file), request.repeat, result, channel=channel)
+            execute(Path(request.config_file), request.repeat, result, channel=channel, rank=rank)
         result.status = judge(result)
     except HarnessError as exc:
         result.error = str(exc)
@@ -49,21 +52,54 @@ def main(argv) -> int:
         result.error = one_line(exc)
         result.traceback = traceback.format_exc()
     finally:
+        if rank is not None and peer is None:
+            rank.stop_peers()
         if cpus:
             result.environment["cpus"] = cpus  # the cores allowed before trial.cpus and the ones the trial ran on
         result.timing["finished_at"] = time.time()
         result.timing["duration_s"] = round(result.timing["finished_at"] - spawned_at, 3)
-        result.write(trial_dir)
+        if peer is None:
+            result.write(trial_dir)
+        else:
+            from harness.data.manifest import write_json_atomic
+            from harness.trial.ranks import rank_file
+
+            write_json_atomic(rank_file(trial_dir, peer), {**result.to_dict(), "rank": peer, "cpus": cpus})
     return 0 if result.status == "ok" else 1
 
 
-def _confine(config_file: Path) -> dict:
-    """Apply ``trial.cpus`` to this process before anything else runs (see :mod:`harness.trial.cores`)."""
+def _rank(config_file: Path, trial_dir: Path, peer: int | None):
+    """This process's :class:`~harness.trial.ranks.Rank` where ``consumer.ranks`` > 1, else ``None``.
+
+    Rank 0 starts its peers here, before it confines itself: they pick their own cores
+    from the set it was given.
+    """
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.load(config_file)
+    ranks = OmegaConf.select(conf, "consumer.ranks", default=1) or 1
+    if ranks <= 1 or OmegaConf.select(conf, "trial.kind", default="trial") != "trial":
+        return None
+    from harness.trial import cores
+    from harness.trial.ranks import Rank
+
+    rank = Rank(peer or 0, ranks, trial_dir, float(OmegaConf.select(conf, "trial.timeout_s", default=600.0)))
+    if peer is None:
+        cores.check_per_rank(OmegaConf.select(conf, "trial.cpus_per_rank", default=None), ranks)
+        rank.start_peers()
+    return rank
+
+
+def _confine(config_file: Path, rank=None) -> dict:
+    """Apply ``trial.cpus``, or a rank's ``trial.cpus_per_rank``, to this process first (see :mod:`harness.trial.cores`)."""
     from omegaconf import OmegaConf
 
     from harness.trial import cores
 
-    return cores.confine(OmegaConf.select(OmegaConf.load(config_file), "trial.cpus", default=None))
+    conf = OmegaConf.load(config_file)
+    if rank is not None:
+        return cores.confine_rank(OmegaConf.select(conf, "trial.cpus_per_rank", default=None), rank.index)
+    return cores.confine(OmegaConf.select(conf, "trial.cpus", default=None))
 
 
 def judge(result: TrialResult) -> str:
@@ -116,11 +152,12 @@ def one_line(exc: BaseException) -> str:
     return text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
 
 
-def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channel | None = None) -> None:
+def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channel | None = None, rank=None) -> None:
     """Run one trial from a resolved config file and fill ``result`` in place.
 
     Args:
         channel: where the measured phase's begin and end are told (the parent's sampler).
+        rank: this process's :class:`~harness.trial.ranks.Rank` when ``consumer.ranks`` > 1.
     """
     from omegaconf import OmegaConf
 
@@ -136,12 +173,22 @@ def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channe
     spec = augment_spec(cfg)
     result.environment = environment.collect()
     result.overhead["config_and_environment_s"] = round(time.perf_counter() - t, 4)
-    loader, consumer = _build(cfg, repeat, result, config_file.parent, spec)
+    loader, consumer = _build(cfg, repeat, result, config_file.parent, spec, rank)
     bound = trial_bound(cfg.trial)
     try:
-        _measure(cfg, loader, consumer, bound, result, channel)
+        if rank is not None:
+            rank.cuda = consumer.device == "cuda"
+            rank.gpu = consumer.dev.index if rank.cuda else None
+            rank.join()
+        _measure(cfg, loader, consumer, bound, result, channel, rank)
     finally:
         loader.close()
+        if rank is not None:
+            rank.leave()
+    if rank is not None and rank.index == 0:
+        from harness.trial import ranks
+
+        ranks.merge(result, rank.collect(), rank.backend)
     if spec is not None:
         result.augment = {**spec.describe(), "pipeline": loader.pipeline().describe()}
         if repeat == 0 and cfg.augment.preview:  # the job's sample grid, beside its trial.yaml (not timed)
@@ -150,7 +197,7 @@ def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channe
             write_samples(spec, loader.dataset, cfg.batch.channels, cfg.augment.preview, cfg.trial.seed, config_file.parent)
 
 
-def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
+def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None, rank=None):
     from harness.config.schema import choice
     from harness.data.build import prepare
     from harness.errors import require
@@ -166,6 +213,9 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
         from harness.data import pagecache
 
         result.dataset["page_cache"] = pagecache.apply(choice(cfg.dataset.page_cache), manifest)
+        if rank is not None:  # this rank's share (families that shard themselves read its ``whole``)
+            manifest = manifest.shard(rank.index, rank.ranks)
+            result.dataset["rank"] = {"rank": rank.index, "ranks": rank.ranks, "samples": len(manifest)}
     result.environment["preflight"] = preflight.warnings(cfg, manifest)  # as the sweep warned, with this trial's cores
     if needs.framework:
         t = time.perf_counter()
@@ -174,17 +224,28 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None):
         result.overhead["framework_import_s"] = round(time.perf_counter() - t, 4)
     threads.configure(cfg.threads)  # before the loader runs its first framework op
     t = time.perf_counter()
-    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat, workdir=workdir / f"repeat-{repeat}", augment=spec)
+    scratch = workdir / f"repeat-{repeat}" / (f"rank-{rank.index}" if rank is not None and rank.index else "")
+    loader = loader_cls(cfg.loader, cfg.batch, manifest, seed=cfg.trial.seed + repeat, workdir=scratch, augment=spec)
     threads.configure(cfg.threads)  # again, for libraries the loader imported (OpenCV)
     result.timing["loader_build_s"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
-    consumer = make_consumer(cfg.consumer, cfg.batch)
+    consumer = make_consumer(_rank_consumer(cfg.consumer, rank), cfg.batch)
     result.timing["consumer_setup_s"] = round(time.perf_counter() - t, 4)
     result.consumer = consumer.describe()
     return loader, consumer
 
 
-def _measure(cfg, loader, consumer, bound, result: TrialResult, channel: Channel | None = None) -> None:
+def _rank_consumer(conf, rank):
+    """A rank's accelerator: GPU ``gpu_index + rank``; ``slow_rank`` computes ``slow_rank_ms`` longer per step."""
+    if rank is None:
+        return conf
+    from dataclasses import replace
+
+    slow = conf.slow_rank_ms if conf.slow_rank == rank.index else 0.0
+    return replace(conf, gpu_index=conf.gpu_index + rank.index, step_ms=conf.step_ms + slow)
+
+
+def _measure(cfg, loader, consumer, bound, result: TrialResult, channel: Channel | None = None, rank=None) -> None:
     from dataclasses import asdict
 
     from harness.config.schema import choice
@@ -203,12 +264,15 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult, channel: Channel
         on_batch=checks.check_shape,
         during_compute=checks.account,
         on_measure=None if channel is None else channel.begin,
+        agree=None if rank is None else rank.agree,
     )
     t = time.perf_counter()
     if channel is not None:
         channel.end()  # with the workers still alive, the sampler reads their memory (USS) before answering
     result.overhead["sampler_wait_s"] = round(time.perf_counter() - t, 4)  # after measuring: not in any metric
     steps = asdict(loop.steps)
+    if rank is None:
+        del steps["sync_ms"]  # only ranks meet at an all-reduce
     result.steps = {k: [round(v, 4) if isinstance(v, float) else v for v in values] for k, values in steps.items()}
     result.bound = {"asked": bound, "stopped_by": loop.stopped_by, "warmup_steps": loop.warmup_steps}
     result.timing["measure_start_clock"] = loop.measure_start  # perf_counter: the monitor's clock too
@@ -226,6 +290,8 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult, channel: Channel
         "window_samples_per_s": window_throughput(loop.steps.t_ms, loop.steps.step_ms, loop.steps.samples),
     }
     result.loader = loader.describe()
+    if rank is not None:
+        result.loader["rank_sharding"] = loader.rank_sharding
     result.threads = threads.describe(cfg.threads)
     result.overhead["bookkeeping_pct"] = round(result.summary["bookkeeping_pct"], 4)
 

@@ -1,0 +1,252 @@
+"""Data-parallel ranks: ``consumer.ranks=N`` runs N copies of the trial's loop, one process each, in lockstep.
+
+As data-parallel training does (torch DistributedDataParallel), each rank has its own loader
+over its own share of the data (the family's own way: ``DistributedSampler``, ``Dataset.shard``,
+a slice of the file list) and its own accelerator (GPU ``gpu_index + rank``, or the emulated
+one), and each step ends in an all-reduce that returns only when every rank has reached it.
+A rank whose loader or step is slower holds the others there: what they wait, per step, is
+``sync_ms``, and its share of their time is the straggler cost.
+
+The trial's own process is rank 0: it talks to the parent and writes ``result.json``. It
+starts ranks 1..N-1 as ``python -m harness.trial.worker TRIAL_DIR --rank K`` before it builds
+its own loader; they meet through a file in the trial's folder (torch.distributed's file
+rendezvous: no port to choose, one machine), and each writes ``rank-K.json`` (its own
+:class:`~harness.results.model.TrialResult`). Rank 0 then merges them: per-rank figures, the
+aggregate, and the straggler cost. The peers are in the trial's process group, so a timeout
+kills them with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+STORE_FILE = "ranks.rendezvous"
+POLL_S = 0.05
+
+
+def rank_file(trial_dir: Path, rank: int) -> Path:
+    return Path(trial_dir) / f"rank-{rank}.json"
+
+
+@dataclass
+class Rank:
+    """This process's place among the trial's ranks, and its link to the others once joined."""
+
+    index: int
+    ranks: int
+    trial_dir: Path
+    timeout_s: float
+    cuda: bool = False  # NCCL on the rank's GPU; gloo on the CPU otherwise
+    gpu: int | None = None  # the rank's CUDA device index, where cuda
+    peers: list[subprocess.Popen] = field(default_factory=list)  # rank 0 only
+    _flag: object = None
+
+    @property
+    def backend(self) -> str:
+        return "nccl" if self.cuda else "gloo"
+
+    def start_peers(self) -> None:
+        """Rank 0: start ranks 1..N-1 (each logs to ``rank-K.log``), before building its own loader."""
+        store = self.trial_dir / STORE_FILE
+        store.unlink(missing_ok=True)  # a file rendezvous left by an earlier attempt would mix two groups
+        for k in range(1, self.ranks):
+            with open(self.trial_dir / f"rank-{k}.log", "wb") as log:
+                command = [sys.executable, "-m", "harness.trial.worker", str(self.trial_dir), "--rank", str(k)]
+                self.peers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+
+    def join(self) -> None:
+        """Meet the other ranks: rank 0 first waits until every peer has built its loader (or names the one that failed).
+
+        The ranks share a torch.distributed ``FileStore`` in the trial's folder; a peer says it
+        is ready there, and rank 0 polls it beside its peers' exit codes, so a peer that died
+        while building is reported at once instead of after the process group's timeout.
+        """
+        import torch
+        import torch.distributed as dist
+
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # every rank of a trial is on this machine
+        if self.cuda:
+            torch.cuda.set_device(self.gpu)  # NCCL binds each rank to the device current when it joins
+        store = dist.FileStore(str(self.trial_dir / STORE_FILE), self.ranks)
+        if self.index == 0:
+            self._wait_ready(store)
+        else:
+            store.set(f"ready-{self.index}", "1")
+        dist.init_process_group(
+            self.backend, store=store, rank=self.index, world_size=self.ranks, timeout=timedelta(seconds=self.timeout_s)
+        )
+        device = torch.device("cuda", self.gpu or 0) if self.cuda else torch.device("cpu")
+        self._flag = torch.zeros(1, device=device)
+
+    def agree(self, stop: bool) -> bool:
+        """The step's all-reduce (MAX of every rank's wish to stop): returns when all ranks have reached it."""
+        import torch.distributed as dist
+
+        flag = self._flag
+        flag.fill_(1.0 if stop else 0.0)  # type: ignore[attr-defined]
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())  # type: ignore[attr-defined]
+
+    def leave(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+    def _wait_ready(self, store) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        waiting = set(range(1, self.ranks))
+        while waiting and time.monotonic() < deadline:
+            for k in sorted(waiting):
+                if store.check([f"ready-{k}"]):
+                    waiting.discard(k)
+                elif self.peers[k - 1].poll() is not None:
+                    raise HarnessError(f"rank {k} of {self.ranks} failed before the ranks met: {peer_error(self.trial_dir, k)}")
+            time.sleep(POLL_S)
+        if waiting:
+            raise HarnessError(f"ranks {sorted(waiting)} of {self.ranks} not ready after {self.timeout_s:g} s (see rank-K.log)")
+
+    def collect(self, wait_s: float = 60.0) -> list[dict]:
+        """Rank 0, after its own loop: every peer's result (``rank-K.json``); a peer that failed is named."""
+        deadline = time.monotonic() + wait_s
+        for peer in self.peers:
+            try:
+                peer.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
+        found = []
+        for k in range(1, self.ranks):
+            path = rank_file(self.trial_dir, k)
+            data = json.loads(path.read_text()) if path.exists() else None
+            if data is None or data.get("status") not in ("ok", "too_short"):  # too short: rank 0 judges itself alike
+                raise HarnessError(f"rank {k} of {self.ranks} did not finish: {peer_error(self.trial_dir, k)}")
+            found.append(data)
+        return found
+
+    def stop_peers(self) -> None:
+        """Rank 0, whatever happened: no peer outlives the trial's own process."""
+        for peer in self.peers:
+            if peer.poll() is None:
+                peer.kill()
+                peer.wait(timeout=5)
+
+
+def peer_error(trial_dir: Path, rank: int) -> str:
+    """A peer's one-line reason: its result's error, else its log's last line."""
+    path = rank_file(trial_dir, rank)
+    try:
+        error = json.loads(path.read_text()).get("error")
+        if error:
+            return str(error)
+    except (OSError, ValueError):
+        pass
+    log = Path(trial_dir) / f"rank-{rank}.log"
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
+    return lines[-1].strip() if lines else f"no result and no log (see {log})"
+
+
+# -- the merged result ---------------------------------------------------------------------------
+PER_RANK = ("samples_per_s", "stall_pct", "au_pct", "h2d_pct", "wait_ms_p50", "step_ms_p50")
+
+
+def rank_figures(index: int, summary: dict, steps: dict, cpus: dict | None, same_data: dict | None = None) -> dict:
+    """One rank's line: its throughput, loader wait, AU, time at the all-reduce (``sync_pct``), and its data check."""
+    wall_ms = max(summary.get("wall_s", 0.0) * 1e3, 1e-9)
+    sync = sum(steps.get("sync_ms", []))
+    return {
+        "rank": index,
+        **{k: summary.get(k) for k in PER_RANK},
+        "steps": summary.get("steps"),
+        "samples": summary.get("samples"),
+        "wall_s": summary.get("wall_s"),
+        "sync_pct": 100.0 * sync / wall_ms,
+        "sync_ms_p50": _median(steps.get("sync_ms", [])),
+        "cores": (cpus or {}).get("used"),
+        "same_data": (same_data or {}).get("verdict"),
+        "epoch0_checksum": ((same_data or {}).get("epochs") or {}).get("0", {}).get("checksum"),
+    }
+
+
+def merge(result, peers: list[dict], backend: str) -> None:
+    """Fold the peers' results into rank 0's ``result``: ``result.ranks``, and the aggregate in ``result.summary``.
+
+    The headline throughput is every rank's samples over the longest rank's measured time;
+    wait, AU and copy shares are the ranks' means. At each step's all-reduce the last rank
+    to arrive waits only for the collective itself; every other rank also waits for it. So
+    per step the least any rank spent there is the all-reduce's cost (``allreduce_pct``), and
+    what a rank spent beyond that is its wait for a slower rank: ``straggler_pct`` is the
+    ranks' mean share of time lost so. Step-level arrays stay rank 0's, but for ``samples``,
+    which become all ranks' samples of that step (ranks step in lockstep).
+    """
+    from harness.trial import cores
+
+    lines = [rank_figures(0, result.summary, result.steps, {"used": cores.allowed()}, result.same_data)]
+    lines += [rank_figures(p["rank"], p["summary"], p["steps"], p.get("cpus"), p.get("same_data")) for p in peers]
+    all_steps = [result.steps] + [p["steps"] for p in peers]
+    cost, behind = split_sync([s.get("sync_ms", []) for s in all_steps])
+    for line, lost in zip(lines, behind):
+        line["straggler_pct"] = 100.0 * lost / max((line["wall_s"] or 0.0) * 1e3, 1e-9)
+    wall = max(line["wall_s"] or 0.0 for line in lines)
+    samples = sum(line["samples"] or 0 for line in lines)
+    mean = {k: sum(line[k] or 0.0 for line in lines) / len(lines) for k in ("stall_pct", "au_pct", "h2d_pct", "straggler_pct")}
+    slowest = min(lines, key=lambda line: line["straggler_pct"])  # the rank the others waited for lost least itself
+    if len({len(s.get("samples", [])) for s in all_steps}) == 1:
+        result.steps["samples"] = [sum(values) for values in zip(*(s["samples"] for s in all_steps))]
+    result.summary.update(
+        {
+            "samples": samples,
+            "samples_per_s": samples / wall if wall > 0 else 0.0,
+            "batches_per_s": sum(line["steps"] or 0 for line in lines) / wall if wall > 0 else 0.0,
+            "stall_pct": mean["stall_pct"],
+            "au_pct": mean["au_pct"],
+            "h2d_pct": mean["h2d_pct"],
+            "straggler_pct": mean["straggler_pct"],
+            "allreduce_pct": 100.0 * cost / max(wall * 1e3, 1e-9),
+            "ranks": len(lines),
+            "slowest_rank_samples_per_s": slowest["samples_per_s"],
+        }
+    )
+    result.ranks = {
+        "ranks": len(lines),
+        "backend": backend,
+        "per_rank": lines,
+        "slowest": slowest["rank"],
+        "straggler_s": round(sum(behind) / 1e3, 4),
+        "allreduce_ms_total": round(cost, 3),
+        "sharding": result.loader.get("rank_sharding"),
+        "note": "samples_per_s, batches_per_s: all ranks; stall/AU/h2d/straggler: the ranks' mean; step arrays: rank 0's "
+        "(samples: all ranks')",
+    }
+
+
+def split_sync(per_rank: list[list[float]]) -> tuple[float, list[float]]:
+    """Per-rank ``sync_ms`` arrays -> (the all-reduce's own cost, each rank's time waiting for slower ranks), ms.
+
+    Ranks run the same steps, so step ``i`` of every rank is the same all-reduce; the least
+    any rank waited in it is what the collective itself took.
+    """
+    steps = min((len(a) for a in per_rank), default=0)
+    cost, behind = 0.0, [0.0] * len(per_rank)
+    for i in range(steps):
+        least = min(a[i] for a in per_rank)
+        cost += least
+        for k, a in enumerate(per_rank):
+            behind[k] += a[i] - least
+    return cost, behind
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
