@@ -127,3 +127,28 @@ def grids(sweep: Sweep) -> list[dict] | None:
         if path.exists():
             out.append({"label": v.label, "uri": "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()})
     return out or None
+
+
+def ranks(sweep: Sweep) -> list[dict] | None:
+    """Per variant with data-parallel ranks: each rank's figures (its median repeat's) and who held the others."""
+    out = []
+    for v in sweep.variants:
+        with_ranks = [t for t in v.ok if t.ranks]
+        if not with_ranks:
+            continue
+        ordered = sorted(with_ranks, key=lambda t: t.summary.get("samples_per_s") or 0.0)
+        t = ordered[len(ordered) // 2]
+        r, s = t.ranks, t.summary
+        out.append(
+            {
+                "label": v.label,
+                "ranks": r["ranks"],
+                "backend": r.get("backend"),
+                "sharding": r.get("sharding") or "",
+                "straggler_pct": s.get("straggler_pct"),
+                "allreduce_pct": s.get("allreduce_pct"),
+                "slowest": r.get("slowest"),
+                "lines": r.get("per_rank", []),
+            }
+        )
+    return out or None

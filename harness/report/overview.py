@@ -24,6 +24,17 @@ def incomplete_md(why: str) -> list[str]:
     return [f"**INCOMPLETE:** {md(why)}; the ranking covers the finished trials only."]
 
 
+def concurrent(sweep: Sweep) -> str | None:
+    """The loud warning for trials that shared a machine at the same time (another launcher ran them so)."""
+    from harness.results.placement import concurrency_warning
+
+    return concurrency_warning(sweep.trials())
+
+
+def concurrent_md(line: str) -> list[str]:
+    return [f"**WARNING:** {md(line)}."]
+
+
 def skipped(sweep: Sweep) -> list[str] | None:
     """The result files (and check.json, schedule.json) that could not be read, one line each."""
     return list(sweep.skipped) or None
@@ -158,6 +169,11 @@ def notes(sweep: Sweep) -> list[str] | None:
             f"Unstable (the repeats' coefficient of variation is above {UNSTABLE_CV:.0%}): {', '.join(unstable)}. "
             f"Before deciding: {UNSTABLE_ADVICE}."
         )
+    from harness.results.placement import machines_warning
+
+    spread = machines_warning(sweep.trials())
+    if spread:
+        out.append(spread + ".")
     for line in dict.fromkeys(w for t in sweep.trials() for w in (t.environment or {}).get("preflight") or []):
         out.append(f"Before the trials: {line}.")  # the machine-fit warnings each trial recorded (harness.trial.preflight)
     for v in sweep.variants:

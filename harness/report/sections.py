@@ -59,6 +59,7 @@ def _figure(id: str, title: str, draw: Callable[[Sweep], str | None], caption: s
 # is registered twice: the page's warnings about unreadable files lead, the PR comment's trail.
 _SECTIONS: list[Section] = [
     Section("incomplete", overview.incomplete, markdown=overview.incomplete_md),
+    Section("concurrent", overview.concurrent, markdown=overview.concurrent_md),
     Section("skipped", overview.skipped),
     Section("setup", overview.setup, markdown=overview.setup_md),
     Section("verdict", overview.verdict, "Verdict", markdown=overview.verdict_md),
@@ -69,6 +70,7 @@ _SECTIONS: list[Section] = [
     Section("check", details.check, lambda check: f"Regression check against {check['baseline']}"),
     Section("diagnosis", details.diagnoses, "Diagnosis"),
     Section("pipelines", details.pipelines, "Pipelines as built"),
+    Section("ranks", details.ranks, "Data-parallel ranks"),
     _figure(
         "throughput",
         "Throughput",

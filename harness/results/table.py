@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.results.metrics import TABLE_METRICS
 from harness.results.model import RESULT_FILE, TrialResult, read_result
+from harness.results.placement import where
 
 TABLE_FILE = "results.csv"
 METRICS = TABLE_METRICS  # results.csv's metric columns (harness.results.metrics)
@@ -249,6 +250,7 @@ def _row(root: Path, path: Path, result: TrialResult, bench: dict, mixed_outputs
     row["cpu_by_process"] = _processes(result.monitor)
     row["same_data"] = result.same_data.get("verdict", "")
     row["pixels"] = (result.same_data.get("reference", {}).get("sha1") or "")[:10]
+    row.update(where(result))
     row["notes"] = "; ".join(_notes(result, mixed_outputs))
     row["error"] = result.error or ""
     row["result"] = str(path.relative_to(root))
@@ -331,6 +333,11 @@ def write_table(root: Path, table: list[dict] | None = None) -> Path:
         "output",
         "same_data",
         "pixels",
+        "host",
+        "cpu_model",
+        "cores",
+        "accelerator",
+        "cuda_visible_devices",
         "notes",
         "error",
         "result",

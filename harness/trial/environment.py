@@ -14,6 +14,7 @@ from importlib import metadata
 
 from harness.config import PROJECT_ROOT
 
+LAUNCHER_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SLURM_CPUS_ON_NODE")
 PACKAGES = ("tensorflow", "keras", "torch", "torchvision", "albumentations", "numpy", "pillow", "hydra-core", "nvidia-ml-py", "psutil")
 
 
@@ -72,6 +73,9 @@ def collect() -> dict:
         "cpu_quota": cores.quota(),
         "ram_bytes": psutil.virtual_memory().total,
         "gpu": gpu,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        # where a launcher placed the job, so a row says which allocation it ran in
+        "launcher": {k: v for k, v in os.environ.items() if k in LAUNCHER_VARIABLES},
         "packages": package_versions(),
         "harness": git_commit(),
     }

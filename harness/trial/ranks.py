@@ -54,14 +54,21 @@ class Rank:
     def backend(self) -> str:
         return "nccl" if self.cuda else "gloo"
 
+    def environ(self, rank: int) -> dict[str, str]:
+        """The variables torchrun sets, so that a user's pipeline (``loader=custom``) can find its rank as it would in training."""
+        n = str(self.ranks)
+        return {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": n, "LOCAL_WORLD_SIZE": n}
+
     def start_peers(self) -> None:
         """Rank 0: start ranks 1..N-1 (each logs to ``rank-K.log``), before building its own loader."""
         store = self.trial_dir / STORE_FILE
         store.unlink(missing_ok=True)  # a file rendezvous left by an earlier attempt would mix two groups
+        os.environ.update(self.environ(0))
         for k in range(1, self.ranks):
             with open(self.trial_dir / f"rank-{k}.log", "wb") as log:
                 command = [sys.executable, "-m", "harness.trial.worker", str(self.trial_dir), "--rank", str(k)]
-                self.peers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+                env = {**os.environ, **self.environ(k)}
+                self.peers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env))
 
     def join(self) -> None:
         """Meet the other ranks: rank 0 first waits until every peer has built its loader (or names the one that failed).
@@ -131,6 +138,15 @@ class Rank:
                 raise HarnessError(f"rank {k} of {self.ranks} did not finish: {peer_error(self.trial_dir, k)}")
             found.append(data)
         return found
+
+    def blame(self, exc: BaseException, wait_s: float = 10.0) -> None:
+        """Rank 0, when its loop broke (a collective whose peer is gone): name the peer that failed first, if one did."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and not any(p.poll() not in (None, 0) for p in self.peers):
+            time.sleep(POLL_S)
+        for k, peer in enumerate(self.peers, start=1):
+            if peer.poll() not in (None, 0):
+                raise HarnessError(f"rank {k} of {self.ranks} failed: {peer_error(self.trial_dir, k)}") from exc
 
     def stop_peers(self) -> None:
         """Rank 0, whatever happened: no peer outlives the trial's own process."""

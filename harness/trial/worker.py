@@ -181,6 +181,10 @@ def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channe
             rank.gpu = consumer.dev.index if rank.cuda else None
             rank.join()
         _measure(cfg, loader, consumer, bound, result, channel, rank)
+    except Exception as exc:
+        if rank is not None and rank.index == 0:
+            rank.blame(exc)  # a broken collective is a peer's failure: say which and why
+        raise
     finally:
         loader.close()
         if rank is not None:

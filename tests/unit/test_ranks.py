@@ -1,0 +1,72 @@
+"""Data-parallel ranks' bookkeeping with known answers: the lockstep loop, the shares, the straggler split."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.data.manifest import DatasetManifest, Sample
+from harness.errors import ConfigError
+from harness.trial import cores
+from harness.trial.loop import run_loop
+from harness.trial.ranks import split_sync
+from tests.unit.test_loop import Fake, FakeClock
+
+
+def test_the_all_reduce_cost_is_the_least_any_rank_waited_and_the_rest_is_waiting_for_a_slower_rank():
+    # step 0: rank 1 arrived last (waited only the collective, 1 ms); rank 0 waited 20 ms more for it
+    cost, behind = split_sync([[21.0, 1.0, 5.0], [1.0, 1.0, 2.0]])
+    assert cost == pytest.approx(1.0 + 1.0 + 2.0)
+    assert behind == pytest.approx([20.0 + 0.0 + 3.0, 0.0])
+    assert split_sync([[], []]) == (0.0, [0.0, 0.0])
+
+
+def manifest(n: int) -> DatasetManifest:
+    samples = [Sample(f"c/{i}.jpg", i % 2, 100, "x") for i in range(n)]
+    return DatasetManifest(Path("/d"), Path("/d/images"), ["a", "b"], samples, {})
+
+
+def test_shares_are_equal_disjoint_and_strided_with_the_remainder_dropped():
+    whole = manifest(11)
+    shares = [whole.shard(r, 3) for r in range(3)]
+    assert [len(s) for s in shares] == [3, 3, 3]  # 11 // 3: every rank runs the same number of steps
+    ids = [s.columns()[2] for s in shares]
+    assert ids[1] == ["c/1.jpg", "c/4.jpg", "c/7.jpg"]  # DistributedSampler(drop_last=True)'s unshuffled indices
+    assert sorted(sum(ids, [])) == sorted(whole.columns()[2][:9])
+    assert all(s.whole is whole and s.rank == (r, 3) for r, s in enumerate(shares))
+    assert shares[0].shard(2, 3).columns()[2] == ids[2]  # a share of a share is taken from the whole
+    assert shares[2].describe()["rank"] == [2, 3] and shares[2].describe()["whole_count"] == 11
+
+
+def test_ranks_stop_together_when_any_rank_reaches_its_bound():
+    clock = FakeClock()
+    fake = Fake(clock, per_epoch=100)
+    asked = []
+
+    def agree(stop):  # the peer wants to stop after its 4th measured step, whatever this rank's bound says
+        asked.append(stop)
+        clock.now += 0.002  # the wait at the all-reduce
+        return len(asked) >= 2 + 4
+
+    loop = run_loop(fake.epoch, fake.consume, {"steps": 50}, 2, clock=clock, agree=agree)
+    assert loop.stopped_by == "peer" and len(loop.steps) == 4 and fake.consumed == 6
+    assert loop.steps.sync_ms == pytest.approx([2.0] * 4)
+    assert loop.steps.step_ms[0] == pytest.approx(5 + 1 + 10 + 2)  # the all-reduce ends the step
+    assert asked == [False] * 6  # during warm-up and before its own bound this rank never asked to stop
+
+
+def test_a_rank_that_reaches_its_own_bound_tells_the_others_through_the_all_reduce():
+    clock = FakeClock()
+    fake = Fake(clock, per_epoch=100)
+    asked = []
+    loop = run_loop(fake.epoch, fake.consume, {"steps": 3}, 0, clock=clock, agree=lambda stop: asked.append(stop) or stop)
+    assert loop.stopped_by == "steps" and len(loop.steps) == 3 and asked == [False, False, True]
+
+
+def test_a_core_budget_per_rank_gives_disjoint_cores_and_refuses_more_than_there_are():
+    allowed = cores.allowed()
+    assert cores.rank_cores(1, 0) == allowed[:1]
+    if len(allowed) > 1:
+        assert cores.rank_cores(1, 1) == allowed[1:2] and not set(cores.rank_cores(1, 0)) & set(cores.rank_cores(1, 1))
+    with pytest.raises(ConfigError, match=rf"trial.cpus_per_rank={len(allowed)} x consumer.ranks=2 needs {2 * len(allowed)} cores"):
+        cores.check_per_rank(len(allowed), 2)
+    cores.check_per_rank(None, 64)  # ranks that share the cores: nothing to refuse
