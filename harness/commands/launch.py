@@ -219,6 +219,17 @@ def _run_hydra(argv: list[str]) -> None:
         sys.argv = saved
 
 
+def _warn_placement(root: Path) -> None:
+    """Loudly, on stderr: trials that shared a machine at the same time, or ran on different machines."""
+    from harness.results.placement import concurrency_warning, machines_warning
+    from harness.results.table import scan
+
+    results = [result for _, result in scan(root).results]
+    for line in (concurrency_warning(results), machines_warning(results)):
+        if line:
+            print(f"harness: WARNING: {line}", file=sys.stderr, flush=True)
+
+
 def finish(root: Path | None) -> int:
     """Print the closing lines of a run or sweep, the folder last.
 
@@ -238,6 +249,7 @@ def finish(root: Path | None) -> int:
     print(f"{len(table)} trial(s): {len(table) - len(failed)} ok, {len(failed)} not ok")
     for row in failed:
         print(f"  job {row['job']} repeat {row['repeat']}: {row['status']}: {row['error']}  ({root / row['result']})")
+    _warn_placement(root)
     print(f"table: {root / 'results.csv'}")
     if (root / "report.html").exists():
         print(f"report: {root / 'report.html'} (and summary.md)")

@@ -9,12 +9,18 @@ sweeps through it and through hydra-submitit-launcher's ``submitit_local``.
 from __future__ import annotations
 
 import csv
+import os
+import socket
 from pathlib import Path
 
 import pytest
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+
+from harness.results.model import read_result
+from harness.results.placement import overlaps
+from harness.results.table import find_results
 
 
 def test_discovery() -> None:
@@ -57,6 +63,15 @@ def test_submitit_local_runs_the_same_trials_and_rows_as_the_harness_launcher(cl
     assert (tmp_path / "submitit_local" / "report.html").exists() and (tmp_path / "submitit_local" / ".submitit").is_dir()
     warning = "hydra/launcher=submitit_local decides where and when each job runs"
     assert warning in done.stderr  # the last run: jobs of another launcher may share the machine
+    # every row says where it ran; trials that did run at once (submitit_local's are concurrent) are flagged loudly
+    assert {(r["host"], r["cores"]) for r in rows(tmp_path / "submitit_local")} == {
+        (socket.gethostname(), str(len(os.sched_getaffinity(0))))
+    }
+    results = [read_result(path) for path in find_results(tmp_path / "submitit_local")]
+    shared = "trials ran at the same time as another on the same machine"
+    assert (shared in done.stderr) == bool(overlaps(results))
+    assert (shared in (tmp_path / "submitit_local" / "report.html").read_text()) == bool(overlaps(results))
+    assert shared not in (tmp_path / "harness" / "report.html").read_text()  # one trial at a time
 
 
 @pytest.mark.slow
