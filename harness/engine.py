@@ -424,6 +424,28 @@ task.outcomes = outcomes  # type: ignore[attr-defined]
 
 
 # -- the callback that guards other launchers ----------------------------------------------------
+START_S = 120.0  # a job's own start beside its trials (imports, the dataset check, the report's table): generous
+
+
+def _check_launcher_limit(config: DictConfig, jobs: list) -> None:
+    """Refuse a sweep whose jobs could outlive the launcher's time limit (submitit's ``timeout_min``).
+
+    The launcher would kill such a job from outside, with no result and no reason recorded;
+    the harness's own ``trial.timeout_s`` must end a stuck trial first, as a row that says so.
+    """
+    limit_min = OmegaConf.select(config, "hydra.launcher.timeout_min", default=None)
+    if not isinstance(limit_min, (int, float)) or limit_min <= 0:
+        return
+    worst = max(jobs, key=lambda typed: typed.trial.timeout_s * typed.trial.repeats)
+    need_s = worst.trial.timeout_s * worst.trial.repeats + START_S
+    if need_s > limit_min * 60:
+        raise ConfigError(
+            f"hydra.launcher.timeout_min={limit_min:g}: a job runs up to trial.repeats={worst.trial.repeats} x "
+            f"trial.timeout_s={worst.trial.timeout_s:g} s plus its start ({need_s / 60:.1f} min), so the launcher could kill it "
+            f"unrecorded; raise hydra.launcher.timeout_min to {int(need_s // 60) + 1} or lower trial.timeout_s"
+        )
+
+
 class Preflight(Callback):
     """A Hydra callback: before a launcher other than the harness's starts, check every job and build the datasets.
 
@@ -458,6 +480,7 @@ class Preflight(Callback):
         task_overrides = [str(o) for o in config.hydra.overrides.task]
         params = dict(OmegaConf.select(config, "hydra.sweeper.params", default=None) or {})
         typed_jobs = [check_job(compose(job)) for job in expand_sweep(task_overrides, params=params)]
+        _check_launcher_limit(config, typed_jobs)
         seen = set()
         for typed in typed_jobs:
             key = OmegaConf.to_yaml(OmegaConf.structured(typed.dataset))

@@ -80,3 +80,19 @@ def test_a_bad_value_in_the_last_job_is_refused_before_any_trial_by_either_launc
     done = cli("sweep", "loader=synthetic", "loader.produce_ms=1,2,-5", "trial.steps=8", f"hydra/launcher={launcher}")
     assert done.returncode == 1 and "ERROR: loader.produce_ms=-5.0: must be >= 0" in done.stderr, done.stderr[-2000:]
     assert not list(tmp_path.glob("**/result.json")) and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.slow
+def test_a_launcher_time_limit_below_the_trials_own_timeouts_is_refused_before_any_job(cli, tmp_path):
+    done = cli(
+        "sweep",
+        "loader=synthetic",
+        "loader.produce_ms=1,2",
+        "trial.steps=8",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=5",
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "ERROR: hydra.launcher.timeout_min=5: a job runs up to trial.repeats=1 x trial.timeout_s=600 s" in done.stderr
+    assert "raise hydra.launcher.timeout_min to 13 or lower trial.timeout_s" in done.stderr
+    assert not list(tmp_path.glob("reports/*/*/repeat-0"))  # no job started
