@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint browser gate clean-reports
+.PHONY: setup sweep test lint browser slurm gate clean-reports
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ sweep: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@chromium --version
+
+## A one-node SLURM cluster on this machine (Debian as root; installs slurm-wlm, munge, slurmdbd and MariaDB
+## when missing), for the submitit_slurm test (skipped without it). Idempotent; ci/slurm/stop stops it.
+slurm:
+	ci/slurm/start
 
 ## Two pytest workers (pytest-xdist): most of the suite's time is trials waiting on sleeps and
 ## process starts, so two workers halve it on a 2-core machine; timing tests hold under that load.
