@@ -43,7 +43,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     overrides, overwrite = take_overwrite(overrides)
     overrides, ceilings = take_ceilings_option(overrides)  # report.ceilings=false: no calibration after the trials
     overrides, flags = split_flags(overrides)
-    overrides = [open_kwargs(o) for o in overrides]
+    overrides = exclusive_nodes([open_kwargs(o) for o in overrides])
     if flags:  # --cfg job, --info ...: Hydra answers and runs nothing
         _run_hydra([sys.argv[0]] + (["--multirun"] if multirun else []) + flags + overrides)
         return None
@@ -72,6 +72,27 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     if signum is not None:
         _exit_interrupted(root, signum)
     return root if root.exists() else None
+
+
+EXCLUSIVE = "++hydra.launcher.additional_parameters.exclusive=true"
+
+
+def exclusive_nodes(overrides: list[str]) -> list[str]:
+    """Under ``hydra/launcher=submitit_slurm``, ask SLURM for whole nodes (``sbatch --exclusive``) unless told otherwise.
+
+    One trial per node is the harness's measurement rule: a job sharing a node with another
+    (one of the same sweep, or anyone's) measures both. A user who sets any
+    ``hydra.launcher.additional_parameters`` (``={}`` for none) decides for themselves.
+    """
+    if "hydra/launcher=submitit_slurm" not in overrides or any("hydra.launcher.additional_parameters" in o for o in overrides):
+        return overrides
+    print(
+        "harness: SLURM jobs ask for whole nodes (sbatch --exclusive): one trial per node; "
+        "hydra.launcher.additional_parameters={} lets them share",
+        file=sys.stderr,
+        flush=True,
+    )
+    return [*overrides, EXCLUSIVE]
 
 
 def _first_missing(root: Path) -> Path | None:

@@ -120,6 +120,9 @@ def explain(exc: BaseException, overrides: Iterable[str] = ()) -> str:
         group, choice = missing.groups()
         return f"{group}={choice}: no such option; choose one of: {', '.join(list_options(group))}"
     unknown = re.search(r"Could not override '([^']+)'", text)
+    append = re.search(r"To append to your config use (\S+)", text)
+    if unknown and append and unknown.group(1).startswith("hydra."):  # a launcher's free-form dicts (additional_parameters, ray.init)
+        return f"{unknown.group(1)}: not in the config yet; add it with {append.group(1)}"
     if unknown:
         return _unknown_key(unknown.group(1), overrides)
     merging = re.search(r"Error merging override (\S+)", text)

@@ -96,3 +96,12 @@ def test_a_launcher_time_limit_below_the_trials_own_timeouts_is_refused_before_a
     assert "ERROR: hydra.launcher.timeout_min=5: a job runs up to trial.repeats=1 x trial.timeout_s=600 s" in done.stderr
     assert "raise hydra.launcher.timeout_min to 13 or lower trial.timeout_s" in done.stderr
     assert not list(tmp_path.glob("reports/*/*/repeat-0"))  # no job started
+
+
+def test_a_launcher_key_that_needs_a_plus_is_named_with_the_override_that_adds_it(cli):
+    done = cli("sweep", "loader=synthetic", "hydra/launcher=submitit_slurm", "hydra.launcher.additional_parameters.exclusive=true")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "ERROR: hydra.launcher.additional_parameters.exclusive: not in the config yet; "
+        "add it with +hydra.launcher.additional_parameters.exclusive=true"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.integration.test_launcher import rows
 SWEEP = ["loader=synthetic", "loader.produce_ms=1,2", "trial.steps=8", "trial.warmup_steps=2"]
 NAME = "harness_test_slurm"  # the SLURM job name, to find (and on failure cancel) this test's jobs
 # The overrides that run a sweep on SLURM: the launcher, and each job alone on its node(s)
-SLURM = ["hydra/launcher=submitit_slurm", "+hydra.launcher.additional_parameters.exclusive=true", f"hydra.launcher.name={NAME}"]
+SLURM = ["hydra/launcher=submitit_slurm", f"hydra.launcher.name={NAME}"]  # harness asks for whole nodes by itself
 START = "make slurm (ci/slurm/start) starts a one-node cluster"
 
 
@@ -70,13 +71,16 @@ def test_submitit_slurm_runs_the_same_trials_and_rows_as_the_harness_launcher(cl
         for name, launcher in (("harness", ["hydra/launcher=harness"]), ("slurm", SLURM)):
             done = cli("sweep", *SWEEP, *launcher, f"hydra.sweep.dir={name}", timeout=90)
             assert done.returncode == 0, done.stderr[-2000:]
+        assert "SLURM jobs ask for whole nodes (sbatch --exclusive)" in done.stderr
     finally:  # a failed or timed-out sweep leaves no job of this test on the cluster
         with contextlib.suppress(subprocess.TimeoutExpired):
             slurm("scancel", f"--name={NAME}")
     harness, on_slurm = (variants(tmp_path / name) for name in ("harness", "slurm"))
     assert len(harness) == 2 and harness == on_slurm and {row[-1] for row in harness} == {"ok"}
     assert list(rows(tmp_path / "harness")[0]) == list(rows(tmp_path / "slurm")[0])  # the same columns
-    assert (tmp_path / "slurm" / "report.html").exists()
+    report = (tmp_path / "slurm" / "report.html").read_text()
+    assert "trials ran at the same time as another" not in report  # exclusive jobs never overlap
+    assert {r["host"] for r in rows(tmp_path / "slurm")} == {socket.gethostname()}
     # Each job ran as a SLURM job: an array task's folder with submitit's log, the override in sbatch's
     # script, and sacct records it COMPLETED, alone on the node (one after the other, every CPU its own).
     submitit = tmp_path / "slurm" / ".submitit"
