@@ -35,8 +35,20 @@ def warnings(cfg, manifest=None) -> list[str]:
     """
     usable, asked = cores.usable(), cfg.trial.cpus
     limit = min(usable, asked or usable)
-    found = [_workers(cfg.loader, limit, asked), _shared_memory(cfg), _memory_cache(cfg, manifest)]
-    return [line for line in found if line]
+    ranks = cfg.consumer.ranks
+    if ranks > 1:  # every rank starts its own workers: each has its share of the cores
+        limit = cfg.trial.cpus_per_rank or max(usable // ranks, 1)
+    found = [_ranks(ranks, usable, cfg.trial.cpus_per_rank), _workers(cfg.loader, limit, asked, ranks), _shared_memory(cfg)]
+    return [line for line in found + [_memory_cache(cfg, manifest)] if line]
+
+
+def _ranks(ranks: int, usable: int, per_rank: int | None) -> str | None:
+    if ranks <= usable or per_rank is not None:  # a core budget per rank was checked against the cores already
+        return None
+    return (
+        f"consumer.ranks={ranks} but only {usable} cores usable here ({cores.describe_available()}): the ranks' own "
+        f"processes take turns on the cores, and every step waits for the last; keep consumer.ranks <= {usable}"
+    )
 
 
 def tell(configs: Iterable) -> list[str]:
@@ -59,7 +71,7 @@ def tell(configs: Iterable) -> list[str]:
     return lines
 
 
-def _workers(loader, limit: int, asked: int | None) -> str | None:
+def _workers(loader, limit: int, asked: int | None, ranks: int = 1) -> str | None:
     if getattr(loader, "busy", True) is False:  # loader=synthetic's producers sleep: they need no core
         return None
     for knob in WORKER_KNOBS:
@@ -67,11 +79,12 @@ def _workers(loader, limit: int, asked: int | None) -> str | None:
         count = int(str(value)) if not isinstance(value, bool) and str(value).isdigit() else 0  # none, autotune: not a count
         if count > limit:
             s = "" if limit == 1 else "s"
-            where = (
-                f"trial.cpus={asked} gives the trial {limit} core{s}"
-                if asked
-                else f"only {limit} core{s} usable here ({cores.describe_available()})"
-            )
+            if ranks > 1:
+                where = f"each of the consumer.ranks={ranks} ranks has {limit} core{s} (trial.cpus_per_rank, or the cores shared)"
+            elif asked:
+                where = f"trial.cpus={asked} gives the trial {limit} core{s}"
+            else:
+                where = f"only {limit} core{s} usable here ({cores.describe_available()})"
             return (
                 f"loader.{knob}={count} but {where}: the extra workers only take turns on the cores, "
                 f"so the trial measures the scheduler, not the pipeline; keep loader.{knob} <= {limit}"
@@ -95,7 +108,7 @@ def _shared_memory(cfg) -> str | None:
         return None  # no /dev/shm (not Linux): torch uses its own shared-memory files
     prefetch = getattr(cfg.loader, "prefetch_factor", None) or TORCH_PREFETCH_FACTOR
     # each worker's batches in flight, twice: the worker's copy and the one being handed over
-    need = batch_bytes(cfg.batch) * prefetch * workers * 2
+    need = batch_bytes(cfg.batch) * prefetch * workers * 2 * cfg.consumer.ranks  # every rank's workers
     if need <= free:
         return None
     return (
@@ -127,7 +140,7 @@ def _memory_cache(cfg, manifest) -> str | None:
 def _cache_bytes(cfg, manifest) -> int | None:
     """What an in-memory cache of the whole dataset holds; ``None`` where the size is not known yet (a folder not indexed)."""
     ds, batch, loader = cfg.dataset, cfg.batch, cfg.loader
-    count = len(manifest) if manifest is not None else getattr(ds, "count", None)
+    count = len(manifest.whole or manifest) if manifest is not None else getattr(ds, "count", None)  # all ranks' shares
     if not count:
         return None
     if choice(getattr(loader, "cache_place", "after_resize")) == "after_decode":

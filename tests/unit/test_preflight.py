@@ -85,3 +85,15 @@ def test_the_reports_notes_carry_the_warnings_the_trials_recorded(tmp_path):
         t.environment["preflight"] = ["loader.num_workers=3 but only 2 cores usable here"]
     notes = overview.notes(load(write_sweep(tmp_path / "s", trials))) or []
     assert notes.count("Before the trials: loader.num_workers=3 but only 2 cores usable here.") == 1
+
+
+def test_ranks_share_the_cores_so_each_ranks_workers_are_counted_against_its_share(machine):
+    assert warnings("loader=torch", "loader.num_workers=1", "consumer.ranks=2") == []
+    (line,) = warnings("loader=torch", "loader.num_workers=2", "consumer.ranks=2")
+    assert line.startswith("loader.num_workers=2 but each of the consumer.ranks=2 ranks has 1 core")
+    (line,) = warnings("loader=synthetic", "loader.busy=true", "consumer.ranks=3")
+    assert line.startswith("consumer.ranks=3 but only 2 cores usable here")
+    big = ["loader=torch", "loader.num_workers=1", "batch.height=320", "batch.width=320"]  # 9.8 MB batches, 39 MB in flight
+    assert warnings(*big) == []
+    (line,) = warnings(*big, "consumer.ranks=2")
+    assert "/dev/shm" in line  # one rank's worker's batches fit in 64 MiB; two ranks' do not
