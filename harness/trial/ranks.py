@@ -156,6 +156,13 @@ class Rank:
                 peer.wait(timeout=5)
 
 
+def write_peer(trial_dir: Path, rank: int, result, cpus: dict) -> None:
+    """A peer's whole :class:`~harness.results.model.TrialResult`, with its rank and cores, as ``rank-K.json``."""
+    from harness.data.manifest import write_json_atomic
+
+    write_json_atomic(rank_file(trial_dir, rank), {**result.to_dict(), "rank": rank, "cpus": cpus})
+
+
 def peer_error(trial_dir: Path, rank: int) -> str:
     """A peer's one-line reason: its result's error, else its log's last line."""
     path = rank_file(trial_dir, rank)

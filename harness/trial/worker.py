@@ -60,11 +60,10 @@ def main(argv) -> int:
         result.timing["duration_s"] = round(result.timing["finished_at"] - spawned_at, 3)
         if peer is None:
             result.write(trial_dir)
-        else:
-            from harness.data.manifest import write_json_atomic
-            from harness.trial.ranks import rank_file
+        else:  # a peer's result is rank 0's to merge, not a trial of its own
+            from harness.trial.ranks import write_peer
 
-            write_json_atomic(rank_file(trial_dir, peer), {**result.to_dict(), "rank": peer, "cpus": cpus})
+            write_peer(trial_dir, peer, result, cpus)
     return 0 if result.status == "ok" else 1
 
 
