@@ -47,6 +47,26 @@ def full_sweep(root: Path) -> Path:
         t.config = {"loader": {"name": "torch"}}
         t.loader = {"ops": ["decode", "flip", "resize"]}
         t.augment = {"signature": order, "library": "torchvision", "order": order, "ops": [{"name": "flip"}, {"name": "resize"}]}
+    for i, t in enumerate(trials):  # one host; trials 2 and 3 ran at the same time (another launcher's doing)
+        t.environment["hostname"] = "node1"
+        t.timing.update(started_at=100.0 * i, finished_at=100.0 * i + (150.0 if i == 2 else 50.0))
+    line = {
+        "rank": 0,
+        "samples_per_s": 500.0,
+        "stall_pct": 1.0,
+        "au_pct": 90.0,
+        "straggler_pct": 3.0,
+        "cores": [0],
+        "same_data": "complete",
+    }
+    trials[2].ranks = {
+        "ranks": 2,
+        "backend": "gloo",
+        "sharding": "DistributedSampler",
+        "slowest": 1,
+        "per_rank": [line, {**line, "rank": 1}],
+    }
+    trials[2].summary.update(straggler_pct=3.0, allreduce_pct=1.0)
     ticks = len(trials[0].monitor["t"])
     trials[0].monitor["gpu"] = {"series": {"gpu_util_pct": [50.0] * ticks, "gpu_mem_used_mb": [900.0] * ticks}}
     write_sweep(root, trials, [[0, 1, 2], [2, 1, 0]])
@@ -153,7 +173,7 @@ def test_a_section_registered_at_runtime_appears_in_its_place(tmp_path, monkeypa
     assert table_end < summary.index("\n2 <b>variants</b>\n")  # a new section's Markdown is its own to escape
     with pytest.raises(HarnessError, match="registered already"):
         sections.register_section(extra)
-    with pytest.raises(HarnessError, match="no such section; choose one of: incomplete, skipped, setup"):
+    with pytest.raises(HarnessError, match="no such section; choose one of: incomplete, concurrent, skipped, setup"):
         sections.register_section(dataclasses.replace(extra, id="other"), before="nowhere")
 
 
