@@ -473,6 +473,12 @@ class Preflight(Callback):
             print(f"ERROR: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(1) from exc
 
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Stop a Ray cluster the launcher started here, so its jobs' forwarded lines print before the sweep's last lines."""
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
+
     @staticmethod
     def _check_and_prepare(config: DictConfig) -> None:
         from harness.config.compose import compose, expand_sweep

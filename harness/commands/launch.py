@@ -53,7 +53,10 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     given = [o.split("=", 1)[1] for o in overrides if o.startswith(dir_key + "=")]
     root = Path(given[0]) if given else new_result_dir(_folder_name(first), multirun)
     claim_folder(root, dir_key, overwrite, "sweep" if multirun else "run")  # here, not in a job: once, before any trial
-    argv = [sys.argv[0], *(["--multirun"] if multirun else []), *overrides, *([] if given else [f"{dir_key}={root}"])]
+    # Hydra gets the folder as an absolute path: a launcher may start its jobs elsewhere (Ray's working_dir), where a
+    # relative one would put the results out of the sweep's sight
+    kept = [o for o in overrides if not o.startswith(dir_key + "=")]
+    argv = [sys.argv[0], *(["--multirun"] if multirun else []), *kept, f"{dir_key}={root.absolute()}"]
     sweeper = next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra/sweeper=")), "basic")
     count = f"{len(jobs)} job(s)" if sweeper == "basic" else f"hydra/sweeper={sweeper} picks the jobs"
     print(f"harness: {count} -> {root}", flush=True)
@@ -264,6 +267,10 @@ def finish(root: Path | None) -> int:
     from harness.results.table import rows
 
     table = rows(root)
+    if not table:  # every job ran and none left a result here: they wrote elsewhere, or never started a trial
+        print(f"ERROR: no trial left a result under {root}; see the jobs' own logs (.submitit/, Ray's) for where they ran", file=sys.stderr)
+        print(root)
+        return FAILED_TRIALS_EXIT
     for line in order_summary(root):
         print(line)
     failed = [r for r in table if r["status"] != "ok"]

@@ -56,9 +56,13 @@ def _hydra_compose(overrides: Sequence[str], with_hydra: bool = False) -> DictCo
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
     from hydra.core.singleton import Singleton
 
     register_configs()
+    # Scan the plugins before saving the state: a launcher that stores its configs in a module Hydra's scan
+    # imports only once (hydra_ray_launcher/_config.py) would lose them when the state is put back
+    Plugins.instance()
     saved = Singleton.get_state()
     GlobalHydra.instance().clear()
     try:
@@ -115,10 +119,12 @@ def _is_sweep(override: str) -> bool:
 def explain(exc: BaseException, overrides: Iterable[str] = ()) -> str:
     """One line that names the offending key or choice and what would be valid."""
     text = str(exc)
-    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)  # the group may nest: hydra/launcher/ray
     if missing:
         group, choice = missing.groups()
-        return f"{group}={choice}: no such option; choose one of: {', '.join(list_options(group))}"
+        listed = re.search(r"Available options in '[^']+':\n((?:\t.*\n?)+)", text)  # Hydra's own list, plugins' options included
+        options = listed.group(1).split() if listed else list_options(group)
+        return f"{group}={choice}: no such option; choose one of: {', '.join(options)}"
     unknown = re.search(r"Could not override '([^']+)'", text)
     append = re.search(r"To append to your config use (\S+)", text)
     if unknown and append and unknown.group(1).startswith("hydra."):  # a launcher's free-form dicts (additional_parameters, ray.init)

@@ -74,8 +74,8 @@ def concurrency_warning(results) -> str | None:
     return (
         f"{len(involved)} trials ran at the same time as another on the same machine ({', '.join(hosts)}: {pairs}{more}); "
         "they took cores, memory bandwidth and disk from each other, so their numbers are not each variant's own. "
-        "Run one trial per machine: hydra/launcher=harness, exclusive SLURM nodes (+hydra.launcher.additional_parameters.exclusive=true "
-        "with array_parallelism=1 per node), or Ray with one job per node"
+        "Run one trial per machine: hydra/launcher=harness, submitit_slurm on whole nodes (harness asks for them unless "
+        "hydra.launcher.additional_parameters says otherwise), or Ray with +hydra.launcher.ray.remote.num_cpus=<cores per node>"
     )
 
 

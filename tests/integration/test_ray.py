@@ -17,6 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.results.model import read_result
+from harness.results.placement import overlaps
+from harness.results.table import find_results
 from tests.integration.test_launcher import TINY, rows
 
 pytest.importorskip("ray", reason="hydra/launcher=ray needs the ray extra: pip install -e '.[ray]'")
@@ -73,11 +76,6 @@ def test_ray_runs_the_same_trials_and_rows_as_the_harness_launcher(cli, tmp_path
     harness = cli("sweep", *SWEEP, "hydra.sweep.dir=harness", timeout=120)
     assert harness.returncode == 0, harness.stderr[-2000:]
     done = cli("sweep", *SWEEP, *RAY, f"+hydra.launcher.ray.init._temp_dir={ray_dir}", "hydra.sweep.dir=ray", timeout=150)
-    if done.returncode == 1 and "hydra=launcher/ray: no such option" in done.stderr:
-        # Remove this branch once harness.config.compose._hydra_compose scans Hydra's plugins before it saves
-        # Hydra's state: restoring a ConfigStore saved before the first scan drops hydra/launcher=ray, which the
-        # plugin stores from a module (hydra_ray_launcher._config) that the scan imports only once.
-        pytest.xfail("harness drops hydra/launcher=ray from Hydra's ConfigStore after its first compose")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Ray Launcher is launching 2 jobs" in done.stdout and list(ray_dir.glob("session_*")), done.stdout[-2000:]
     assert "hydra/launcher=ray decides where and when each job runs" in done.stderr  # Preflight checked the jobs first
@@ -85,6 +83,12 @@ def test_ray_runs_the_same_trials_and_rows_as_the_harness_launcher(cli, tmp_path
     assert (columns, ray_rows) == identity(tmp_path / "harness")
     assert len(ray_rows) == 2 and {r["status"] for r in ray_rows} == {"ok"} and {r["loader.produce_ms"] for r in ray_rows} == {"1", "2"}
     assert (tmp_path / "ray" / "report.html").exists()
+    assert done.stdout.strip().splitlines()[-1] == "ray"  # the jobs' forwarded lines came before it
+    assert [line for line in done.stdout.splitlines() if " repeat 0: ok" in line][-1] in done.stdout.split("trial(s):")[0]
+    # Ray ran both jobs at once on this one machine: whether their trials overlapped is read back and said loudly
+    shared = "trials ran at the same time as another on the same machine"
+    overlapped = bool(overlaps([read_result(path) for path in find_results(tmp_path / "ray")]))
+    assert (shared in done.stderr) == overlapped and (shared in (tmp_path / "ray" / "report.html").read_text()) == overlapped
     deadline = time.monotonic() + 15  # ray.shutdown at the sweep's exit ends the cluster; give its agents a moment
     while processes_of(tmp_path, ray_dir) and time.monotonic() < deadline:
         time.sleep(0.5)
