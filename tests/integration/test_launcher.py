@@ -105,3 +105,21 @@ def test_a_launcher_key_that_needs_a_plus_is_named_with_the_override_that_adds_i
         "ERROR: hydra.launcher.additional_parameters.exclusive: not in the config yet; "
         "add it with +hydra.launcher.additional_parameters.exclusive=true"
     )
+
+
+def test_a_launcher_option_that_does_not_exist_lists_every_installed_one(cli):
+    done = cli("sweep", "loader=synthetic", "hydra/launcher=rayy")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ERROR: hydra/launcher=rayy: no such option; choose one of: basic, harness, ")
+    assert {"submitit_slurm", "harness"} <= set(last.split(": ")[-1].split(", "))
+
+
+def test_a_sweep_whose_jobs_left_no_result_in_its_folder_fails_saying_so(tmp_path, capsys):
+    from harness.commands.launch import finish
+    from harness.commands.outputs import FAILED_TRIALS_EXIT
+
+    (tmp_path / "multirun.yaml").write_text("{}")  # Hydra's record, and no job folder: the jobs wrote elsewhere
+    assert finish(tmp_path) == FAILED_TRIALS_EXIT
+    out = capsys.readouterr()
+    assert f"ERROR: no trial left a result under {tmp_path}" in out.err and out.out.strip() == str(tmp_path)
