@@ -42,6 +42,10 @@ class Decode:
         return self._pipeline
 
     def __call__(self, path: str):
+        if self.decoder == "nvjpeg":  # the worker reads; the batch is decoded on the GPU (gpu_decode)
+            from torchvision.io import read_file
+
+            return read_file(path)
         if self.augment is not None:
             return self._augmented(path)
         if self.decoder == "torchvision":
@@ -103,6 +107,23 @@ def numpy_stack(samples):
     """A collate_fn: stack numpy samples once, then one torch.from_numpy per field."""
     images, labels, indices = zip(*samples)
     return torch.from_numpy(np.stack(images)), torch.as_tensor(labels), torch.as_tensor(indices)
+
+
+def bytes_collate(samples):
+    """A collate_fn for ``decoder=nvjpeg``: the files' bytes stay a list (their lengths differ)."""
+    data, labels, indices = zip(*samples)
+    return list(data), torch.as_tensor(labels), torch.as_tensor(indices)
+
+
+def gpu_decode(data: list, batch, device) -> torch.Tensor:
+    """Decode a batch of JPEG files' bytes on the GPU (nvJPEG through torchvision) and resize it there, in the batch's layout."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.transforms.v2 import functional as F
+
+    mode = ImageReadMode.RGB if batch.channels == 3 else ImageReadMode.GRAY
+    images = decode_jpeg(data, mode=mode, device=device)  # a list of CHW uint8 tensors on the device
+    stacked = torch.stack([F.resize(image, [batch.height, batch.width], antialias=True) for image in images])
+    return stacked if choice(batch.layout) == "nchw" else stacked.permute(0, 2, 3, 1).contiguous()
 
 
 def set_worker_threads(threads: int, worker_id: int) -> None:

@@ -15,6 +15,9 @@ the same :class:`ImageDecoder`, so a row differs from another by the decoder alo
 * ``simplejpeg``: libjpeg-turbo through ``simplejpeg.decode_jpeg`` (``fastdct`` and
   ``fastupsample`` off unless asked), then PIL's bilinear resize; PNG files go to PIL.
 * ``torchvision``: ``torchvision.io.decode_image`` + ``v2.resize(antialias)``.
+* ``nvjpeg`` (``loader=torch`` on a CUDA GPU): the DataLoader's workers only read the files;
+  the whole batch is decoded on the GPU by ``torchvision.io.decode_jpeg(device="cuda")``
+  (nvJPEG) and resized there, so the batch reaches the consumer already on the device.
 
 Each decoder's :class:`Tolerance` states how far its pixels may sit from PIL's on the same
 files; ``tests/unit/test_decode.py`` holds every decoder to it.
@@ -41,6 +44,7 @@ class Decoder(Enum):
     opencv = "opencv"  # cv2.imdecode+cvtColor+resize(INTER_LINEAR)
     simplejpeg = "simplejpeg"  # libjpeg-turbo via simplejpeg.decode_jpeg, then PIL's resize
     torchvision = "torchvision"  # torchvision.io.decode_image+v2.resize(antialias)
+    nvjpeg = "nvjpeg"  # workers read the bytes; torchvision.io.decode_jpeg(device="cuda") decodes the batch on the GPU
 
 
 class ArrayDecoder(Enum):
@@ -67,7 +71,7 @@ class DecoderInfo:
     jpeg_only: bool  # other files (PNG) are decoded by PIL instead
     reads: str  # how it reads and decodes, for describe() and the report
     resizes: str  # how it resizes
-    tolerance: Tolerance  # against pil, on the same files (measured: see the comments)
+    tolerance: Tolerance | None  # against pil, on the same files (measured: see the comments); None: not measured yet
 
 
 # Tolerances hold for photo-sized files shrunk to a batch: measured per file on 300 generated and 300
@@ -89,6 +93,10 @@ DECODERS: dict[str, DecoderInfo] = {
     # the same libjpeg-turbo decode; v2.resize's antialiased bilinear rounds a few pixels the other
     # way: measured mean up to 0.004, max 1
     "torchvision": DecoderInfo("torchvision", "torch", False, "torchvision.io.decode_image", "v2.resize(antialias)", Tolerance(0.01, 1)),
+    # nvJPEG's IDCT and upsampling are not libjpeg-turbo's: not yet measured on a GPU, so no tolerance is claimed
+    "nvjpeg": DecoderInfo(
+        "torchvision", "torch", True, "read_file in workers, decode_jpeg(device=cuda) per batch", "v2.resize(antialias) on the GPU", None
+    ),
 }
 # simplejpeg with fastdct and fastupsample (libjpeg-turbo's fast paths, less exact): measured mean up to
 # 1.33, max 23 (at 224x224, where PIL's resize smooths least)
@@ -119,7 +127,7 @@ class ImageDecoder:
         return DECODERS[self.name]
 
     @property
-    def tolerance(self) -> Tolerance:
+    def tolerance(self) -> Tolerance | None:
         return FAST_TOLERANCE if self.fastdct or self.fastupsample else self.info.tolerance
 
     def check(self, augment: bool = False) -> None:
@@ -136,6 +144,8 @@ class ImageDecoder:
                 "loader.decoder=pil_draft decodes at reduced scale for the loader's resize, but with augment.ops "
                 "images are decoded at their stored size; use loader.decoder=pil"
             )
+        if self.name == "nvjpeg":
+            check_nvjpeg(augment)
 
     def require(self, what: str) -> None:
         """Import the decoder's library now (a one-line error names the extra), so that
@@ -174,7 +184,7 @@ class ImageDecoder:
             return _opencv(path, batch, resize)
         if self.name == "simplejpeg":
             return _simplejpeg(path, batch, resize, self.fastdct, self.fastupsample)
-        if self.name == "torchvision":
+        if self.name in ("torchvision", "nvjpeg"):  # nvjpeg's reference pixels: one file, on the CPU
             image = read_chw(path, batch.channels)
             if resize:
                 from torchvision.transforms.v2 import functional as F
@@ -182,6 +192,23 @@ class ImageDecoder:
                 image = F.resize(image, [batch.height, batch.width], antialias=True)
             return image.permute(1, 2, 0).contiguous().numpy()
         raise ValueError(f"unknown decoder {self.name!r}")  # the config enums allow only DECODERS' keys
+
+
+def check_nvjpeg(augment: bool) -> None:
+    """``loader.decoder=nvjpeg`` needs a CUDA GPU that torch can use; an augment pipeline runs per sample on the CPU."""
+    if augment:
+        raise ConfigError(
+            "loader.decoder=nvjpeg decodes whole batches on the GPU, but augment.ops run per sample on the CPU; "
+            "use loader.decoder=torchvision"
+        )
+    from harness.trial.consumer import cuda_unavailable_reason  # asks NVML first: no torch import on a machine without a GPU
+
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise ConfigError(
+            f"loader.decoder=nvjpeg decodes on a CUDA GPU (torchvision.io.decode_jpeg(device='cuda')), but here: {reason}; "
+            "use loader.decoder=torchvision (the same library's CPU decode)"
+        )
 
 
 def read_chw(path: str, channels: int):

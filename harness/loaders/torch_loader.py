@@ -45,7 +45,7 @@ class TorchLoaderConf(LoaderConf):
 
     name: str = "torch"
     style: TorchDatasetStyle = TorchDatasetStyle.map  # map-style or iterable-style dataset
-    decoder: Decoder = Decoder.pil  # pil, pil_draft, opencv, simplejpeg or torchvision (harness/loaders/decode.py)
+    decoder: Decoder = Decoder.pil  # pil, pil_draft, opencv, simplejpeg, torchvision or nvjpeg (GPU) (harness/loaders/decode.py)
     fastdct: bool = False  # decoder=simplejpeg: libjpeg-turbo's fast integer DCT (less exact)
     fastupsample: bool = False  # decoder=simplejpeg: fast chroma upsampling (less exact)
     num_workers: int = 0  # DataLoader worker processes; 0 loads in the consumer's process
@@ -90,6 +90,10 @@ class TorchLoader(Loader):
     @classmethod
     def check_augment(cls, conf, spec) -> None:
         ImageDecoder.of(conf).check(augment=spec is not None and spec.active)
+        if choice(conf.decoder) == "nvjpeg" and choice(conf.collate) == "numpy_stack":
+            raise ConfigError(
+                "loader.decoder=nvjpeg hands the files' bytes to the GPU: loader.collate=numpy_stack has no images to stack; drop it"
+            )
 
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
@@ -99,12 +103,17 @@ class TorchLoader(Loader):
         from harness.loaders import _torch_impl as impl
 
         self.torch = torch
+        self.decode_device = "cuda"  # decoder=nvjpeg: where batches are decoded (tests decode on the CPU by the same path)
         # a data-parallel rank reads the whole file list through a DistributedSampler, as DDP scripts do; an
         # IterableDataset has no sampler, so it iterates the rank's slice of the list
         self.rank = dataset.rank if dataset.whole is not None and choice(conf.style) == "map" else None
         paths, labels, self.names = (dataset.whole if self.rank is not None else dataset).columns()
         if self.augment is not None:
             torch.manual_seed(seed)  # the pipeline's draws when num_workers=0 (workers get seeds from the generator)
+        if self.decoder.name == "nvjpeg" and dataset.image_format() != "jpeg":
+            raise ConfigError(
+                f"loader.decoder=nvjpeg decodes JPEG only, and {dataset.images_dir} holds other files; use loader.decoder=torchvision"
+            )
         decode = impl.Decode(batch, self.decoder, as_numpy=choice(conf.collate) == "numpy_stack", augment=self.augment)
         style = impl.FilesIterable if choice(conf.style) == "iterable" else impl.FilesDataset
         self.data = style(paths, labels, decode)
@@ -130,15 +139,21 @@ class TorchLoader(Loader):
                 kwargs["multiprocessing_context"] = choice(c.start_method)
         if choice(c.collate) == "numpy_stack":
             kwargs["collate_fn"] = impl.numpy_stack
+        if self.decoder.name == "nvjpeg":
+            kwargs["collate_fn"] = impl.bytes_collate
         return torch.utils.data.DataLoader(self.data, **kwargs)
 
     def epoch(self, index: int) -> Iterator[Batch]:
         if self.rank is not None:
             self.loader.sampler.set_epoch(index)  # without it every epoch repeats the first one's order
         for images, labels, indices in self.loader:
+            if self.decoder.name == "nvjpeg":  # bytes from the workers: decoded and resized on the GPU, where they stay
+                from harness.loaders._torch_impl import gpu_decode
+
+                images = gpu_decode(images, self.batch, self.decode_device)
             if choice(self.batch.dtype) != "uint8":
                 images = images.to(getattr(self.torch, choice(self.batch.dtype)))
-            self.pinned = images.is_pinned() if self.conf.pin_memory else False
+            self.pinned = images.is_pinned() if self.conf.pin_memory and not images.is_cuda else False
             yield Batch(images=images, labels=labels, ids=[self.names[i] for i in indices.tolist()])
 
     def expected_ids(self) -> list[str] | None:

@@ -32,6 +32,8 @@ def to_host(images) -> np.ndarray:
     """A numpy view (or copy, where the framework must copy) of a CPU batch."""
     if isinstance(images, np.ndarray):
         return images
+    if getattr(images, "is_cuda", False):  # a batch decoded on the GPU (loader.decoder=nvjpeg)
+        images = images.cpu()
     if hasattr(images, "numpy"):  # tf.Tensor, torch.Tensor on CPU
         return images.numpy()
     return np.asarray(images)

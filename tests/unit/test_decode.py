@@ -12,7 +12,10 @@ from harness.errors import ConfigError, MissingExtraError
 from harness.loaders.decode import DECODERS, ImageDecoder
 
 BATCH = SimpleNamespace(height=150, width=150, channels=3)  # the default batch: photo-sized files shrink about 3x
-DECODER_VARIANTS = [ImageDecoder(name) for name in DECODERS] + [ImageDecoder("simplejpeg", fastdct=True, fastupsample=True)]
+# nvjpeg decodes on the GPU (tests/integration/test_gpu.py); on the CPU it only gives reference pixels
+DECODER_VARIANTS = [ImageDecoder(name) for name in DECODERS if name != "nvjpeg"] + [
+    ImageDecoder("simplejpeg", fastdct=True, fastupsample=True)
+]
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +89,34 @@ def test_the_chain_names_the_decoder_and_its_fast_paths():
     assert "decode_jpeg(fastdct=True, fastupsample=False)" in ImageDecoder("simplejpeg", fastdct=True).describe("jpeg")
     spec = SimpleNamespace(library="albumentations", order_label=lambda: "rotate>resize")
     assert ImageDecoder("pil").chain("jpeg", spec) == "PIL open+convert+augment(albumentations: rotate>resize)"
+
+
+def test_nvjpeg_is_refused_without_a_cuda_gpu_and_with_a_per_sample_augment_pipeline():
+    from harness.trial.consumer import cuda_unavailable_reason
+
+    with pytest.raises(ConfigError, match="loader.decoder=nvjpeg decodes whole batches on the GPU, but augment.ops run per sample"):
+        ImageDecoder("nvjpeg").check(augment=True)
+    if cuda_unavailable_reason() is None:
+        pytest.skip("a CUDA GPU is here: nvjpeg runs (tests/integration/test_gpu.py)")
+    with pytest.raises(ConfigError, match=r"loader.decoder=nvjpeg decodes on a CUDA GPU .*, but here: .*; use loader.decoder=torchvision"):
+        ImageDecoder("nvjpeg").check()
+
+
+def test_nvjpegs_batch_path_gives_torchvisions_pixels_in_the_batch_layout_when_run_on_the_cpu(tmp_path):
+    """The DataLoader hands over the files' bytes and the batch is decoded in one call: the same path as on a
+    GPU, on the CPU (torchvision's decode_jpeg takes the device), so only nvJPEG's own pixels are left untested here."""
+    pytest.importorskip("torchvision")
+    from harness.config.compose import compose, to_typed
+    from harness.loaders import get_loader
+
+    overrides = ["loader=torch", "loader.decoder=torchvision", "batch.size=4", "batch.height=24", "batch.width=32", "batch.layout=nhwc"]
+    cfg = to_typed(compose([*overrides, "dataset.count=8", "dataset.width=64", "dataset.height=48", f"dataset.cache_dir={tmp_path}"]))
+    manifest = prepare(cfg.dataset)
+    reference = [b.images.numpy() for b in get_loader("torch")(cfg.loader, cfg.batch, manifest, seed=0).epoch(0)]
+    cfg.loader.decoder = type(cfg.loader.decoder)("nvjpeg")
+    loader = get_loader("torch")(cfg.loader, cfg.batch, manifest, seed=0)
+    loader.decode_device = "cpu"
+    batches = list(loader.epoch(0))
+    assert [b.images.shape for b in batches] == [(4, 24, 32, 3)] * 2 and batches[0].images.dtype.__str__() == "torch.uint8"
+    assert all((b.images.numpy() == r).all() for b, r in zip(batches, reference))
+    assert "decode_jpeg(device=cuda) per batch" in loader.describe()["ops"][0]
