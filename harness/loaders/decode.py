@@ -184,13 +184,13 @@ class ImageDecoder:
             return _opencv(path, batch, resize)
         if self.name == "simplejpeg":
             return _simplejpeg(path, batch, resize, self.fastdct, self.fastupsample)
-        if self.name in ("torchvision", "nvjpeg"):  # nvjpeg's reference pixels: one file, on the CPU
-            image = read_chw(path, batch.channels)
+        if self.name in ("torchvision", "nvjpeg"):  # nvjpeg: one file through the same nvJPEG decode (the CPU's without CUDA)
+            image = read_chw(path, batch.channels, device="cuda" if self.name == "nvjpeg" and _cuda() else "cpu")
             if resize:
                 from torchvision.transforms.v2 import functional as F
 
                 image = F.resize(image, [batch.height, batch.width], antialias=True)
-            return image.permute(1, 2, 0).contiguous().numpy()
+            return image.permute(1, 2, 0).contiguous().cpu().numpy()
         raise ValueError(f"unknown decoder {self.name!r}")  # the config enums allow only DECODERS' keys
 
 
@@ -211,11 +211,20 @@ def check_nvjpeg(augment: bool) -> None:
         )
 
 
-def read_chw(path: str, channels: int):
-    """torchvision.io: read and decode at the stored size, uint8 CHW tensor."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
+def read_chw(path: str, channels: int, device: str = "cpu"):
+    """torchvision.io: read and decode at the stored size, uint8 CHW tensor (``device="cuda"``: JPEG by nvJPEG, on the GPU)."""
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
-    return decode_image(read_file(path), mode=ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY)
+    mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
+    if device != "cpu":
+        return decode_jpeg(read_file(path), mode=mode, device=device)
+    return decode_image(read_file(path), mode=mode)
+
+
+def _cuda() -> bool:
+    from harness.trial.consumer import cuda_unavailable_reason
+
+    return cuda_unavailable_reason() is None
 
 
 def _opencv(path: str, batch, resize: bool) -> np.ndarray:

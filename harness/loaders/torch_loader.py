@@ -163,6 +163,9 @@ class TorchLoader(Loader):
     def reference_pixels(self, path: str):
         if self.augment is not None:
             return None
+        if self.decoder.name == "nvjpeg":  # the workers hand over bytes: one file through the batch's own decode instead
+            array = self.decoder(path, self.batch)
+            return (array.transpose(2, 0, 1) if choice(self.batch.layout) == "nchw" else array).astype(choice(self.batch.dtype))
         image = self.data.decode(path)
         array = image if not hasattr(image, "numpy") else image.numpy()
         return array.astype(choice(self.batch.dtype))

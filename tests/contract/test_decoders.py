@@ -48,6 +48,11 @@ def cache(tmp_path_factory):
 
 @pytest.mark.parametrize("family, decoder", VARIANTS, ids=[f"{f}-{d}" for f, d in VARIANTS])
 def test_reference_pixels_apply_the_chosen_decoder(family, decoder, cache):
+    if DECODERS[decoder].tolerance is None:  # a GPU decoder (nvjpeg): its batch path on the CPU is tests/unit/test_decode.py's
+        from harness.trial.consumer import cuda_unavailable_reason
+
+        if cuda_unavailable_reason() is not None:
+            pytest.skip(f"loader.decoder={decoder} decodes on a CUDA GPU: {cuda_unavailable_reason()}")
     cls = get_loader(family)
     cfg = to_typed(compose([f"loader={family}", f"loader.decoder={decoder}", *cls.example, *TINY, f"dataset.cache_dir={cache}"]))
     cls.check(cfg.loader)

@@ -119,4 +119,6 @@ def test_nvjpegs_batch_path_gives_torchvisions_pixels_in_the_batch_layout_when_r
     batches = list(loader.epoch(0))
     assert [b.images.shape for b in batches] == [(4, 24, 32, 3)] * 2 and batches[0].images.dtype.__str__() == "torch.uint8"
     assert all((b.images.numpy() == r).all() for b, r in zip(batches, reference))
+    first = loader.reference_pixels(str(manifest.images_dir / batches[0].ids[0]))  # what every trial checksums
+    assert first.shape == (24, 32, 3) and (first == batches[0].images.numpy()[0]).all()
     assert "decode_jpeg(device=cuda) per batch" in loader.describe()["ops"][0]
