@@ -45,7 +45,12 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     overrides, flags = split_flags(overrides)
     overrides = exclusive_nodes([open_kwargs(o) for o in overrides])
     if flags:  # --cfg job, --info ...: Hydra answers and runs nothing
-        _run_hydra([sys.argv[0]] + (["--multirun"] if multirun else []) + flags + overrides)
+        if multirun:  # Hydra takes --cfg / --info without --multirun, so one job at a time: the first
+            jobs = expand_sweep(overrides)
+            if len(jobs) > 1:
+                print(f"harness: the first of {len(jobs)} jobs: {' '.join(jobs[0])}", file=sys.stderr, flush=True)
+            overrides = jobs[0] + [o for o in overrides if o.lstrip("+~").startswith("hydra") and o not in jobs[0]]
+        _run_hydra([sys.argv[0]] + flags + overrides)
         return None
     jobs = expand_sweep(overrides) if multirun else [overrides]
     first = check_job(compose(jobs[0]))  # names the folder; the launcher (or Preflight) checks every job

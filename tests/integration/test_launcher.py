@@ -123,3 +123,12 @@ def test_a_sweep_whose_jobs_left_no_result_in_its_folder_fails_saying_so(tmp_pat
     assert finish(tmp_path) == FAILED_TRIALS_EXIT
     out = capsys.readouterr()
     assert f"ERROR: no trial left a result under {tmp_path}" in out.err and out.out.strip() == str(tmp_path)
+
+
+def test_cfg_on_a_sweep_prints_its_first_jobs_config_with_the_launchers_settings(cli):
+    done = cli("sweep", "loader=synthetic", "loader.produce_ms=1,2", "--cfg", "job", "-p", "loader.produce_ms")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "1.0" and "the first of 2 jobs: loader=synthetic loader.produce_ms=1" in done.stderr
+    done = cli("sweep", "loader=synthetic", "hydra/launcher=submitit_slurm", "--cfg", "hydra", "-p", "hydra.launcher.additional_parameters")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "exclusive: true"  # harness asks SLURM for whole nodes
