@@ -86,21 +86,39 @@ EXCLUSIVE = "++hydra.launcher.additional_parameters.exclusive=true"
 
 
 def exclusive_nodes(overrides: list[str]) -> list[str]:
-    """Under ``hydra/launcher=submitit_slurm``, ask SLURM for whole nodes (``sbatch --exclusive``) unless told otherwise.
+    """One trial per node by default, where harness can ask the launcher for it; unless told otherwise.
 
     One trial per node is the harness's measurement rule: a job sharing a node with another
-    (one of the same sweep, or anyone's) measures both. A user who sets any
-    ``hydra.launcher.additional_parameters`` (``={}`` for none) decides for themselves.
+    (one of the same sweep, or anyone's) measures both.
+
+    - ``submitit_slurm``: whole nodes (``sbatch --exclusive``); a user who sets any
+      ``hydra.launcher.additional_parameters`` (``={}`` for none) decides for themselves.
+    - ``ray`` on a cluster it starts here (no ``ray.init.address``, or ``local``): each job asks for every CPU
+      of the local node (``ray.remote.num_cpus``), so Ray runs them one at a time. On an existing
+      cluster the nodes' sizes are not known here: the sweep warns about overlaps instead.
     """
-    if "hydra/launcher=submitit_slurm" not in overrides or any("hydra.launcher.additional_parameters" in o for o in overrides):
-        return overrides
-    print(
-        "harness: SLURM jobs ask for whole nodes (sbatch --exclusive): one trial per node; "
-        "hydra.launcher.additional_parameters={} lets them share",
-        file=sys.stderr,
-        flush=True,
-    )
-    return [*overrides, EXCLUSIVE]
+    if "hydra/launcher=submitit_slurm" in overrides and not any("hydra.launcher.additional_parameters" in o for o in overrides):
+        _say(
+            "SLURM jobs ask for whole nodes (sbatch --exclusive): one trial per node; "
+            "hydra.launcher.additional_parameters={} lets them share"
+        )
+        return [*overrides, EXCLUSIVE]
+    address = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("hydra.launcher.ray.init.address=")), "local")
+    if "hydra/launcher=ray" in overrides and address in ("local", "null", "") and not any("ray.remote.num_cpus" in o for o in overrides):
+        cpus = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("hydra.launcher.ray.init.num_cpus=")), None)
+        from harness.trial.cores import usable
+
+        cpus = cpus or str(usable())
+        _say(
+            f"each Ray job asks for all {cpus} CPUs of this machine's Ray node: one trial at a time; "
+            "+hydra.launcher.ray.remote.num_cpus=1 lets them share"
+        )
+        return [*overrides, f"++hydra.launcher.ray.remote.num_cpus={cpus}"]
+    return overrides
+
+
+def _say(line: str) -> None:
+    print(f"harness: {line}", file=sys.stderr, flush=True)
 
 
 def _first_missing(root: Path) -> Path | None:

@@ -132,3 +132,17 @@ def test_cfg_on_a_sweep_prints_its_first_jobs_config_with_the_launchers_settings
     done = cli("sweep", "loader=synthetic", "hydra/launcher=submitit_slurm", "--cfg", "hydra", "-p", "hydra.launcher.additional_parameters")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "exclusive: true"  # harness asks SLURM for whole nodes
+
+
+def test_one_trial_per_node_is_asked_for_where_harness_knows_the_node_and_left_to_the_user_otherwise(capsys):
+    from harness.commands.launch import EXCLUSIVE, exclusive_nodes
+
+    assert exclusive_nodes(["hydra/launcher=submitit_slurm"]) == ["hydra/launcher=submitit_slurm", EXCLUSIVE]
+    mine = ["hydra/launcher=submitit_slurm", "hydra.launcher.additional_parameters={}"]
+    assert exclusive_nodes(mine) == mine
+    local = ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=3"]
+    assert exclusive_nodes(local) == [*local, "++hydra.launcher.ray.remote.num_cpus=3"]  # its own cluster: this machine's node
+    for given in (["hydra.launcher.ray.init.address=head:6379"], ["+hydra.launcher.ray.remote.num_cpus=1"]):
+        assert exclusive_nodes(["hydra/launcher=ray", *given]) == ["hydra/launcher=ray", *given]  # nodes unknown, or the user chose
+    assert exclusive_nodes(["loader=synthetic"]) == ["loader=synthetic"]
+    assert capsys.readouterr().err.count("harness: ") == 2
