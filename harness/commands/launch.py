@@ -62,7 +62,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     # relative one would put the results out of the sweep's sight
     kept = [o for o in overrides if not o.startswith(dir_key + "=")]
     argv = [sys.argv[0], *(["--multirun"] if multirun else []), *kept, f"{dir_key}={root.absolute()}"]
-    sweeper = next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra/sweeper=")), "basic")
+    sweeper = override_value(overrides, "hydra/sweeper", "basic")
     count = f"{len(jobs)} job(s)" if sweeper == "basic" else f"hydra/sweeper={sweeper} picks the jobs"
     print(f"harness: {count} -> {root}", flush=True)
     made = _first_missing(root)  # the folder this sweep will create first (None: root exists)
@@ -103,18 +103,22 @@ def exclusive_nodes(overrides: list[str]) -> list[str]:
             "hydra.launcher.additional_parameters={} lets them share"
         )
         return [*overrides, EXCLUSIVE]
-    address = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("hydra.launcher.ray.init.address=")), "local")
+    address = override_value(overrides, "hydra.launcher.ray.init.address", "local")
     if "hydra/launcher=ray" in overrides and address in ("local", "null", "") and not any("ray.remote.num_cpus" in o for o in overrides):
-        cpus = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("hydra.launcher.ray.init.num_cpus=")), None)
         from harness.trial.cores import usable
 
-        cpus = cpus or str(usable())
+        cpus = override_value(overrides, "hydra.launcher.ray.init.num_cpus") or str(usable())
         _say(
             f"each Ray job asks for all {cpus} CPUs of this machine's Ray node: one trial at a time; "
             "+hydra.launcher.ray.remote.num_cpus=1 lets them share"
         )
         return [*overrides, f"++hydra.launcher.ray.remote.num_cpus={cpus}"]
     return overrides
+
+
+def override_value(overrides: Sequence[str], key: str, default: str | None = None) -> str | None:
+    """The value the command line gives ``key`` (``+key=`` and ``++key=`` too), or ``default``."""
+    return next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith(key + "=")), default)
 
 
 def _say(line: str) -> None:

@@ -183,6 +183,8 @@ PER_RANK = ("samples_per_s", "stall_pct", "au_pct", "h2d_pct", "wait_ms_p50", "s
 
 def rank_figures(index: int, summary: dict, steps: dict, cpus: dict | None, same_data: dict | None = None) -> dict:
     """One rank's line: its throughput, loader wait, AU, time at the all-reduce (``sync_pct``), and its data check."""
+    from harness.results.stats import percentile
+
     wall_ms = max(summary.get("wall_s", 0.0) * 1e3, 1e-9)
     sync = sum(steps.get("sync_ms", []))
     return {
@@ -192,7 +194,7 @@ def rank_figures(index: int, summary: dict, steps: dict, cpus: dict | None, same
         "samples": summary.get("samples"),
         "wall_s": summary.get("wall_s"),
         "sync_pct": 100.0 * sync / wall_ms,
-        "sync_ms_p50": _median(steps.get("sync_ms", [])),
+        "sync_ms_p50": percentile(steps["sync_ms"], 50) if steps.get("sync_ms") else None,
         "cores": (cpus or {}).get("used"),
         "same_data": (same_data or {}).get("verdict"),
         "epoch0_checksum": ((same_data or {}).get("epochs") or {}).get("0", {}).get("checksum"),
@@ -265,11 +267,3 @@ def split_sync(per_rank: list[list[float]]) -> tuple[float, list[float]]:
         for k, a in enumerate(per_rank):
             behind[k] += a[i] - least
     return cost, behind
-
-
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

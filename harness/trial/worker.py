@@ -37,8 +37,9 @@ def main(argv) -> int:
     cpus: dict = {}
     rank = None
     try:
-        rank = _rank(Path(request.config_file), trial_dir, peer)
-        cpus = _confine(Path(request.config_file), rank)  # first: framework pools size themselves to it, workers inherit it
+        settings = _settings(Path(request.config_file))
+        rank = _rank(settings, trial_dir, peer)
+        cpus = _confine(settings, rank)  # first: framework pools size themselves to it, workers inherit it
         if request.kind == "augbench":
             from harness.augment.bench import execute as execute_augbench
 
@@ -67,7 +68,14 @@ def main(argv) -> int:
     return 0 if result.status == "ok" else 1
 
 
-def _rank(config_file: Path, trial_dir: Path, peer: int | None):
+def _settings(config_file: Path):
+    """The trial.yaml as OmegaConf reads it (no framework, no harness schema): what must be known before anything runs."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(config_file)
+
+
+def _rank(conf, trial_dir: Path, peer: int | None):
     """This process's :class:`~harness.trial.ranks.Rank` where ``consumer.ranks`` > 1, else ``None``.
 
     Rank 0 starts its peers here, before it confines itself: they pick their own cores
@@ -75,7 +83,6 @@ def _rank(config_file: Path, trial_dir: Path, peer: int | None):
     """
     from omegaconf import OmegaConf
 
-    conf = OmegaConf.load(config_file)
     ranks = OmegaConf.select(conf, "consumer.ranks", default=1) or 1
     if ranks <= 1 or OmegaConf.select(conf, "trial.kind", default="trial") != "trial":
         return None
@@ -89,13 +96,12 @@ def _rank(config_file: Path, trial_dir: Path, peer: int | None):
     return rank
 
 
-def _confine(config_file: Path, rank=None) -> dict:
+def _confine(conf, rank=None) -> dict:
     """Apply ``trial.cpus``, or a rank's ``trial.cpus_per_rank``, to this process first (see :mod:`harness.trial.cores`)."""
     from omegaconf import OmegaConf
 
     from harness.trial import cores
 
-    conf = OmegaConf.load(config_file)
     if rank is not None:
         return cores.confine_rank(OmegaConf.select(conf, "trial.cpus_per_rank", default=None), rank.index)
     return cores.confine(OmegaConf.select(conf, "trial.cpus", default=None))
