@@ -140,18 +140,34 @@ def test_ctrl_c_twice_at_the_terminal_leaves_no_process_behind(cache_dir, tmp_pa
 
 
 def test_timeout_leaves_no_process_behind(cache_dir, tmp_path):
+    # One trial far longer than timeout's limit, so the signal lands in it whatever the machine's load: with three
+    # short trials it could land between two (after one's result, before the next started), which rightly records
+    # no interrupted trial, and the test failed on a loaded CI machine.
     env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT))
+    long_trial = [*THREE_JOBS[:2], "consumer.step_ms=5", "trial.seconds=120", "trial.warmup_steps=1", "monitor.uss_interval_ms=0"]
+    limit_s = 15  # start-up (imports, composing the job) well inside it, even on a loaded 2-core machine
     done = subprocess.run(
-        ["timeout", "-s", "TERM", "8", sys.executable, "-m", "harness", "sweep", *THREE_JOBS, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        [
+            "timeout",
+            "-s",
+            "TERM",
+            str(limit_s),
+            sys.executable,
+            "-m",
+            "harness",
+            "sweep",
+            *long_trial,
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
-        timeout=8 + EXIT_WITHIN_S,
+        timeout=limit_s + EXIT_WITHIN_S,
     )
     assert done.returncode == 124, done.stdout + done.stderr  # timeout's own status: it had to send the signal
     assert not survivors(tmp_path, [])
-    assert "interrupted" in {r["status"] for r in read_rows(tmp_path / "sweep")}
+    assert [r["status"] for r in read_rows(tmp_path / "sweep")] == ["interrupted"]
 
 
 def test_sigterm_takes_the_dataloader_workers_too(cache_dir, tmp_path):
