@@ -30,7 +30,7 @@ from harness.errors import HarnessError
 from harness.results.ceilings import CEILINGS_FILE
 from harness.results.model import RESULT_FILE
 from harness.results.table import TABLE_FILE, write_table
-from harness.trial import stop
+from harness.trial import preflight, stop
 
 
 def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
@@ -54,6 +54,8 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
         return None
     jobs = expand_sweep(overrides) if multirun else [overrides]
     first = check_job(compose(jobs[0]))  # names the folder; the launcher (or Preflight) checks every job
+    if not multirun:  # a sweep's launcher warns for all its jobs at once; a run has no launcher of harness's own
+        preflight.tell([first])
     dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = [o.split("=", 1)[1] for o in overrides if o.startswith(dir_key + "=")]
     root = Path(given[0]) if given else new_result_dir(_folder_name(first), multirun)

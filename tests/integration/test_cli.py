@@ -111,6 +111,16 @@ def test_serial_producer_adds_produce_and_step(cli, tmp_path):
     assert float(row["stall_pct"]) == pytest.approx(50, abs=10)
 
 
+def test_a_run_warns_before_its_trial_as_a_sweep_does(cli, tmp_path):
+    # run printed no machine-fit warning (only a sweep's launcher did): three busy workers on trial.cpus=1 ran silently
+    done = cli("run", "loader.busy=true", "loader.workers=3", "loader.produce_ms=1", "consumer.step_ms=1", "trial.cpus=1", "trial.steps=5")
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "WARNING" in line]
+    assert line.startswith("harness: WARNING: loader.workers=3 but trial.cpus=1 gives the trial 1 core")
+    result = json.loads(next(sweep_dir(done, tmp_path).glob("**/result.json")).read_text())
+    assert result["environment"]["preflight"] == [line.removeprefix("harness: WARNING: ")]  # the trial recorded the same
+
+
 def test_result_file_carries_config_environment_steps_and_overhead(cli, tmp_path):
     done = cli("run", "loader.produce_ms=1", "consumer.step_ms=2", "trial.steps=30", "trial.repeats=2")
     assert done.returncode == 0, done.stderr
