@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_MS = 10.0
+SAMPLER_PCT: list[float] = []  # the sampler's own CPU in each harness run's measured phase, % of one core
 SECONDS = 6.0
 WARMUP = 3
 COUNT = 2048
@@ -129,6 +130,8 @@ def through_harness(pipeline: str, cache: str) -> float:
         result = next(Path(out, "run").rglob("result.json"), None)
         if done.returncode != 0 or result is None:
             raise SystemExit(f"harness run failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
+        supervisor = json.loads((result.parent / "supervisor.json").read_text())
+        SAMPLER_PCT.append(supervisor["monitor"]["overhead"]["measured_phase_cpu_pct_of_core"])
         return json.loads(result.read_text())["summary"]["samples_per_s"]
 
 
@@ -173,6 +176,8 @@ def main() -> None:
             f"harness / bare = {h / b:.3f} (target >= 0.98)",
             flush=True,
         )
+        print(f"{pipeline}: the sampler's own CPU in the measured phase, median {statistics.median(SAMPLER_PCT):.2f}% of a core")
+        SAMPLER_PCT.clear()
 
 
 if __name__ == "__main__":
