@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.commands.calibrate import take_option as take_ceilings_option
+from harness.commands.nodes import exclusive_nodes, override_value
 from harness.commands.outputs import FAILED_TRIALS_EXIT, new_result_dir
 from harness.config import CONF_DIR, register_configs
 from harness.config.compose import compose, expand_sweep
@@ -82,49 +83,6 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     if signum is not None:
         _exit_interrupted(root, signum)
     return root if root.exists() else None
-
-
-EXCLUSIVE = "++hydra.launcher.additional_parameters.exclusive=true"
-
-
-def exclusive_nodes(overrides: list[str]) -> list[str]:
-    """One trial per node by default, where harness can ask the launcher for it; unless told otherwise.
-
-    One trial per node is the harness's measurement rule: a job sharing a node with another
-    (one of the same sweep, or anyone's) measures both.
-
-    - ``submitit_slurm``: whole nodes (``sbatch --exclusive``); a user who sets any
-      ``hydra.launcher.additional_parameters`` (``={}`` for none) decides for themselves.
-    - ``ray`` on a cluster it starts here (no ``ray.init.address``, or ``local``): each job asks for every CPU
-      of the local node (``ray.remote.num_cpus``), so Ray runs them one at a time. On an existing
-      cluster the nodes' sizes are not known here: the sweep warns about overlaps instead.
-    """
-    if "hydra/launcher=submitit_slurm" in overrides and not any("hydra.launcher.additional_parameters" in o for o in overrides):
-        _say(
-            "SLURM jobs ask for whole nodes (sbatch --exclusive): one trial per node; "
-            "hydra.launcher.additional_parameters={} lets them share"
-        )
-        return [*overrides, EXCLUSIVE]
-    address = override_value(overrides, "hydra.launcher.ray.init.address", "local")
-    if "hydra/launcher=ray" in overrides and address in ("local", "null", "") and not any("ray.remote.num_cpus" in o for o in overrides):
-        from harness.trial.cores import usable
-
-        cpus = override_value(overrides, "hydra.launcher.ray.init.num_cpus") or str(usable())
-        _say(
-            f"each Ray job asks for all {cpus} CPUs of this machine's Ray node: one trial at a time; "
-            "+hydra.launcher.ray.remote.num_cpus=1 lets them share"
-        )
-        return [*overrides, f"++hydra.launcher.ray.remote.num_cpus={cpus}"]
-    return overrides
-
-
-def override_value(overrides: Sequence[str], key: str, default: str | None = None) -> str | None:
-    """The value the command line gives ``key`` (``+key=`` and ``++key=`` too), or ``default``."""
-    return next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith(key + "=")), default)
-
-
-def _say(line: str) -> None:
-    print(f"harness: {line}", file=sys.stderr, flush=True)
 
 
 def _first_missing(root: Path) -> Path | None:

@@ -134,15 +134,40 @@ def test_cfg_on_a_sweep_prints_its_first_jobs_config_with_the_launchers_settings
     assert done.stdout.strip().splitlines()[-1] == "exclusive: true"  # harness asks SLURM for whole nodes
 
 
-def test_one_trial_per_node_is_asked_for_where_harness_knows_the_node_and_left_to_the_user_otherwise(capsys):
-    from harness.commands.launch import EXCLUSIVE, exclusive_nodes
+def test_one_trial_per_node_is_asked_for_where_harness_knows_the_node_and_left_to_the_user_otherwise(capsys, monkeypatch):
+    from harness.commands import nodes
+    from harness.commands.nodes import EXCLUSIVE, JOIN, exclusive_nodes
+
+    # the clusters' answers (the real probe of a real cluster is tests/integration/test_ray.py's)
+    answers = {"auto": {"none": "Could not find any running Ray instance."}, "head:6379": {"cpus": [16.0, 16.0]}}
+    answers |= {"mixed:6379": {"cpus": [8.0, 32.0]}, "gone:6379": {"error": "no answer within 45 s"}}
+    asked = []
+    monkeypatch.setattr(nodes, "probe", lambda address: asked.append(address) or answers[address])
 
     assert exclusive_nodes(["hydra/launcher=submitit_slurm"]) == ["hydra/launcher=submitit_slurm", EXCLUSIVE]
     mine = ["hydra/launcher=submitit_slurm", "hydra.launcher.additional_parameters={}"]
     assert exclusive_nodes(mine) == mine
     local = ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=3"]
     assert exclusive_nodes(local) == [*local, "++hydra.launcher.ray.remote.num_cpus=3"]  # its own cluster: this machine's node
-    for given in (["hydra.launcher.ray.init.address=head:6379"], ["+hydra.launcher.ray.remote.num_cpus=1"]):
-        assert exclusive_nodes(["hydra/launcher=ray", *given]) == ["hydra/launcher=ray", *given]  # nodes unknown, or the user chose
+    assert asked == []  # num_cpus means a cluster of its own: nothing to ask
+    head = ["hydra/launcher=ray", "hydra.launcher.ray.init.address=head:6379"]
+    assert exclusive_nodes(head) == [*head, JOIN, "++hydra.launcher.ray.remote.num_cpus=16"]
+    mixed = ["hydra/launcher=ray", "hydra.launcher.ray.init.address=mixed:6379"]
+    assert exclusive_nodes(mixed) == [*mixed, JOIN, "++hydra.launcher.ray.remote.num_cpus=8"]  # the smallest node: never unschedulable
+    said = capsys.readouterr().err
+    assert "2 node(s) of the Ray cluster at head:6379: one trial per node" in said
+    assert "a node of 32 CPUs can run 4 at once" in said
+    gone = ["hydra/launcher=ray", "hydra.launcher.ray.init.address=gone:6379"]
+    assert exclusive_nodes(gone) == [*gone, JOIN]  # the nodes unknown: Ray's 1 CPU a job, said so
+    shared = ["hydra/launcher=ray", "hydra.launcher.ray.init.address=head:6379", "+hydra.launcher.ray.remote.num_cpus=1"]
+    assert exclusive_nodes(shared) == [*shared, JOIN]  # the user chose
+    assert exclusive_nodes(["hydra/launcher=ray", "+hydra.launcher.ray.remote.num_cpus=1"]) == [
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.remote.num_cpus=1",
+    ]
+    assert "could not ask the Ray cluster at gone:6379 for its nodes (no answer within 45 s)" in capsys.readouterr().err
+    from harness.trial.cores import usable
+
+    assert exclusive_nodes(["hydra/launcher=ray"]) == ["hydra/launcher=ray", f"++hydra.launcher.ray.remote.num_cpus={usable()}"]
+    assert asked[-1] == "auto"  # no address: Ray would join a running cluster, and there is none
     assert exclusive_nodes(["loader=synthetic"]) == ["loader=synthetic"]
-    assert capsys.readouterr().err.count("harness: ") == 2

@@ -9,7 +9,11 @@ harness launcher's.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +24,7 @@ import pytest
 from harness.results.model import read_result
 from harness.results.placement import overlaps
 from harness.results.table import find_results
+from tests.conftest import ROOT
 from tests.integration.test_launcher import TINY, rows
 
 pytest.importorskip("ray", reason="hydra/launcher=ray needs the ray extra: pip install -e '.[ray]'")
@@ -27,12 +32,12 @@ pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="hydra/launcher=r
 
 SWEEP = ["loader=synthetic", "loader.produce_ms=1,2", "trial.seconds=1", "trial.warmup_steps=2", "trial.timeout_s=60", *TINY]
 # init and remote are free-form dicts in the launcher's schema: a key it does not list needs "+"
+RAY_JOB = ["hydra/launcher=ray", "+hydra.launcher.ray.remote.max_calls=1"]  # a fresh worker process per job, as under submitit
 RAY = [
-    "hydra/launcher=ray",
+    *RAY_JOB,
     "hydra.launcher.ray.init.address=local",
     "+hydra.launcher.ray.init.num_cpus=2",
     "+hydra.launcher.ray.init.include_dashboard=false",
-    "+hydra.launcher.ray.remote.max_calls=1",  # a fresh worker process per job, as under submitit
 ]
 ROW_ORDER = ("round", "position")  # where a job ran in the harness launcher's shuffled rounds; Ray has none
 
@@ -53,6 +58,12 @@ def processes_of(cwd: Path, ray_dir: Path) -> list[psutil.Process]:
         if where == cwd or cwd in where.parents or str(ray_dir) in " ".join(p.info["cmdline"] or []):
             found.append(p)
     return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -94,3 +105,25 @@ def test_ray_runs_the_same_trials_and_rows_as_the_harness_launcher(cli, tmp_path
     while processes_of(tmp_path, ray_dir) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not processes_of(tmp_path, ray_dir), "Ray processes outlived the sweep"
+
+
+@pytest.mark.slow
+def test_on_a_running_cluster_each_job_asks_for_a_whole_node(cli, tmp_path, ray_dir, monkeypatch):
+    """``ray start`` leaves a cluster running; a sweep given its address asks it for its nodes and takes one per job.
+
+    Before, harness asked only a cluster it started itself for whole nodes: on this one the two
+    jobs got Ray's default 1 CPU each and ran side by side on the 2-CPU node.
+    """
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # Ray 2.60 joins a token cluster by address only with the token set up
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HARNESS_CEILINGS="0")
+    start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--num-cpus=2", f"--port={free_port()}"]
+    start += [f"--temp-dir={ray_dir}", "--include-dashboard=false", "--disable-usage-stats"]
+    started = subprocess.run(start, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    address = (ray_dir / "ray_current_cluster").read_text().strip()
+    done = cli("sweep", *SWEEP, *RAY_JOB, f"hydra.launcher.ray.init.address={address}", "hydra.sweep.dir=ray", timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"each Ray job asks for 2 CPUs, all of the smallest of the 1 node(s) of the Ray cluster at {address}" in done.stderr
+    columns, ray_rows = identity(tmp_path / "ray")
+    assert len(ray_rows) == 2 and {r["status"] for r in ray_rows} == {"ok"}
+    assert not overlaps([read_result(path) for path in find_results(tmp_path / "ray")])  # one job at a time on the one node

@@ -1,0 +1,128 @@
+"""One trial per node: what harness asks a cluster launcher for, unless the command line decides.
+
+Trials that share a node measure each other, so a sweep's jobs get whole nodes by default:
+
+- ``submitit_slurm``: ``sbatch --exclusive``; a user who sets any
+  ``hydra.launcher.additional_parameters`` (``={}`` for none) decides for themselves.
+- ``ray``: each job asks Ray for as many CPUs as a node has (``ray.remote.num_cpus``), so Ray
+  places one job per node. On a cluster the launcher starts here (``ray.init.address=local``)
+  that is ``ray.init.num_cpus`` or this machine's usable cores. On an existing cluster (an
+  address, ``auto``, or none: Ray then joins ``RAY_ADDRESS`` or a cluster ``ray start`` left
+  running, and starts one only where it finds none) harness asks the cluster for its nodes first,
+  in a short-lived process of its own: a guess above a node's CPUs would leave every job waiting
+  for ever, one below lets jobs share nodes. Joining also needs
+  ``ray.init.object_store_memory=null``: hydra-ray-launcher 1.2.2 passes a default that Ray refuses
+  for a cluster it joins ("object_store_memory must not be provided").
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+
+EXCLUSIVE = "++hydra.launcher.additional_parameters.exclusive=true"
+JOIN = "++hydra.launcher.ray.init.object_store_memory=null"
+PROBE_TIMEOUT_S = 45.0  # ray.init retries an unreachable or refusing GCS for 20 s and more before it gives up
+
+# Run with the address as argv[1]; prints {"cpus": [one per live node]}, or {"none": reason} when "auto" finds no cluster.
+_PROBE = """
+import json, logging, sys
+import ray
+try:
+    ray.init(address=sys.argv[1], logging_level=logging.ERROR, log_to_driver=False)
+except ConnectionError as exc:
+    print(json.dumps({"none": str(exc).splitlines()[0]})); sys.exit(0)
+print(json.dumps({"cpus": [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]}))
+ray.shutdown()
+"""
+
+
+def override_value(overrides: Sequence[str], key: str, default: str | None = None) -> str | None:
+    """The value the command line gives ``key`` (``+key=`` and ``++key=`` too), or ``default``."""
+    return next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith(key + "=")), default)
+
+
+def exclusive_nodes(overrides: list[str]) -> list[str]:
+    """``overrides`` with what keeps one trial per node under the launcher they name (see the module's text)."""
+    if "hydra/launcher=submitit_slurm" in overrides and not any("hydra.launcher.additional_parameters" in o for o in overrides):
+        _say(
+            "SLURM jobs ask for whole nodes (sbatch --exclusive): one trial per node; "
+            "hydra.launcher.additional_parameters={} lets them share"
+        )
+        return [*overrides, EXCLUSIVE]
+    if "hydra/launcher=ray" in overrides:
+        return [*overrides, *_ray(overrides)]
+    return overrides
+
+
+def _ray(overrides: Sequence[str]) -> list[str]:
+    """What a Ray sweep adds: each job's CPUs (a node's), and what lets the launcher join a running cluster."""
+    address = override_value(overrides, "hydra.launcher.ray.init.address") or "null"
+    chosen = any("ray.remote.num_cpus" in o for o in overrides)
+    if address in ("local", "null", "None", "") and override_value(overrides, "hydra.launcher.ray.init.num_cpus") is not None:
+        address = "local"  # ray.init refuses num_cpus for a cluster it joins: the sweep means one of its own
+    if address == "local":
+        return [] if chosen else [_local_node(overrides)]
+    answer = probe("auto" if address in ("null", "None", "") else address)
+    if address in ("null", "None", "") and "none" in answer:  # no cluster running: Ray starts one here
+        return [] if chosen else [_local_node(overrides)]
+    # hydra-ray-launcher 1.2.2 always passes ray.init an object_store_memory, which Ray refuses when it joins a cluster
+    added = [] if any("ray.init.object_store_memory" in o for o in overrides) else [JOIN]
+    if chosen:
+        return added
+    cpus = _cluster_node(answer, "a running Ray cluster" if address in ("null", "None", "") else f"the Ray cluster at {address}")
+    return [*added, *([f"++hydra.launcher.ray.remote.num_cpus={cpus}"] if cpus is not None else [])]
+
+
+def _local_node(overrides: Sequence[str]) -> str:
+    """A cluster the launcher starts here: each job asks for every CPU of this machine's node."""
+    from harness.trial.cores import usable
+
+    cpus = int(override_value(overrides, "hydra.launcher.ray.init.num_cpus") or usable())
+    _say(
+        f"each Ray job asks for all {cpus} CPUs of this machine's Ray node: one trial at a time; "
+        "+hydra.launcher.ray.remote.num_cpus=1 lets them share"
+    )
+    return f"++hydra.launcher.ray.remote.num_cpus={cpus}"
+
+
+def _cluster_node(answer: dict, where: str) -> int | None:
+    """The CPUs of the running cluster's smallest node, from the probe's ``answer``; ``None``, said why, when unknown."""
+    if not answer.get("cpus"):
+        _say(
+            f"could not ask {where} for its nodes ({answer.get('error') or answer.get('none') or 'no live node'}): each job asks "
+            "Ray for 1 CPU, so several may share a node; +hydra.launcher.ray.remote.num_cpus=<cores per node> gives each its own"
+        )
+        return None
+    sizes = sorted(int(c) for c in answer["cpus"])
+    smallest, largest = sizes[0], sizes[-1]
+    line = f"each Ray job asks for {smallest} CPUs, all of the smallest of the {len(sizes)} node(s) of {where}: one trial per node"
+    if largest >= 2 * smallest:
+        line += f"; a node of {largest} CPUs can run {largest // smallest} at once (the report names trials that overlapped)"
+    _say(f"{line}; +hydra.launcher.ray.remote.num_cpus=1 lets them share")
+    return smallest
+
+
+def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
+    """Ask the Ray cluster at ``address`` (or ``auto``) for its live nodes' CPUs.
+
+    Returns:
+        ``{"cpus": [...]}``, ``{"none": why}`` (``auto`` found no cluster) or ``{"error": why}``.
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, address], capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"no answer within {timeout_s:g} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        errors = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return {"error": errors[-1] if errors else f"exit status {done.returncode}"}
+    return json.loads(lines[-1])
+
+
+def _say(line: str) -> None:
+    print(f"harness: {line}", file=sys.stderr, flush=True)
