@@ -58,6 +58,7 @@ class GrainLoader(Loader):
     name = "grain"
     schema = GrainLoaderConf
     continuous = True
+    rank_sharding = "MapDataset.source(all files)[rank:end:ranks], as grain's docs shard per process, then shuffle"
 
     @classmethod
     def needs(cls, conf) -> Needs:
@@ -73,9 +74,11 @@ class GrainLoader(Loader):
     def __init__(self, conf, batch, dataset, seed: int, workdir=None, augment=None):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
         self.grain = require("grain", what="loader=grain", extra="data")
-        paths, labels, self.names = dataset.columns()
+        # a data-parallel rank slices the whole file list itself (the remainder dropped: equal steps per rank)
+        self.rank = dataset.rank if dataset.whole is not None else None
+        paths, labels, self.names = (dataset.whole if self.rank is not None else dataset).columns()
         self.shuffle_seed = conf.seed if conf.seed is not None else seed
-        self.per_epoch = -(-len(paths) // batch.size)  # batches; the last may be partial
+        self.per_epoch = -(-len(dataset) // batch.size)  # batches; the last may be partial
         self.ops: list[str] = []
         self.repeated = self._chain(list(zip(paths, labels, range(len(paths)))))
         self.iterator = None  # the running one, closed in close()
@@ -84,6 +87,11 @@ class GrainLoader(Loader):
         grain, c = self.grain, self.conf
         ds = grain.MapDataset.source(records)
         self.ops.append(f"MapDataset.source({len(records)} files)")
+        if self.rank is not None:
+            rank, ranks = self.rank
+            end = ranks * (len(records) // ranks)
+            ds = ds[rank:end:ranks]
+            self.ops.append(f"[{rank}:{end}:{ranks}] (rank {rank} of {ranks}: {len(ds)} files)")
         if c.shuffle:
             ds = ds.shuffle(seed=self.shuffle_seed)
             self.ops.append(f"shuffle(seed={self.shuffle_seed})")

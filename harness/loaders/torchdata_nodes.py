@@ -61,6 +61,7 @@ class TorchdataNodesLoader(Loader):
     name = "torchdata_nodes"
     schema = TorchdataNodesLoaderConf
     continuous_hint = "its Loader resets the node graph once per epoch"
+    rank_sharding = "SamplerWrapper(DistributedSampler(num_replicas=ranks, rank=rank, drop_last=True)), its epoch set on every reset"
 
     @classmethod
     def needs(cls, conf) -> Needs:
@@ -78,7 +79,9 @@ class TorchdataNodesLoader(Loader):
         torch = require("torch", what="loader=torchdata_nodes", extra="torch")
         require("torchdata.nodes", what="loader=torchdata_nodes", extra="data")
         self.torch = torch
-        paths, labels, self.names = dataset.columns()
+        # a data-parallel rank samples the whole file list through a DistributedSampler, as the torchdata docs' DDP example
+        self.rank = dataset.rank if dataset.whole is not None else None
+        paths, labels, self.names = (dataset.whole if self.rank is not None else dataset).columns()
         self.nodes: dict = {}  # the graph's nodes by their torchdata.nodes name, source first
         self.pinning = conf.pin_memory and torch.cuda.is_available()
         self.loader = self._graph(_Sample(paths, labels, batch), len(paths))
@@ -88,11 +91,15 @@ class TorchdataNodesLoader(Loader):
         from torch.utils.data import RandomSampler, SequentialSampler, default_collate
 
         c = self.conf
-        sampler = (
-            RandomSampler(range(count), generator=self.torch.Generator().manual_seed(self.seed))
-            if c.shuffle
-            else SequentialSampler(range(count))
-        )
+        if self.rank is not None:  # SamplerWrapper calls its set_epoch on every reset: a new shared permutation per epoch
+            rank, ranks = self.rank
+            sampler = self.torch.utils.data.DistributedSampler(
+                range(count), num_replicas=ranks, rank=rank, shuffle=c.shuffle, seed=self.seed, drop_last=True
+            )
+        elif c.shuffle:
+            sampler = RandomSampler(range(count), generator=self.torch.Generator().manual_seed(self.seed))
+        else:
+            sampler = SequentialSampler(range(count))
         node = self._add("SamplerWrapper", tn.SamplerWrapper(sampler))
         node = self._add(
             "ParallelMapper",
@@ -117,6 +124,10 @@ class TorchdataNodesLoader(Loader):
                 images = images.to(getattr(self.torch, dtype))
             yield Batch(images=images, labels=labels, ids=[self.names[i] for i in indices.tolist()])
 
+    def expected_ids(self) -> list[str] | None:
+        # a shuffled DistributedSampler gives each rank a different share every epoch: only duplicates are checked then
+        return None if self.rank is not None and self.conf.shuffle else super().expected_ids()
+
     def close(self) -> None:
         # each node runs its threads or processes in an iterator object (node._it, sometimes one
         # more _it down) with a _shutdown(); a trial cut short mid-epoch leaves them running
@@ -132,7 +143,8 @@ class TorchdataNodesLoader(Loader):
         sampler, mapper, batcher = self.nodes["SamplerWrapper"], self.nodes["ParallelMapper"], self.nodes["Batcher"]
         decode = "PIL open+convert+resize(bilinear)" + ("+transpose(CHW)" if choice(b.layout) == "nchw" else "")
         ops = [
-            f"SamplerWrapper({type(sampler.sampler).__name__}, n={len(self.names)})",
+            f"SamplerWrapper({type(sampler.sampler).__name__}, n={len(self.names)}"
+            + (f", rank={self.rank[0]} of {self.rank[1]})" if self.rank is not None else ")"),
             f"ParallelMapper(read+{decode} to {b.height}x{b.width}, num_workers={mapper.num_workers}, "
             f"method={mapper.method}, in_order={mapper.in_order})",
             f"Batcher(batch_size={batcher.batch_size}, drop_last={batcher.drop_last})",
