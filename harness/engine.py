@@ -25,7 +25,8 @@ from __future__ import annotations
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,9 +310,40 @@ class JobOutcome:
     job: int
     statuses: list[str]
     samples_per_s: float
+    # the job's folder, for a sweep folder the job's machine may not share (see harness.results.records)
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
+    left_out: list[str] = field(default_factory=list)  # files too large to carry back
 
     def __float__(self) -> float:
         return self.samples_per_s
+
+    def __reduce__(self):
+        # unpickled in the sweep's process, the outcome reaches the box :func:`receiving` holds open there
+        return _arrived, (self.job, self.statuses, self.samples_per_s, self.files, self.left_out)
+
+
+# While the sweep's process waits for another launcher's jobs, the outcomes it unpickles (Ray's
+# ray.get, submitit's result files) land here: Hydra's sweeper keeps the return values to itself.
+_RECEIVED: list[JobOutcome] | None = None
+
+
+@contextmanager
+def receiving() -> Iterator[list[JobOutcome]]:
+    """Collect the :class:`JobOutcome` of every job another launcher sends back to this process."""
+    global _RECEIVED
+    box: list[JobOutcome] = []
+    _RECEIVED = box
+    try:
+        yield box
+    finally:
+        _RECEIVED = None
+
+
+def _arrived(job: int, statuses: list[str], samples_per_s: float, files: dict[str, bytes], left_out: list[str]) -> JobOutcome:
+    outcome = JobOutcome(job, statuses, samples_per_s, files, left_out)
+    if _RECEIVED is not None:
+        _RECEIVED.append(outcome)
+    return outcome
 
 
 def outcomes(results: Sequence[TrialResult]) -> dict[int, JobOutcome]:
@@ -412,7 +444,12 @@ def task(cfg: DictConfig) -> JobOutcome:
         results = run_planned([p], bench=False)
     else:  # a job among others that may run at the same time: the sweep's schedule.json is no one job's to write
         results = [run_one(p, r, {"round": r, "position": 0, "jobs_in_round": 1}) for r in range(p.repeats)]
-    return outcomes(results).get(p.job, JobOutcome(p.job, [], 0.0))
+    outcome = outcomes(results).get(p.job, JobOutcome(p.job, [], 0.0))
+    if p.root != p.job_dir:  # a sweep's job, perhaps on a machine that does not share the sweep folder
+        from harness.results.records import pack
+
+        outcome.files, outcome.left_out = pack(p.job_dir, p.root)
+    return outcome
 
 
 # The three phases the harness launcher calls; a plain function keeps them as attributes,

@@ -26,7 +26,7 @@ from harness.commands.nodes import exclusive_nodes, override_value
 from harness.commands.outputs import FAILED_TRIALS_EXIT, new_result_dir
 from harness.config import CONF_DIR, register_configs
 from harness.config.compose import compose, expand_sweep
-from harness.engine import BENCH_DIR, SCHEDULE_FILE, check_job, task
+from harness.engine import BENCH_DIR, SCHEDULE_FILE, check_job, receiving, task
 from harness.errors import HarnessError
 from harness.results.ceilings import CEILINGS_FILE
 from harness.results.model import RESULT_FILE
@@ -69,7 +69,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     count = f"{len(jobs)} job(s)" if sweeper == "basic" else f"hydra/sweeper={sweeper} picks the jobs"
     print(f"harness: {count} -> {root}", flush=True)
     made = _first_missing(root)  # the folder this sweep will create first (None: root exists)
-    with stop.stopping_on_signals():
+    with stop.stopping_on_signals(), receiving() as arrived:
         try:
             _run_hydra(argv)
         except stop.Interrupted:
@@ -78,11 +78,33 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
             if made is not None:
                 _remove_if_only_hydra(root, made)
             raise
+        _bring_back(root, arrived)
         _write_outputs(root, multirun, trace=first.monitor.trace, ceilings=ceilings)
     signum = stop.requested()
     if signum is not None:
         _exit_interrupted(root, signum)
     return root if root.exists() else None
+
+
+def _say(line: str) -> None:
+    print(f"harness: {line}", file=sys.stderr, flush=True)
+
+
+def _bring_back(root: Path, arrived: list) -> None:
+    """Write the files jobs on other machines sent back that the sweep folder lacks (its folder was not theirs)."""
+    from harness.results.records import unpack
+
+    written, left_out = [], []
+    for outcome in arrived:
+        written += unpack(outcome.files, root)
+        left_out += outcome.left_out
+        outcome.files = {}  # Hydra's sweeper keeps the outcomes: let the copies go
+    if any(name.endswith(RESULT_FILE) for name in written):
+        _say(
+            f"{len(written)} files of the jobs came back with their results and were written under {root}: the jobs' machines do not see it"
+        )
+    if left_out:
+        _say(f"{len(left_out)} files too large to carry back stayed on the jobs' machines, e.g. {left_out[0]}")
 
 
 def _first_missing(root: Path) -> Path | None:

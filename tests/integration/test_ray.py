@@ -115,15 +115,53 @@ def test_on_a_running_cluster_each_job_asks_for_a_whole_node(cli, tmp_path, ray_
     jobs got Ray's default 1 CPU each and ran side by side on the 2-CPU node.
     """
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # Ray 2.60 joins a token cluster by address only with the token set up
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HARNESS_CEILINGS="0")
-    start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--num-cpus=2", f"--port={free_port()}"]
-    start += [f"--temp-dir={ray_dir}", "--include-dashboard=false", "--disable-usage-stats"]
-    started = subprocess.run(start, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert started.returncode == 0, started.stderr[-2000:]
-    address = (ray_dir / "ray_current_cluster").read_text().strip()
+    address = start_cluster(tmp_path, ray_dir)
     done = cli("sweep", *SWEEP, *RAY_JOB, f"hydra.launcher.ray.init.address={address}", "hydra.sweep.dir=ray", timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"each Ray job asks for 2 CPUs, all of the smallest of the 1 node(s) of the Ray cluster at {address}" in done.stderr
     columns, ray_rows = identity(tmp_path / "ray")
     assert len(ray_rows) == 2 and {r["status"] for r in ray_rows} == {"ok"}
     assert not overlaps([read_result(path) for path in find_results(tmp_path / "ray")])  # one job at a time on the one node
+
+
+def start_cluster(tmp_path: Path, ray_dir: Path, *, private: Path | None = None) -> str:
+    """``ray start --head`` with 2 CPUs; ``private``: a folder the cluster's processes see empty (a tmpfs of their own)."""
+    start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--num-cpus=2", f"--port={free_port()}"]
+    start += [f"--temp-dir={ray_dir}", "--include-dashboard=false", "--disable-usage-stats"]
+    if private is not None:  # a mount namespace: the node's processes and the sweep's see different folders at one path
+        start = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs tmpfs "$0" && exec "$@"',
+            str(private),
+            *start,
+        ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HARNESS_CEILINGS="0")
+    started = subprocess.run(start, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    return (ray_dir / "ray_current_cluster").read_text().strip()
+
+
+@pytest.mark.slow
+def test_a_node_that_does_not_see_the_sweep_folder_sends_the_results_back(cli, tmp_path, ray_dir, monkeypatch):
+    """Cloud Ray clusters often share no file system: a job's files come back with its return value.
+
+    Before, each job wrote its results on its node; the sweep found none and failed, though every trial ran.
+    """
+    sweeps = tmp_path / "sweeps"
+    sweeps.mkdir()
+    mount = ["unshare", "--mount", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", str(sweeps)]
+    if shutil.which("unshare") is None or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("unshare --mount with a tmpfs is not allowed here (it needs root): no node with a folder of its own")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    address = start_cluster(tmp_path, ray_dir, private=sweeps)
+    done = cli("sweep", *SWEEP, *RAY_JOB, f"hydra.launcher.ray.init.address={address}", f"hydra.sweep.dir={sweeps / 'ray'}", timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"files of the jobs came back with their results and were written under {sweeps / 'ray'}" in done.stderr
+    columns, ray_rows = identity(sweeps / "ray")
+    assert len(ray_rows) == 2 and {r["status"] for r in ray_rows} == {"ok"} and {r["loader.produce_ms"] for r in ray_rows} == {"1", "2"}
+    assert (sweeps / "ray" / "report.html").exists() and list((sweeps / "ray").glob("*/.hydra/config.yaml"))
