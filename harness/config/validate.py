@@ -210,6 +210,7 @@ def _validate_ranks(cfg, loader) -> None:
         raise ConfigError(
             f"consumer.ranks={ranks}: loader={cfg.loader.name} cannot split its data between ranks in harness; use one of {able}"
         )
+    loader.check_ranks(cfg.loader, ranks)
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:

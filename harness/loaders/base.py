@@ -115,6 +115,10 @@ class Loader(abc.ABC):
         """Raise :class:`ConfigError` for loader settings that cannot give the batch's dtype or layout."""
 
     @classmethod
+    def check_ranks(cls, conf, ranks: int) -> None:
+        """Raise :class:`ConfigError` for loader settings that cannot be split between ``ranks`` data-parallel ranks."""
+
+    @classmethod
     def check_augment(cls, conf, spec) -> None:
         """Raise :class:`ConfigError` for loader settings that clash with the augment pipeline
         (``spec``: the parsed :class:`~harness.augment.spec.Spec`, or ``None`` without one)."""

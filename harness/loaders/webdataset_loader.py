@@ -80,6 +80,9 @@ class WebDatasetLoader(Loader):
     name = "webdataset"
     schema = WebDatasetLoaderConf
     continuous_hint = "its DataLoader starts the workers, which reopen their shards, once per epoch"
+    rank_sharding = (
+        "WebDataset(nodesplitter=split_by_node): rank r reads shards r, r+ranks, ... (RANK and WORLD_SIZE, as torchrun sets them)"
+    )
 
     @classmethod
     def needs(cls, conf) -> Needs:
@@ -95,6 +98,19 @@ class WebDatasetLoader(Loader):
             raise ConfigError(
                 f"loader.num_workers={conf.num_workers} > loader.shards={conf.shards}: WebDataset hands each worker whole shards, "
                 "so a worker would get none (webdataset: 'No samples found'); set loader.shards >= loader.num_workers"
+            )
+
+    @classmethod
+    def check_ranks(cls, conf, ranks: int) -> None:
+        if conf.shards % ranks:
+            raise ConfigError(
+                f"consumer.ranks={ranks}: split_by_node gives each rank whole shards, and loader.shards={conf.shards} does not "
+                f"divide among {ranks} ranks; set loader.shards to a multiple of {ranks}"
+            )
+        if conf.num_workers > conf.shards // ranks:
+            raise ConfigError(
+                f"loader.num_workers={conf.num_workers} > the {conf.shards // ranks} shards of each of consumer.ranks={ranks} ranks: "
+                f"a worker would get none; set loader.shards >= {conf.num_workers * ranks}"
             )
 
     @classmethod
@@ -119,11 +135,23 @@ class WebDatasetLoader(Loader):
                 f"loader.num_workers={conf.num_workers}: the dataset has {len(self.urls)} samples, so only {len(self.urls)} shards; "
                 f"set loader.num_workers <= {len(self.urls)}"
             )
+        self.rank = dataset.rank if dataset.whole is not None else None
+        if self.rank is not None:
+            self._check_rank_steps(len(dataset.whole), len(self.urls), self.rank[1])
         self.spec = self._spec()
         self.to_batch = ToBatchSample(batch, choice(conf.decode))
         self.dataset_obj = self._chain()
         kwargs = {"batch_size": None, "num_workers": conf.num_workers}
         self.loader = torch.utils.data.DataLoader(self.dataset_obj, **kwargs)
+
+    def _check_rank_steps(self, samples: int, shards: int, ranks: int) -> None:
+        """Ranks in lockstep must run the same steps per epoch; whole shards of unequal sizes could give them different ones."""
+        steps = rank_steps(samples, shards, ranks, self.conf.num_workers, self.batch.size)
+        if len(set(steps)) > 1:
+            raise HarnessError(
+                f"consumer.ranks={ranks}: the ranks' shards give {', '.join(map(str, steps))} steps per epoch, and ranks in "
+                f"lockstep need the same; a dataset of a multiple of {shards} samples (loader.shards) gives every shard the same"
+            )
 
     def _spec(self) -> str:
         """The decoder spec: pil (RGB) or pill (L) for one channel; torchrgb."""
@@ -135,7 +163,9 @@ class WebDatasetLoader(Loader):
         from harness.data.wds import IMAGE_FIELDS
 
         c = self.conf
-        dataset = self.wds.WebDataset(self.urls, shardshuffle=c.shardshuffle or False, seed=self.seed)
+        # a rank's URLs: split_by_node reads RANK / WORLD_SIZE in each DataLoader worker (the rank's process set them)
+        split = {"nodesplitter": self.wds.split_by_node} if self.rank is not None else {}
+        dataset = self.wds.WebDataset(self.urls, shardshuffle=c.shardshuffle or False, seed=self.seed, **split)
         if c.shuffle_buffer:
             dataset = dataset.shuffle(c.shuffle_buffer)
         dataset = dataset.decode(self.spec).to_tuple(IMAGE_FIELDS, "cls", "path.txt").map(self.to_batch)
@@ -144,6 +174,14 @@ class WebDatasetLoader(Loader):
     def epoch(self, index: int) -> Iterator[Batch]:
         for images, labels, ids in self.loader:
             yield Batch(images=images, labels=labels, ids=list(ids))
+
+    def expected_ids(self) -> list[str] | None:
+        if self.rank is None:
+            return super().expected_ids()
+        # rank r's shards r, r+ranks, ... hold samples r, r+ranks, ... of the whole (shards are written round-robin),
+        # the last one included: shards are split whole, so no remainder is dropped as a sampler drops it
+        rank, ranks = self.rank
+        return [sample.filename for sample in self.dataset.whole.samples[rank::ranks]]
 
     def reference_pixels(self, path: str):
         """The decoder and map this family runs, applied to the file's bytes."""
@@ -165,8 +203,9 @@ class WebDatasetLoader(Loader):
         last = f"to {choice(b.dtype)} {choice(b.layout).upper()}" + (
             " (round+clamp)" if self.spec == "torchrgb" and choice(b.dtype) == "uint8" else ""
         )
+        node = "" if self.rank is None else f"nodesplitter=split_by_node (rank {self.rank[0]} of {self.rank[1]}), "
         ops = [
-            f"WebDataset({len(self.urls)} tar shards, shardshuffle={c.shardshuffle or False}, workersplitter=split_by_worker)",
+            f"WebDataset({len(self.urls)} tar shards, shardshuffle={c.shardshuffle or False}, {node}workersplitter=split_by_worker)",
             *([f"shuffle({c.shuffle_buffer})"] if c.shuffle_buffer else []),
             f'decode("{self.spec}")',
             "to_tuple(jpg;jpeg;png, cls, path.txt)",
@@ -184,3 +223,18 @@ class WebDatasetLoader(Loader):
             "webdataset": getattr(self.wds, "__version__", None),
             "torch": self.torch.__version__,
         }
+
+
+def rank_steps(samples: int, shards: int, ranks: int, workers: int, batch: int) -> list[int]:
+    """Each rank's steps per epoch: its shards (r, r+ranks, ...) split among its workers, each batching its own with a partial last.
+
+    The shards are written round-robin (:mod:`harness.data.wds`), so shard j holds
+    ``samples // shards`` samples, one more where ``j < samples % shards``.
+    """
+    counts = [samples // shards + (1 if j < samples % shards else 0) for j in range(shards)]
+    per_worker = max(workers, 1)
+    steps = []
+    for rank in range(ranks):
+        mine = counts[rank::ranks]
+        steps.append(sum(-(-sum(mine[w::per_worker]) // batch) for w in range(per_worker)))
+    return steps

@@ -91,25 +91,28 @@ def test_torch_ranks_read_disjoint_halves_of_the_dataset_through_a_distributed_s
         (["loader=grain"], "[0:256:2] (rank 0 of 2: 128 files)"),
         (["loader=torchdata_nodes"], "SamplerWrapper(DistributedSampler, n=256, rank=0 of 2)"),
         (["loader=torchdata_nodes", "loader.shuffle=true"], "SamplerWrapper(DistributedSampler, n=256, rank=0 of 2)"),
+        (["loader=webdataset", "loader.shards=4"], "nodesplitter=split_by_node (rank 0 of 2)"),
+        (["loader=webdataset", "loader.shards=4", "loader.shardshuffle=2"], "nodesplitter=split_by_node (rank 0 of 2)"),
     ],
-    ids=["grain", "torchdata_nodes", "torchdata_nodes-shuffled"],
+    ids=["grain", "torchdata_nodes", "torchdata_nodes-shuffled", "webdataset", "webdataset-shardshuffle"],
 )
-def test_grain_and_torchdata_nodes_ranks_split_the_dataset_their_own_way(cli, tmp_path, family, sharding):
-    # both were refused ("cannot split its data between ranks"); grain slices its source per process as its docs do,
-    # torchdata.nodes wraps a DistributedSampler, whose epoch SamplerWrapper sets on every reset
-    pytest.importorskip("grain" if "loader=grain" in family else "torchdata.nodes")
+def test_grain_torchdata_nodes_and_webdataset_ranks_split_the_dataset_their_own_way(cli, tmp_path, family, sharding):
+    # all three were refused ("cannot split its data between ranks"); grain slices its source per process as its docs
+    # do, torchdata.nodes wraps a DistributedSampler, whose epoch SamplerWrapper sets on every reset, and WebDataset
+    # hands each rank whole shards through split_by_node
+    pytest.importorskip({"loader=grain": "grain", "loader=webdataset": "webdataset"}.get(family[0], "torchdata.nodes"))
     small = ["dataset.count=256", "dataset.height=32", "dataset.width=32", "batch.height=32", "batch.width=32"]
     done = cli("run", *family, *small, "consumer.step_ms=1", "consumer.ranks=2", "trial.epochs=2", "trial.warmup_steps=1")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((sweep_dir(done, tmp_path) / "repeat-0" / "result.json").read_text())
-    assert sharding in result["loader"]["ops"]
+    assert any(sharding in op for op in result["loader"]["ops"]), result["loader"]["ops"]
     lines = result["ranks"]["per_rank"]
     assert [line["same_data"] for line in lines] == ["complete", "complete"]  # every sample of each epoch once
     assert lines[0]["epoch0_checksum"] != lines[1]["epoch0_checksum"]  # the two ranks read different samples
     epochs = result["same_data"]["epochs"]
     # unshuffled, a rank reads the same half every epoch; a shuffled DistributedSampler deals new halves each epoch
     # (set_epoch on every reset: without it epoch 1 would repeat epoch 0's permutation)
-    assert (epochs["0"]["checksum"] != epochs["1"]["checksum"]) == ("loader.shuffle=true" in family)
+    assert (epochs["0"]["checksum"] != epochs["1"]["checksum"]) == ("loader.shuffle=true" in family)  # same set if sharded
     assert result["same_data"]["epochs"]["0"]["samples"] == 128 and result["dataset"]["rank"] == {"rank": 0, "ranks": 2, "samples": 128}
 
 
@@ -140,8 +143,12 @@ def test_a_rank_that_fails_is_named_and_no_rank_is_left_running(cli, tmp_path):
 
 
 def test_ranks_refuse_a_family_that_cannot_split_its_data_and_a_core_budget_beyond_the_machine(cli):
-    done = cli("run", "loader=webdataset", "consumer.ranks=2")  # whole shards per rank: unequal shares
-    assert done.returncode != 0 and "consumer.ranks=2: loader=webdataset cannot split its data between ranks" in done.stderr
+    done = cli("run", "loader=keras_directory", "consumer.ranks=2")  # Keras walks the folder itself
+    assert done.returncode != 0 and "consumer.ranks=2: loader=keras_directory cannot split its data between ranks" in done.stderr
+    small = ["dataset.height=32", "dataset.width=32", "batch.height=32", "batch.width=32", "batch.size=5"]
+    uneven = ["loader=webdataset", "loader.shards=4", "loader.num_workers=1", "dataset.count=51", *small]  # shards of 13, 13, 13, 12
+    done = cli("run", *uneven, "consumer.ranks=2", "trial.epochs=1")
+    assert done.returncode != 0 and "the ranks' shards give 6, 5 steps per epoch, and ranks in lockstep need the same" in done.stdout
     done = cli("run", "loader=synthetic", "consumer.ranks=2", "trial.cpus_per_rank=4096")
     assert done.returncode != 0 and "trial.cpus_per_rank=4096 x consumer.ranks=2 needs 8192 cores" in done.stderr
     done = cli("run", "loader=synthetic", "trial.cpus_per_rank=1")

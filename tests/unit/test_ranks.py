@@ -70,3 +70,33 @@ def test_a_core_budget_per_rank_gives_disjoint_cores_and_refuses_more_than_there
     with pytest.raises(ConfigError, match=rf"trial.cpus_per_rank={len(allowed)} x consumer.ranks=2 needs {2 * len(allowed)} cores"):
         cores.check_per_rank(len(allowed), 2)
     cores.check_per_rank(None, 64)  # ranks that share the cores: nothing to refuse
+
+
+@pytest.mark.parametrize(
+    "samples, shards, ranks, workers, batch, steps",
+    [
+        (48, 4, 2, 2, 8, [4, 4]),  # 12 a shard: each rank's two workers batch 12 each, 2 batches apiece
+        (49, 4, 2, 2, 8, [4, 4]),  # shard 0 holds 13: rank 0's worker batches 13 in 2, as 12
+        (51, 4, 2, 1, 5, [6, 5]),  # 13+13 against 13+12 in one worker: 26 samples need 6 batches of 5, 25 need 5
+        (51, 4, 2, 0, 5, [6, 5]),  # no workers: the rank's process batches its shards as one worker does
+    ],
+)
+def test_webdataset_ranks_steps_follow_from_whole_round_robin_shards(samples, shards, ranks, workers, batch, steps):
+    from harness.loaders.webdataset_loader import rank_steps
+
+    assert rank_steps(samples, shards, ranks, workers, batch) == steps
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["loader.shards=4", "consumer.ranks=3"], "loader.shards=4 does not divide among 3 ranks; set loader.shards to a multiple of 3"),
+        (["loader.shards=4", "loader.num_workers=3", "consumer.ranks=2"], "a worker would get none; set loader.shards >= 6"),
+    ],
+)
+def test_webdataset_ranks_need_whole_shards_for_every_rank_and_worker(overrides, message):
+    from harness.config.compose import compose
+    from harness.config.validate import validate
+
+    with pytest.raises(ConfigError, match=message):
+        validate(compose(["loader=webdataset", *overrides]))
