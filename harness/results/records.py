@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 FILE_LIMIT = 16 * 2**20  # bytes; larger files (a loader's cache, a long trace) stay on the node, named in the log
-JOB_LIMIT = 128 * 2**20  # bytes a job carries back in all
+# bytes a job carries back in all: under the 75 MB object store hydra-ray-launcher gives a Ray cluster it starts
+JOB_LIMIT = 48 * 2**20
 
 
 def pack(job_dir: Path, root: Path) -> tuple[dict[str, bytes], list[str]]:
