@@ -17,6 +17,7 @@ Trials that share a node measure each other, so a sweep's jobs get whole nodes b
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def exclusive_nodes(overrides: list[str]) -> list[str]:
             "hydra.launcher.additional_parameters={} lets them share"
         )
         return [*overrides, EXCLUSIVE]
-    if "hydra/launcher=ray" in overrides:
+    if "hydra/launcher=ray" in overrides and importlib.util.find_spec("ray") is not None:  # without it, Hydra says what is missing
         return [*overrides, *_ray(overrides)]
     return overrides
 
