@@ -209,8 +209,10 @@ def merge(result, peers: list[dict], backend: str) -> None:
     to arrive waits only for the collective itself; every other rank also waits for it. So
     per step the least any rank spent there is the all-reduce's cost (``allreduce_pct``), and
     what a rank spent beyond that is its wait for a slower rank: ``straggler_pct`` is the
-    ranks' mean share of time lost so. Step-level arrays stay rank 0's, but for ``samples``,
-    which become all ranks' samples of that step (ranks step in lockstep).
+    ranks' mean share of time lost so. The step arrays become the trial's, as its row is: per
+    step (ranks step in lockstep), ``samples`` over all ranks and ``wait_ms``, ``h2d_ms`` and
+    ``compute_ms`` the ranks' means, so that windows of them (``check``, the report's timelines)
+    say what the row says; ``t_ms``, ``step_ms`` and ``sync_ms`` stay rank 0's.
     """
     from harness.trial import cores
 
@@ -226,6 +228,9 @@ def merge(result, peers: list[dict], backend: str) -> None:
     slowest = min(lines, key=lambda line: line["straggler_pct"])  # the rank the others waited for lost least itself
     if len({len(s.get("samples", [])) for s in all_steps}) == 1:
         result.steps["samples"] = [sum(values) for values in zip(*(s["samples"] for s in all_steps))]
+        for key in ("wait_ms", "h2d_ms", "compute_ms"):
+            if all(key in s for s in all_steps):
+                result.steps[key] = [sum(values) / len(values) for values in zip(*(s[key] for s in all_steps))]
     result.summary.update(
         {
             "samples": samples,
@@ -248,8 +253,8 @@ def merge(result, peers: list[dict], backend: str) -> None:
         "straggler_s": round(sum(behind) / 1e3, 4),
         "allreduce_ms_total": round(cost, 3),
         "sharding": result.loader.get("rank_sharding"),
-        "note": "samples_per_s, batches_per_s: all ranks; stall/AU/h2d/straggler: the ranks' mean; step arrays: rank 0's "
-        "(samples: all ranks')",
+        "note": "samples_per_s, batches_per_s: all ranks; stall/AU/h2d/straggler: the ranks' mean; step arrays: samples "
+        "all ranks', wait/h2d/compute the ranks' mean, t/step/sync rank 0's",
     }
 
 

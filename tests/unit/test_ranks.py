@@ -100,3 +100,40 @@ def test_webdataset_ranks_need_whole_shards_for_every_rank_and_worker(overrides,
 
     with pytest.raises(ConfigError, match=message):
         validate(compose(["loader=webdataset", *overrides]))
+
+
+def rank_run(wait_ms: float, steps: int = 40, compute_ms: float = 10.0, sync_ms: float = 1.0) -> tuple[dict, dict]:
+    """One rank's per-step arrays and summary: each step waits ``wait_ms`` for data, computes, then meets at the all-reduce."""
+    step = wait_ms + compute_ms + sync_ms
+    arrays = {
+        "t_ms": [i * step for i in range(steps)],
+        "wait_ms": [wait_ms] * steps,
+        "h2d_ms": [0.0] * steps,
+        "compute_ms": [compute_ms] * steps,
+        "step_ms": [step] * steps,
+        "samples": [32] * steps,
+        "sync_ms": [sync_ms] * steps,
+    }
+    wall_s = steps * step / 1e3
+    summary = {"wall_s": wall_s, "samples": 32 * steps, "samples_per_s": 32 * steps / wall_s, "steps": steps}
+    summary |= {"stall_pct": 100 * wait_ms / step, "au_pct": 100 * compute_ms / step, "h2d_pct": 0.0}
+    return arrays, summary
+
+
+def test_the_merged_step_arrays_are_the_trials_so_check_windows_say_what_the_row_says():
+    # check's 0.5 s windows came from rank 0's arrays: a sweep whose row said 75% stall was gated on rank 0's 84%
+    from harness.check import windows
+    from harness.results.model import TrialResult
+    from harness.trial.ranks import merge
+
+    steps0, summary0 = rank_run(wait_ms=30.0)
+    steps1, summary1 = rank_run(wait_ms=10.0, sync_ms=21.0)  # its loader is quicker: it waits at the all-reduce instead
+    result = TrialResult("ok", {}, [], 0, 0, steps=steps0, summary=summary0)
+    merge(result, [{"rank": 1, "summary": summary1, "steps": steps1, "cpus": None, "same_data": None}], "gloo")
+    assert result.summary["stall_pct"] == pytest.approx((100 * 30 / 41 + 100 * 10 / 41) / 2)
+    assert result.steps["wait_ms"] == [20.0] * 40 and result.steps["samples"] == [64] * 40
+    assert result.steps["step_ms"] == steps0["step_ms"] and result.steps["sync_ms"] == steps0["sync_ms"]
+    w = windows(result.steps)
+    assert w["stall_pct"] and all(x == pytest.approx(result.summary["stall_pct"]) for x in w["stall_pct"])
+    assert all(x == pytest.approx(result.summary["au_pct"]) for x in w["au_pct"])
+    assert all(x == pytest.approx(result.summary["samples_per_s"]) for x in w["samples_per_s"])
