@@ -31,6 +31,9 @@ _REGISTRY: dict[str, type[Loader]] = {}
 _discovered = False
 
 
+RANK_SEED_STRIDE = 1000  # draw_seed: rank r draws with seed + 1000 r
+
+
 @dataclass
 class LoaderConf:
     """The base of every family's config schema: ``loader=<name>`` composes onto its subclass."""
@@ -89,12 +92,24 @@ class Loader(abc.ABC):
         self.augment = augment if augment is not None and augment.active else None
         self._pipeline = None
 
+    @property
+    def draw_seed(self) -> int:
+        """The seed of random draws (augmentation): the trial's, offset by the rank's under data-parallel ranks.
+
+        Ranks share ``seed`` for what must agree (a DistributedSampler's permutation) but draw
+        their own augmentations, as training stacks seed them (accelerate's
+        ``set_seed(device_specific=True)``, Lightning's worker seeds, timm: seed + rank); the
+        offset is a multiple of 1000, so no rank draws what another repeat drew (repeats add 1).
+        """
+        rank = getattr(self.dataset, "rank", None)
+        return self.seed if rank is None else self.seed + RANK_SEED_STRIDE * rank[0]
+
     def pipeline(self):
         """The augment pipeline built in its library (once), or ``None``."""
         if self.augment is not None and self._pipeline is None:
             from harness.augment.pipeline import build
 
-            self._pipeline = build(self.augment, self.seed)
+            self._pipeline = build(self.augment, self.draw_seed)
         return self._pipeline
 
     def augment_preview(self, images):

@@ -202,7 +202,7 @@ class TfDataLoader(ElementMaps, Loader):
         # while a plain tf.random op restarts its sequence with every iterator once a global seed is set
         # (every epoch would draw the same flips)
         random = conf.random_flip or conf.random_brightness is not None
-        self.rng = self.tf.random.Generator.from_seed(seed) if random else None
+        self.rng = self.tf.random.Generator.from_seed(self.draw_seed) if random else None
         self.ops: list[str] = []
         self.dataset_obj = self._build()
 

@@ -109,7 +109,7 @@ class TorchLoader(Loader):
         self.rank = dataset.rank if dataset.whole is not None and choice(conf.style) == "map" else None
         paths, labels, self.names = (dataset.whole if self.rank is not None else dataset).columns()
         if self.augment is not None:
-            torch.manual_seed(seed)  # the pipeline's draws when num_workers=0 (workers get seeds from the generator)
+            torch.manual_seed(self.draw_seed)  # the pipeline's draws when num_workers=0 (workers get seeds from the generator)
         if self.decoder.name == "nvjpeg" and dataset.image_format() != "jpeg":
             raise ConfigError(
                 f"loader.decoder=nvjpeg decodes JPEG only, and {dataset.images_dir} holds other files; use loader.decoder=torchvision"
@@ -127,6 +127,7 @@ class TorchLoader(Loader):
             kwargs["sampler"] = torch.utils.data.DistributedSampler(
                 self.data, num_replicas=ranks, rank=rank, shuffle=c.shuffle, seed=self.seed, drop_last=True
             )
+            kwargs["generator"] = torch.Generator().manual_seed(self.draw_seed)  # the workers' seeds: the rank's own draws
         elif choice(c.style) == "map":
             kwargs["shuffle"] = c.shuffle
             kwargs["generator"] = torch.Generator().manual_seed(self.seed)
