@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.commands.calibrate import take_option as take_ceilings_option
-from harness.commands.nodes import exclusive_nodes, override_value
+from harness.commands.nodes import exclusive_nodes, override_value, say
 from harness.commands.outputs import FAILED_TRIALS_EXIT, new_result_dir
 from harness.config import CONF_DIR, register_configs
 from harness.config.compose import compose, expand_sweep
@@ -86,10 +86,6 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     return root if root.exists() else None
 
 
-def _say(line: str) -> None:
-    print(f"harness: {line}", file=sys.stderr, flush=True)
-
-
 def _bring_back(root: Path, arrived: list) -> None:
     """Write the files jobs on other machines sent back that the sweep folder lacks (its folder was not theirs)."""
     from harness.results.records import unpack
@@ -100,11 +96,11 @@ def _bring_back(root: Path, arrived: list) -> None:
         left_out += outcome.left_out
         outcome.files = {}  # Hydra's sweeper keeps the outcomes: let the copies go
     if any(name.endswith(RESULT_FILE) for name in written):
-        _say(
+        say(
             f"{len(written)} files of the jobs came back with their results and were written under {root}: the jobs' machines do not see it"
         )
     if left_out:
-        _say(f"{len(left_out)} files too large to carry back stayed on the jobs' machines, e.g. {left_out[0]}")
+        say(f"{len(left_out)} files too large to carry back stayed on the jobs' machines, e.g. {left_out[0]}")
 
 
 def _first_missing(root: Path) -> Path | None:

@@ -48,7 +48,7 @@ def override_value(overrides: Sequence[str], key: str, default: str | None = Non
 def exclusive_nodes(overrides: list[str]) -> list[str]:
     """``overrides`` with what keeps one trial per node under the launcher they name (see the module's text)."""
     if "hydra/launcher=submitit_slurm" in overrides and not any("hydra.launcher.additional_parameters" in o for o in overrides):
-        _say(
+        say(
             "SLURM jobs ask for whole nodes (sbatch --exclusive): one trial per node; "
             "hydra.launcher.additional_parameters={} lets them share"
         )
@@ -61,19 +61,18 @@ def exclusive_nodes(overrides: list[str]) -> list[str]:
 def _ray(overrides: Sequence[str]) -> list[str]:
     """What a Ray sweep adds: each job's CPUs (a node's), and what lets the launcher join a running cluster."""
     address = override_value(overrides, "hydra.launcher.ray.init.address") or "null"
+    unset = address in ("null", "None", "")  # Ray joins a running cluster where it finds one, else starts one
     chosen = any("ray.remote.num_cpus" in o for o in overrides)
-    if address in ("local", "null", "None", "") and override_value(overrides, "hydra.launcher.ray.init.num_cpus") is not None:
-        address = "local"  # ray.init refuses num_cpus for a cluster it joins: the sweep means one of its own
-    if address == "local":
-        return [] if chosen else [_local_node(overrides)]
-    answer = probe("auto" if address in ("null", "None", "") else address)
-    if address in ("null", "None", "") and "none" in answer:  # no cluster running: Ray starts one here
+    # ray.init refuses num_cpus for a cluster it joins: with it, the sweep means a cluster of its own
+    own = address == "local" or (unset and override_value(overrides, "hydra.launcher.ray.init.num_cpus") is not None)
+    answer = {} if own else probe("auto" if unset else address)
+    if own or (unset and "none" in answer):  # no cluster running: Ray starts one here
         return [] if chosen else [_local_node(overrides)]
     # hydra-ray-launcher 1.2.2 always passes ray.init an object_store_memory, which Ray refuses when it joins a cluster
     added = [] if any("ray.init.object_store_memory" in o for o in overrides) else [JOIN]
     if chosen:
         return added
-    cpus = _cluster_node(answer, "a running Ray cluster" if address in ("null", "None", "") else f"the Ray cluster at {address}")
+    cpus = _cluster_node(answer, "a running Ray cluster" if unset else f"the Ray cluster at {address}")
     return [*added, *([f"++hydra.launcher.ray.remote.num_cpus={cpus}"] if cpus is not None else [])]
 
 
@@ -82,7 +81,7 @@ def _local_node(overrides: Sequence[str]) -> str:
     from harness.trial.cores import usable
 
     cpus = int(override_value(overrides, "hydra.launcher.ray.init.num_cpus") or usable())
-    _say(
+    say(
         f"each Ray job asks for all {cpus} CPUs of this machine's Ray node: one trial at a time; "
         "+hydra.launcher.ray.remote.num_cpus=1 lets them share"
     )
@@ -92,7 +91,7 @@ def _local_node(overrides: Sequence[str]) -> str:
 def _cluster_node(answer: dict, where: str) -> int | None:
     """The CPUs of the running cluster's smallest node, from the probe's ``answer``; ``None``, said why, when unknown."""
     if not answer.get("cpus"):
-        _say(
+        say(
             f"could not ask {where} for its nodes ({answer.get('error') or answer.get('none') or 'no live node'}): each job asks "
             "Ray for 1 CPU, so several may share a node; +hydra.launcher.ray.remote.num_cpus=<cores per node> gives each its own"
         )
@@ -102,7 +101,7 @@ def _cluster_node(answer: dict, where: str) -> int | None:
     line = f"each Ray job asks for {smallest} CPUs, all of the smallest of the {len(sizes)} node(s) of {where}: one trial per node"
     if largest >= 2 * smallest:
         line += f"; a node of {largest} CPUs can run {largest // smallest} at once (the report names trials that overlapped)"
-    _say(f"{line}; +hydra.launcher.ray.remote.num_cpus=1 lets them share")
+    say(f"{line}; +hydra.launcher.ray.remote.num_cpus=1 lets them share")
     return smallest
 
 
@@ -125,5 +124,6 @@ def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     return json.loads(lines[-1])
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
+    """A line of harness's own on stderr, beside Hydra's and the launcher's."""
     print(f"harness: {line}", file=sys.stderr, flush=True)
