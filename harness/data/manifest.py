@@ -57,9 +57,14 @@ class DatasetManifest:
         """
         from dataclasses import replace
 
-        whole = self.whole or self
+        whole = self.unsharded
         end = ranks * (len(whole.samples) // ranks)
         return replace(whole, samples=whole.samples[rank:end:ranks], rank=(rank, ranks), whole=whole)
+
+    @property
+    def unsharded(self) -> DatasetManifest:
+        """The whole dataset this manifest is one rank's share of; the manifest itself when it is no share."""
+        return self.whole if self.whole is not None else self
 
     @property
     def csv_path(self) -> Path:

@@ -75,8 +75,8 @@ class GrainLoader(Loader):
         super().__init__(conf, batch, dataset, seed, workdir, augment)
         self.grain = require("grain", what="loader=grain", extra="data")
         # a data-parallel rank slices the whole file list itself (the remainder dropped: equal steps per rank)
-        self.rank = dataset.rank if dataset.whole is not None else None
-        paths, labels, self.names = (dataset.whole if self.rank is not None else dataset).columns()
+        self.rank = dataset.rank
+        paths, labels, self.names = dataset.unsharded.columns()
         self.shuffle_seed = conf.seed if conf.seed is not None else seed
         self.per_epoch = -(-len(dataset) // batch.size)  # batches; the last may be partial
         self.ops: list[str] = []

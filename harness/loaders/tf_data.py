@@ -314,7 +314,7 @@ class TfDataLoader(ElementMaps, Loader):
         source = choice(c.source)
         if source == "tfrecord":
             return self._tfrecord_source()
-        paths, labels, ids = (self.dataset.whole or self.dataset).columns()
+        paths, labels, ids = self.dataset.unsharded.columns()
         if source == "list_files":
             pattern = str(self.dataset.images_dir / "*" / "*")
             ds = tf.data.Dataset.list_files(pattern, shuffle=False)

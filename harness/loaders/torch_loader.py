@@ -106,8 +106,8 @@ class TorchLoader(Loader):
         self.decode_device = "cuda"  # decoder=nvjpeg: where batches are decoded (tests decode on the CPU by the same path)
         # a data-parallel rank reads the whole file list through a DistributedSampler, as DDP scripts do; an
         # IterableDataset has no sampler, so it iterates the rank's slice of the list
-        self.rank = dataset.rank if dataset.whole is not None and choice(conf.style) == "map" else None
-        paths, labels, self.names = (dataset.whole if self.rank is not None else dataset).columns()
+        self.rank = dataset.rank if choice(conf.style) == "map" else None
+        paths, labels, self.names = (dataset.unsharded if self.rank is not None else dataset).columns()
         if self.augment is not None:
             torch.manual_seed(self.draw_seed)  # the pipeline's draws when num_workers=0 (workers get seeds from the generator)
         if self.decoder.name == "nvjpeg" and dataset.image_format() != "jpeg":

@@ -80,8 +80,8 @@ class TorchdataNodesLoader(Loader):
         require("torchdata.nodes", what="loader=torchdata_nodes", extra="data")
         self.torch = torch
         # a data-parallel rank samples the whole file list through a DistributedSampler, as the torchdata docs' DDP example
-        self.rank = dataset.rank if dataset.whole is not None else None
-        paths, labels, self.names = (dataset.whole if self.rank is not None else dataset).columns()
+        self.rank = dataset.rank
+        paths, labels, self.names = dataset.unsharded.columns()
         self.nodes: dict = {}  # the graph's nodes by their torchdata.nodes name, source first
         self.pinning = conf.pin_memory and torch.cuda.is_available()
         self.loader = self._graph(_Sample(paths, labels, batch), len(paths))

@@ -135,9 +135,9 @@ class WebDatasetLoader(Loader):
                 f"loader.num_workers={conf.num_workers}: the dataset has {len(self.urls)} samples, so only {len(self.urls)} shards; "
                 f"set loader.num_workers <= {len(self.urls)}"
             )
-        self.rank = dataset.rank if dataset.whole is not None else None
+        self.rank = dataset.rank
         if self.rank is not None:
-            self._check_rank_steps(len(dataset.whole), len(self.urls), self.rank[1])
+            self._check_rank_steps(len(dataset.unsharded), len(self.urls), self.rank[1])
         self.spec = self._spec()
         self.to_batch = ToBatchSample(batch, choice(conf.decode))
         self.dataset_obj = self._chain()
@@ -181,7 +181,7 @@ class WebDatasetLoader(Loader):
         # rank r's shards r, r+ranks, ... hold samples r, r+ranks, ... of the whole (shards are written round-robin),
         # the last one included: shards are split whole, so no remainder is dropped as a sampler drops it
         rank, ranks = self.rank
-        return [sample.filename for sample in self.dataset.whole.samples[rank::ranks]]
+        return [sample.filename for sample in self.dataset.unsharded.samples[rank::ranks]]
 
     def reference_pixels(self, path: str):
         """The decoder and map this family runs, applied to the file's bytes."""

@@ -140,7 +140,7 @@ def _memory_cache(cfg, manifest) -> str | None:
 def _cache_bytes(cfg, manifest) -> int | None:
     """What an in-memory cache of the whole dataset holds; ``None`` where the size is not known yet (a folder not indexed)."""
     ds, batch, loader = cfg.dataset, cfg.batch, cfg.loader
-    count = len(manifest.whole or manifest) if manifest is not None else getattr(ds, "count", None)  # all ranks' shares
+    count = len(manifest.unsharded) if manifest is not None else getattr(ds, "count", None)  # all ranks' shares
     if not count:
         return None
     if choice(getattr(loader, "cache_place", "after_resize")) == "after_decode":
