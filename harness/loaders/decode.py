@@ -25,6 +25,7 @@ files; ``tests/unit/test_decode.py`` holds every decoder to it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -221,6 +222,7 @@ def read_chw(path: str, channels: int, device: str = "cpu"):
     return decode_image(read_file(path), mode=mode)
 
 
+@functools.cache  # once a process: NVML's probe starts and stops NVML, and this runs per file (calibration times it)
 def _cuda() -> bool:
     from harness.trial.consumer import cuda_unavailable_reason
 
