@@ -31,7 +31,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_MS = 10.0
-SAMPLER_PCT: list[float] = []  # the sampler's own CPU in each harness run's measured phase, % of one core
 SECONDS = 6.0
 WARMUP = 3
 COUNT = 2048
@@ -111,7 +110,8 @@ def bare(pipeline: str, dataset: str) -> None:
                 return
 
 
-def through_harness(pipeline: str, cache: str) -> float:
+def through_harness(pipeline: str, cache: str) -> tuple[float, float]:
+    """(samples/s, the sampler's own CPU in the measured phase, % of one core) of one ``harness run``."""
     with tempfile.TemporaryDirectory() as out:
         args = [
             sys.executable,
@@ -131,8 +131,8 @@ def through_harness(pipeline: str, cache: str) -> float:
         if done.returncode != 0 or result is None:
             raise SystemExit(f"harness run failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
         supervisor = json.loads((result.parent / "supervisor.json").read_text())
-        SAMPLER_PCT.append(supervisor["monitor"]["overhead"]["measured_phase_cpu_pct_of_core"])
-        return json.loads(result.read_text())["summary"]["samples_per_s"]
+        sampler_pct = supervisor["monitor"]["overhead"]["measured_phase_cpu_pct_of_core"]
+        return json.loads(result.read_text())["summary"]["samples_per_s"], sampler_pct
 
 
 def in_bare_loop(pipeline: str, dataset: str) -> float:
@@ -163,10 +163,15 @@ def main() -> None:
     cache = os.environ.get("HARNESS_CACHE", str(Path.home() / ".cache" / "harness" / "datasets"))
     dataset = dataset_folder(cache)
     for pipeline in args.pipelines:
-        figures = {"bare": [], "harness": []}
+        figures: dict[str, list[float]] = {"bare": [], "harness": []}
+        sampler_pct: list[float] = []  # the sampler's own CPU in each harness run's measured phase, % of one core
         for r in range(args.rounds):  # alternate, starting with each side in turn
             for side in ("bare", "harness") if r % 2 == 0 else ("harness", "bare"):
-                value = in_bare_loop(pipeline, dataset) if side == "bare" else through_harness(pipeline, cache)
+                if side == "bare":
+                    value = in_bare_loop(pipeline, dataset)
+                else:
+                    value, pct = through_harness(pipeline, cache)
+                    sampler_pct.append(pct)
                 figures[side].append(value)
                 print(f"  {pipeline} round {r} {side:<8} {value:8.1f} samples/s", flush=True)
         b, h = statistics.median(figures["bare"]), statistics.median(figures["harness"])
@@ -176,8 +181,7 @@ def main() -> None:
             f"harness / bare = {h / b:.3f} (target >= 0.98)",
             flush=True,
         )
-        print(f"{pipeline}: the sampler's own CPU in the measured phase, median {statistics.median(SAMPLER_PCT):.2f}% of a core")
-        SAMPLER_PCT.clear()
+        print(f"{pipeline}: the sampler's own CPU in the measured phase, median {statistics.median(sampler_pct):.2f}% of a core")
 
 
 if __name__ == "__main__":
