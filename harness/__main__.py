@@ -23,6 +23,7 @@ commands:
   tune [overrides]         search a loader's knobs (Optuna) and confirm the best against its defaults
   diagnose [overrides]     split a loader's data stall into prep (CPU) and fetch (I/O): cold vs warm vs from memory
   calibrate [overrides]    measure this machine's CPU and I/O ceilings (or calibrate SWEEP_DIR), write ceilings.json
+  advise  SWEEP_DIR        predict what would speed the sweep's best up, run the top changes (--verify N), say what held
   datagen [overrides]      build the dataset a configuration describes, print its folder
   report  SWEEP_DIR        rebuild results.csv, write report.html and summary.md (sweeps do it themselves)
   check   SWEEP_DIR        CI regression gate: --save-baseline FILE, or --baseline FILE (exit 1 on a regression, 2 could not judge)
@@ -77,11 +78,24 @@ COMMAND_HELP = {
     "of each decode library the loaders use (decode + resize to batch.*, or decode + the augment pipeline; PIL for a loader that "
     "decodes nothing), timed over files in the page cache (warm-up, then passes for about a second; the median, fastest and "
     "slowest pass); the usable cores (affinity, cgroup quota); the dataset's read bandwidth (4 threads, after evicting the files "
-    "from the page cache). CPU ceiling = cores / the fastest pass's cost; I/O ceiling = bandwidth / mean file size; both in "
-    "samples/s, printed beside the accelerator's (batch.size / consumer.step_ms). Overrides compose jobs as sweep does (comma "
+    "from the page cache). For a SWEEP_DIR, each work's fastest chain also runs alone (consumer.step_ms=0, its family's most "
+    "parallel settings, one repeating iterator where it has one, 2 runs of 2 s on the sweep's engine, into SWEEP_DIR/ceilings/): "
+    "CPU ceiling = the larger of its steady state and the usable cores / its CPU per sample; I/O ceiling = bandwidth / mean file "
+    "size; both in samples/s, printed beside the accelerator's (batch.size / consumer.step_ms). Overrides compose jobs as sweep does "
+    "(comma "
     "lists give several) and write reports/<time>_calibrate/ceilings.json; a SWEEP_DIR is calibrated for its own trials' loaders "
     "into SWEEP_DIR/ceilings.json, which report then shows. Every sweep does that after its trials (10-20 s) unless "
     "report.ceilings=false or HARNESS_CEILINGS=0.\n",
+    "advise": "usage: python -m harness advise SWEEP_DIR [--verify N] [--repeats R] [--overwrite]\n\nPredicts what would make the "
+    "sweep's best variant faster and measures it. Every lever (epoch restarts: one repeating iterator, persistent workers, "
+    "autotuning off; parallel calls or workers against the usable cores; prefetch; a cache of decoded images; the decoder; "
+    "vectorized light ops; TFRecord shards; pin_memory on a GPU) over every variant gives a change, a set of overrides with a "
+    "predicted samples/s per epoch and the model behind it (the variant's steady state and restart cost, its CPU per sample, the "
+    "ceilings, one core's decode cost per decoder). The best and the top N changes (default 3) then run in R interleaved rounds "
+    "(default 3), each a warm-up epoch and one measured epoch, into SWEEP_DIR/advice/; SWEEP_DIR/advice.json and the report's "
+    '"Advice, checked" give each change\'s prediction, its measured gain against the best of the same round, and a verdict '
+    "(confirmed, smaller or larger than predicted, no gain, slower). A change that measured slower is never advised. A sweep "
+    "without ceilings.json is calibrated first. sweep ... report.verify=N does this after the sweep's trials.\n",
     "augbench": "usage: python -m harness augbench [--quiet] [overrides]\n\nTimes each op of the augment pipeline, and the whole "
     "pipeline, on one thread over decoded images in memory (no loader): warm-up, augment.bench_passes timed passes, median "
     "images/s with min, max and CV (flagged unstable above augment.bench_cv). Alone, it times augment=resize_rotate in every "
@@ -143,6 +157,12 @@ def _augbench(args: list[str]) -> int:
     return augbench(args)
 
 
+def _advise(args: list[str]) -> int:
+    from harness.commands.advise import advise
+
+    return advise(args)
+
+
 def _calibrate(args: list[str]) -> int:
     from harness.commands.calibrate import calibrate
 
@@ -180,6 +200,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "tune": _tune,
     "diagnose": _diagnose,
     "calibrate": _calibrate,
+    "advise": _advise,
     "datagen": _datagen,
     "report": _report,
     "check": _check,
@@ -187,7 +208,17 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-CONFIG_COMMANDS = ("run", "sweep", "augbench", "tune", "diagnose", "calibrate", "datagen", "list")  # the commands that compose configs
+CONFIG_COMMANDS = (
+    "run",
+    "sweep",
+    "augbench",
+    "tune",
+    "diagnose",
+    "calibrate",
+    "advise",
+    "datagen",
+    "list",
+)  # the commands that compose configs
 _CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
@@ -216,7 +247,7 @@ def take_config_dirs(args: list[str]) -> list[str]:
     return rest
 
 
-QUIET_COMMANDS = ("run", "sweep", "augbench", "tune", "diagnose", "datagen")  # the commands that draw progress bars
+QUIET_COMMANDS = ("run", "sweep", "augbench", "tune", "diagnose", "advise", "datagen")  # the commands that draw progress bars
 _QUIET_FLAGS = ("--quiet", "-q")
 
 

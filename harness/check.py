@@ -110,7 +110,7 @@ def collect(root: Path) -> dict:
     Each variant also lists its ``problems``: trials that did not finish ok and planned trials
     without a result; the check cannot judge such a variant. An unreadable result file stops it.
     """
-    from harness.report.data import load
+    from harness.results.sweep import load
     from harness.results.table import no_results
 
     sweep = load(root)
@@ -128,7 +128,7 @@ def collect(root: Path) -> dict:
 
 
 def _repeat(t) -> dict:
-    from harness.report.data import METRICS as SUMMARY_METRICS
+    from harness.results.sweep import METRICS as SUMMARY_METRICS
 
     w = windows(t.steps, cpu=cpu_clock(t))
     return {

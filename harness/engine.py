@@ -38,6 +38,7 @@ import harness.progress as progress
 from harness.errors import ConfigError, HarnessError
 from harness.results.model import TrialResult
 from harness.trial import preflight, stop
+from harness.trial.alone import ALONE_DIR
 
 SCHEDULE_FILE = "schedule.json"  # the sweep's seed, each round's order of jobs, then the augbench folders
 BENCH_DIR = "augbench"  # <sweep>/augbench/<library-ops>/: the one-thread benchmark of each pipeline a sweep augments
@@ -62,6 +63,7 @@ class JobPlan:
     error: str | None = None  # why no trial can run (e.g. a folder without images)
     kind: str = "trial"  # trial.kind: trial | augbench
     env: dict[str, str] = field(default_factory=dict)  # the child's process settings (augbench: one thread)
+    tag: str = ""  # printed before its trials' lines: "chain alone" for a ceiling's run among the sweep's trials
 
     def trial_dir(self, repeat: int) -> Path:
         """``JOB/repeat-N/`` for a trial; an augbench job runs once and writes into ``JOB/``."""
@@ -251,30 +253,89 @@ def schedule(plans: Sequence[JobPlan], seed: int) -> list[list[JobPlan]]:
     return rounds
 
 
+# report.ceilings as the sweep's command line set it ("full", "quick" or None): the harness launcher then runs each
+# work's chain alone in the sweep's own rounds (harness.trial.alone); launch sets it around Hydra's run
+_ALONE: str | None = None
+
+
+@contextmanager
+def chains_alone(mode: str | None) -> Iterator[None]:
+    """Within this block, a sweep's rounds include each work's chain run alone (``mode``: "full", "quick"; None: not)."""
+    global _ALONE
+    saved, _ALONE = _ALONE, mode
+    try:
+        yield
+    finally:
+        _ALONE = saved
+
+
 def run_planned(plans: Sequence[JobPlan], *, bench: bool = True) -> list[TrialResult]:
     """Every trial of the planned jobs in interleaved rounds, then the augbench of each distinct pipeline.
 
-    The order is recorded in ``<sweep>/schedule.json``; results.csv is rewritten after each trial.
-    On a terminal a bar under the trials' lines shows trial i/N, the variant and an ETA (:mod:`harness.progress`).
+    Where a sweep calibrates (:func:`chains_alone`), each round also runs every work's chain alone,
+    into ``<sweep>/ceilings/``. The order is recorded in ``<sweep>/schedule.json``; results.csv is
+    rewritten after each trial. On a terminal a bar under the trials' lines shows trial i/N, the
+    variant and an ETA (:mod:`harness.progress`).
     """
     from harness.data.manifest import write_json_atomic
 
     if not plans:
         return []
     root, seed = plans[0].root, plans[0].seed
-    rounds = schedule(plans, seed)
+    alone = alone_plans(plans) if bench and _ALONE is not None else []
+    rounds = schedule([*plans, *alone], seed)
     benches = bench_plans(plans) if bench else []
     if len(rounds) > 1 and len(plans) > 1:
         print(f"  {len(rounds)} rounds, each job once per round in a shuffled order (seed {seed})", flush=True)
-    write_json_atomic(Path(root) / SCHEDULE_FILE, _schedule_record(Path(root), seed, rounds, benches))
+    if alone:
+        print(f"  and in each round, {len(alone)} chain(s) alone for the CPU ceilings -> {Path(root) / ALONE_DIR}", flush=True)
+    sweep_rounds = [[p for p in this if p.root == root] for this in rounds]
+    write_json_atomic(Path(root) / SCHEDULE_FILE, _schedule_record(Path(root), seed, sweep_rounds, benches))
     results = []
-    with progress.sweep(sum(map(len, rounds)) + len(benches), [p.overrides for p in plans]) as bar:
+    with progress.sweep(sum(map(len, rounds)) + len(benches), [p.overrides for p in [*plans, *alone]]) as bar:
         for r, this in enumerate([*rounds, benches]):
             for position, p in enumerate(this):
                 where = {"round": r, "position": position, "jobs_in_round": len(this)}
                 with bar.trial(p.overrides, r, len(rounds)):
                     results.append(run_one(p, 0 if p.kind == "augbench" else r, where))
     return results
+
+
+def alone_plans(plans: Sequence[JobPlan]) -> list[JobPlan]:
+    """One job per group of variants doing the same work: the first of the group, run alone (:mod:`harness.trial.alone`).
+
+    Each gets ``<sweep>/ceilings/<that variant's job>/``; a group whose run cannot be composed is left
+    to the calibration after the trials, which says why.
+    """
+    from harness.config.compose import compose, to_typed
+    from harness.loaders import get_loader
+    from harness.trial import alone
+
+    first: dict[str, tuple[JobPlan, Any]] = {}
+    for p in sorted(plans, key=lambda p: p.job):
+        if p.kind != "trial" or p.error is not None:
+            continue
+        typed = to_typed(OmegaConf.create(p.config))
+        family = get_loader(typed.loader.name)
+        key = alone.group(p.config, family.knobs) if family.needs(typed.loader).dataset else None
+        if key is not None and key not in first:
+            first[key] = (p, typed)
+    seconds = alone.QUICK_SECONDS if _ALONE == "quick" else alone.SECONDS
+    out = []
+    for p, typed in first.values():
+        family = get_loader(typed.loader.name)
+        ran = alone.overrides(p.overrides, family, typed.loader, alone.usable_cores(p.config), seconds=seconds, repeats=p.repeats)
+        folder = p.root / ALONE_DIR
+        try:
+            cfg = compose(ran)
+            check_job(cfg)
+        except HarnessError as exc:
+            print(f"  job {p.job}'s chain alone: {exc}; the calibration after the trials tries again", flush=True)
+            continue
+        planned = plan_job(cfg, folder / str(p.job), folder, job=p.job, overrides=ran)
+        planned.tag = "chain alone"
+        out.append(planned)
+    return out
 
 
 def _schedule_record(root: Path, seed: int, rounds: list[list[JobPlan]], benches: list[JobPlan]) -> dict:
@@ -361,21 +422,19 @@ def outcomes(results: Sequence[TrialResult]) -> dict[int, JobOutcome]:
     return out
 
 
-def run_jobs(jobs: Sequence[Sequence[str]], root: Path, *, first_job: int = 0) -> list[TrialResult]:
+def run_jobs(jobs: Sequence[Sequence[str]], root: Path, *, first_job: int = 0, numbers: Sequence[int] | None = None) -> list[TrialResult]:
     """Jobs given as override lists (not a grid) through the same engine: check all, plan each, run in rounds.
 
     For commands whose jobs are not a Cartesian product (``diagnose``: the same loader warm and
     cold beside a consumer fed from memory; ``tune``'s confirmation of the best against AUTOTUNE).
-    Job ``i`` gets the folder ``root/<first_job + i>``.
+    Job ``i`` gets the folder ``root/<first_job + i>``, or ``root/<numbers[i]>`` where numbers are given.
     """
     from harness.config.compose import compose
 
     configs = [compose(list(job)) for job in jobs]
     check_jobs(configs)
-    plans = [
-        plan_job(cfg, root / str(first_job + i), root, job=first_job + i, overrides=list(job))
-        for i, (cfg, job) in enumerate(zip(configs, jobs))
-    ]
+    ids = list(numbers) if numbers is not None else [first_job + i for i in range(len(jobs))]
+    plans = [plan_job(cfg, root / str(n), root, job=n, overrides=list(job)) for n, cfg, job in zip(ids, configs, jobs)]
     return run_planned(plans, bench=False)
 
 
@@ -402,7 +461,8 @@ def run_one(p: JobPlan, repeat: int, where: dict[str, int]) -> TrialResult:
             env=p.env or None,
             schedule=where,
         )
-    print(format_line(result), flush=True)
+    line = format_line(result)
+    print(line.replace("  job", f"  {p.tag}, job", 1) if p.tag else line, flush=True)
     write_table(p.root)
     return result
 

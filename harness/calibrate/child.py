@@ -47,6 +47,8 @@ def calibrate(request: dict) -> Ceilings:
     works = _works(request.get("works", []), notes)
     each = min(MAX_WORK_S, max(MIN_WORK_S, budget * (1 - DISK_SHARE) / max(len(works), 1)))
     found = [_cost(work, config, files, cores, each, notes) for work, config in works]
+    first = next(iter(files.values()), ([], []))[0]
+    tf_works = any(w.decoder == "tf_image" for w, _ in works)
     return Ceilings(
         measured_at=datetime.now().isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - started, 2),
@@ -57,7 +59,18 @@ def calibrate(request: dict) -> Ceilings:
         costs=[c for c in found if c is not None],
         disks=[d for d in disks if d is not None],
         notes=notes,
+        map_ms=_guarded(costs.map_call_ms, notes, "tf.data's map call") if tf_works else None,
+        open_ms=_guarded(lambda: costs.open_ms(first), notes, "a file's open") if first else None,
     )
+
+
+def _guarded(measure, notes: list[str], what: str) -> float | None:
+    """A small constant the advice's models use, or None with a note where it could not be timed."""
+    try:
+        return round(measure(), 5)
+    except (HarnessError, OSError, ValueError) as exc:
+        notes.append(f"{what} not timed ({type(exc).__name__}: {exc})")
+        return None
 
 
 def _works(asked: list[dict], notes: list[str]) -> list[tuple[Work, str | None]]:

@@ -162,3 +162,59 @@ def _tf_pass(paths: Sequence[str], shape: Shape, resize: bool) -> tuple[Callable
 
     what = f"tf.data map(read_file+{op}" + ("+resize+cast" if resize else "") + ", one thread)"
     return run_pass, what
+
+
+def map_call_ms(count: int = 20_000) -> float:
+    """tf.data's cost of one per-element map call, ms of one core: a map of a trivial op against none, one thread.
+
+    What vectorizing a light op saves per sample (it then runs once per batch): the call's
+    dispatch, apart from the pixel work, which stays.
+    """
+    from harness.errors import require
+
+    tf = require("tensorflow", what="the map call's cost", extra="tf")
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.autotune.enabled = False
+    plain = tf.data.Dataset.range(count).with_options(options)
+    mapped = tf.data.Dataset.range(count).map(lambda x: x + 1).with_options(options)
+
+    def seconds(dataset) -> float:
+        started = time.perf_counter()
+        for _ in dataset.batch(256):  # batched: Python's per-element iteration is no part of either
+            pass
+        return time.perf_counter() - started
+
+    seconds(plain), seconds(mapped)  # warm-up: tracing, the first iterators
+    base = min(seconds(plain) for _ in range(3))
+    with_map = min(seconds(mapped) for _ in range(3))
+    return max(with_map - base, 0.0) / count * 1000
+
+
+def open_ms(paths: Sequence[str], files: int = 200) -> float:
+    """Opening, reading and closing one file, beyond reading its bytes from one open file, ms of one core.
+
+    What reading samples from a few shard files saves per sample on this file system (the
+    files are in the page cache: the figure is the system calls' cost, not a disk's latency).
+    """
+    chosen = list(paths[:files])
+    blobs: list[bytes] = []
+    started = time.perf_counter()
+    for _ in range(2):  # the second pass is timed: the first brings the files into the page cache
+        started = time.perf_counter()
+        blobs = []
+        for path in chosen:
+            with open(path, "rb") as handle:
+                blobs.append(handle.read())
+    each = time.perf_counter() - started
+    import tempfile
+
+    with tempfile.TemporaryFile() as joined:
+        joined.write(b"".join(blobs))
+        joined.flush()
+        joined.seek(0)
+        started = time.perf_counter()
+        for blob in blobs:
+            joined.read(len(blob))
+        one = time.perf_counter() - started
+    return max(each - one, 0.0) / max(len(chosen), 1) * 1000

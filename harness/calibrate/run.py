@@ -1,12 +1,19 @@
-"""The parent's side of a calibration: what to measure, and the child process that measures it.
+"""The parent's side of a calibration: what to measure, the child process that times decoding, the chains run alone.
 
 After a sweep, the works come from the trials' own records (each ok trial's loader as its
 family described it, its dataset, batch and augment pipeline: :func:`harness.results.ceilings.work_of`)
-and the usable cores from their environment. For ``python -m harness calibrate`` with
-overrides no trial has run, so the child builds each job's loader (without iterating it) to
-read the same description. Either way, one child process (:mod:`harness.calibrate.child`)
-with every thread pool at one thread does all the timing, under a timeout; a timeout, a
-crash or a signal kills its whole process group, as a trial's.
+and the usable cores from their environment. Two measurements follow:
+
+* the CPU ceilings, as the pipelines run (:mod:`harness.calibrate.alone`): each work's fastest
+  chain run alone, in trials of its own on the sweep's engine;
+* one core's decode cost per library, and each dataset's read bandwidth: one child process
+  (:mod:`harness.calibrate.child`) with every thread pool at one thread does that timing, under a
+  timeout; a timeout, a crash or a signal kills its whole process group, as a trial's. Beside
+  each decoding work the two fastest jobs do, the other decoders their family could use are
+  timed on the same files, for the advice's decoder lever.
+
+For ``python -m harness calibrate`` with overrides no trial has run, so the child builds each
+job's loader (without iterating it) to read the same description, and no chain runs alone.
 """
 
 from __future__ import annotations
@@ -16,15 +23,16 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.results.ceilings import CEILINGS_FILE, Ceilings, read, usable_cores, work_of
+from harness.results.ceilings import CEILINGS_FILE, Ceilings, Work, read, usable_cores, work_of
 
 BUDGET_S = 10.0  # seconds of timing the child spreads over the datasets' reads and the works
 TIMEOUT_S = 120.0  # the child is killed after this: framework imports on a busy machine take their time
-MAX_WORKS = 8  # distinct works timed at most; the others are named in the notes
+MAX_WORKS = 12  # distinct works timed at most (the sweep's, then other decoders'); the others are named in the notes
+ALTERNATIVES_OF = 2  # the fastest jobs whose decoding work is timed with every other decoder of their family
 CHILD = "harness.calibrate.child"
 
 
@@ -39,25 +47,43 @@ class Plan:
 
 
 def plan_sweep(root: Path) -> Plan:
-    """The works of a finished sweep's ok trials, each once, and the datasets they read."""
+    """The works of a finished sweep's ok trials, each once, the other decoders of the fastest, and the datasets they read."""
     from harness.results.table import scan
 
-    plan, seen = Plan(), set()
-    for _, t in scan(Path(root)).results:
-        if t.kind != "trial" or t.status != "ok":
-            continue
+    plan, seen = Plan(), set[Work]()
+    trials = [t for _, t in scan(Path(root)).results if t.kind == "trial" and t.status == "ok"]
+    for t in trials:
         if plan.cores is None:
             cores, how = usable_cores(t.environment)
             plan.cores = (cores, how) if cores else None
         dataset = t.dataset.get("root")
         if dataset and t.dataset.get("count") and dataset not in plan.datasets:
             plan.datasets.append(str(dataset))
+        _add(plan, seen, work_of(t.config, t.loader, t.dataset, t.augment), Path(root) / str(t.job) / "trial.yaml")
+    for t in _fastest(trials, ALTERNATIVES_OF):
         work = work_of(t.config, t.loader, t.dataset, t.augment)
-        if work is not None and work not in seen:
-            seen.add(work)
-            config = Path(root) / str(t.job) / "trial.yaml"
-            plan.works.append({"work": asdict(work), "config": str(config) if config.exists() else None})
+        for name in (t.loader.get("knobs") or {}).get("decoders") or []:
+            if work is not None and name != work.decoder:
+                _add(plan, seen, replace(work, decoder=name), Path(root) / str(t.job) / "trial.yaml")
     return _capped(plan)
+
+
+def _add(plan: Plan, seen: set, work: Work | None, config: Path) -> None:
+    if work is not None and work not in seen:
+        seen.add(work)
+        plan.works.append({"work": asdict(work), "config": str(config) if config.exists() else None})
+
+
+def _fastest(trials: list, n: int) -> list:
+    """The first ok repeat of the ``n`` jobs with the highest median samples/s whose family has a decoder knob."""
+    import statistics
+
+    jobs: dict[int, list] = {}
+    for t in trials:
+        if (t.loader.get("knobs") or {}).get("decoder"):
+            jobs.setdefault(t.job, []).append(t)
+    ranked = sorted(jobs.values(), key=lambda ts: -statistics.median(x.summary.get("samples_per_s") or 0.0 for x in ts))
+    return [ts[0] for ts in ranked[:n]]
 
 
 def plan_configs(configs: list[Path], datasets: list[str]) -> Plan:
@@ -112,9 +138,34 @@ def measure(plan: Plan, out: Path, *, budget_s: float = BUDGET_S, timeout_s: flo
     return read(out)
 
 
-def for_sweep(root: Path, **kw) -> Ceilings | None:
-    """Measure the ceilings of a finished sweep into ``root/ceilings.json``; None where it has nothing to measure."""
+def for_sweep(root: Path, *, seconds: float | None = None, repeats: int | None = None, **kw) -> Ceilings | None:
+    """Measure the ceilings of a finished sweep into ``root/ceilings.json``; None where it has nothing to measure.
+
+    The CPU ceilings come from the chains the sweep's rounds ran alone (``root/ceilings/``), or, where
+    another launcher ran the sweep, from running them now; then the child times decoding and reads
+    the disks, and the file is written once both are in.
+
+    Args:
+        seconds, repeats: of each run alone after the trials (:data:`harness.trial.alone.SECONDS`, 2 by default).
+    """
+    from harness.calibrate import alone
+
     plan = plan_sweep(root)
     if not plan.datasets and not plan.works:
         return None
-    return measure(plan, Path(root) / CEILINGS_FILE, **kw)
+    cores = plan.cores[0] if plan.cores else alone_cores()
+    pipelines = alone.pipelines(Path(root), cores)
+    if not pipelines:
+        pipelines, notes = alone.run_after(Path(root), cores, seconds=seconds or alone.SECONDS, repeats=repeats or 2)
+        plan.notes += notes
+    out = Path(root) / CEILINGS_FILE
+    found = measure(plan, out, **kw)
+    found.pipelines = pipelines
+    found.write(out)
+    return found
+
+
+def alone_cores() -> float:
+    from harness.calibrate.probes import usable_cores as probe
+
+    return probe()[0]

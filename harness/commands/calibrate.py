@@ -19,40 +19,48 @@ from pathlib import Path
 from harness.errors import ConfigError, HarnessError
 from harness.results.ceilings import CEILINGS_FILE, Ceilings, Work
 
-OPTION = "report.ceilings"  # on the sweep's command line: false skips the calibration after the trials
-ENV_SWITCH = "HARNESS_CEILINGS"  # 0 / false: the same for every sweep of this environment (a CI job, a test suite)
-_FALSE, _TRUE = ("0", "false", "no", "off"), ("1", "true", "yes", "on")
+OPTION = "report.ceilings"  # on the sweep's command line: false skips the calibration after the trials, quick shortens it
+ENV_SWITCH = "HARNESS_CEILINGS"  # 0 / false / quick: the same for every sweep of this environment (a CI job, a test suite)
+_FALSE, _TRUE, QUICK = ("0", "false", "no", "off"), ("1", "true", "yes", "on"), "quick"
+# quick: each chain alone once for 1 s and a 2 s decode budget, for smoke tests; the figures are rougher, the rules the same
+QUICK_SECONDS, QUICK_BUDGET_S = 1.0, 2.0  # each chain's one run after the trials (in the rounds: harness.trial.alone), the decode timing
 
 
-def take_option(args: Sequence[str]) -> tuple[list[str], bool]:
-    """(the arguments without ``report.ceilings=...``, whether to calibrate after the sweep)."""
-    on = os.environ.get(ENV_SWITCH, "1").strip().lower() not in _FALSE
+def take_option(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """(the arguments without ``report.ceilings=...``, how to calibrate after the sweep: "full", "quick" or None: not)."""
+    mode = _mode(os.environ.get(ENV_SWITCH, "1"), ENV_SWITCH)
     rest = []
     for arg in args:
         key, eq, value = arg.partition("=")
         if key.lstrip("+") != OPTION or not eq:
             rest.append(arg)
-        elif value.strip().lower() in _FALSE + _TRUE:
-            on = value.strip().lower() in _TRUE
         else:
-            raise ConfigError(f"{OPTION}={value}: true or false (false: no calibration after the trials)")
-    return rest, on
+            mode = _mode(value, OPTION)
+    return rest, mode
 
 
-def after_sweep(root: Path) -> None:
+def _mode(value: str, where: str) -> str | None:
+    text = value.strip().lower()
+    if text in _FALSE + _TRUE + (QUICK,):
+        return None if text in _FALSE else QUICK if text == QUICK else "full"
+    raise ConfigError(f"{where}={value}: true, false or quick (false: no calibration after the trials; quick: a shorter one)")
+
+
+def after_sweep(root: Path, mode: str | None = "full") -> None:
     """Measure the sweep's ceilings into ``root/ceilings.json`` for its report; a failure is a warning, not the sweep's."""
-    from harness.calibrate.run import measure, plan_sweep
+    from harness.calibrate.run import for_sweep, plan_sweep
 
     plan = plan_sweep(root)
-    if not plan.datasets and not plan.works:
+    if mode is None or (not plan.datasets and not plan.works):
         return  # no trial read a dataset (loader=synthetic): nothing to calibrate
     print(f"calibrating this machine's ceilings ({OPTION}=false skips it)", flush=True)
     try:
-        ceilings = measure(plan, root / CEILINGS_FILE)
+        ceilings = for_sweep(root, seconds=QUICK_SECONDS, repeats=1, budget_s=QUICK_BUDGET_S) if mode == QUICK else for_sweep(root)
     except HarnessError as exc:
         print(f"WARNING: no ceilings in the report: {exc}", file=sys.stderr, flush=True)
         return
-    print(f"  {_headline(ceilings)}", flush=True)
+    if ceilings is not None:
+        print(f"  {_headline(ceilings)}", flush=True)
 
 
 def calibrate(args: list[str]) -> int:
@@ -115,7 +123,7 @@ def _accelerator_line(size: int, step_ms: float) -> str:
 
 
 def _headline(c: Ceilings) -> str:
-    cpu = ", ".join(f"{c_.work.label} {c_.cpu_samples_per_s:,.0f}" for c_ in c.costs) or "none measured"
+    cpu = ", ".join(f"{p.work.label} {p.cpu_samples_per_s:,.0f}" for p in c.pipelines) or "none measured"
     io = ", ".join(f"{d.io_samples_per_s:,.0f} ({d.cache})" for d in c.disks) or "none measured"
     return f"ceilings, samples/s: CPU ({c.cores:g} cores): {cpu}; I/O: {io}; measured in {c.seconds:.1f} s"
 
@@ -125,12 +133,14 @@ def lines(c: Ceilings, accelerators: Sequence[str] = ()) -> list[str]:
     out = [
         f"ceilings of {c.hostname} ({c.cpu_model}; {c.cores:g} usable CPUs: {c.cores_how}), measured {c.measured_at} in {c.seconds:.1f} s:"
     ]
+    for p in c.pipelines:
+        out.append(
+            f"  CPU  {p.work.label}: the chain alone (job {p.job}) {p.samples_per_s:,.0f} samples/s steady, "
+            f"{p.core_ms_per_sample:.2f} ms of core time a sample -> ceiling {p.cpu_samples_per_s:,.0f} samples/s on {c.cores:g} CPUs"
+        )
     for cost in c.costs:
         spread = f"fastest {cost.min_ms:.2f}, slowest {cost.max_ms:.2f}, CV {cost.cv:.0%}" + (", unstable" if cost.unstable else "")
-        out.append(
-            f"  CPU  {cost.work.label}: {cost.ms_per_sample:.2f} ms per sample on one core ({spread}) "
-            f"-> {cost.cpu_samples_per_s:,.0f} samples/s on {c.cores:g} CPUs at the fastest pass"
-        )
+        out.append(f"  decode  {cost.work.label}: {cost.ms_per_sample:.2f} ms per sample on one core ({spread})")
     for d in c.disks:
         cache = "cold (evicted first)" if d.cache == "evicted" else "page cache state unknown"
         out.append(

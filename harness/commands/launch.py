@@ -21,17 +21,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.advice.checked import ADVICE_DIR, ADVICE_FILE
+from harness.commands.advise import take_option as take_verify_option
 from harness.commands.calibrate import take_option as take_ceilings_option
 from harness.commands.nodes import exclusive_nodes, override_value, say
 from harness.commands.outputs import FAILED_TRIALS_EXIT, new_result_dir
 from harness.config import CONF_DIR, register_configs
 from harness.config.compose import compose, expand_sweep
-from harness.engine import BENCH_DIR, SCHEDULE_FILE, check_job, receiving, task
+from harness.engine import BENCH_DIR, SCHEDULE_FILE, chains_alone, check_job, receiving, task
 from harness.errors import HarnessError
 from harness.results.ceilings import CEILINGS_FILE
 from harness.results.model import RESULT_FILE
 from harness.results.table import TABLE_FILE, write_table
 from harness.trial import preflight, stop
+from harness.trial.alone import ALONE_DIR
 
 
 def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
@@ -43,6 +46,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     """
     overrides, overwrite = take_overwrite(overrides)
     overrides, ceilings = take_ceilings_option(overrides)  # report.ceilings=false: no calibration after the trials
+    overrides, verify = take_verify_option(overrides)  # report.verify=N: run the top N recommended changes after the trials
     overrides, flags = split_flags(overrides)
     overrides = exclusive_nodes([open_kwargs(o) for o in overrides])
     if flags:  # --cfg job, --info ...: Hydra answers and runs nothing
@@ -69,7 +73,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
     count = f"{len(jobs)} job(s)" if sweeper == "basic" else f"hydra/sweeper={sweeper} picks the jobs"
     print(f"harness: {count} -> {root}", flush=True)
     made = _first_missing(root)  # the folder this sweep will create first (None: root exists)
-    with stop.stopping_on_signals(), receiving() as arrived:
+    with stop.stopping_on_signals(), receiving() as arrived, chains_alone(ceilings if multirun else None):
         try:
             _run_hydra(argv)
         except stop.Interrupted:
@@ -80,6 +84,8 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
             raise
         _bring_back(root, arrived)
         _write_outputs(root, multirun, trace=first.monitor.trace, ceilings=ceilings)
+        if multirun and verify and stop.requested() is None and (root / TABLE_FILE).exists():
+            _verify(root, verify)
     signum = stop.requested()
     if signum is not None:
         _exit_interrupted(root, signum)
@@ -131,7 +137,7 @@ def _folder_name(typed) -> str:
     return "augbench" if choice(typed.trial.kind) == "augbench" and typed.name == "default" else typed.name
 
 
-def _write_outputs(root: Path, multirun: bool, *, trace: bool, ceilings: bool = False) -> None:
+def _write_outputs(root: Path, multirun: bool, *, trace: bool, ceilings: str | None = None) -> None:
     """results.csv, and for a sweep the merged trace, the ceilings (``ceilings``) and the report, over every trial that finished."""
     if not root.exists() or not any(root.glob(f"**/{RESULT_FILE}")):
         return  # stopped before any trial ended
@@ -144,13 +150,25 @@ def _write_outputs(root: Path, multirun: bool, *, trace: bool, ceilings: bool = 
         if multirun and ceilings and stop.requested() is None:  # after the trials, in a process of its own
             from harness.commands.calibrate import after_sweep
 
-            after_sweep(root)
+            after_sweep(root, ceilings)
         if multirun:
             from harness.report.render import write_report
 
             write_report(root)
     except stop.Interrupted:  # a second signal: the trials are already stopped, so leave at once
         print(f"stopped while writing the report; python -m harness report {root} writes it", file=sys.stderr, flush=True)
+
+
+def _verify(root: Path, n: int) -> None:
+    """Run the top ``n`` recommended changes against the sweep's best, then write the report again with what they measured."""
+    from harness.commands.advise import after_sweep
+    from harness.report.render import write_report
+
+    try:
+        after_sweep(root, n)
+        write_report(root)
+    except stop.Interrupted:  # a signal during the verification: its finished trials stay under advice/
+        print(f"stopped while verifying the advice; python -m harness advise {root} runs it again", file=sys.stderr, flush=True)
 
 
 def _exit_interrupted(root: Path, signum: int) -> None:
@@ -175,7 +193,17 @@ def open_kwargs(override: str) -> str:
 
 OVERWRITE_FLAG = "--overwrite"  # the harness's own flag, taken out before Hydra sees the command line
 # What a run or sweep writes at the top of its folder; --overwrite deletes these and nothing else.
-OUTPUT_FILES = (TABLE_FILE, "report.html", "summary.md", SCHEDULE_FILE, "trace.json", "multirun.yaml", "trial.yaml", CEILINGS_FILE)
+OUTPUT_FILES = (
+    TABLE_FILE,
+    "report.html",
+    "summary.md",
+    SCHEDULE_FILE,
+    "trace.json",
+    "multirun.yaml",
+    "trial.yaml",
+    CEILINGS_FILE,
+    ADVICE_FILE,
+)
 
 
 def take_overwrite(args: Sequence[str]):
@@ -213,7 +241,8 @@ def _made_here(entry: Path) -> bool:
     if entry.is_symlink() or not entry.is_dir():
         return entry.name in OUTPUT_FILES
     job = entry.name.isdigit() and ((entry / "trial.yaml").exists() or (entry / ".hydra").exists())
-    return job or entry.name in (".hydra", ".submitit", BENCH_DIR) or re.fullmatch(r"repeat-\d+", entry.name) is not None
+    made = (".hydra", ".submitit", BENCH_DIR, ALONE_DIR, ADVICE_DIR)
+    return job or entry.name in made or re.fullmatch(r"repeat-\d+", entry.name) is not None
 
 
 # Hydra's own flags that take a value

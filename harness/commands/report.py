@@ -31,8 +31,8 @@ def report(args: list[str]) -> int:
 
     for line in order_summary(root):
         print(line)
-    from harness.report.data import load
     from harness.report.render import write
+    from harness.results.sweep import load
 
     sweep = load(root, options.get("report.baseline"))
     html = write(sweep)

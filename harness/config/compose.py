@@ -107,6 +107,21 @@ def expand_sweep(overrides: Sequence[str], params: dict | None = None) -> list[l
     return [list(job) for job in itertools.product(*axes.values())]
 
 
+def override_key(override: str) -> str:
+    """``+experiment/x=a`` -> ``experiment/x``; ``++loader.kwargs.n=2`` -> ``loader.kwargs.n``: what an override sets."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def merge_overrides(base: Sequence[str], changes: Sequence[str]) -> list[str]:
+    """``base`` with ``changes`` applied: a change replaces the base's override of the same key, else comes last.
+
+    Hydra refuses a key given twice, so a job's overrides and the changes made to it (the
+    CPU ceiling's run alone, an advised change) become one list before composing.
+    """
+    keys = {override_key(c) for c in changes}
+    return [o for o in base if override_key(o) not in keys] + list(changes)
+
+
 def _is_sweep(override: str) -> bool:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 

@@ -63,6 +63,29 @@ class Needs:
     framework: tuple[str, str] | None = None  # (module, pip extra), e.g. ("tensorflow", "tf")
 
 
+@dataclass(frozen=True)
+class Knobs:
+    """The family's keys that set how it uses the machine: the advice turns them, the CPU ceiling's run alone sets them.
+
+    Each is a full override key (``loader.num_workers``) or None where the family has no such
+    knob. The worker records them in result.json (``loader.knobs``), so the advice reads them
+    from results and never imports a family.
+    """
+
+    parallel: str | None = None  # map calls or worker count
+    parallel_auto: str | None = None  # a value of ``parallel`` that lets the framework choose ("autotune"); None: give a count
+    prefetch: str | None = None  # batches prepared ahead of the consumer (none, a count or autotune)
+    persistent: str | None = None  # a bool that keeps the workers alive across epochs
+    decoder: str | None = None  # the decode library (harness/loaders/decode.py's names)
+    decoders: tuple[str, ...] = ()  # the values ``decoder`` takes that decode on the CPU
+    cache: str | None = None  # caches decoded samples: its value "memory" turns it on
+    autotune: str | None = None  # a bool that switches the framework's autotuning
+    vectorize: str | None = None  # a bool that runs the light per-sample ops on whole batches
+    pin_memory: str | None = None  # a bool that hands page-locked batches to a CUDA consumer
+    shards: tuple[str, ...] = ()  # the overrides that read the dataset from shards (TFRecord) instead of files
+    continuous: bool = False  # trial.epoch_mode=continuous works (one repeating iterator)
+
+
 class Loader(abc.ABC):
     """Base class of every loader family."""
 
@@ -116,6 +139,25 @@ class Loader(abc.ABC):
         """Run the trial's pipeline on decoded uint8 HWC images, as the loader runs it (sample grids)."""
         pipeline = self.pipeline()
         return None if pipeline is None else [pipeline.apply_numpy(image) for image in images]
+
+    knobs: ClassVar[Knobs] = Knobs()
+
+    @classmethod
+    def alone(cls, conf, cores: int) -> list[str]:
+        """Overrides that run this family's chain at its most parallel on ``cores`` CPUs, for the CPU ceiling's run alone.
+
+        The parallel knob at the framework's own choice or one lane per core, prefetch left to the
+        framework where it chooses parallelism too, workers kept across epochs; a family whose
+        knobs have limits of their own (WebDataset's workers and shards) overrides this.
+        """
+        k, out = cls.knobs, []
+        if k.parallel is not None:
+            out.append(f"{k.parallel}={k.parallel_auto or max(1, cores)}")
+        if k.prefetch is not None and k.parallel_auto is not None:
+            out.append(f"{k.prefetch}={k.parallel_auto}")
+        if k.persistent is not None:
+            out.append(f"{k.persistent}=true")
+        return out
 
     @classmethod
     def needs(cls, conf) -> Needs:

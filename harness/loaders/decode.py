@@ -57,6 +57,9 @@ class ArrayDecoder(Enum):
     simplejpeg = "simplejpeg"  # libjpeg-turbo via simplejpeg.decode_jpeg, then PIL's resize
 
 
+ARRAY_DECODERS = tuple(d.value for d in ArrayDecoder)  # every CPU decoder, as a family's Knobs.decoders lists them
+
+
 @dataclass(frozen=True)
 class Tolerance:
     """How far a decoder's pixels may sit from PIL's (``pil``) on the same file, in levels of 255."""

@@ -18,8 +18,8 @@ import numpy as np
 from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, parse_tuning
 from harness.errors import require
-from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
-from harness.loaders.decode import ArrayDecoder, ImageDecoder
+from harness.loaders.base import Batch, Knobs, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.decode import ARRAY_DECODERS, ArrayDecoder, ImageDecoder
 from harness.loaders.images import batches_of, load_batch
 
 
@@ -46,6 +46,7 @@ class GeneratorLoader(Loader):
     name = "generator"
     schema = GeneratorLoaderConf
     rank_sharding = "a per-rank slice of the file list (files rank, rank+ranks, ...)"
+    knobs = Knobs(decoder="loader.decoder", decoders=ARRAY_DECODERS)
 
     @classmethod
     def needs(cls, conf) -> Needs:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import HarnessError, require
-from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.base import Batch, Knobs, Loader, LoaderConf, Needs, register_loader
 
 
 @dataclass
@@ -58,6 +58,7 @@ class GrainLoader(Loader):
     name = "grain"
     schema = GrainLoaderConf
     continuous = True
+    knobs = Knobs(parallel="loader.worker_count", continuous=True)
     rank_sharding = "MapDataset.source(all files)[rank:end:ranks], as grain's docs shard per process, then shuffle"
 
     @classmethod

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from harness.config.validate import check_positive
 from harness.errors import require
-from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
-from harness.loaders.decode import ArrayDecoder, ImageDecoder
+from harness.loaders.base import Batch, Knobs, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.decode import ARRAY_DECODERS, ArrayDecoder, ImageDecoder
 from harness.loaders.images import load_batch
 
 
@@ -37,6 +37,7 @@ class KerasSequenceLoader(Loader):
     name = "keras_sequence"
     schema = KerasSequenceLoaderConf
     rank_sharding = "a per-rank slice of the file list (files rank, rank+ranks, ...)"
+    knobs = Knobs(parallel="loader.workers", decoder="loader.decoder", decoders=ARRAY_DECODERS)
 
     @classmethod
     def needs(cls, conf) -> Needs:

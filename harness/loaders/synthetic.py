@@ -23,7 +23,7 @@ import numpy as np
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError
-from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.base import Batch, Knobs, Loader, LoaderConf, Needs, register_loader
 
 _STOP = object()
 
@@ -46,6 +46,7 @@ class SyntheticLoader(Loader):
     name = "synthetic"
     schema = SyntheticLoaderConf
     rank_sharding = "each rank generates its own batches (no dataset to split)"
+    knobs = Knobs(parallel="loader.workers", prefetch="loader.prefetch")
 
     @classmethod
     def needs(cls, conf) -> Needs:

@@ -31,7 +31,7 @@ from harness.config.schema import choice
 from harness.config.validate import AUTOTUNE, check_positive, parse_tuning
 from harness.errors import ConfigError, HarnessError, require
 from harness.loaders._tf_data_maps import ElementMaps
-from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.base import Batch, Knobs, Loader, LoaderConf, Needs, register_loader
 
 FEATURES = ("image_raw", "label", "id")
 
@@ -132,6 +132,21 @@ class TfDataLoader(ElementMaps, Loader):
     schema = TfDataLoaderConf
     rank_sharding = "Dataset.shard(ranks, rank) right after the source"
     continuous = True  # stream(): the chain with repeat() before prefetch
+    knobs = Knobs(
+        parallel="loader.num_parallel_calls",
+        parallel_auto="autotune",
+        prefetch="loader.prefetch",
+        cache="loader.cache",
+        autotune="loader.autotune",
+        vectorize="loader.vectorized",
+        shards=("loader.source=tfrecord", "loader.interleave=true"),
+        continuous=True,
+    )
+
+    @classmethod
+    def alone(cls, conf, cores: int) -> list[str]:
+        shards = ["loader.interleave_parallel_calls=autotune"] if conf.interleave else []
+        return super().alone(conf, cores) + shards
 
     @classmethod
     def needs(cls, conf) -> Needs:

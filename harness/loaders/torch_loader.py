@@ -18,8 +18,8 @@ from enum import Enum
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError, require
-from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
-from harness.loaders.decode import Decoder, ImageDecoder
+from harness.loaders.base import Batch, Knobs, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.decode import ARRAY_DECODERS, Decoder, ImageDecoder
 
 
 class TorchDatasetStyle(Enum):
@@ -64,6 +64,13 @@ class TorchLoader(Loader):
     name = "torch"
     schema = TorchLoaderConf
     rank_sharding = "DistributedSampler(num_replicas=ranks, rank=rank, drop_last=True), set_epoch every epoch"
+    knobs = Knobs(
+        parallel="loader.num_workers",
+        persistent="loader.persistent_workers",
+        pin_memory="loader.pin_memory",
+        decoder="loader.decoder",
+        decoders=(*ARRAY_DECODERS, "torchvision"),
+    )
     continuous_hint = "it starts a DataLoader iterator per epoch; loader.persistent_workers=true keeps the workers across epochs"
 
     @classmethod

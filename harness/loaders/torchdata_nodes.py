@@ -17,7 +17,7 @@ from enum import Enum
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError, require
-from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.base import Batch, Knobs, Loader, LoaderConf, Needs, register_loader
 
 
 class MapMethod(Enum):
@@ -62,6 +62,7 @@ class TorchdataNodesLoader(Loader):
     schema = TorchdataNodesLoaderConf
     continuous_hint = "its Loader resets the node graph once per epoch"
     rank_sharding = "SamplerWrapper(DistributedSampler(num_replicas=ranks, rank=rank, drop_last=True)), its epoch set on every reset"
+    knobs = Knobs(parallel="loader.num_workers", prefetch="loader.prefetch_factor", pin_memory="loader.pin_memory")
 
     @classmethod
     def needs(cls, conf) -> Needs:

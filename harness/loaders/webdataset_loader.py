@@ -21,7 +21,7 @@ import numpy as np
 from harness.config.schema import choice
 from harness.config.validate import check_positive
 from harness.errors import ConfigError, HarnessError, require
-from harness.loaders.base import Batch, Loader, LoaderConf, Needs, register_loader
+from harness.loaders.base import Batch, Knobs, Loader, LoaderConf, Needs, register_loader
 
 
 class WdsDecode(Enum):
@@ -83,6 +83,11 @@ class WebDatasetLoader(Loader):
     rank_sharding = (
         "WebDataset(nodesplitter=split_by_node): rank r reads shards r, r+ranks, ... (RANK and WORLD_SIZE, as torchrun sets them)"
     )
+    knobs = Knobs(parallel="loader.num_workers")
+
+    @classmethod
+    def alone(cls, conf, cores: int) -> list[str]:
+        return [f"loader.num_workers={max(1, min(cores, conf.shards))}"]  # whole shards per worker: no more workers than shards
 
     @classmethod
     def needs(cls, conf) -> Needs:

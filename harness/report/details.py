@@ -1,7 +1,7 @@
 """Builders of the report's detail sections: the check's verdicts, diagnoses, pipelines, figures,
 augment orders, augbench timings and sample grids.
 
-Each takes the loaded :class:`~harness.report.data.Sweep` and returns the section's data, or
+Each takes the loaded :class:`~harness.results.sweep.Sweep` and returns the section's data, or
 None where the section does not apply; :mod:`harness.report.sections` registers them.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.report import plots
-from harness.report.data import Sweep
 from harness.report.text import fmt
+from harness.results.sweep import Sweep
 
 CHECK_FILE = "check.json"  # check's verdicts against a baseline (commands.check.CHECK_FILE)
 
@@ -22,7 +22,7 @@ def read_check(sweep: Sweep) -> None:
     """Put the last ``check``'s verdicts (check.json) on ``sweep.check``, formatted as the page shows them.
 
     Run before any section is built, so an unreadable file is named in ``sweep.skipped`` in time
-    for the warnings at the top of the page and the command's own; :func:`~harness.report.data.load`
+    for the warnings at the top of the page and the command's own; :func:`~harness.results.sweep.load`
     does not read it, because ``check`` loads the sweep too and must not stop at its own old file.
     """
     import json
@@ -65,8 +65,11 @@ def check(sweep: Sweep) -> dict | None:
     return sweep.check
 
 
-def diagnoses(sweep: Sweep) -> list[tuple[str, str]] | None:
-    return [(v.label, v.diagnosis) for v in sweep.ranked] or None
+def diagnoses(sweep: Sweep) -> list[tuple[str, object]] | None:
+    """(variant label, its :class:`~harness.report.diagnosis.Diagnosis`), fastest first."""
+    from harness.report.diagnosis import diagnose
+
+    return [(v.label, diagnose(v, sweep)) for v in sweep.ranked] or None
 
 
 def pipelines(sweep: Sweep) -> list[tuple[str, str]] | None:

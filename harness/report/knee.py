@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.report import plots
-from harness.report.data import Sweep, Variant
+from harness.results.sweep import Sweep, Variant
 
 STEP_KEY = "consumer.step_ms"
 STALL_LIMIT = 20.0  # % of step time waiting above which the loader is the bottleneck

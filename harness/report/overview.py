@@ -1,7 +1,7 @@
 """Builders of the report's overview sections: completeness, unreadable files, the setup,
 the verdict and its notes, and the trials that did not finish ok; with their summary.md blocks.
 
-Each builder takes the loaded :class:`~harness.report.data.Sweep` and returns the section's
+Each builder takes the loaded :class:`~harness.results.sweep.Sweep` and returns the section's
 data, or None where the section does not apply; each ``*_md`` turns that data into lines of
 summary.md, every user string escaped (:func:`~harness.report.text.md`).
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from harness.report.data import BIMODAL_ADVICE, UNSTABLE_ADVICE, UNSTABLE_CV, Sweep, band
+from harness.report.diagnosis import BIMODAL_ADVICE, UNSTABLE_ADVICE
 from harness.report.text import fmt, md
+from harness.results.sweep import UNSTABLE_CV, Sweep, band
 from harness.results.table import STATUS_WORDS, status_word
 
 

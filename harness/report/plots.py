@@ -6,7 +6,7 @@ import base64
 import io
 from typing import Any
 
-from harness.report.data import BANDS, Sweep, Variant, band
+from harness.results.sweep import BANDS, Sweep, Variant, band
 
 CEILING_STYLES: dict[str, tuple[str, Any]] = {"accelerator": ("black", "--"), "CPU": ("#6a1b9a", "-."), "I/O": ("#1565c0", ":")}
 SHARED = 1.02  # ceilings of one kind within this ratio of each other are drawn as one line
@@ -98,7 +98,7 @@ def _roofs(ax, ranked: list[Variant], sweep: Sweep) -> list[tuple[Any, str]]:
     scale = max([v.spread.get("max", v.samples_per_s) for v in ranked] + lowest)
     found, right = [], scale
     for kind, (color, style) in CEILING_STYLES.items():
-        points = [(i, c.samples_per_s) for i, v in enumerate(ranked) for c in (v.bounds.ceilings if v.bounds else []) if c.kind == kind]
+        points = [(i, c.samples_per_s) for i, v in enumerate(ranked) for c in (v.bounds.holding if v.bounds else []) if c.kind == kind]
         if not points and kind == "accelerator" and sweep.ceiling_samples_per_s:  # results without per-variant bounds
             points = [(i, sweep.ceiling_samples_per_s) for i in range(len(ranked))]
         if not points:

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from harness.report.data import UNSTABLE_CV, Sweep, Variant, band, baseline_text
 from harness.report.text import fmt, md, sentence
 from harness.results import metrics
+from harness.results.sweep import UNSTABLE_CV, Sweep, Variant, band, baseline_text
 
 
 class Row(NamedTuple):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.report import sections
-from harness.report.data import Sweep, load
 from harness.report.details import read_check
 from harness.report.text import md as md  # commands.check escapes its own Markdown with it
+from harness.results.sweep import Sweep, load
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.md"

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.report import details, knee, overview, plots, ranking, recommend
-from harness.report.data import Sweep
+from harness.results.sweep import Sweep
 
 HERE = Path(__file__).parent
 FRAGMENTS = "sections.html.j2"  # the built-in sections' macros
@@ -64,6 +64,7 @@ _SECTIONS: list[Section] = [
     Section("setup", overview.setup, markdown=overview.setup_md),
     Section("verdict", overview.verdict, "Verdict", markdown=overview.verdict_md),
     Section("recommendation", recommend.build, "Recommendation", markdown=recommend.markdown),
+    Section("checked", recommend.checked, "Advice, checked", markdown=recommend.checked_markdown),
     # summary.md keeps its table, empty, for a sweep of augbench trials alone; the page shows none
     Section("ranking", ranking.build, lambda table: "Ranking" if table.rows else "", markdown=ranking.markdown),
     Section("notes", overview.notes, html=None, markdown=overview.notes_md),  # the page shows them under the verdict

@@ -3,14 +3,22 @@
 Three ceilings bound a loader's samples/s (a roofline for input pipelines):
 
 * the **accelerator**'s: batch size / (step + copy) time, from the trials themselves (the report's);
-* the **CPU**'s: usable cores / one core's cost per sample of the work every loader must do
-  (read from the page cache, decode, resize, and the augment pipeline when there is one),
-  measured per decode library on one thread (:mod:`harness.calibrate.measure`);
+* the **CPU**'s, per :class:`Work` (decode library, dataset, size, augment pipeline), measured as
+  the pipeline runs (:class:`Pipeline`): the sweep's fastest chain doing that work, run alone
+  (no accelerator step) at its most parallel on the usable cores, one repeating iterator where
+  the family has one, long enough that iterator set-up is timed apart. The ceiling is the larger
+  of its steady-state samples/s and the usable cores over its per-sample core time (every core
+  busy with the work as the chain does it);
 * the **I/O**'s: the dataset's read bandwidth / its mean bytes per file.
 
-A loader cannot beat the CPU ceiling of its decode library by more than the noise of the
-measurement: the ceiling counts only that work and assumes every core does it all the time.
-It is no ceiling for a loader that decodes nothing per epoch (a cache holds decoded images).
+One core's decode cost per library (:class:`Cost`, timed on one thread as augbench times ops)
+stays beside them: what a decoder change would save, not a ceiling. A ceiling is no ceiling for
+a loader that decodes nothing per epoch (a cache holds decoded images). Whether each ceiling
+held against every measured steady state is checked where the report reads it
+(:mod:`harness.results.bounds`).
+
+Schema 1 files (before the chains were run alone) took the one-thread decode cost times the
+cores as the CPU ceiling; they are read so, and the check says where that fell short.
 
 This module is the file's model, and the rule that says which measured work a variant does
 (:func:`work_of`); both the calibration (which writes it) and the report (which reads it) use it.
@@ -26,10 +34,12 @@ from typing import Any
 from harness.errors import HarnessError
 
 CEILINGS_FILE = "ceilings.json"  # in the sweep's folder, beside results.csv
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 UNITS = {
     "ms_per_sample": "ms of one core per sample",
-    "cpu_samples_per_s": "samples/s with every usable core doing only this work at its fastest pass's speed",
+    "core_ms_per_sample": "CPU ms of the trial's process tree per sample, the chain running alone",
+    "cpu_samples_per_s": "samples/s: a pipeline's, the larger of its steady state alone and cores * 1000 / core_ms_per_sample; "
+    "a decode cost's, every usable core decoding at its fastest pass's speed",
     "mb_per_s": "MB/s (10^6 bytes per second)",
     "io_samples_per_s": "samples/s at that bandwidth and the dataset's mean file size",
     "cores": "CPUs this process may use (affinity, limited by a cgroup quota)",
@@ -98,6 +108,26 @@ class Cost:
 
 
 @dataclass
+class Pipeline:
+    """The CPU ceiling of one :class:`Work`, measured as the pipeline runs: a chain doing it, run alone."""
+
+    work: Work
+    job: int  # the sweep's job whose chain ran alone: the fastest (median steady state) doing this work
+    overrides: list[str]  # what ran: that job's overrides, then the changes that run it alone at its most parallel
+    samples_per_s: float  # the fastest repeat's steady-state samples/s, with no accelerator step
+    repeats: list[float]  # every ok repeat's steady-state samples/s
+    core_ms_per_sample: float  # CPU ms of the process tree per sample (the lowest repeat's)
+    cpu_samples_per_s: float  # the ceiling: max(samples_per_s, cores * 1000 / core_ms_per_sample)
+    setup_s: float  # time to the first batch (iterator, workers), median over repeats: timed apart, not in the rate
+    how: str  # what ran, in words
+
+    @property
+    def what(self) -> str:
+        """How the report names where the ceiling comes from."""
+        return f"{self.work.label}: the chain alone, {self.core_ms_per_sample:.2f} ms of core time a sample"
+
+
+@dataclass
 class Disk:
     """The read bandwidth of one dataset's files."""
 
@@ -125,6 +155,9 @@ class Ceilings:
     cores_how: str  # where that number comes from, in words
     costs: list[Cost] = field(default_factory=list)
     disks: list[Disk] = field(default_factory=list)
+    pipelines: list[Pipeline] = field(default_factory=list)  # the CPU ceilings (schema 2 on)
+    map_ms: float | None = None  # tf.data's cost of one per-element map call, ms of one core (None: not timed)
+    open_ms: float | None = None  # opening and closing one dataset file, beyond reading its bytes, ms of one core
     notes: list[str] = field(default_factory=list)  # what could not be measured, and why
     units: dict[str, str] = field(default_factory=lambda: dict(UNITS))
     schema_version: int = SCHEMA_VERSION
@@ -134,6 +167,22 @@ class Ceilings:
 
     def disk(self, dataset: str) -> Disk | None:
         return next((d for d in self.disks if d.dataset == dataset), None)
+
+    def pipeline(self, work: Work) -> Pipeline | None:
+        return next((p for p in self.pipelines if p.work == work), None)
+
+    def cpu(self, work: Work) -> tuple[float, str] | None:
+        """(the CPU ceiling of ``work`` in samples/s, where it comes from), or None where none was measured.
+
+        The chain run alone (schema 2); a schema 1 file's one-thread decode cost times the cores.
+        """
+        alone = self.pipeline(work)
+        if alone is not None:
+            return alone.cpu_samples_per_s, alone.what
+        cost = self.cost(work) if self.schema_version < 2 else None
+        if cost is None:
+            return None
+        return cost.cpu_samples_per_s, f"{cost.work.label}: one thread's fastest pass times {self.cores:g} CPUs"
 
     def write(self, path: Path) -> Path:
         from harness.data.manifest import write_text_atomic
@@ -154,6 +203,8 @@ def read(path: Path) -> Ceilings:
                 **_known(Ceilings, data),
                 "costs": [_cost(c) for c in data.get("costs", [])],
                 "disks": [_disk(d) for d in data.get("disks", [])],
+                "pipelines": [_pipeline(p) for p in data.get("pipelines", [])],
+                "schema_version": version,
             }
         )
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -171,6 +222,10 @@ def _cost(data: dict) -> Cost:
 
 def _disk(data: dict) -> Disk:
     return Disk(**_known(Disk, data))
+
+
+def _pipeline(data: dict) -> Pipeline:
+    return Pipeline(**{**_known(Pipeline, data), "work": Work(**_known(Work, data["work"]))})
 
 
 # -- which work a variant does --------------------------------------------------------------

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.report.data import load
+from harness.report.diagnosis import diagnose
 from harness.report.ranking import ranked_frame
 from harness.report.render import markdown, md, write_report
 from harness.results import table
 from harness.results.model import TrialResult
+from harness.results.sweep import load
 from harness.results.table import find_results, no_results, rows, scan
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -249,8 +250,8 @@ def test_too_short_and_interrupted_trials_are_shown_as_such_not_as_failures(tmp_
 
 def test_a_variant_with_only_a_too_short_trial_says_why_in_its_diagnosis(tmp_path):
     sweep = write_sweep(tmp_path, [trial(0, 0), trial(1, 0, status="too_short", error="measured 2 windows")])
-    variant = load(sweep).variants[1]
-    assert variant.diagnosis == "no repeat finished ok (0/1 ok, 1 too short): too short: measured 2 windows"
+    loaded = load(sweep)
+    assert diagnose(loaded.variants[1], loaded).lines == ["No repeat finished ok (0/1 ok, 1 too short): too short: measured 2 windows."]
 
 
 def test_a_sweep_with_planned_trials_missing_or_interrupted_is_marked_incomplete(tmp_path):

@@ -1,8 +1,8 @@
 """The metric registry is the one place metrics are described, and every consumer reads it."""
 
 from harness import check
-from harness.report import data
 from harness.results import metrics, table
+from harness.results import sweep as data
 
 
 def test_each_metric_is_described_once_with_a_direction_and_unit():

@@ -10,7 +10,7 @@ import pytest
 
 from harness.config.compose import compose, to_typed
 from harness.report import overview
-from harness.report.data import load
+from harness.results.sweep import load
 from harness.trial import cores, preflight
 from tests.unit.test_hostile_report import trial, write_sweep
 

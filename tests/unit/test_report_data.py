@@ -10,10 +10,11 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.report import plots
-from harness.report.data import cv, load, two_modes
+from harness.report.diagnosis import diagnose
 from harness.report.ranking import ranked_frame
 from harness.report.render import markdown
 from harness.results.model import TrialResult
+from harness.results.sweep import cv, load, two_modes
 
 LABELS = {  # the quickstart's four variants: long labels that agree in their first 38 characters
     0: ["loader.num_parallel_calls=none", "loader.prefetch=none"],
@@ -72,9 +73,10 @@ def test_variants_carry_min_max_cv_and_their_flags_with_advice(tmp_path):
     assert steady.spread == {"min": 990, "max": 1010, "repeats": 4}
     assert not steady.unstable and not steady.bimodal
     assert noisy.cv == pytest.approx(0.1414, abs=1e-4) and noisy.unstable and not noisy.bimodal
-    assert "trial.repeats" in noisy.diagnosis and "trial.seconds" in noisy.diagnosis
+    said = {v.job: diagnose(v, sweep).text for v in sweep.variants}
+    assert "trial.repeats" in said[1] and "trial.seconds" in said[1]
     assert two.bimodal and two.modes == (905, 1510) and two.unstable
-    assert "two speeds (905 and 1,510 samples/s)" in two.diagnosis and "pin num_parallel_calls" in two.diagnosis
+    assert "Two speeds (905 and 1,510/s)" in said[2] and "pin num_parallel_calls" in said[2]
     frame = ranked_frame(sweep).set_index("variant")
     assert frame.loc["produce_ms=1", "CV"] == "14.1%" and frame.loc["produce_ms=1", "min–max"] == "90–110 (n=2)"
     assert frame.loc["produce_ms=1", "flags"].startswith("unstable")
@@ -118,8 +120,9 @@ def test_steady_state_and_epoch_restarts_are_medians_and_explained_above_five_pe
     )
     v = sweep.variants[0]
     assert v.metrics["steady_samples_per_s"] == 1200.0 and v.metrics["restart_pct"] == 12.0
-    assert "epoch restarts cost 12% of its time (250 ms to the first batch of each new epoch, 4 restarts)" in v.diagnosis
-    assert "trial.epoch_mode=continuous" in v.diagnosis
+    said = diagnose(v, sweep).text
+    assert "Epoch restarts cost 12% of its time (250 ms to each new epoch's first batch, 4 restarts)" in said
+    assert "trial.epoch_mode=continuous" in said
     row = ranked_frame(sweep).iloc[0]
     assert row["steady-state samples/s"] == "1,200.0" and row["epoch restart (ms, % of time)"] == "250 ms (12.0%)"
 
@@ -129,22 +132,20 @@ def test_tf_data_restarts_with_autotuning_on_name_the_iterator_teardown(tmp_path
     tuned = load(write_sweep(tmp_path / "a", {0: [1000]}, **restarts))
     for trial in tuned.variants[0].trials:
         trial.config = {"loader": {"name": "tf_data", "autotune": None}}
-    from harness.report.data import diagnose
-
-    assert "loader.autotune=false" in diagnose(tuned.variants[0], tuned)
+    assert "loader.autotune=false" in diagnose(tuned.variants[0], tuned).text
     tuned.variants[0].trials[0].config["loader"]["autotune"] = False
-    assert "loader.autotune=false" not in diagnose(tuned.variants[0], tuned)
+    assert "loader.autotune=false" not in diagnose(tuned.variants[0], tuned).text
 
 
 def test_results_without_the_epoch_keys_still_render(tmp_path):
     sweep = load(write_sweep(tmp_path, {0: [1000, 1000]}))
-    assert sweep.variants[0].metrics["restart_pct"] is None and "epoch restarts" not in sweep.variants[0].diagnosis
+    assert sweep.variants[0].metrics["restart_pct"] is None and "restarts" not in diagnose(sweep.variants[0], sweep).text
     row = ranked_frame(sweep).iloc[0]
     assert row["steady-state samples/s"] == "–" and row["epoch restart (ms, % of time)"] == "–"
     none = load(write_sweep(tmp_path / "none", {0: [1000]}, restart_pct=0.0, epoch_restart_ms_p50=float("nan"), epoch_restarts=0))
     assert ranked_frame(none).iloc[0]["epoch restart (ms, % of time)"] == "no restart measured"
     small = load(write_sweep(tmp_path / "small", {0: [1000]}, restart_pct=3.0, epoch_restart_ms_p50=20.0))
-    assert "epoch restarts" not in small.variants[0].diagnosis  # 3% is within the noise
+    assert "restarts" not in diagnose(small.variants[0], small).text  # 3% is within the noise
 
 
 # -- bars --------------------------------------------------------------------------------

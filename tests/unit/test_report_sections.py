@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
+from harness.advice.checked import Advice, Checked
 from harness.errors import HarnessError
 from harness.report import ranking, sections
-from harness.report.data import load
 from harness.report.render import write, write_report
 from harness.results import metrics
 from harness.results.model import TrialResult
+from harness.results.sweep import load
 from tests.unit.test_hostile_report import trial, two_variants, write_sweep
 from tests.unit.test_report_ceilings import knee_sweep
 
@@ -96,6 +97,33 @@ def full_sweep(root: Path) -> Path:
     verdict = {"variant": "num_workers=0", "metric": "samples_per_s", "baseline": 1000.0, "current": 900.0, "change": -0.1}
     verdict |= {"p": 0.004, "verdict": "regressed", "threshold": 0.1, "kind": "relative"}
     (root / "check.json").write_text(json.dumps({"baseline": "base.json", "ratio_to": None, "regressions": 1, "verdicts": [verdict]}))
+    change = Checked(
+        "parallelism",
+        "num_workers=3",
+        ["loader.num_workers=3"],
+        [],
+        1,
+        "num_workers=1",
+        1500.0,
+        0.15,
+        "Amdahl",
+        "",
+        [1450.0, 1480.0],
+        [1.12, 1.14],
+        "confirmed",
+    )
+    untried = [
+        {
+            "lever": "decoder",
+            "what": "decoder=simplejpeg",
+            "shown": ["loader.decoder=simplejpeg"],
+            "predicted": 1400.0,
+            "gain": 0.08,
+            "model": "m",
+        }
+    ]
+    best = {"job": 1, "label": "num_workers=1", "overrides": [], "predicted": 1300.0, "model": "m", "measured": [1290.0, 1300.0]}
+    Advice("2026-12-05T10:00:00", best, ["trial.epochs=2"], 2, [change], untried).write(root / "advice.json")
     return root
 
 

@@ -1,4 +1,4 @@
-"""A sweep's results as variants: repeats aggregated, ranked, diagnosed.
+"""A sweep's results as variants: repeats aggregated, ranked, bounded by their ceilings.
 
 A *variant* is one job of the sweep (one combination of overrides); its repeats are
 summarized by the median, with min, max and the coefficient of variation as the spread,
@@ -12,12 +12,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from harness.report import bounds as roofline
+from harness.results import bounds as roofline
 from harness.results.ceilings import CEILINGS_FILE, Ceilings
 from harness.results.metrics import REPORT_METRICS
-from harness.results.table import RESTART_NOTE_PCT, override_columns, scan, status_word
+from harness.results.table import override_columns, scan, status_word
 
 UNSTABLE_CV = 0.10  # sample std / mean of the repeats' samples/s above this flags a variant unstable
 BIMODAL_MIN_REPEATS = 4  # two clusters of at least two repeats each
@@ -45,7 +44,6 @@ class Variant:
     unstable: bool = False  # cv above UNSTABLE_CV
     modes: tuple[float, float] | None = None  # median samples/s of the slow and fast cluster, when bimodal
     speedup: float | None = None
-    diagnosis: str = ""
     bounds: roofline.Bounds | None = None  # its ceilings and how close it comes to the lowest (ok variants only)
     same_data_verdict: str = ""  # the ok repeats' same-data verdicts, "/"-joined ("complete", "complete/differs")
 
@@ -93,6 +91,7 @@ class Sweep:
     check: dict | None = None  # the last check's verdicts as the report shows them (report.details.read_check)
     ceilings: Ceilings | None = None  # ceilings.json: the CPU and I/O ceilings measured after the trials; None without one
     ceilings_error: str | None = None  # why ceilings.json could not be read, where it could not
+    mismeasured: list[str] = field(default_factory=list)  # ceilings a measured steady state beat, one line each
 
     @property
     def ranked(self) -> list[Variant]:
@@ -158,8 +157,10 @@ def two_modes(values: Sequence[float]) -> tuple[list[float], list[float]] | None
     return None
 
 
-def load(root: Path, baseline: str | None = None) -> Sweep:
-    """Read every result under ``root`` and build the ranked, diagnosed variants.
+def load(root: Path, baseline: str | None = None, *, ceilings: Ceilings | None = None) -> Sweep:
+    """Read every result under ``root`` and build the ranked variants with their ceilings.
+
+    ``ceilings``: another folder's (a verification's trials share their sweep's); by default ``root/ceilings.json``.
 
     Unreadable result files are left out and named in ``Sweep.skipped``; the sweep is marked
     incomplete when schedule.json plans trials that have no result, or a trial was interrupted.
@@ -185,12 +186,15 @@ def load(root: Path, baseline: str | None = None) -> Sweep:
     sweep.planned = _planned(root, sweep.skipped)
     sweep.incomplete = incomplete(sweep)
     sweep.ceiling_samples_per_s = _ceiling(variants)
-    _ceilings(sweep)
+    if ceilings is None:
+        _ceilings(sweep)
+    else:
+        sweep.ceilings = ceilings
     _rank(sweep, baseline)
     for v in variants:
         if v.ok:
-            v.bounds = roofline.of_trial(v.ok[0], v.samples_per_s, v.metrics.get("h2d_ms"), sweep.ceilings)
-        v.diagnosis = diagnose(v, sweep)
+            v.bounds = roofline.of_variant(v.ok, v.samples_per_s, v.metrics.get("h2d_ms"), sweep.ceilings)
+    sweep.mismeasured = roofline.refute(variants)
     return sweep
 
 
@@ -336,105 +340,6 @@ def baseline_text(sweep: Sweep) -> str:
     if sweep.baseline_given:
         return text + ", chosen with report.baseline"
     return text + ", the sweep's first variant; choose another with report.baseline=JOB or a label"
-
-
-UNSTABLE_ADVICE = "more repeats (trial.repeats), longer trials (trial.seconds), fewer background processes"
-BIMODAL_ADVICE = (
-    "the pipeline flips between two modes (AUTOTUNE on few cores does this); read the per-trial rows, "
-    "pin num_parallel_calls, or run more repeats"
-)
-
-
-def diagnose(v: Variant, sweep: Sweep) -> str:
-    """Plain words: how input-bound the variant is (TF profiler's bands) and what holds it back."""
-    if not v.ok:
-        first = v.failed[0]
-        return f"no repeat finished ok ({v.status_text()}): {status_word(first.status)}: {first.error or 'no reason given'}"
-    m = v.metrics
-    stall = m["stall_pct"]
-    words = [f"{band(stall).capitalize()}: the accelerator waited for input {stall:.0f}% of the time"]
-    if stall is not None and stall >= 5:
-        words += _input_bound_words(v)
-    else:
-        words.append("a faster loader would not speed training up; the accelerator is the limit")
-        words += roofline.accelerator_words(v.bounds) if v.bounds is not None else []
-    words += _restart_words(v)
-    if sweep.baseline is not None and v is not sweep.baseline and v.speedup:
-        words.append(f"{v.speedup:.2f}x the baseline (job {sweep.baseline.job})")
-    words += _spread_words(v)
-    problems = sorted({p for t in v.ok for p in t.same_data.get("problems", [])})
-    if problems:
-        words.append("same-data check: " + "; ".join(problems))
-    return "; ".join(words) + "."
-
-
-def _input_bound_words(v: Variant) -> list[str]:
-    m, cores, words = v.metrics, cores_of(v), []
-    cpu = m.get("cpu_tree_mean_pct")
-    if v.bounds is not None and v.bounds.measured:  # measured ceilings name the bound; CPU use alone cannot
-        words += roofline.words(v.bounds, cpu, cores)
-    elif cpu is not None and cores:
-        busy = cpu / (cores * 100)
-        if busy > 0.85:
-            words.append(
-                f"its processes kept all {cores} cores busy ({cpu:.0f}% of one core), so it is CPU-bound: "
-                "cheaper decoding, smaller images or a cache help; more workers do not"
-            )
-        elif busy < 0.6:
-            words.append(
-                f"its processes used only {cpu:.0f}% of {cores * 100}% of CPU, so something serial may limit it "
-                "(one thread doing the work, no prefetch, or I/O); its trace.json shows where the wait falls, and "
-                "python -m harness calibrate SWEEP_DIR measures the ceilings that tell these apart"
-            )
-        else:
-            words.append(f"its processes used {cpu:.0f}% of {cores * 100}% of CPU")
-    ttfb = m.get("ttfb_s")
-    if ttfb and ttfb > 2:
-        words.append(f"the first batch took {ttfb:.1f} s")
-    return words
-
-
-def _restart_words(v: Variant) -> list[str]:
-    m = v.metrics
-    pct = m.get("restart_pct")
-    if pct is None or pct <= RESTART_NOTE_PCT:
-        return []
-    ms, count = m.get("epoch_restart_ms_p50"), m.get("epoch_restarts")
-    parts = [
-        f"{ms:,.0f} ms to the first batch of each new epoch" if ms is not None else "",
-        f"{count:g} restarts" if count is not None else "",
-    ]
-    detail = ", ".join(d for d in parts if d)
-    return [
-        f"epoch restarts cost {pct:.0f}% of its time"
-        + (f" ({detail})" if detail else "")
-        + ": a bigger dataset, trial.epoch_mode=continuous (one repeating iterator) or persistent workers "
-        "measure the steady state"
-    ] + _autotune_words(v)
-
-
-def _autotune_words(v: Variant) -> list[str]:
-    """tf.data with autotuning on: deleting each epoch's finished iterator can block for up to a second."""
-    loader: dict[str, Any] = next((t.config.get("loader", {}) for t in v.ok), {})
-    if loader.get("name") != "tf_data" or loader.get("autotune") is False:
-        return []
-    return [
-        "with tf.data's autotuning on, deleting a finished iterator waits for its model thread "
-        "(0.7-1.2 s at 1 in 3 epoch ends here); loader.autotune=false with fixed num_parallel_calls and prefetch "
-        "avoids it, as does one repeating iterator"
-    ]
-
-
-def _spread_words(v: Variant) -> list[str]:
-    words = []
-    if v.unstable:
-        # two speeds have their own, more specific advice
-        advice = "" if v.bimodal else f": {UNSTABLE_ADVICE}"
-        words.append(f"unstable: repeats ranged {v.spread['min']:,.0f}-{v.spread['max']:,.0f} samples/s (CV {v.cv:.0%}){advice}")
-    if v.modes is not None:  # v.bimodal
-        slow, fast = v.modes
-        words.append(f"the repeats fall into two speeds ({slow:,.0f} and {fast:,.0f} samples/s): {BIMODAL_ADVICE}")
-    return words
 
 
 def cores_of(v: Variant) -> int | None:

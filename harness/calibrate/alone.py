@@ -1,0 +1,122 @@
+"""The CPU ceilings as the pipelines run, from each work's chain run alone (:mod:`harness.trial.alone`).
+
+Under the harness launcher the runs alone are part of the sweep's own rounds, so the ceiling
+and the trials it bounds see the same machine; :func:`pipelines` reads them from
+``<sweep>/ceilings/``. A sweep run by another launcher (SLURM, Ray) has none: :func:`run_after`
+runs the chain of each work's fastest job alone after the trials, on the sweep's engine.
+
+Per work, the ceiling is the larger of the fastest run's steady state and the usable cores over
+the lowest per-sample core time (the CPU of the run's process tree per sample): no chain doing
+that work on these cores beats both. The runs' time to the first batch (iterator and workers
+started) is timed apart.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from harness.results.ceilings import Pipeline, Work, work_of
+from harness.trial.alone import ALONE_DIR, SECONDS
+
+
+def pipelines(root: Path, cores: float) -> list[Pipeline]:
+    """The :class:`Pipeline` of each work whose chain ran alone into ``root/ceilings/`` (ok runs only)."""
+    from harness.results.table import scan
+
+    folder = Path(root) / ALONE_DIR
+    if not folder.is_dir():
+        return []
+    runs: dict[int, list] = {}
+    for _, t in scan(folder).results:
+        if t.kind == "trial" and t.status == "ok":
+            runs.setdefault(t.job, []).append(t)
+    found: dict[Work, Pipeline] = {}
+    for job, trials in sorted(runs.items()):
+        first = trials[0]
+        work = work_of(first.config, first.loader, first.dataset, first.augment)
+        if work is None:
+            continue
+        made = pipeline(work, job, list(first.overrides), trials, cores)
+        if work not in found or made.cpu_samples_per_s > found[work].cpu_samples_per_s:
+            found[work] = made
+    return list(found.values())
+
+
+def fastest_jobs(root: Path) -> list[tuple[Work, Any]]:
+    """(work, the first ok repeat of the fastest job doing it) per distinct work, in job order.
+
+    Fastest by the median steady-state samples/s of the job's ok repeats, the chain nearest to
+    what the machine allows; a cached chain decodes nothing per epoch, so it runs no work.
+    """
+    from harness.results.bounds import steady
+    from harness.results.ceilings import caches_decoded
+    from harness.results.table import scan
+
+    jobs: dict[int, list] = {}
+    for _, t in scan(Path(root)).results:
+        if t.kind == "trial" and t.status == "ok":
+            jobs.setdefault(t.job, []).append(t)
+    best: dict[Work, tuple[float, Any]] = {}
+    for job in sorted(jobs):
+        first = jobs[job][0]
+        work = None if caches_decoded(first.loader) else work_of(first.config, first.loader, first.dataset, first.augment)
+        rates = [r for r in (steady(t) for t in jobs[job]) if r is not None]
+        if work is not None and rates and statistics.median(rates) > best.get(work, (0.0, None))[0]:
+            best[work] = (statistics.median(rates), first)
+    return [(work, trial) for work, (_, trial) in best.items()]
+
+
+def run_after(root: Path, cores: float, *, seconds: float = SECONDS, repeats: int = 2) -> tuple[list[Pipeline], list[str]]:
+    """Run each work's fastest chain alone after the trials, into ``root/ceilings/``; (its pipelines, notes)."""
+    from omegaconf import DictConfig
+
+    from harness.config.compose import to_typed
+    from harness.engine import run_jobs
+    from harness.loaders import get_loader
+    from harness.trial import alone
+
+    works = fastest_jobs(Path(root))
+    jobs: list[list[str]] = []
+    for _, trial in works:
+        typed = to_typed(DictConfig(trial.config))
+        family = get_loader(typed.loader.name)
+        jobs.append(alone.overrides(list(trial.overrides), family, typed.loader, int(cores), seconds=seconds, repeats=repeats))
+    if not jobs:
+        return [], []
+    print(f"  running {len(jobs)} chain(s) alone for the CPU ceilings (no accelerator step, most parallel)", flush=True)
+    results = run_jobs(jobs, Path(root) / ALONE_DIR, numbers=[trial.job for _, trial in works])
+    notes = []
+    for work, trial in works:
+        if not any(r.job == trial.job and r.status == "ok" for r in results):
+            why = next((f"{r.status}: {r.error}" for r in results if r.job == trial.job), "no trial ran")
+            notes.append(f"{work.label}: its chain alone did not run ok ({why}); no CPU ceiling for it")
+    return pipelines(Path(root), cores), notes
+
+
+def pipeline(work: Work, job: int, ran: list[str], trials: list, cores: float) -> Pipeline:
+    """The :class:`Pipeline` of one work from its runs alone (ok trials)."""
+    from harness.results.bounds import steady
+
+    rates = [r for r in (steady(t) for t in trials) if r is not None]
+    cpu = [t.summary["cpu_s_per_1000_samples"] for t in trials if _positive(t.summary.get("cpu_s_per_1000_samples"))]
+    best = max(rates)
+    core_ms = min(cpu) if cpu else 0.0  # CPU s per 1000 samples is ms per sample
+    ceiling = max(best, cores * 1000.0 / core_ms) if core_ms else best
+    setup = statistics.median(t.summary.get("ttfb_s") or 0.0 for t in trials)
+    continuous = any(t.epochs.get("mode") == "continuous" for t in trials)
+    mode = "one repeating iterator" if continuous else "an iterator per epoch, restarts left out"
+    knobs = ", ".join(o for o in ran if o.startswith("loader.")) or "as configured"
+    how = (
+        f"job {job}'s chain run alone ({knobs}; consumer.step_ms=0, {mode}), {len(trials)} run(s) of "
+        f"{trials[0].summary.get('wall_s', 0):.1f} s: steady state {', '.join(f'{r:,.0f}' for r in rates)} samples/s, "
+        f"{core_ms:.3f} ms of core time a sample; set-up {setup:.2f} s timed apart"
+    )
+    return Pipeline(
+        work, job, ran, round(best, 1), [round(r, 1) for r in rates], round(core_ms, 4), round(ceiling, 1), round(setup, 3), how
+    )
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
