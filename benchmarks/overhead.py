@@ -8,9 +8,13 @@ its own. It prints samples/s of both, and their ratio (target: harness / bare >=
 
     python benchmarks/overhead.py                    # tf_data and torch, 5 rounds each
     python benchmarks/overhead.py --pipelines tf_data --rounds 8
+    python benchmarks/overhead.py --pipelines seed000 --seconds 3 --warmup 3 --rounds 6   # the quickstart's trials
 
 ``tf_data`` is the quickstart's fastest variant, seed 000's chain: one map reading,
-decoding (decode_jpeg) and resizing, AUTOTUNE parallel calls, AUTOTUNE prefetch; ``torch`` is
+decoding (decode_jpeg) and resizing, AUTOTUNE parallel calls, AUTOTUNE prefetch, fed by
+``from_tensor_slices((paths, labels))``; ``seed000`` is the same chain written as seed 000
+writes it, ``list_files`` over the class folders and a map of ``parse_file_to_img`` returning
+the image alone, against the quickstart's own variant (``experiment=quickstart``); ``torch`` is
 a map-style Dataset decoding with PIL (resize bilinear) in a DataLoader with 2 workers.
 Both read the same 2,048 generated 500x375 JPEGs into 32 x 150 x 150 x 3 uint8 batches,
 with a fresh iterator each epoch (as Keras fit and a PyTorch epoch loop do).
@@ -43,6 +47,7 @@ HARNESS = {
         "loader.inject_prefetch=false",
     ],
     "torch": ["loader=torch", "loader.num_workers=2"],
+    "seed000": ["experiment=quickstart", "loader.num_parallel_calls=autotune", "loader.prefetch=autotune", "trial.repeats=1"],
 }
 
 
@@ -61,6 +66,26 @@ def bare_tf_data(paths, labels):
     options.experimental_optimization.inject_prefetch = False
     ds = ds.with_options(options)
     return lambda: ((images.numpy(), label) for images, label in ds)
+
+
+def bare_seed000(paths, labels):
+    import tensorflow as tf
+
+    folder = str(Path(paths[0]).parents[1])
+
+    def parse_file_to_img(filename):  # seed 000, with the harness's uint8 output
+        img_bytes = tf.io.read_file(filename)
+        img = tf.io.decode_jpeg(img_bytes, channels=3)
+        img = tf.image.resize(img, [150, 150])
+        return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+
+    ds = tf.data.Dataset.list_files(folder + "/*/*", shuffle=False).map(parse_file_to_img, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(32, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = False
+    options.experimental_optimization.inject_prefetch = False
+    ds = ds.with_options(options)
+    return lambda: ((images.numpy(), None) for images in ds)
 
 
 def bare_torch(paths, labels):
@@ -82,7 +107,7 @@ def bare_torch(paths, labels):
     return lambda: ((images.numpy(), label) for images, label in loader)
 
 
-def bare(pipeline: str, dataset: str) -> None:
+def bare(pipeline: str, dataset: str, seconds: float = SECONDS, warmup: int = WARMUP) -> None:
     """Child process: the bare loop; prints samples/s as JSON."""
     import csv
 
@@ -93,24 +118,24 @@ def bare(pipeline: str, dataset: str) -> None:
         rows = list(csv.DictReader(handle))
     paths = [str(folder / "images" / r["filename"]) for r in rows]
     labels = [int(r["label"]) for r in rows]
-    epoch = {"tf_data": bare_tf_data, "torch": bare_torch}[pipeline](paths, labels)
+    epoch = {"tf_data": bare_tf_data, "seed000": bare_seed000, "torch": bare_torch}[pipeline](paths, labels)
     buffer = np.empty((32, 150, 150, 3), np.uint8)
     samples, start, warm = 0, None, 0
     while True:
         for images, _ in epoch():
             np.copyto(buffer, images)
             time.sleep(STEP_MS / 1e3)
-            if warm < WARMUP:
+            if warm < warmup:
                 warm += 1
-                start = time.perf_counter() if warm == WARMUP else None
+                start = time.perf_counter() if warm == warmup else None
                 continue
             samples += len(images)
-            if time.perf_counter() - start >= SECONDS:
+            if time.perf_counter() - start >= seconds:
                 print(json.dumps({"samples_per_s": samples / (time.perf_counter() - start)}))
                 return
 
 
-def through_harness(pipeline: str, cache: str) -> tuple[float, float]:
+def through_harness(pipeline: str, cache: str, seconds: float = SECONDS, warmup: int = WARMUP) -> tuple[float, float]:
     """(samples/s, the sampler's own CPU in the measured phase, % of one core) of one ``harness run``."""
     with tempfile.TemporaryDirectory() as out:
         args = [
@@ -122,8 +147,8 @@ def through_harness(pipeline: str, cache: str) -> tuple[float, float]:
             f"dataset.count={COUNT}",
             f"consumer.step_ms={STEP_MS}",
             "consumer.device=emulated",
-            f"trial.seconds={SECONDS}",
-            f"trial.warmup_steps={WARMUP}",
+            f"trial.seconds={seconds}",
+            f"trial.warmup_steps={warmup}",
             f"hydra.run.dir={out}/run",
         ]
         done = subprocess.run(args, cwd=ROOT, env=dict(os.environ, HARNESS_CACHE=cache), capture_output=True, text=True)
@@ -135,8 +160,9 @@ def through_harness(pipeline: str, cache: str) -> tuple[float, float]:
         return json.loads(result.read_text())["summary"]["samples_per_s"], sampler_pct
 
 
-def in_bare_loop(pipeline: str, dataset: str) -> float:
-    done = subprocess.run([sys.executable, __file__, "--child", pipeline, dataset], cwd=ROOT, capture_output=True, text=True)
+def in_bare_loop(pipeline: str, dataset: str, seconds: float = SECONDS, warmup: int = WARMUP) -> float:
+    command = [sys.executable, __file__, "--child", pipeline, dataset, "--seconds", str(seconds), "--warmup", str(warmup)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bare loop failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"]
@@ -153,12 +179,14 @@ def dataset_folder(cache: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pipelines", nargs="+", default=list(HARNESS), choices=list(HARNESS))
+    parser.add_argument("--pipelines", nargs="+", default=["tf_data", "torch"], choices=list(HARNESS))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=SECONDS, help="measured seconds per run (the quickstart's: 3)")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="warm-up steps per run (the quickstart's: 3)")
     parser.add_argument("--child", nargs=2, metavar=("PIPELINE", "DATASET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        bare(*args.child)
+        bare(*args.child, seconds=args.seconds, warmup=args.warmup)
         return
     cache = os.environ.get("HARNESS_CACHE", str(Path.home() / ".cache" / "harness" / "datasets"))
     dataset = dataset_folder(cache)
@@ -168,9 +196,9 @@ def main() -> None:
         for r in range(args.rounds):  # alternate, starting with each side in turn
             for side in ("bare", "harness") if r % 2 == 0 else ("harness", "bare"):
                 if side == "bare":
-                    value = in_bare_loop(pipeline, dataset)
+                    value = in_bare_loop(pipeline, dataset, args.seconds, args.warmup)
                 else:
-                    value, pct = through_harness(pipeline, cache)
+                    value, pct = through_harness(pipeline, cache, args.seconds, args.warmup)
                     sampler_pct.append(pct)
                 figures[side].append(value)
                 print(f"  {pipeline} round {r} {side:<8} {value:8.1f} samples/s", flush=True)

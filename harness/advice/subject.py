@@ -119,7 +119,7 @@ def subject(v, cores: int | None) -> Subject | None:
         label=v.label,
         overrides=list(t.overrides),
         config=t.config,
-        knobs=t.loader.get("knobs") or {},
+        knobs=t.loader.get("family_knobs") or {},
         ops=[str(op) for op in t.loader.get("ops", [])],
         rate=v.samples_per_s,
         steady=statistics.median(rates) if rates else v.samples_per_s,

@@ -141,7 +141,7 @@ def _cost(work: Work, config: str | None, files: dict, cores: float, budget_s: f
     try:
         pipeline = _pipeline(config) if work.augment else None
         return costs.measure(work, sample, cores, budget_s, pipeline)
-    except (HarnessError, OSError, ValueError) as exc:  # a missing extra, an unreadable file: this work only
+    except (HarnessError, ImportError, OSError, ValueError) as exc:  # a missing extra or library, an unreadable file: this work only
         notes.append(f"{work.label}: not measured ({type(exc).__name__}: {exc})")
         return None
 

@@ -46,8 +46,12 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def plan_sweep(root: Path) -> Plan:
-    """The works of a finished sweep's ok trials, each once, the other decoders of the fastest, and the datasets they read."""
+def plan_sweep(root: Path, *, alternatives: bool = True) -> Plan:
+    """The works of a finished sweep's ok trials, each once, the other decoders of the fastest, and the datasets they read.
+
+    Args:
+        alternatives: time the other decoders of the fastest jobs' families too (the advice's decoder lever).
+    """
     from harness.results.table import scan
 
     plan, seen = Plan(), set[Work]()
@@ -60,9 +64,9 @@ def plan_sweep(root: Path) -> Plan:
         if dataset and t.dataset.get("count") and dataset not in plan.datasets:
             plan.datasets.append(str(dataset))
         _add(plan, seen, work_of(t.config, t.loader, t.dataset, t.augment), Path(root) / str(t.job) / "trial.yaml")
-    for t in _fastest(trials, ALTERNATIVES_OF):
+    for t in _fastest(trials, ALTERNATIVES_OF if alternatives else 0):
         work = work_of(t.config, t.loader, t.dataset, t.augment)
-        for name in (t.loader.get("knobs") or {}).get("decoders") or []:
+        for name in (t.loader.get("family_knobs") or {}).get("decoders") or []:
             if work is not None and name != work.decoder:
                 _add(plan, seen, replace(work, decoder=name), Path(root) / str(t.job) / "trial.yaml")
     return _capped(plan)
@@ -80,7 +84,7 @@ def _fastest(trials: list, n: int) -> list:
 
     jobs: dict[int, list] = {}
     for t in trials:
-        if (t.loader.get("knobs") or {}).get("decoder"):
+        if (t.loader.get("family_knobs") or {}).get("decoder"):
             jobs.setdefault(t.job, []).append(t)
     ranked = sorted(jobs.values(), key=lambda ts: -statistics.median(x.summary.get("samples_per_s") or 0.0 for x in ts))
     return [ts[0] for ts in ranked[:n]]
@@ -101,11 +105,36 @@ def _capped(plan: Plan) -> Plan:
 
 
 def measure(plan: Plan, out: Path, *, budget_s: float = BUDGET_S, timeout_s: float = TIMEOUT_S) -> Ceilings:
-    """Run the child for ``plan``, which writes ``out`` (ceilings.json); return what it wrote.
+    """Time ``plan`` in child processes and write ``out`` (ceilings.json); return what it holds.
+
+    TensorFlow's works and the others (torchvision's decoder imports torch) are timed in a child each:
+    the two frameworks in one process can crash it. The first child also reads the disks.
 
     Raises:
-        HarnessError: the child failed or ran past ``timeout_s`` (the last lines of its output named).
+        HarnessError: a child failed or ran past ``timeout_s`` (the last lines of its output named).
     """
+    tf = [w for w in plan.works if _tensorflow(w)]
+    rest = [w for w in plan.works if not _tensorflow(w)]
+    if not tf or not rest:
+        return _child(plan, out, budget_s, timeout_s)
+    first = _child(replace(plan, works=tf), out, budget_s * len(tf) / len(plan.works), timeout_s)
+    second = _child(replace(plan, works=rest, datasets=[], notes=[]), out, budget_s * len(rest) / len(plan.works), timeout_s)
+    first.costs += second.costs
+    first.notes += second.notes
+    first.seconds = round(first.seconds + second.seconds, 2)
+    first.open_ms = first.open_ms if first.open_ms is not None else second.open_ms
+    first.write(out)
+    return first
+
+
+def _tensorflow(item: dict) -> bool:
+    """Whether timing a planned work imports TensorFlow: tf.image's decode, or an augment pipeline in tf.image or Keras."""
+    work = item.get("work") or {}
+    return work.get("decoder") == "tf_image" or str(work.get("augment", "")).startswith(("tf_image:", "keras_idg:"))
+
+
+def _child(plan: Plan, out: Path, budget_s: float, timeout_s: float) -> Ceilings:
+    """Run the child for ``plan``, which writes ``out``; return what it wrote."""
     from harness.augment.bench import ONE_THREAD_ENV
     from harness.trial import stop
     from harness.trial.spawn import kill_group
@@ -138,7 +167,7 @@ def measure(plan: Plan, out: Path, *, budget_s: float = BUDGET_S, timeout_s: flo
     return read(out)
 
 
-def for_sweep(root: Path, *, seconds: float | None = None, repeats: int | None = None, **kw) -> Ceilings | None:
+def for_sweep(root: Path, *, seconds: float | None = None, repeats: int | None = None, alternatives: bool = True, **kw) -> Ceilings | None:
     """Measure the ceilings of a finished sweep into ``root/ceilings.json``; None where it has nothing to measure.
 
     The CPU ceilings come from the chains the sweep's rounds ran alone (``root/ceilings/``), or, where
@@ -147,10 +176,11 @@ def for_sweep(root: Path, *, seconds: float | None = None, repeats: int | None =
 
     Args:
         seconds, repeats: of each run alone after the trials (:data:`harness.trial.alone.SECONDS`, 2 by default).
+        alternatives: time the other decoders of the fastest jobs' families (:func:`plan_sweep`).
     """
     from harness.calibrate import alone
 
-    plan = plan_sweep(root)
+    plan = plan_sweep(root, alternatives=alternatives)
     if not plan.datasets and not plan.works:
         return None
     cores = plan.cores[0] if plan.cores else alone_cores()

@@ -45,9 +45,16 @@ def take_option(args: list[str]) -> tuple[list[str], int]:
 
 def advise(args: list[str]) -> int:
     """The command: ``advise SWEEP_DIR [--verify N] [--repeats R] [--overwrite]``."""
-    root, n, repeats, overwrite = _arguments(args)
-    found = verify(root, n, repeats=repeats, overwrite=overwrite)
     from harness.report.render import write_report
+    from harness.trial import stop
+
+    root, n, repeats, overwrite = _arguments(args)
+    with stop.stopping_on_signals():
+        try:
+            found = verify(root, n, repeats=repeats, overwrite=overwrite)
+        except stop.Interrupted as exc:
+            print(f"interrupted: the running trial was stopped; no advice.json written (finished trials are in {root / ADVICE_DIR})")
+            raise SystemExit(stop.exit_status(exc.signum)) from None
 
     for line in lines(found):
         print(line)

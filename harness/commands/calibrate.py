@@ -23,7 +23,8 @@ OPTION = "report.ceilings"  # on the sweep's command line: false skips the calib
 ENV_SWITCH = "HARNESS_CEILINGS"  # 0 / false / quick: the same for every sweep of this environment (a CI job, a test suite)
 _FALSE, _TRUE, QUICK = ("0", "false", "no", "off"), ("1", "true", "yes", "on"), "quick"
 # quick: each chain alone once for 1 s and a 2 s decode budget, for smoke tests; the figures are rougher, the rules the same
-QUICK_SECONDS, QUICK_BUDGET_S = 1.0, 2.0  # each chain's one run after the trials (in the rounds: harness.trial.alone), the decode timing
+# quick: each chain's one run after the trials (in the rounds: harness.trial.alone), the decode timing, no other decoders timed
+QUICK_SECONDS, QUICK_BUDGET_S = 1.0, 2.0
 
 
 def take_option(args: Sequence[str]) -> tuple[list[str], str | None]:
@@ -55,7 +56,10 @@ def after_sweep(root: Path, mode: str | None = "full") -> None:
         return  # no trial read a dataset (loader=synthetic): nothing to calibrate
     print(f"calibrating this machine's ceilings ({OPTION}=false skips it)", flush=True)
     try:
-        ceilings = for_sweep(root, seconds=QUICK_SECONDS, repeats=1, budget_s=QUICK_BUDGET_S) if mode == QUICK else for_sweep(root)
+        if mode == QUICK:
+            ceilings = for_sweep(root, seconds=QUICK_SECONDS, repeats=1, alternatives=False, budget_s=QUICK_BUDGET_S)
+        else:
+            ceilings = for_sweep(root)
     except HarnessError as exc:
         print(f"WARNING: no ceilings in the report: {exc}", file=sys.stderr, flush=True)
         return
@@ -112,9 +116,39 @@ def _for_overrides(overrides: list[str]) -> tuple[Ceilings, Path, list[str]]:
         plan = plan_configs(configs, datasets)
         plan.works += [{"work": asdict(w), "config": None} for w in dict.fromkeys(reference)]
         out.mkdir(parents=True, exist_ok=True)
+        pipelines = _alone(
+            out, [job for job, t in zip(expand_sweep(overrides), typed) if get_loader(t.loader.name).needs(t.loader).dataset]
+        )
         ceilings = measure(plan, out / CEILINGS_FILE)
+        ceilings.pipelines = pipelines
+        ceilings.write(out / CEILINGS_FILE)
     accelerators = sorted({(t.batch.size, t.consumer.step_ms) for t in typed})
     return ceilings, out / CEILINGS_FILE, [_accelerator_line(size, step) for size, step in accelerators]
+
+
+def _alone(out: Path, jobs: list[list[str]]) -> list:
+    """Each job's chain run alone (its CPU ceiling as the pipeline runs) into ``out/ceilings/``; their pipelines."""
+    from harness.calibrate import alone as measured
+    from harness.calibrate.probes import usable_cores
+    from harness.config.compose import compose, to_typed
+    from harness.engine import run_jobs
+    from harness.loaders import get_loader
+    from harness.trial import alone
+
+    if not jobs:
+        return []
+    cores = usable_cores()[0]
+    runs = []
+    for job in jobs:
+        typed = to_typed(compose(job))
+        runs.append(
+            alone.overrides(
+                job, get_loader(typed.loader.name), typed.loader, alone.usable_cores({"trial": {"cpus": typed.trial.cpus}}), repeats=2
+            )
+        )
+    print(f"running {len(runs)} chain(s) alone for the CPU ceilings (no accelerator step, most parallel)", flush=True)
+    run_jobs(runs, out / alone.ALONE_DIR)
+    return measured.pipelines(out, cores)
 
 
 def _accelerator_line(size: int, step_ms: float) -> str:

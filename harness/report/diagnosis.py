@@ -80,13 +80,32 @@ def _next_line(v: Variant, sweep: Sweep) -> str:
     from harness.advice.plan import plan
 
     mine = plan(sweep, v.job)
-    top = mine.top(1)[0] if mine is not None and mine.candidates else None
-    if top is not None:
-        return f"Next: {top.text} ({top.change.what}), predicted {top.change.predicted:,.0f}/s per epoch ({top.gain:+.0%})."
+    checked = _checked(sweep)
+    for c in mine.candidates if mine is not None else []:
+        done = next((x for x in checked if x.job == v.job and set(c.change.changes) <= set(x.run)), None)
+        if done is None:
+            return f"Next: {c.text} ({c.change.what}), predicted {c.change.predicted:,.0f}/s per epoch ({c.gain:+.0%})."
+        if done.sped_up:
+            return f"Next: {c.text} ({c.change.what}), verified: {done.gain:+.0%} against the best ({done.verdict})."
+        # a change verified as no faster is no advice: the next candidate, if any
     pct = v.metrics.get("restart_pct")
     if pct is not None and pct > RESTART_NOTE_PCT:
         return f"Epoch restarts cost {pct:.0f}% of its time; its steady state is {v.metrics.get('steady_samples_per_s') or 0:,.0f}/s."
     return ""
+
+
+def _checked(sweep: Sweep) -> list:
+    """The changes ``advice.json`` verified, or none where there is no readable one."""
+    from pathlib import Path
+
+    from harness.advice.checked import ADVICE_FILE, read
+    from harness.errors import HarnessError
+
+    path = Path(sweep.root) / ADVICE_FILE
+    try:
+        return read(path).checked if path.is_file() else []
+    except HarnessError:  # the Recommendation names the unreadable file
+        return []
 
 
 def _trust_line(v: Variant) -> str:

@@ -298,7 +298,7 @@ def _measure(cfg, loader, consumer, bound, result: TrialResult, channel: Channel
         **summarize(loop.steps, loop.wall_s, loop.ttfb_s),
         "window_samples_per_s": window_throughput(loop.steps.t_ms, loop.steps.step_ms, loop.steps.samples),
     }
-    result.loader = {**loader.describe(), "knobs": asdict(type(loader).knobs)}  # what the advice may turn (harness.advice)
+    result.loader = {**loader.describe(), "family_knobs": asdict(type(loader).knobs)}  # what the advice may turn (harness.advice)
     if rank is not None:
         result.loader["rank_sharding"] = loader.rank_sharding
     result.threads = threads.describe(cfg.threads)

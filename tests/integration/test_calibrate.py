@@ -20,11 +20,13 @@ NOISE = 1.5  # a trial may run this much faster than the calibration's figure on
 
 
 def test_calibrate_prints_the_ceilings_and_writes_ceilings_json(cli, tmp_path):
-    done = cli("calibrate", *TINY, "consumer.step_ms=5")
+    done = cli("calibrate", "loader=generator", *TINY, "consumer.step_ms=5")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
-    assert lines[0].startswith("ceilings of ") and "usable CPUs" in lines[0]
-    assert any(line.startswith("  CPU  PIL decode+resize to 32x32: ") and "samples/s on" in line for line in lines)
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("ceilings of ")) :]  # after the chain's runs alone
+    assert "usable CPUs" in lines[0]
+    assert any(line.startswith("  decode  PIL decode+resize to 32x32: ") and "ms per sample on one core" in line for line in lines)
+    assert any(line.startswith("  CPU  PIL decode+resize to 32x32: the chain alone (job 0) ") and "-> ceiling" in line for line in lines)
     assert any(line.startswith("  I/O  ") and "MB/s" in line for line in lines)
     assert "  accelerator  batch 4 every consumer.step_ms=5: at most 800 samples/s (before the copy to the device)" in lines
     path = tmp_path / lines[-1]
@@ -34,6 +36,9 @@ def test_calibrate_prints_the_ceilings_and_writes_ceilings_json(cli, tmp_path):
     (cost,) = ceilings.costs
     assert cost.work.decoder == "pil" and cost.min_ms <= cost.ms_per_sample <= cost.max_ms
     assert cost.cpu_samples_per_s == pytest.approx(ceilings.cores * 1000 / cost.min_ms, rel=1e-3)
+    (alone,) = ceilings.pipelines  # the generator's chain run alone: the CPU ceiling as it runs
+    assert alone.work == cost.work and len(alone.repeats) == 2 and alone.samples_per_s == max(alone.repeats)
+    assert alone.cpu_samples_per_s == pytest.approx(max(alone.samples_per_s, ceilings.cores * 1000 / alone.core_ms_per_sample), rel=1e-3)
     assert json.loads(path.read_text())["units"]["ms_per_sample"] == "ms of one core per sample"
 
 
@@ -50,7 +55,7 @@ def test_report_ceilings_false_skips_the_calibration_and_a_bad_value_is_one_line
     assert done.returncode == 0, done.stdout + done.stderr
     assert "calibrating" not in done.stdout and not (sweep_dir(done, tmp_path) / CEILINGS_FILE).exists()
     bad = cli("sweep", "loader=generator", *TINY, "report.ceilings=maybe")
-    assert bad.returncode == 1 and "ERROR: report.ceilings=maybe: true or false" in bad.stderr
+    assert bad.returncode == 1 and "ERROR: report.ceilings=maybe: true, false or quick" in bad.stderr
 
 
 @pytest.mark.slow
@@ -63,11 +68,12 @@ def test_a_sweep_measures_its_ceilings_and_no_loader_beats_its_cpu_ceiling(cli, 
     assert "calibrating this machine's ceilings" in done.stdout
     ceilings = read(folder / CEILINGS_FILE)
     assert ceilings.seconds < CALIBRATION_S
+    assert "chain(s) alone for the CPU ceilings" in done.stdout and (folder / "ceilings" / "results.csv").is_file()  # in the rounds
     for result_file in folder.glob("*/repeat-*/result.json"):
         t = read_result(result_file)
-        cost = ceilings.cost(work_of(t.config, t.loader, t.dataset, t.augment))
-        assert cost is not None, t.loader
-        assert t.summary["samples_per_s"] <= NOISE * cost.cpu_samples_per_s, (t.overrides, t.summary["samples_per_s"], cost)
+        cpu = ceilings.cpu(work_of(t.config, t.loader, t.dataset, t.augment))
+        assert cpu is not None, t.loader
+        assert t.summary["steady_samples_per_s"] <= NOISE * cpu[0], (t.overrides, t.summary["steady_samples_per_s"], cpu)
     html = (folder / "report.html").read_text()
     assert "<h2>Recommendation</h2>" in html and "of lowest ceiling" in html and "CPU ceiling" in html
 

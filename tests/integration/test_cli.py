@@ -237,10 +237,12 @@ def _ends_of_each_axis(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", _experiments())
 def test_every_experiment_preset_runs(cli, tmp_path, name):
-    """Every job of every preset composes and validates; the ends of each swept axis run end to end.
+    """Every job of every preset composes and validates; the ends of each swept axis run end to end, and no
+    ceiling their calibration measured lies below a steady state any of their trials measured.
 
     Running every job (46) took 5 of the suite's 14 minutes on 2 cores; the jobs between
-    the ends differ from them only in config values, which the first part checks.
+    the ends differ from them only in config values, which the first part checks. The
+    calibration is the quick one (each chain alone once, for 1 s, in the sweep's round).
     """
     from harness.config.compose import compose, expand_sweep
     from harness.config.validate import validate
@@ -258,8 +260,26 @@ def test_every_experiment_preset_runs(cli, tmp_path, name):
     for job in expand_sweep([f"experiment={name}", *shrink]):
         validate(compose(job))
     ends = _ends_of_each_axis(name)
-    done = cli("sweep", f"experiment={name}", *ends, *shrink, timeout=900)
+    done = cli("sweep", f"experiment={name}", *ends, *shrink, "report.ceilings=quick", timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = read_rows(sweep_dir(done, tmp_path))
+    root = sweep_dir(done, tmp_path)
+    rows = read_rows(root)
     assert len([r for r in rows if r["kind"] == "trial"]) == len(expand_sweep([f"experiment={name}", *ends, *shrink]))
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
+    _ceilings_hold(root)
+
+
+def _ceilings_hold(root):
+    """No ceiling of the sweep lies below a steady state it applies to, and the file-reading variants have a CPU ceiling."""
+    from harness.results.bounds import steady
+    from harness.results.sweep import load
+
+    sweep = load(root)
+    assert sweep.ceilings is not None and not sweep.mismeasured, sweep.mismeasured
+    for v in sweep.variants:
+        for c in v.bounds.ceilings:
+            assert all(steady(t) <= c.samples_per_s for t in v.ok), (v.label, c)
+    decoding = [v for v in sweep.variants if v.ok[0].dataset.get("count") and v.bounds.skipped == []]
+    assert all(v.bounds.of("CPU") is not None for v in decoding if v.ok[0].config["loader"]["name"] != "custom"), [
+        (v.label, v.bounds) for v in decoding
+    ]

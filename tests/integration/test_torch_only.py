@@ -18,18 +18,31 @@ from tests.conftest import ROOT
 
 pytest.importorskip("torch")
 
+# As where TensorFlow is not installed: importing it fails, and asking whether it is there
+# (importlib.util.find_spec, as torch._dynamo does when torchvision loads) says no.
 NO_TF = """
 import importlib.abc
+import importlib.util
 import sys
+
+HIDDEN = ("tensorflow", "keras", "tf_keras", "tensorboard")
 
 
 class NoTensorFlow(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorboard"):
+        if name.split(".")[0] in HIDDEN:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
 
+_find_spec = importlib.util.find_spec
+
+
+def find_spec(name, package=None):
+    return None if name.split(".")[0] in HIDDEN else _find_spec(name, package)
+
+
+importlib.util.find_spec = find_spec
 sys.meta_path.insert(0, NoTensorFlow())
 """
 TINY = ["dataset.count=64", "dataset.width=96", "dataset.height=72", "batch.size=8", "batch.height=32", "batch.width=32"]

@@ -67,7 +67,7 @@ def trial(job: int, steady: float, *, loader: dict, knobs: dict, restart_s: floa
         repeat,
         environment={"cpu_affinity": 2, "cpu_logical": 2, "ram_bytes": 24 * 2**30},
         dataset={"root": DATASET, "count": N, "mean_bytes": 50_000},
-        loader={"ops": ops or ["map(read_file+decode_jpeg+resize+to_dtype)"], "knobs": knobs}
+        loader={"ops": ops or ["map(read_file+decode_jpeg+resize+to_dtype)"], "family_knobs": knobs}
         | ({"decoder": loader["decoder"]} if "decoder" in loader else {}),
         steps={"step_ms": [12.0], "wait_ms": [2.0], "h2d_ms": [0.0], "compute_ms": [10.0]},
         epochs={"completed": [0], "samples": {"0": N}},

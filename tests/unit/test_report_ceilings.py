@@ -253,7 +253,7 @@ def test_the_recommendation_is_one_predicted_step_marked_unverified(tmp_path):
     ]
     for t in trials:
         t.config["loader"] = {"name": "torch", "num_workers": int(t.overrides[0][-1]), "persistent_workers": False, "decoder": "pil"}
-        t.loader["knobs"] = {"parallel": "loader.num_workers", "decoder": "loader.decoder", "decoders": ["pil", "simplejpeg"]}
+        t.loader["family_knobs"] = {"parallel": "loader.num_workers", "decoder": "loader.decoder", "decoders": ["pil", "simplejpeg"]}
     found = ceilings()
     found.costs.append(Cost(Work("simplejpeg", DATASET, 150, 150, 3), 1.0, 1.0, 1.0, 0.01, False, 24, 5, 2000, "hand-written"))
     data = recommend.build(load(write_sweep(tmp_path, trials, found)))
