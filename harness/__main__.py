@@ -57,7 +57,9 @@ COMMAND_HELP = {
     "running trial with its workers (status interrupted), keeps every finished result and writes the report of what "
     "finished; exit 130 / 143.\nOn a terminal a progress bar on stderr shows trial i/N, the running variant and an ETA from the "
     "finished trials (dataset builds: files/s and ETA); --quiet (-q) or HARNESS_PROGRESS=0 turns it off. A log gets one "
-    "line per trial and no bar.\n",
+    "line per trial and no bar.\nAfter the trials: report.ceilings=true (the default; quick: shorter; false: none) measures "
+    "the ceilings, each work's chain also running alone in the sweep's rounds; report.verify=N runs the top N recommended "
+    "changes against the best in interleaved rounds (as python -m harness advise SWEEP_DIR does).\n",
     "datagen": "usage: python -m harness datagen [--quiet] [overrides] [+tfrecord=none,gzip] [+webdataset=N]\n\n"
     "Builds the dataset that the dataset.* "
     "settings describe (once; later calls reuse it) and prints its folder. tfrecord=none|gzip|both also writes TFRecord shards.\n"

@@ -151,7 +151,7 @@ def autotune_off(s: Subject, ctx: Context) -> list[Change]:
 def parallelism(s: Subject, ctx: Context) -> list[Change]:
     """More map calls or workers, up to the usable cores: Amdahl, bounded by the CPU ceiling (its chain alone)."""
     key = s.knob("parallel")
-    if key is None or not s.cores:
+    if key is None or not s.cores or s.cached:  # a cache: after the first epoch the parallel map does not run
         return []
     current, auto = s.value(key), s.knobs.get("parallel_auto")
     lanes = _lanes(current)
@@ -237,15 +237,19 @@ def cache(s: Subject, ctx: Context) -> list[Change]:
     if ctx.ram_bytes and size > MEMORY_SHARE * ctx.ram_bytes:
         return []
     steady = s.accelerator
+    cost, where = ctx.restart_of(s)
+    alone = ctx.ceilings.pipeline(s.work) if ctx.ceilings is not None and s.work is not None else None
+    if alone is not None and alone.setup_s < cost:  # a restart refills the decoding map; a cached chain only starts its iterator
+        cost, where = alone.setup_s, "a fresh iterator's start, timed when its chain ran alone"
     return [
         Change(
             "cache",
             "cache decoded images in memory",
             [f"{key}=memory"],
             s.job,
-            _pe(s, ctx, steady),
+            _pe(s, ctx, steady, cost),
             f"after the first epoch nothing is read or decoded, so the accelerator's ceiling ({steady:,.0f} samples/s) is the "
-            f"steady state, with {_restart_text(s, ctx)} kept; {size / 2**20:,.0f} MB of uint8 images in memory",
+            f"steady state, with {cost:.2f} s per epoch restart ({where}); {size / 2**20:,.0f} MB of uint8 images in memory",
             "dataset.map(decode_and_resize).cache() before shuffle and batch",
             first_epoch=True,
         )
@@ -255,7 +259,7 @@ def cache(s: Subject, ctx: Context) -> list[Change]:
 def decoder(s: Subject, ctx: Context) -> list[Change]:
     """The cheapest decoder the calibration timed on the same files: the CPU per sample falls by the decode costs' gap."""
     key = s.knob("decoder")
-    if key is None or ctx.ceilings is None or s.work is None:
+    if key is None or ctx.ceilings is None or s.work is None or s.cached:
         return []
     from dataclasses import replace
 
@@ -278,6 +282,27 @@ def decoder(s: Subject, ctx: Context) -> list[Change]:
             f"({own.work.label}): its steady state {s.steady:,.0f} {how} = {steady:,.0f}",
         )
     ]
+
+
+def gpu_decoder(s: Subject, ctx: Context) -> list[Change]:
+    """Decoding on a CUDA consumer's GPU (nvJPEG): the workers read bytes, the CPU's decode cost leaves them.
+
+    The GPU's own decode time is not measured by the calibration, so the prediction is an upper
+    bound on the CPU side: every lane freed of the measured decode cost, held at the accelerator's
+    ceiling.
+    """
+    key, names = s.knob("decoder"), s.knobs.get("gpu_decoders") or []
+    if key is None or not names or s.device != "cuda" or ctx.ceilings is None or s.work is None or s.cached:
+        return []
+    own = ctx.ceilings.cost(s.work)
+    if own is None or str(s.value(key)) in names:
+        return []
+    steady, lanes = _saving(s, own.ms_per_sample)
+    why = (
+        f"{own.work.label} costs {own.ms_per_sample:.2f} ms a sample on one core; decoded on the GPU it leaves each of {lanes} "
+        f"lane(s): {s.steady:,.0f} -> {steady:,.0f}, at most the accelerator's ceiling (the GPU's own decode time is not measured)"
+    )
+    return [Change("decoder", f"decoder={names[0]}", [f"{key}={names[0]}"], s.job, _pe(s, ctx, steady), why)]
 
 
 # -- vectorized light ops, shards, pinned memory ---------------------------------------------------
@@ -304,7 +329,7 @@ def shards(s: Subject, ctx: Context) -> list[Change]:
     """Samples read from a few shard files (TFRecord) instead of one file each: the per-file open goes."""
     keys = s.knobs.get("shards") or []
     open_ms = ctx.ceilings.open_ms if ctx.ceilings is not None else None
-    if not keys or str(s.value("loader.source")) == "tfrecord" or not open_ms:
+    if not keys or str(s.value("loader.source")) == "tfrecord" or not open_ms or s.cached:  # a cache reads no file after epoch 1
         return []
     steady, k = _saving(s, open_ms)
     why = (
@@ -335,12 +360,13 @@ def pin_memory(s: Subject, ctx: Context) -> list[Change]:
     if acc is None or copy <= 0:
         return []
     faster = s.batch / ((s.step_ms - copy + copy / PINNED_SPEEDUP) / 1000.0)
-    steady = min(s.steady * faster / acc.samples_per_s, faster)
+    steady = min(s.steady * faster / acc.samples_per_s, faster)  # held at the new ceiling, not today's
     why = (
         f"the copy ({copy:.2f} ms a batch) about {PINNED_SPEEDUP:g}x faster from pinned memory: the accelerator's ceiling "
         f"{acc.samples_per_s:,.0f} -> {faster:,.0f}"
     )
-    return [Change("pin_memory", "pin_memory=true", [f"{key}=true"], s.job, _pe(s, ctx, steady), why, "DataLoader(..., pin_memory=True)")]
+    rate = per_epoch(steady, ctx.restart_of(s)[0], s.samples_per_epoch)
+    return [Change("pin_memory", "pin_memory=true", [f"{key}=true"], s.job, rate, why, "DataLoader(..., pin_memory=True)")]
 
 
 Lever = Callable[[Subject, Context], list[Change]]
@@ -352,6 +378,7 @@ LEVERS: dict[str, Lever] = {
     "prefetch": prefetch,
     "cache": cache,
     "decoder": decoder,
+    "GPU decoder": gpu_decoder,
     "vectorize": vectorize,
     "shards": shards,
     "pin_memory": pin_memory,

@@ -25,6 +25,7 @@ from harness.config.compose import merge_overrides, override_key
 MIN_GAIN = 0.05  # a change predicted to gain less than this over the best is not advice: the trials' noise is about that size
 MAX_TRIAL_S = 40.0  # verification trials run two whole epochs where that takes at most this long
 REPEATS = 3  # interleaved rounds of a verification
+SAME = ("augment", "dataset", "batch", "consumer")  # config groups a variant must share with a change's to have measured it
 
 
 @dataclass
@@ -133,7 +134,7 @@ def _measured(s: Subject, change: Change, sweep):
             continue
         config = v.ok[0].config
         same = all(_norm(_get(config, k)) == value for k, value in wanted.items())
-        rest = {k: config.get(k) for k in ("augment", "dataset", "batch")} == {k: s.config.get(k) for k in ("augment", "dataset", "batch")}
+        rest = {k: config.get(k) for k in SAME} == {k: s.config.get(k) for k in SAME}
         others = _without(config.get("loader", {}), wanted) == _without(s.loader, wanted)
         if (
             same

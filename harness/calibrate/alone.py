@@ -6,9 +6,11 @@ and the trials it bounds see the same machine; :func:`pipelines` reads them from
 runs the chain of each work's fastest job alone after the trials, on the sweep's engine.
 
 Per work, the ceiling is the larger of the fastest run's steady state and the usable cores over
-the lowest per-sample core time (the CPU of the run's process tree per sample): no chain doing
-that work on these cores beats both. The runs' time to the first batch (iterator and workers
-started) is timed apart.
+the lowest per-sample core time measured doing that work (the CPU of a trial's process tree per
+sample, in the runs alone and in the sweep's own trials: Plumber's operational bound, cores over
+service demand). The most parallel settings are not always the fastest (tf.data's AUTOTUNE on two
+cores can settle below two fixed calls), so the sweep's own trials bound it too. The runs' time
+to the first batch (iterator and workers started) is timed apart.
 """
 
 from __future__ import annotations
@@ -32,16 +34,27 @@ def pipelines(root: Path, cores: float) -> list[Pipeline]:
     for _, t in scan(folder).results:
         if t.kind == "trial" and t.status == "ok":
             runs.setdefault(t.job, []).append(t)
-    found: dict[Work, Pipeline] = {}
+    doing = _by_work(Path(root))
+    grouped: dict[Work, list] = {}  # several groups of variants may share a work (pin_memory on and off): all their runs count
     for job, trials in sorted(runs.items()):
-        first = trials[0]
-        work = work_of(first.config, first.loader, first.dataset, first.augment)
-        if work is None:
-            continue
-        made = pipeline(work, job, list(first.overrides), trials, cores)
-        if work not in found or made.cpu_samples_per_s > found[work].cpu_samples_per_s:
-            found[work] = made
-    return list(found.values())
+        work = work_of(trials[0].config, trials[0].loader, trials[0].dataset, trials[0].augment)
+        if work is not None:
+            grouped.setdefault(work, []).extend(trials)
+    return [pipeline(work, ts[0].job, list(ts[0].overrides), ts, cores, doing.get(work, [])) for work, ts in grouped.items()]
+
+
+def _by_work(root: Path) -> dict[Work, list]:
+    """The sweep's ok trials by the work they do (a cached chain does none after its first epoch)."""
+    from harness.results.ceilings import caches_decoded
+    from harness.results.table import scan
+
+    out: dict[Work, list] = {}
+    for _, t in scan(root).results:
+        if t.kind == "trial" and t.status == "ok" and not caches_decoded(t.loader):
+            work = work_of(t.config, t.loader, t.dataset, t.augment)
+            if work is not None:
+                out.setdefault(work, []).append(t)
+    return out
 
 
 def fastest_jobs(root: Path) -> list[tuple[Work, Any]]:
@@ -95,27 +108,34 @@ def run_after(root: Path, cores: float, *, seconds: float = SECONDS, repeats: in
     return pipelines(Path(root), cores), notes
 
 
-def pipeline(work: Work, job: int, ran: list[str], trials: list, cores: float) -> Pipeline:
-    """The :class:`Pipeline` of one work from its runs alone (ok trials)."""
+def pipeline(work: Work, job: int, ran: list[str], trials: list, cores: float, doing: list | None = None) -> Pipeline:
+    """The :class:`Pipeline` of one work from its runs alone (ok trials) and the sweep's trials ``doing`` that work."""
     from harness.results.bounds import steady
 
     rates = [r for r in (steady(t) for t in trials) if r is not None]
-    cpu = [t.summary["cpu_s_per_1000_samples"] for t in trials if _positive(t.summary.get("cpu_s_per_1000_samples"))]
+    alone_ms = _core_ms(trials)
+    sweep_ms = _core_ms(doing or [])
     best = max(rates)
-    core_ms = min(cpu) if cpu else 0.0  # CPU s per 1000 samples is ms per sample
+    core_ms = min(alone_ms + sweep_ms) if alone_ms + sweep_ms else 0.0
     ceiling = max(best, cores * 1000.0 / core_ms) if core_ms else best
     setup = statistics.median(t.summary.get("ttfb_s") or 0.0 for t in trials)
     continuous = any(t.epochs.get("mode") == "continuous" for t in trials)
     mode = "one repeating iterator" if continuous else "an iterator per epoch, restarts left out"
     knobs = ", ".join(o for o in ran if o.startswith("loader.")) or "as configured"
+    where = "its runs alone" if not sweep_ms or min(alone_ms or [float("inf")]) <= min(sweep_ms) else "the sweep's own trials"
     how = (
         f"job {job}'s chain run alone ({knobs}; consumer.step_ms=0, {mode}), {len(trials)} run(s) of "
-        f"{trials[0].summary.get('wall_s', 0):.1f} s: steady state {', '.join(f'{r:,.0f}' for r in rates)} samples/s, "
-        f"{core_ms:.3f} ms of core time a sample; set-up {setup:.2f} s timed apart"
+        f"{trials[0].summary.get('wall_s', 0):.1f} s: steady state {', '.join(f'{r:,.0f}' for r in rates)} samples/s; "
+        f"{core_ms:.3f} ms of core time a sample, the lowest measured doing this work ({where}); set-up {setup:.2f} s timed apart"
     )
     return Pipeline(
         work, job, ran, round(best, 1), [round(r, 1) for r in rates], round(core_ms, 4), round(ceiling, 1), round(setup, 3), how
     )
+
+
+def _core_ms(trials: list) -> list[float]:
+    """Each trial's CPU of its process tree per sample, ms (CPU s per 1000 samples), where it was measured."""
+    return [float(t.summary["cpu_s_per_1000_samples"]) for t in trials if _positive(t.summary.get("cpu_s_per_1000_samples"))]
 
 
 def _positive(x) -> bool:

@@ -78,6 +78,7 @@ class Knobs:
     persistent: str | None = None  # a bool that keeps the workers alive across epochs
     decoder: str | None = None  # the decode library (harness/loaders/decode.py's names)
     decoders: tuple[str, ...] = ()  # the values ``decoder`` takes that decode on the CPU
+    gpu_decoders: tuple[str, ...] = ()  # the values ``decoder`` takes that decode on a CUDA GPU (nvjpeg)
     cache: str | None = None  # caches decoded samples: its value "memory" turns it on
     autotune: str | None = None  # a bool that switches the framework's autotuning
     vectorize: str | None = None  # a bool that runs the light per-sample ops on whole batches

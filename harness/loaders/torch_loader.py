@@ -70,6 +70,7 @@ class TorchLoader(Loader):
         pin_memory="loader.pin_memory",
         decoder="loader.decoder",
         decoders=(*ARRAY_DECODERS, "torchvision"),
+        gpu_decoders=("nvjpeg",),
     )
     continuous_hint = "it starts a DataLoader iterator per epoch; loader.persistent_workers=true keeps the workers across epochs"
 

@@ -37,7 +37,18 @@ TORCH_KNOBS = {
 }
 
 
-def trial(job: int, steady: float, *, loader: dict, knobs: dict, restart_s: float = 0.0, cpu_ms: float = 2.0, repeat: int = 0, ops=None):
+def trial(
+    job: int,
+    steady: float,
+    *,
+    loader: dict,
+    knobs: dict,
+    restart_s: float = 0.0,
+    cpu_ms: float = 2.0,
+    repeat: int = 0,
+    ops=None,
+    copy_ms=0.0,
+):
     """One ok repeat: a 4 s measured phase at ``steady`` with one restart of ``restart_s`` (none where 0)."""
     wall = 4.0
     samples = steady * (wall - restart_s)
@@ -69,7 +80,7 @@ def trial(job: int, steady: float, *, loader: dict, knobs: dict, restart_s: floa
         dataset={"root": DATASET, "count": N, "mean_bytes": 50_000},
         loader={"ops": ops or ["map(read_file+decode_jpeg+resize+to_dtype)"], "family_knobs": knobs}
         | ({"decoder": loader["decoder"]} if "decoder" in loader else {}),
-        steps={"step_ms": [12.0], "wait_ms": [2.0], "h2d_ms": [0.0], "compute_ms": [10.0]},
+        steps={"step_ms": [12.0 + copy_ms], "wait_ms": [2.0], "h2d_ms": [copy_ms], "compute_ms": [10.0]},
         epochs={"completed": [0], "samples": {"0": N}},
         summary=summary,
     )
@@ -160,11 +171,78 @@ def test_a_cache_predicts_the_accelerators_ceiling_with_the_restarts_kept(tmp_pa
     assert c.change.predicted == pytest.approx(per_epoch(3200.0, 0.2, N))  # batch 32 every 10 ms step, no copy
 
 
+def test_a_cached_chain_restarts_as_fast_as_a_fresh_iterator_starts(tmp_path):
+    found = ceilings(cpu=1000.0, decoder="tf_image")  # its chain ran alone: a fresh iterator's first batch after 0.1 s
+    c = only(plan(sweep_of(tmp_path, [tf(0, 800.0, restart_s=0.6)], found)), "cache decoded images in memory")
+    assert c.change.predicted == pytest.approx(per_epoch(3200.0, 0.1, N)) and "a fresh iterator's start" in c.change.model
+
+
+def test_a_cached_variant_is_judged_by_its_epochs_after_the_first_and_offers_no_decode_levers(tmp_path):
+    t = tf(0, 900.0, cache="memory", ops=["map(read_file+decode_jpeg+resize+to_dtype)", "cache(memory, after_resize)"])
+    # epoch 0 decodes at 32 samples per 40 ms; epoch 1, from the cache, at 32 per 12 ms (its first step waits for the restart)
+    t.steps = {
+        "epoch": [0] * 10 + [1] * 10,
+        "step_ms": [40.0] * 10 + [300.0] + [12.0] * 9,
+        "samples": [32] * 20,
+        "wait_ms": [28.0] * 10 + [288.0] + [0.5] * 9,
+        "h2d_ms": [0.0] * 20,
+        "compute_ms": [10.0] * 20,
+    }
+    found = ceilings(costs={"tf_image": 3.0, "pil": 1.0})
+    found.open_ms = 1.0
+    s = plan(sweep_of(tmp_path, [t], found)).best
+    assert s.cached and s.steady == pytest.approx(32 / 0.012)
+    whats = {c.change.what for c in plan(sweep_of(tmp_path / "again", [t], found)).candidates}
+    assert not whats & {"TFRecord shards, interleaved", "num_parallel_calls=autotune"}
+
+
 def test_a_cheaper_decoder_takes_its_saving_off_each_lane(tmp_path):
     found = plan(sweep_of(tmp_path, [torch(0, 600.0, workers=2, persistent=True)], ceilings(costs={"pil": 3.0, "simplejpeg": 2.0})))
     c = only(found, "decoder=simplejpeg")
     assert c.change.changes == ["loader.decoder=simplejpeg"]
     assert c.change.predicted == pytest.approx(1 / (1 / 600.0 - 1.0 / 1000 / 2))  # 1 ms less on each of 2 workers: 857
+
+
+def test_a_gpu_decoder_is_offered_on_a_cuda_consumer_only_with_its_bound_stated(tmp_path):
+    knobs = {**TORCH_KNOBS, "gpu_decoders": ["nvjpeg"]}
+    costs = ceilings(costs={"pil": 1.0})
+    cpu = trial(0, 600.0, loader={"name": "torch", "num_workers": 2, "persistent_workers": True, "decoder": "pil"}, knobs=knobs)
+    assert not [c for c in plan(sweep_of(tmp_path / "cpu", [cpu], costs)).candidates if c.change.what == "decoder=nvjpeg"]
+    gpu = trial(0, 600.0, loader={"name": "torch", "num_workers": 2, "persistent_workers": True, "decoder": "pil"}, knobs=knobs)
+    gpu.consumer = {"device": "cuda"}
+    c = only(plan(sweep_of(tmp_path / "gpu", [gpu], costs)), "decoder=nvjpeg")
+    assert c.change.predicted == pytest.approx(1 / (1 / 600.0 - 1.0 / 1000 / 2)) and "not measured" in c.change.model
+
+
+def test_vectorized_light_ops_save_the_measured_map_call_on_each_lane(tmp_path):
+    found = ceilings()
+    found.map_ms = 0.5  # tf.data's per-element map call, ms of one core (a slow machine's: big enough to pass MIN_GAIN)
+    light = tf(0, 800.0)
+    light.config["loader"]["rescale"] = 1 / 255
+    light.loader["family_knobs"] = {**TF_KNOBS, "vectorize": "loader.vectorized"}
+    c = only(plan(sweep_of(tmp_path, [light], found)), "light ops on whole batches")
+    saved = 0.5 * (1 - 1 / 32)  # paid once per batch of 32 instead of once per sample
+    assert c.change.changes == ["loader.vectorized=true"] and c.change.predicted == pytest.approx(1 / (1 / 800.0 - saved / 1000 / 2))
+
+
+def test_tfrecord_shards_save_the_measured_open_of_each_file(tmp_path):
+    found = ceilings()
+    found.open_ms = 0.4
+    c = only(plan(sweep_of(tmp_path, [tf(0, 800.0)], found)), "TFRecord shards, interleaved")
+    assert c.change.changes == ["loader.source=tfrecord", "loader.interleave=true"]
+    assert c.change.predicted == pytest.approx(1 / (1 / 800.0 - 0.4 / 1000 / 2))
+
+
+def test_pinned_memory_halves_the_copy_on_a_cuda_consumer_only(tmp_path):
+    knobs = {**TORCH_KNOBS, "pin_memory": "loader.pin_memory"}
+    loader = {"name": "torch", "num_workers": 2, "persistent_workers": True, "decoder": "pil", "pin_memory": False}
+    emulated = trial(0, 2500.0, loader=loader, knobs=knobs, copy_ms=2.0)
+    assert not [c for c in plan(sweep_of(tmp_path / "cpu", [emulated])).candidates if c.change.lever == "pin_memory"]
+    gpu = trial(0, 2500.0, loader=loader, knobs=knobs, copy_ms=2.0)
+    gpu.consumer = {"device": "cuda"}
+    c = only(plan(sweep_of(tmp_path / "gpu", [gpu])), "pin_memory=true")
+    faster, now = 32 / 0.011, 32 / 0.012  # a 10 ms step with a 1 ms copy instead of 2 ms
+    assert c.change.predicted == pytest.approx(min(2500.0 * faster / now, faster))
 
 
 # -- the plan -------------------------------------------------------------------------------------
@@ -239,6 +317,7 @@ def test_every_lever_is_registered_and_says_its_model():
         "prefetch",
         "cache",
         "decoder",
+        "GPU decoder",
         "vectorize",
         "shards",
         "pin_memory",
