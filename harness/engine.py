@@ -297,7 +297,9 @@ def run_planned(plans: Sequence[JobPlan], *, bench: bool = True) -> list[TrialRe
             for position, p in enumerate(this):
                 where = {"round": r, "position": position, "jobs_in_round": len(this)}
                 with bar.trial(p.overrides, r, len(rounds)):
-                    results.append(run_one(p, 0 if p.kind == "augbench" else r, where))
+                    result = run_one(p, 0 if p.kind == "augbench" else r, where)
+                if p.root == root:  # a chain's run alone (in <sweep>/ceilings) is the calibration's, not a job's outcome
+                    results.append(result)
     return results
 
 

@@ -36,7 +36,7 @@ def pipelines(root: Path, cores: float) -> list[Pipeline]:
             runs.setdefault(t.job, []).append(t)
     doing = _by_work(Path(root))
     grouped: dict[Work, list] = {}  # several groups of variants may share a work (pin_memory on and off): all their runs count
-    for job, trials in sorted(runs.items()):
+    for _, trials in sorted(runs.items()):
         work = work_of(trials[0].config, trials[0].loader, trials[0].dataset, trials[0].augment)
         if work is not None:
             grouped.setdefault(work, []).extend(trials)

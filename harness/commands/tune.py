@@ -115,6 +115,9 @@ def _search(overrides: list[str], family: str, trials: int, folder: Path) -> Pat
     space = [f"{key}=choice({values})" for key, values in SPACES[family].items()]
     sweeper = ["hydra/sweeper=optuna", f"hydra.sweeper.n_trials={trials}", "hydra.sweeper.n_jobs=1"]
     sweeper += ["hydra.sweeper.direction=maximize", "hydra.sweeper.sampler.seed=0", f"hydra.sweep.dir={folder}"]
+    sweeper += (
+        [] if any(o.startswith("report.ceilings=") for o in overrides) else ["report.ceilings=false"]
+    )  # each proposal: one trial, no more
     print(f"tune: searching {', '.join(SPACES[family])} in {trials} trials (Optuna TPE, seed 0)", flush=True)
     launch([*overrides, *space, *sweeper], multirun=True)
     return folder

@@ -275,6 +275,7 @@ def _ceilings_hold(root):
     from harness.results.sweep import load
 
     sweep = load(root)
+    assert sweep.incomplete is None  # the chains run alone in its rounds are no trials of its schedule
     assert sweep.ceilings is not None and not sweep.mismeasured, sweep.mismeasured
     for v in sweep.variants:
         for c in v.bounds.ceilings:

@@ -109,3 +109,38 @@ def test_a_jobs_outcome_is_its_median_ok_throughput_for_an_optimizing_sweeper():
 
     out = outcomes([trial(0, "ok", 100.0), trial(0, "ok", 300.0), trial(0, "timeout", 0.0), trial(1, "failed", 0.0)])
     assert float(out[0]) == 200.0 and out[0].statuses == ["ok", "ok", "timeout"] and float(out[1]) == 0.0
+
+
+def test_a_chain_run_alone_shares_the_rounds_but_not_the_jobs_outcomes_or_schedule(tmp_path, monkeypatch):
+    """In a calibrating sweep each round runs the chain alone too; its trials are the calibration's, not a job's."""
+    import json
+
+    import harness.engine as engine
+    from harness.engine import SCHEDULE_FILE, JobPlan, chains_alone, outcomes, run_planned
+    from harness.results.model import TrialResult
+
+    plans = [JobPlan(j, tmp_path / str(j), tmp_path, tmp_path / "t.yaml", {}, [f"loader.x={j}"], 2, 60.0, 0) for j in (0, 1)]
+    alone = JobPlan(0, tmp_path / "ceilings" / "0", tmp_path / "ceilings", tmp_path / "t.yaml", {}, ["consumer.step_ms=0"], 2, 60.0, 0)
+    ran = []
+
+    def fake_run(p, repeat, where):
+        ran.append((str(p.root), p.job, repeat))
+        return TrialResult("ok", {}, p.overrides, p.job, repeat, summary={"samples_per_s": 1.0 if p.root == tmp_path else 999.0})
+
+    monkeypatch.setattr(engine, "alone_plans", lambda plans: [alone])
+    monkeypatch.setattr(engine, "bench_plans", lambda plans: [])  # no augment pipeline to time
+    monkeypatch.setattr(engine, "run_one", fake_run)
+    with chains_alone("full"):
+        results = run_planned(plans)
+    assert sorted(ran) == sorted([(str(tmp_path), j, r) for j in (0, 1) for r in (0, 1)] + [(str(alone.root), 0, r) for r in (0, 1)])
+    assert len(results) == 4 and float(outcomes(results)[0]) == 1.0  # the run alone's 999 samples/s is no job's
+    assert json.loads((tmp_path / SCHEDULE_FILE).read_text())["rounds"] in (
+        [[0, 1], [1, 0]],
+        [[1, 0], [0, 1]],
+        [[0, 1], [0, 1]],
+        [[1, 0], [1, 0]],
+    )
+    with chains_alone(None):
+        ran.clear()
+        run_planned(plans)
+    assert {root for root, _, _ in ran} == {str(tmp_path)}  # report.ceilings=false: no run alone
