@@ -20,6 +20,15 @@ from dataclasses import dataclass
 from harness.advice.subject import Subject, per_epoch
 from harness.results.ceilings import Ceilings
 
+# what each decoder is in the user's own code (harness/loaders/decode.py runs them so); each differs from PIL's pixels a little
+DECODER_CODE = {
+    "pil": "PIL.Image.open(path).convert('RGB').resize(size, Image.BILINEAR)",
+    "pil_draft": "PIL: image.draft('RGB', size) before convert and resize (the JPEG decoded at 1/2, 1/4 or 1/8 scale)",
+    "opencv": "cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR), cv2.cvtColor(BGR2RGB), cv2.resize(INTER_LINEAR)",
+    "simplejpeg": "simplejpeg.decode_jpeg(open(path, 'rb').read()), then PIL's resize",
+    "torchvision": "torchvision.io.decode_image(read_file(path)), then transforms.v2.Resize(antialias=True)",
+    "nvjpeg": "torchvision.io.decode_jpeg(list_of_bytes, device='cuda') on each batch",
+}
 MEMORY_SHARE = 0.25  # a cache of decoded images is suggested only where it takes at most this share of the RAM
 PINNED_SPEEDUP = 2.0  # pinned host memory copies about twice as fast as pageable over PCIe (measured on GPUs by gpu_check)
 
@@ -280,6 +289,7 @@ def decoder(s: Subject, ctx: Context) -> list[Change]:
             _pe(s, ctx, steady),
             f"{best.work.label} took {best.ms_per_sample:.2f} ms a sample on one core against {own.ms_per_sample:.2f} "
             f"({own.work.label}): its steady state {s.steady:,.0f} {how} = {steady:,.0f}",
+            DECODER_CODE.get(best.work.decoder, ""),
         )
     ]
 
@@ -302,7 +312,9 @@ def gpu_decoder(s: Subject, ctx: Context) -> list[Change]:
         f"{own.work.label} costs {own.ms_per_sample:.2f} ms a sample on one core; decoded on the GPU it leaves each of {lanes} "
         f"lane(s): {s.steady:,.0f} -> {steady:,.0f}, at most the accelerator's ceiling (the GPU's own decode time is not measured)"
     )
-    return [Change("decoder", f"decoder={names[0]}", [f"{key}={names[0]}"], s.job, _pe(s, ctx, steady), why)]
+    return [
+        Change("decoder", f"decoder={names[0]}", [f"{key}={names[0]}"], s.job, _pe(s, ctx, steady), why, DECODER_CODE.get(names[0], ""))
+    ]
 
 
 # -- vectorized light ops, shards, pinned memory ---------------------------------------------------

@@ -124,7 +124,8 @@ class Pipeline:
     @property
     def what(self) -> str:
         """How the report names where the ceiling comes from."""
-        return f"{self.work.label}: the chain alone, {self.core_ms_per_sample:.2f} ms of core time a sample"
+        core = f"{self.core_ms_per_sample:.2f} ms of core time a sample as it runs"
+        return f"{self.work.label}: {core}, {self.samples_per_s:,.0f}/s run alone"
 
 
 @dataclass
