@@ -128,7 +128,8 @@ def _details(v: Variant, sweep: Sweep) -> list[str]:
     if pct is not None and pct > RESTART_NOTE_PCT:
         ms, count = m.get("epoch_restart_ms_p50"), m.get("epoch_restarts")
         out.append(
-            f"Epoch restarts cost {pct:.0f}% of its time ({ms or 0:,.0f} ms to each new epoch's first batch, {count or 0:g} restarts): "
+            f"Epoch restarts cost {pct:.0f}% of its time ({ms or 0:,.0f} ms to each new epoch's first batch, {count or 0:g} "
+            f"restart{'' if count == 1 else 's'}): "
             "one repeating iterator (trial.epoch_mode=continuous), persistent workers or a larger dataset leave them out."
         )
         out += _autotune_words(v)

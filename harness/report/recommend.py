@@ -143,8 +143,9 @@ def measured_text(c: Ceilings | None) -> str:
         return "Only the accelerator's ceiling is known: this sweep has no ceilings.json (python -m harness calibrate SWEEP_DIR)."
     return (
         f"Measured on {c.hostname} at {c.measured_at} in {c.seconds:.1f} s, after the trials ({c.cores:g} usable CPUs: {c.cores_how}). "
-        "CPU: the work's fastest chain run alone (no accelerator step, most parallel), the larger of its steady state and the cores "
-        "over its CPU per sample. I/O: the disk's cold read bandwidth over the mean file size. Accelerator: the batch over the "
+        "CPU: per decode path, the larger of its chain's steady state run alone (no accelerator step, most parallel, in the "
+        "sweep's rounds) and the cores over the lowest CPU per sample measured doing that work. I/O: the disk's cold read "
+        "bandwidth over the mean file size. Accelerator: the batch over the "
         "measured step and copy. Each is held against every measured steady state it applies to; see ceilings.json."
         + "".join(f" Note: {n}." for n in c.notes)
     )

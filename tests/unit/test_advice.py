@@ -154,9 +154,10 @@ def test_persistent_workers_leave_one_workers_first_batch_per_epoch(tmp_path):
 def test_more_workers_scale_with_the_cores_up_to_the_cpu_ceiling(tmp_path):
     found = plan(sweep_of(tmp_path, [torch(0, 300.0, workers=0, restart_s=0.1)], ceilings(cpu=500.0)))
     c = only(found, "num_workers=2")
-    assert c.change.predicted == pytest.approx(per_epoch(500.0, 0.1, N))  # 300 x 2 = 600, held at the ceiling 500
+    # 300 x 2 = 600, held at the ceiling 500; the restart refills at the new rate: 0.1 s x 300 / 500
+    assert c.change.predicted == pytest.approx(per_epoch(500.0, 0.1 * 300 / 500, N))
     uncapped = plan(sweep_of(tmp_path / "more", [torch(0, 200.0, workers=0, restart_s=0.1)], ceilings(cpu=500.0)))
-    assert only(uncapped, "num_workers=2").change.predicted == pytest.approx(per_epoch(400.0, 0.1, N))
+    assert only(uncapped, "num_workers=2").change.predicted == pytest.approx(per_epoch(400.0, 0.1 * 200 / 400, N))
 
 
 def test_prefetch_makes_a_step_the_longer_of_loading_and_computing(tmp_path):
