@@ -146,14 +146,13 @@ def _core_ms(trials: list) -> list[float]:
     The sampler's figure (CPU s per 1000 samples) spreads the CPU of the whole measured phase over
     its samples; the share of time epoch restarts took is taken off, as if the CPU ran at its
     average rate then (a restart mostly waits, so this errs low, as a ceiling's cost should).
-    Trials that restarted for more than :data:`MAX_RESTART_SHARE` of their time are left out.
+    Trials that restarted for more than :data:`MAX_RESTART_SHARE` of their time are left out where
+    others did not (epochs of a few steps restart all the time: then every trial counts).
     """
-    out = []
-    for t in trials:
-        cpu, share = t.summary.get("cpu_s_per_1000_samples"), (t.summary.get("restart_pct") or 0.0) / 100.0
-        if _positive(cpu) and share <= MAX_RESTART_SHARE:
-            out.append(float(cpu) * (1.0 - share))
-    return out
+    measured = [(float(t.summary["cpu_s_per_1000_samples"]), (t.summary.get("restart_pct") or 0.0) / 100.0) for t in trials]
+    measured = [(cpu, share) for cpu, share in measured if cpu > 0]
+    steady = [(cpu, share) for cpu, share in measured if share <= MAX_RESTART_SHARE] or measured
+    return [cpu * (1.0 - min(share, 0.9)) for cpu, share in steady]
 
 
 def _positive(x) -> bool:
