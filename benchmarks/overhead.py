@@ -9,6 +9,12 @@ its own. It prints samples/s of both, and their ratio (target: harness / bare >=
     python benchmarks/overhead.py                    # tf_data and torch, 5 rounds each
     python benchmarks/overhead.py --pipelines tf_data --rounds 8
     python benchmarks/overhead.py --pipelines seed000 --seconds 3 --warmup 3 --rounds 6   # the quickstart's trials
+    python benchmarks/overhead.py --pipelines tf_data seed000 --continuous --rounds 6     # one repeating iterator each
+
+With a fresh iterator per epoch, tf.data's AUTOTUNE makes each restart cost anything from 0.05 to
+2 s (deleting an iterator waits for its model thread), which swamps a few percent either way in
+3 s runs; ``--continuous`` (``dataset.repeat()`` in the bare loop, ``trial.epoch_mode=continuous``
+through the harness) compares the per-batch path alone.
 
 ``tf_data`` is the quickstart's fastest variant, seed 000's chain: one map reading,
 decoding (decode_jpeg) and resizing, AUTOTUNE parallel calls, AUTOTUNE prefetch, fed by
@@ -35,6 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_MS = 10.0
+REPEAT = False  # --continuous: the tf.data chains repeat (one iterator), in the bare loop's child
 SECONDS = 6.0
 WARMUP = 3
 COUNT = 2048
@@ -60,7 +67,8 @@ def bare_tf_data(paths, labels):
         return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(32, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(32, drop_remainder=True)
+    ds = (ds.repeat() if REPEAT else ds).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = False
     options.experimental_optimization.inject_prefetch = False
@@ -80,7 +88,8 @@ def bare_seed000(paths, labels):
         return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
 
     ds = tf.data.Dataset.list_files(folder + "/*/*", shuffle=False).map(parse_file_to_img, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(32, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(32, drop_remainder=True)
+    ds = (ds.repeat() if REPEAT else ds).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = False
     options.experimental_optimization.inject_prefetch = False
@@ -135,7 +144,9 @@ def bare(pipeline: str, dataset: str, seconds: float = SECONDS, warmup: int = WA
                 return
 
 
-def through_harness(pipeline: str, cache: str, seconds: float = SECONDS, warmup: int = WARMUP) -> tuple[float, float]:
+def through_harness(
+    pipeline: str, cache: str, seconds: float = SECONDS, warmup: int = WARMUP, continuous: bool = False
+) -> tuple[float, float]:
     """(samples/s, the sampler's own CPU in the measured phase, % of one core) of one ``harness run``."""
     with tempfile.TemporaryDirectory() as out:
         args = [
@@ -150,6 +161,7 @@ def through_harness(pipeline: str, cache: str, seconds: float = SECONDS, warmup:
             f"trial.seconds={seconds}",
             f"trial.warmup_steps={warmup}",
             f"hydra.run.dir={out}/run",
+            *(["trial.epoch_mode=continuous"] if continuous else []),
         ]
         done = subprocess.run(args, cwd=ROOT, env=dict(os.environ, HARNESS_CACHE=cache), capture_output=True, text=True)
         result = next(Path(out, "run").rglob("result.json"), None)
@@ -160,8 +172,9 @@ def through_harness(pipeline: str, cache: str, seconds: float = SECONDS, warmup:
         return json.loads(result.read_text())["summary"]["samples_per_s"], sampler_pct
 
 
-def in_bare_loop(pipeline: str, dataset: str, seconds: float = SECONDS, warmup: int = WARMUP) -> float:
+def in_bare_loop(pipeline: str, dataset: str, seconds: float = SECONDS, warmup: int = WARMUP, continuous: bool = False) -> float:
     command = [sys.executable, __file__, "--child", pipeline, dataset, "--seconds", str(seconds), "--warmup", str(warmup)]
+    command += ["--continuous"] if continuous else []
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bare loop failed: {done.stderr[-2000:]}")
@@ -183,8 +196,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=SECONDS, help="measured seconds per run (the quickstart's: 3)")
     parser.add_argument("--warmup", type=int, default=WARMUP, help="warm-up steps per run (the quickstart's: 3)")
+    parser.add_argument("--continuous", action="store_true", help="one repeating iterator in both (tf.data pipelines only)")
     parser.add_argument("--child", nargs=2, metavar=("PIPELINE", "DATASET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.continuous and "torch" in args.pipelines and not args.child:
+        parser.error("--continuous: the torch pipeline has no repeating iterator (its DataLoader starts one per epoch)")
+    global REPEAT
+    REPEAT = args.continuous
     if args.child:
         bare(*args.child, seconds=args.seconds, warmup=args.warmup)
         return
@@ -196,13 +214,15 @@ def main() -> None:
         for r in range(args.rounds):  # alternate, starting with each side in turn
             for side in ("bare", "harness") if r % 2 == 0 else ("harness", "bare"):
                 if side == "bare":
-                    value = in_bare_loop(pipeline, dataset, args.seconds, args.warmup)
+                    value = in_bare_loop(pipeline, dataset, args.seconds, args.warmup, args.continuous)
                 else:
-                    value, pct = through_harness(pipeline, cache, args.seconds, args.warmup)
+                    value, pct = through_harness(pipeline, cache, args.seconds, args.warmup, args.continuous)
                     sampler_pct.append(pct)
                 figures[side].append(value)
                 print(f"  {pipeline} round {r} {side:<8} {value:8.1f} samples/s", flush=True)
         b, h = statistics.median(figures["bare"]), statistics.median(figures["harness"])
+        paired = sorted(x / y for x, y in zip(figures["harness"], figures["bare"]))  # each round's own ratio: drift cancels
+        print(f"{pipeline}: per-round harness / bare {', '.join(f'{r:.3f}' for r in paired)}; median {statistics.median(paired):.3f}")
         print(
             f"{pipeline}: bare loop {b:.1f} samples/s (range {min(figures['bare']):.0f}-{max(figures['bare']):.0f}), "
             f"harness {h:.1f} (range {min(figures['harness']):.0f}-{max(figures['harness']):.0f}); "
