@@ -66,14 +66,18 @@ def bare_tf_data(paths, labels):
         image = tf.image.resize(image, [150, 150])
         return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = _batched(tf, tf.data.Dataset.from_tensor_slices((paths, labels)).map(parse, num_parallel_calls=tf.data.AUTOTUNE))
+    return lambda: ((images.numpy(), label) for images, label in ds)
+
+
+def _batched(tf, ds):
+    """Batches of 32, repeated with --continuous, AUTOTUNE prefetch; TF's rewrites off, as the quickstart sets them."""
     ds = ds.batch(32, drop_remainder=True)
     ds = (ds.repeat() if REPEAT else ds).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = False
     options.experimental_optimization.inject_prefetch = False
-    ds = ds.with_options(options)
-    return lambda: ((images.numpy(), label) for images, label in ds)
+    return ds.with_options(options)
 
 
 def bare_seed000(paths, labels):
@@ -87,13 +91,8 @@ def bare_seed000(paths, labels):
         img = tf.image.resize(img, [150, 150])
         return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
 
-    ds = tf.data.Dataset.list_files(folder + "/*/*", shuffle=False).map(parse_file_to_img, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(32, drop_remainder=True)
-    ds = (ds.repeat() if REPEAT else ds).prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_optimization.map_parallelization = False
-    options.experimental_optimization.inject_prefetch = False
-    ds = ds.with_options(options)
+    files = tf.data.Dataset.list_files(folder + "/*/*", shuffle=False)
+    ds = _batched(tf, files.map(parse_file_to_img, num_parallel_calls=tf.data.AUTOTUNE))
     return lambda: ((images.numpy(), None) for images in ds)
 
 

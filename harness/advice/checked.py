@@ -101,12 +101,11 @@ def verdict(gain_predicted: float, ratios: list[float]) -> str:
 
 def read(path: Path) -> Advice:
     """Read ``advice.json``; a newer schema or a malformed file is a :class:`HarnessError` naming it."""
+    from harness.data.manifest import read_versioned
+
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-        version = data.get("schema_version", 0)
-        if version > SCHEMA_VERSION:
-            raise HarnessError(f"{path}: advice schema {version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
+        data = read_versioned(path, "advice", SCHEMA_VERSION)
         known = {f.name for f in fields(Advice)}
         checked = [Checked(**{k: v for k, v in c.items() if k in {f.name for f in fields(Checked)}}) for c in data.get("checked", [])]
         return Advice(**{**{k: v for k, v in data.items() if k in known}, "checked": checked})

@@ -198,6 +198,24 @@ def write_json_atomic(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
+def read_versioned(path: Path, what: str, newest: int) -> dict:
+    """A JSON file's mapping, refused with a :class:`HarnessError` where its ``schema_version`` is above ``newest``.
+
+    Args:
+        what: the file's kind as the error names it ("ceilings", "advice").
+
+    Raises:
+        OSError, ValueError: unreadable or not JSON (the caller names the file).
+    """
+    from harness.errors import HarnessError
+
+    data = json.loads(Path(path).read_text())
+    version = data.get("schema_version", 0)
+    if version > newest:
+        raise HarnessError(f"{path}: {what} schema {version} is newer than this harness reads ({newest}); upgrade harness")
+    return data
+
+
 def write_shard_index(out_dir: Path, paths: list[Path], counts: list[int], **about) -> None:
     """``out_dir/shards.json``: each shard file's sample count, size and SHA-1, with what kind of shards they are.
 

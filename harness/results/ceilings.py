@@ -193,12 +193,12 @@ class Ceilings:
 
 def read(path: Path) -> Ceilings:
     """Read ``ceilings.json``; a newer schema or a malformed file is a :class:`HarnessError` naming it."""
+    from harness.data.manifest import read_versioned
+
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = read_versioned(path, "ceilings", SCHEMA_VERSION)
         version = data.get("schema_version", 0)
-        if version > SCHEMA_VERSION:
-            raise HarnessError(f"{path}: ceilings schema {version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade harness")
         return Ceilings(
             **{
                 **_known(Ceilings, data),
