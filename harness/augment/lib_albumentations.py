@@ -7,7 +7,11 @@ shrinking), its answer to antialiasing; rotations and affines fill with black
 
 from __future__ import annotations
 
+import os
+
 from harness.augment.pipeline import Pipeline, Translator
+
+NO_UPDATE_CHECK = "NO_ALBUMENTATIONS_UPDATE"
 
 
 class AlbumentationsPipeline(Pipeline):
@@ -46,6 +50,9 @@ class AlbumentationsTranslator(Translator):
     install = ("albumentations", "aug")
 
     def build(self, spec, seed: int) -> Pipeline:
+        # albumentations asks PyPI for a newer version each time it is imported (a request of up to 2 s, a warning
+        # offline): not in a trial's start, nor where the machine has no network; a user's own setting wins
+        os.environ.setdefault(NO_UPDATE_CHECK, "1")
         A = self.require()
         import cv2
 

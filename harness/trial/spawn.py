@@ -106,7 +106,7 @@ def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 pass_fds=(child_end.fileno(),),
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                env=_child_env(),
             )
         started = time.monotonic()
         sampler = start_sampler(proc.pid, config, channel) if request.kind == "trial" else None
@@ -124,6 +124,17 @@ def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float
 
 
 POLL_S = 0.1  # how often the parent looks for a stop signal while a trial runs (Popen.wait polls too)
+
+
+def _child_env() -> dict[str, str]:
+    """The trial's environment: the sweep's own, unbuffered, without a library's update check at import.
+
+    albumentations asks PyPI for a newer version whenever it is imported (a request of up to 2 s, in the
+    trial's start, and a network access a measurement should not make); a user's own setting wins.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    return env
 
 
 def wait_for(proc: subprocess.Popen, timeout_s: float) -> str:

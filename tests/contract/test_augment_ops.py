@@ -7,6 +7,10 @@ and rounding differences leave, far below what a wrong translation gives (a rota
 the other way is about 30 off, a missed flip about 40).
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -15,6 +19,7 @@ from harness.augment.spec import OPS, Spec, check_support, parse_op
 from harness.config.compose import compose, to_typed
 from harness.data.build import prepare
 from harness.errors import ConfigError
+from tests.conftest import ROOT
 
 LIBRARIES = ("torchvision", "albumentations", "tf_image", "keras_idg")
 PHOTO = ["dataset.count=8", "dataset.width=200", "dataset.height=150"]
@@ -132,3 +137,41 @@ def test_order_changes_the_pixels(images):
     a, b = run("albumentations", images, up, turn), run("albumentations", images, turn, up)
     assert a.shape == b.shape
     assert np.abs(a.astype(float) - b.astype(float)).mean() > 0.5
+
+
+NO_NETWORK = """
+import socket
+
+tried = []
+
+
+def refuse(*args, **kwargs):
+    tried.append(args)
+    raise OSError("this test has no network")
+
+
+socket.create_connection = refuse
+socket.socket.connect = refuse
+from harness.augment.pipeline import build
+from harness.augment.spec import Spec, parse_op
+
+build(Spec([parse_op(0, {"op": "hflip"})], "albumentations"), 0)
+print("TRIED", len(tried))
+"""
+
+
+def test_building_an_albumentations_pipeline_asks_no_server_for_updates(tmp_path):
+    """albumentations checks PyPI for a newer version at import unless NO_ALBUMENTATIONS_UPDATE is set: the harness sets it."""
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    done = subprocess.run([sys.executable, "-c", NO_NETWORK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TRIED 0" in done.stdout and "check for updates" not in done.stderr, done.stdout + done.stderr[-2000:]
+
+
+def test_a_trials_process_is_started_without_the_update_check_unless_the_user_set_it(monkeypatch):
+    from harness.trial.spawn import _child_env
+
+    monkeypatch.delenv("NO_ALBUMENTATIONS_UPDATE", raising=False)
+    assert _child_env()["NO_ALBUMENTATIONS_UPDATE"] == "1" and _child_env()["PYTHONUNBUFFERED"] == "1"
+    monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "0")
+    assert _child_env()["NO_ALBUMENTATIONS_UPDATE"] == "0"
