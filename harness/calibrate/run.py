@@ -167,7 +167,9 @@ def _child(plan: Plan, out: Path, budget_s: float, timeout_s: float) -> Ceilings
     return read(out)
 
 
-def for_sweep(root: Path, *, seconds: float | None = None, repeats: int | None = None, alternatives: bool = True, **kw) -> Ceilings | None:
+def for_sweep(
+    root: Path, *, seconds: float | None = None, repeats: int | None = None, alternatives: bool = True, decode: bool = True, **kw
+) -> Ceilings | None:
     """Measure the ceilings of a finished sweep into ``root/ceilings.json``; None where it has nothing to measure.
 
     The CPU ceilings come from the chains the sweep's rounds ran alone (``root/ceilings/``), or, where
@@ -177,12 +179,17 @@ def for_sweep(root: Path, *, seconds: float | None = None, repeats: int | None =
     Args:
         seconds, repeats: of each run alone after the trials (:data:`harness.trial.alone.SECONDS`, 2 by default).
         alternatives: time the other decoders of the fastest jobs' families (:func:`plan_sweep`).
+        decode: time one core's decode per library (False: the chains and the disks only, with no child that
+            imports a framework; the advice then has no decoder lever).
     """
     from harness.calibrate import alone
 
     plan = plan_sweep(root, alternatives=alternatives)
     if not plan.datasets and not plan.works:
         return None
+    if not decode and plan.works:
+        plan.works = []
+        plan.notes.append("one core's decode per library was not timed (report.ceilings=quick): no decoder advice")
     cores = plan.cores[0] if plan.cores else alone_cores()
     pipelines = alone.pipelines(Path(root), cores)
     if not pipelines:

@@ -22,8 +22,8 @@ from harness.results.ceilings import CEILINGS_FILE, Ceilings, Work
 OPTION = "report.ceilings"  # on the sweep's command line: false skips the calibration after the trials, quick shortens it
 ENV_SWITCH = "HARNESS_CEILINGS"  # 0 / false / quick: the same for every sweep of this environment (a CI job, a test suite)
 _FALSE, _TRUE, QUICK = ("0", "false", "no", "off"), ("1", "true", "yes", "on"), "quick"
-# quick: each chain alone once for 1 s and a 2 s decode budget, for smoke tests; the figures are rougher, the rules the same
-# quick: each chain's one run after the trials (in the rounds: harness.trial.alone), the decode timing, no other decoders timed
+# quick, for smoke tests: each chain alone once for 1 s (in the sweep's rounds: harness.trial.alone) and the disks read in
+# a 2 s budget; no decoding timed in a framework's process (10-20 s of imports), so no decoder advice; the rules the same
 QUICK_SECONDS, QUICK_BUDGET_S = 1.0, 2.0
 
 
@@ -57,7 +57,7 @@ def after_sweep(root: Path, mode: str | None = "full") -> None:
     print(f"calibrating this machine's ceilings ({OPTION}=false skips it)", flush=True)
     try:
         if mode == QUICK:
-            ceilings = for_sweep(root, seconds=QUICK_SECONDS, repeats=1, alternatives=False, budget_s=QUICK_BUDGET_S)
+            ceilings = for_sweep(root, seconds=QUICK_SECONDS, repeats=1, alternatives=False, decode=False, budget_s=QUICK_BUDGET_S)
         else:
             ceilings = for_sweep(root)
     except HarnessError as exc:

@@ -107,7 +107,7 @@ print("SWEEP", len(table), sorted(table["status"]), table.attrs["folder"].name.e
 @pytest.mark.slow
 def test_the_python_api_measures_a_notebook_function_and_an_import_path_and_sweeps(cache_dir, tmp_path):
     script = API.format(overrides=", ".join(repr(o) for o in TINY))
-    env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT), HARNESS_CEILINGS="0")  # as the cli fixture
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith(("STATUS", "NAMED", "SWEEP"))]

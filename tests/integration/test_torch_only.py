@@ -67,7 +67,7 @@ def test_a_torch_session_runs_end_to_end_without_tensorflow(harness, tmp_path):
     assert probe.returncode != 0 and "tensorflow" in said and "pip install -e '.[tf]'" in said, said[-1500:]
     done = harness("run", "loader=torch", "trial.steps=6", "trial.warmup_steps=1", *TINY, "hydra.run.dir=run")
     assert done.returncode == 0, done.stderr[-2000:]
-    sweep = ["loader=torch", "loader.pin_memory=false,true", "trial.steps=6", "trial.warmup_steps=1", *TINY, "report.ceilings=true"]
+    sweep = ["loader=torch", "loader.pin_memory=false,true", "trial.steps=6", "trial.warmup_steps=1", *TINY, "report.ceilings=quick"]
     done = harness("sweep", *sweep, "hydra.sweep.dir=sweep")
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "sweep" / "report.html").exists() and (tmp_path / "sweep" / "ceilings.json").exists()
