@@ -54,7 +54,13 @@ def launch(launcher: HarnessLauncher, job_overrides: Sequence[Sequence[str]], in
 def _job_config(launcher: HarnessLauncher, overrides: Sequence[str], idx: int) -> DictConfig:
     """One job's full config (Hydra's node included), numbered as the basic launcher numbers it."""
     assert launcher.hydra_context is not None and launcher.config is not None
-    cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+    loader = launcher.hydra_context.config_loader
+    # the sweeper's composition of these overrides where it made one (harness_launcher.ComposedOnce)
+    cfg = (
+        loader.take(launcher.config, list(overrides))
+        if hasattr(loader, "take")
+        else loader.load_sweep_config(launcher.config, list(overrides))
+    )
     with open_dict(cfg):
         cfg.hydra.job.id = idx
         cfg.hydra.job.num = idx

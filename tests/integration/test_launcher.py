@@ -172,3 +172,31 @@ def test_one_trial_per_node_is_asked_for_where_harness_knows_the_node_and_left_t
     assert exclusive_nodes(["hydra/launcher=ray"]) == ["hydra/launcher=ray", f"++hydra.launcher.ray.remote.num_cpus={usable()}"]
     assert asked[-1] == "auto"  # no address: Ray would join a running cluster, and there is none
     assert exclusive_nodes(["loader=synthetic"]) == ["loader=synthetic"]
+
+
+def test_the_launcher_takes_each_job_the_sweeper_composed_instead_of_composing_it_again():
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.harness_launcher.harness_launcher import ComposedOnce
+
+    class Loader:
+        calls: list = []
+
+        def load_sweep_config(self, master_config, sweep_overrides):
+            self.calls.append(list(sweep_overrides))
+            return OmegaConf.create({"overrides": list(sweep_overrides)})
+
+        def list_groups(self, parent):
+            return ["loader"]
+
+    master = OmegaConf.create({})
+    loader = ComposedOnce(Loader())
+    checked = [loader.load_sweep_config(master_config=master, sweep_overrides=[f"a={i}"]) for i in range(3)]  # the sweeper
+    taken = [loader.take(master, [f"a={i}"]) for i in range(3)]  # the launcher
+    assert taken == checked and all(t is c for t, c in zip(taken, checked)) and len(Loader.calls) == 3
+    again = loader.take(master, ["a=0"])  # taken once: composed anew, never a config another job changed
+    assert again is not checked[0] and again == checked[0] and len(Loader.calls) == 4
+    kept = loader.load_sweep_config(master_config=master, sweep_overrides=["a=5"])
+    assert loader.take(OmegaConf.create({}), ["a=5"]) is not kept and len(Loader.calls) == 6  # another sweep's master config
+    assert loader.take(master, ["a=5"]) is kept and len(Loader.calls) == 6
+    assert loader.list_groups("") == ["loader"]  # every other call reaches Hydra's loader
