@@ -5,7 +5,7 @@
 2. every lever over every variant gives candidates, each a set of overrides with a predicted
    per-epoch samples/s (:mod:`harness.advice.plan`);
 3. the best and the top ``--verify N`` candidates run in interleaved rounds (``--repeats``, 3
-   by default) under the same conditions, a warm-up epoch and one measured epoch each, into
+   by default) under the same conditions, a warm-up epoch and three measured epochs each (fewer in long epochs), into
    ``SWEEP_DIR/advice/``;
 4. ``SWEEP_DIR/advice.json`` holds each change's prediction, its measurement per round against
    the best of that round, and the verdict; the report is written again with "Advice, checked",

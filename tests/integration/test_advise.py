@@ -38,7 +38,7 @@ def test_a_second_producer_is_predicted_verified_and_becomes_the_next_step(cli, 
     (change,) = advice["checked"]
     assert change["shown"] == ["loader.workers=2"] and change["lever"] == "parallelism"
     assert change["predicted"] == pytest.approx(2133, rel=0.1)  # the measured steady state x 2 producers / 1
-    assert advice["conditions"] == ["trial.warmup_steps=30", "trial.epochs=2", "trial.seconds=null", "trial.steps=null"]
+    assert advice["conditions"] == ["trial.warmup_steps=30", "trial.epochs=4", "trial.seconds=null", "trial.steps=null"]
     gain = sorted(change["ratios"])[len(change["ratios"]) // 2] - 1
     assert gain == pytest.approx(change["gain_predicted"], abs=0.10) and change["verdict"] == "confirmed"
     assert len(change["measured"]) == 3 and len(advice["best"]["measured"]) == 3  # three interleaved rounds

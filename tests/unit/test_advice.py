@@ -267,10 +267,12 @@ def test_a_change_to_another_variant_shows_what_differs_from_the_best(tmp_path):
     assert found.best_rate == pytest.approx(per_epoch(500.0, 2.5, N)) and c.gain == pytest.approx(800.0 / found.best_rate - 1)
 
 
-def test_verification_runs_a_warm_up_epoch_then_one_measured_epoch_where_that_is_short(tmp_path):
-    found = plan(sweep_of(tmp_path, [tf(0, 800.0, restart_s=1.0)]))
-    assert found.conditions(found.top(2)) == ["trial.warmup_steps=64", "trial.epochs=2", "trial.seconds=null", "trial.steps=null"]
-    slow = plan(sweep_of(tmp_path / "slow", [tf(0, 80.0, restart_s=1.0)]))  # two epochs would take 51 s
+def test_verification_runs_a_warm_up_epoch_then_three_measured_epochs_or_as_many_as_fit(tmp_path):
+    found = plan(sweep_of(tmp_path, [tf(0, 800.0, restart_s=1.0)]))  # 575 samples/s an epoch: 3.6 s
+    assert found.conditions(found.top(2)) == ["trial.warmup_steps=64", "trial.epochs=4", "trial.seconds=null", "trial.steps=null"]
+    fewer = plan(sweep_of(tmp_path / "fewer", [tf(0, 250.0, restart_s=1.0)]))  # its trials' 188/s: 10.9 s an epoch, 3 fit in 40 s
+    assert fewer.conditions(fewer.top(2))[1] == "trial.epochs=3"
+    slow = plan(sweep_of(tmp_path / "slow", [tf(0, 80.0, restart_s=1.0)]))  # two epochs would take 53 s
     assert slow.conditions(slow.top(2)) == []
 
 
