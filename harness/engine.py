@@ -584,7 +584,7 @@ class Preflight(Callback):
 
         task_overrides = [str(o) for o in config.hydra.overrides.task]
         params = dict(OmegaConf.select(config, "hydra.sweeper.params", default=None) or {})
-        typed_jobs = [check_job(compose(job)) for job in expand_sweep(task_overrides, params=params)]
+        typed_jobs = [check_job(compose(job, typed=False)) for job in expand_sweep(task_overrides, params=params)]
         _check_launcher_limit(config, typed_jobs)
         seen = set()
         for typed in typed_jobs:

@@ -34,7 +34,7 @@ def diagnose(args: Sequence[str]) -> int:
     from harness.engine import check_job, run_jobs
 
     overrides = list(args)
-    typed = check_job(compose(overrides))
+    typed = check_job(compose(overrides, typed=False))
     root = new_result_dir(f"diagnose-{typed.loader.name}", True)
     jobs = _jobs(overrides, typed)
     print(f"harness: diagnose loader={typed.loader.name}: {', '.join(JOBS)} in interleaved rounds -> {root}", flush=True)

@@ -58,7 +58,7 @@ def launch(overrides: Sequence[str], *, multirun: bool) -> Path | None:
         _run_hydra([sys.argv[0]] + flags + overrides)
         return None
     jobs = expand_sweep(overrides) if multirun else [overrides]
-    first = check_job(compose(jobs[0]))  # names the folder; the launcher (or Preflight) checks every job
+    first = check_job(compose(jobs[0], typed=False))  # names the folder; the launcher (or Preflight) checks every job
     if not multirun:  # a sweep's launcher warns for all its jobs at once; a run has no launcher of harness's own
         preflight.tell([first])
     dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"

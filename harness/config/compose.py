@@ -31,18 +31,20 @@ def list_options(group: str) -> list[str]:
     return sorted({p.stem for p in folder.glob("*.yaml") if not p.name.startswith("_")} | set(user_options(group)))
 
 
-def compose(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig:
+def compose(overrides: Sequence[str], *, with_hydra: bool = False, typed: bool = True) -> DictConfig:
     """Compose the config for one job; raise :class:`HarnessError` with a one-line reason.
 
     The result is also merged onto the schemas once, so a key that ``+`` or ``++`` added
     and a required value left unset (``dataset=folder`` without ``dataset.path``) fail
-    here, in one line, instead of later as an OmegaConf traceback.
+    here, in one line, instead of later as an OmegaConf traceback. ``typed=False`` leaves
+    that to a caller that merges it itself (:func:`to_typed`, 0.3 s on 2 cores).
     """
     try:
         cfg = _hydra_compose(overrides, with_hydra)
     except Exception as exc:  # Hydra raises several unrelated types for user errors
         raise HarnessError(explain(exc, overrides)) from exc
-    to_typed(cfg)
+    if typed:
+        to_typed(cfg)
     return cfg
 
 
