@@ -27,6 +27,7 @@ commands:
   datagen [overrides]      build the dataset a configuration describes, print its folder
   report  SWEEP_DIR        rebuild results.csv, write report.html and summary.md (sweeps do it themselves)
   check   SWEEP_DIR        CI regression gate: --save-baseline FILE, or --baseline FILE (exit 1 on a regression, 2 could not judge)
+  history [--add SWEEP]    keep each gate run in a store (ci/history.jsonl), draw history.html with its change points
   list                     config groups, their options, loaders and experiments
 
 overrides are Hydra's: key=value, group=option, experiment=NAME, a,b,c lists, range(1,4).
@@ -189,6 +190,12 @@ def _check(args: list[str]) -> int:
     return check(args)
 
 
+def _history(args: list[str]) -> int:
+    from harness.commands.history import history
+
+    return history(args)
+
+
 def _list(args: list[str]) -> int:
     from harness.commands.listing import listing
 
@@ -206,6 +213,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "datagen": _datagen,
     "report": _report,
     "check": _check,
+    "history": _history,
     "list": _list,
 }
 

@@ -28,6 +28,11 @@ def sweep(cli, tmp_path, *extra):
 
 def test_unchanged_reruns_pass_and_a_slowed_pipeline_fails_with_a_table_that_names_it(cli, tmp_path):
     first = sweep(cli, tmp_path)
+    store = tmp_path / "history.jsonl"  # the run's figures kept for the speed across commits (harness history)
+    added = cli("history", "--store", str(store), "--add", str(first), "--commit", "abc123")
+    assert added.returncode == 0 and "history: abc123 added" in added.stdout, added.stderr
+    (kept,) = [json.loads(line) for line in store.read_text().splitlines()]
+    assert set(kept["variants"]) == {"produce_ms=5", "produce_ms=12"} and kept["variants"]["produce_ms=5"]["samples_per_s"]["n"] == 2
     baseline = tmp_path / "baseline.json"
     saved = cli("check", str(first), "--save-baseline", str(baseline))
     assert saved.returncode == 0, saved.stderr

@@ -109,3 +109,20 @@ def test_report_baseline_option_and_its_errors(cli, tmp_path):
     assert wrong.returncode == 1 and "report.baseline=nine" in wrong.stderr and "choose one of" in wrong.stderr
     typo = cli("report", str(folder), "report.basline=0")
     assert typo.returncode == 1 and "unknown option" in typo.stderr
+
+
+def test_history_html_draws_the_trend_and_lists_its_change_points_in_a_browser(cli, tmp_path):
+    from harness.history.store import Record, append, summarize
+
+    store = tmp_path / "ci" / "history.jsonl"
+    for i in range(30):  # 2% run-to-run scatter, a 12% slowdown from commit 18 on
+        level = 1000.0 * (0.88 if i >= 18 else 1.0) * (1 + 0.02 * ((i * 7) % 5 - 2) / 2)
+        append(
+            store, Record(f"commit{i:02d}", "2026-12-05T00:00:00+00:00", {"cores": 2}, {"b_tf_data": {"samples_per_s": summarize([level])}})
+        )
+    done = cli("history", "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    assert "change point: b_tf_data samples_per_s -12.0% at commit18" in done.stdout
+    dom, console = browse(store.with_name("history.html"), ARTIFACTS / "history.png")
+    data = body_data(dom)
+    assert console == [] and data["images"] == "1" and data["broken-images"] == "0" and data["change-rows"] == "1", (console, data)
