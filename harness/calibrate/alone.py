@@ -149,8 +149,8 @@ def _core_ms(trials: list) -> list[float]:
     Trials that restarted for more than :data:`MAX_RESTART_SHARE` of their time are left out where
     others did not (epochs of a few steps restart all the time: then every trial counts).
     """
-    measured = [(float(t.summary["cpu_s_per_1000_samples"]), (t.summary.get("restart_pct") or 0.0) / 100.0) for t in trials]
-    measured = [(cpu, share) for cpu, share in measured if cpu > 0]
+    figures = [(t.summary.get("cpu_s_per_1000_samples"), (t.summary.get("restart_pct") or 0.0) / 100.0) for t in trials]
+    measured = [(float(cpu), share) for cpu, share in figures if _positive(cpu)]  # none where the monitor was off
     steady = [(cpu, share) for cpu, share in measured if share <= MAX_RESTART_SHARE] or measured
     return [cpu * (1.0 - min(share, 0.9)) for cpu, share in steady]
 

@@ -91,3 +91,17 @@ def test_calibrate_a_finished_sweep_folder(cli, tmp_path):
     assert again.stdout.strip().splitlines()[-1] == str(folder / CEILINGS_FILE)
     assert "the trials' CPU affinity" in again.stdout or "the trials' cgroup CPU quota" in again.stdout
     assert read(folder / CEILINGS_FILE).costs[0].work.height == 32
+
+
+def test_a_trial_without_a_cpu_figure_bounds_no_core_time():
+    """A sweep trial run with monitor.enabled=false has no CPU per sample: it is left out, not a failed calibration."""
+    from types import SimpleNamespace
+
+    from harness.calibrate.alone import _core_ms
+
+    restarting = SimpleNamespace(summary={"cpu_s_per_1000_samples": 2.0, "restart_pct": 50.0})
+    steady = SimpleNamespace(summary={"cpu_s_per_1000_samples": 1.0, "restart_pct": 5.0})
+    unmonitored = SimpleNamespace(summary={"samples_per_s": 900.0})
+    assert _core_ms([unmonitored, SimpleNamespace(summary={"cpu_s_per_1000_samples": None})]) == []
+    assert _core_ms([unmonitored, steady, restarting]) == [pytest.approx(0.95)]  # steady trials first
+    assert _core_ms([unmonitored, restarting]) == [pytest.approx(1.0)]  # only restarting ones: they count
