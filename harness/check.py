@@ -109,6 +109,7 @@ def collect(root: Path) -> dict:
 
     Each variant also lists its ``problems``: trials that did not finish ok and planned trials
     without a result; the check cannot judge such a variant. An unreadable result file stops it.
+    With them: the machine's fingerprint and the project commit the trials ran (None where unknown).
     """
     from harness.results.sweep import load
     from harness.results.table import no_results
@@ -124,7 +125,7 @@ def collect(root: Path) -> dict:
     for v in sweep.variants:
         env = env or next((t.environment for t in v.ok), {})
         variants[v.label] = {"overrides": v.overrides, "repeats": [_repeat(t) for t in v.ok], "problems": _problems(v, sweep)}
-    return {"variants": variants, "fingerprint": fingerprint(env)}
+    return {"variants": variants, "fingerprint": fingerprint(env), "commit": (env.get("harness") or {}).get("commit")}
 
 
 def _repeat(t) -> dict:

@@ -50,22 +50,11 @@ def record_of(root: Path, *, commit: str | None = None, date: str | None = None)
         figures = {m: [r["summary"][m] for r in v["repeats"] if r["summary"].get(m) is not None] for m in METRICS}
         variants[label] = {m: summarize(values) for m, values in figures.items() if values}
     return Record(
-        commit=commit or _sweep_commit(root) or "unknown",
+        commit=commit or data["commit"] or "unknown",
         date=date or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         machine=data["fingerprint"],
         variants=variants,
     )
-
-
-def _sweep_commit(root: Path) -> str | None:
-    from harness.results.sweep import load
-
-    for v in load(root).variants:
-        for t in v.ok:
-            commit = (t.environment.get("harness") or {}).get("commit")
-            if commit:
-                return str(commit)
-    return None
 
 
 def append(store: Path, record: Record) -> None:
@@ -78,7 +67,7 @@ def append(store: Path, record: Record) -> None:
 def read(store: Path) -> list[Record]:
     """Every record in ``store``, oldest first as appended; a line it cannot read is named in one line."""
     if not store.is_file():
-        raise HarnessError(f"{store}: no history store there; a gate run with --history {store} starts one")
+        raise HarnessError(f"{store}: no history store there; python -m harness history --store {store} --add SWEEP_DIR starts one")
     records = []
     for number, text in enumerate(store.read_text(encoding="utf-8").splitlines(), 1):
         if not text.strip():
