@@ -219,7 +219,7 @@ def _experiments():
     return list_options("experiment")
 
 
-def _ends_of_each_axis(name):
+def _narrowed_axes(name):
     """The preset's own sweep axes cut short: the first axis to its first and last values (``a,b,c`` -> ``a,c``), the others
     to their last, so every preset runs at most two jobs and each family or group its first axis names runs."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -262,7 +262,7 @@ def test_every_experiment_preset_runs(cli, tmp_path, name):
     ]  # the sweep's closing augbench: tests/integration/test_augment.py
     for job in expand_sweep([f"experiment={name}", *shrink]):
         validate(compose(job))
-    ends = _ends_of_each_axis(name)
+    ends = _narrowed_axes(name)
     done = cli("sweep", f"experiment={name}", *ends, *shrink, "report.ceilings=quick", timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     root = sweep_dir(done, tmp_path)
