@@ -277,6 +277,15 @@ def _samples(repeats: list[dict], metric: str, scale: Scale | None = None) -> li
     return out
 
 
+def repeat_figure(windows: Sequence[float]) -> float:
+    """One repeat's figure: the mean of its windows, as its whole measured phase reads.
+
+    Not their median: a window of 0.5 s holds a handful of steps, and the median of five such
+    scattered two to three times as much from trial to trial as the mean did in the gate's pinned trials.
+    """
+    return statistics.fmean(windows)
+
+
 def _round_scale(scale: Scale, repeat: dict) -> float:
     """The reference's median in the repeat's round; the median over rounds when that round has none."""
     return scale.get(repeat.get("round", -1), scale["all"])
@@ -295,7 +304,7 @@ def _reference(doc: dict, ratio_to: str, metric: str, side: str) -> Scale:
     pooled = [x for values in per_round.values() for x in values[0]]
     if not pooled or not _usable_scale(statistics.median(pooled)):
         return {}
-    rounds = {k: statistics.median(v[0]) for k, v in per_round.items()}
+    rounds = {k: repeat_figure(v[0]) for k, v in per_round.items()}
     return {"all": statistics.median(pooled), **{k: m for k, m in rounds.items() if _usable_scale(m)}}
 
 
@@ -314,26 +323,59 @@ def compare(
     gone = [k for k in base["variants"] if k not in current["variants"]]
     verdicts = []
     for metric in metrics:
-        threshold = thresholds.get(metric, METRICS[metric][2])
         scales: dict[str, Scale | None] = {"base": None, "current": None}
         if ratio_to is not None and metric in RATIO_METRICS:
             scales = {side: _reference(doc, ratio_to, metric, side) for side, doc in (("base", base), ("current", current))}
         for name in (n for n in common if n != ratio_to):
+            threshold = threshold_of(thresholds, name, metric)
             why = _blocked(base, current, name, metric, ratio_to, scales)
             if why:
                 verdicts.append(_cannot(name, metric, threshold, why))
                 continue
             a = _samples(base["variants"][name]["repeats"], metric, scales["base"])
             b = _samples(current["variants"][name]["repeats"], metric, scales["current"])
-            verdicts.append(_verdict(name, metric, a, b, thresholds, alpha))
+            verdicts.append(_verdict(name, metric, a, b, threshold, alpha))
         verdicts += [
             _cannot(
-                name, metric, threshold, "in the baseline but not in this sweep (it did not run, or the sweep changed: make a new baseline)"
+                name,
+                metric,
+                threshold_of(thresholds, name, metric),
+                "in the baseline but not in this sweep (it did not run, or the sweep changed: make a new baseline)",
             )
             for name in gone
         ]
     order = common + gone
     return sorted(verdicts, key=lambda v: order.index(v.variant))
+
+
+def plan(base: dict, *, metrics: Sequence[str], thresholds: dict[str, float], ratio_to: str | None) -> list[dict]:
+    """Per variant and metric of a baseline: its repeat-to-repeat noise and the rounds a gate run needs.
+
+    The way pyperf sizes its runs from a measured spread: assuming a gate run's repeats scatter
+    as the baseline's did, the rounds that bring the detectable change down to the threshold
+    (None where the baseline's own rounds are too few for any number).
+    """
+    out = []
+    for metric in metrics:
+        scale = _reference(base, ratio_to, metric, "the baseline") if ratio_to is not None and metric in RATIO_METRICS else None
+        for name, variant in base["variants"].items():
+            if name == ratio_to or scale == {}:
+                continue
+            medians = [repeat_figure(r) for r in _samples(variant["repeats"], metric, scale)]
+            threshold = threshold_of(thresholds, name, metric)
+            relative = threshold if METRICS[metric][3] == "relative" or not medians else threshold / abs(statistics.median(medians) or 1)
+            rounds = rounds_needed(medians, medians, relative) if len(medians) >= 2 else None
+            out.append(
+                {
+                    "variant": name,
+                    "metric": metric,
+                    "threshold": threshold,
+                    "noise": noise(medians),
+                    "repeats": len(medians),
+                    "rounds": rounds,
+                }
+            )
+    return out
 
 
 def _blocked(base: dict, current: dict, name: str, metric: str, ratio_to: str | None, scales: dict[str, Scale | None]) -> str | None:
@@ -379,18 +421,16 @@ def _unfit(a: list[float], b: list[float], metric: str, alpha: float) -> str | N
     )
 
 
-def _verdict(
-    name: str, metric: str, a_repeats: list[list[float]], b_repeats: list[list[float]], thresholds: dict[str, float], alpha: float
-) -> Verdict:
-    direction, _, default, kind = METRICS[metric]
-    threshold = thresholds.get(metric, default)
+def _verdict(name: str, metric: str, a_repeats: list[list[float]], b_repeats: list[list[float]], threshold: float, alpha: float) -> Verdict:
+    direction, _, _, kind = METRICS[metric]
     a, b = [x for r in a_repeats for x in r], [x for r in b_repeats for x in r]
     why = _unfit(a, b, metric, alpha)
     if why:
         return _cannot(name, metric, threshold, why)
     ma, mb = statistics.median(a), statistics.median(b)
     change = (mb - ma) / ma if kind == "relative" else mb - ma
-    mde = detectable([statistics.median(r) for r in a_repeats], [statistics.median(r) for r in b_repeats])
+    a_means, b_means = [repeat_figure(r) for r in a_repeats], [repeat_figure(r) for r in b_repeats]
+    mde = detectable(a_means, b_means)
     if mde is not None and kind == "points":
         mde *= abs(ma)  # in points, like the change
     bar = max(threshold, mde or 0.0)
@@ -398,7 +438,63 @@ def _verdict(
     better = change > bar if direction == "higher" else change < -bar
     p = mann_whitney_p(a, b)
     verdict = "regressed" if p < alpha and worse else "improved" if p < alpha and better else "ok"
-    return Verdict(name, metric, ma, mb, change, p, verdict, threshold, kind, min(b), max(b), mde)
+    found = Verdict(name, metric, ma, mb, change, p, verdict, threshold, kind, min(b), max(b), mde)
+    if verdict == "ok" and mde is not None and mde > threshold:
+        # a change beyond the noise would have counted, but "no change of the threshold's size" is not a claim
+        # these repeats can make: refuse it (exit 2) and say how many rounds would
+        found.verdict, found.reason = CANNOT, _underpowered(found, a_means, b_means)
+    return found
+
+
+def _underpowered(v: Verdict, a_medians: list[float], b_medians: list[float]) -> str:
+    unit = f"{v.threshold:.0%}" if v.kind == "relative" else f"{v.threshold:g} pts"
+    seen = detectable_text(v)
+    relative = v.threshold if v.kind == "relative" else v.threshold / abs(v.baseline or 1.0)
+    need = rounds_needed(a_medians, b_medians, relative)
+    ask = (
+        f"run {need} rounds (trial.repeats={need})"
+        if need and need <= MAX_ROUNDS
+        else f"make the baseline with more rounds too (at {len(a_medians)} no number of rounds here suffices)"
+        if need is None
+        else "steady the trials first (trial.cpus=1 pins them; longer trial.seconds)"
+    )
+    return f"these repeats can only tell changes of {seen} from noise, more than the {unit} threshold: {ask}, or raise the threshold"
+
+
+MAX_ROUNDS = 200  # past this, more rounds is not the advice: the trials themselves are too noisy
+
+
+def rounds_needed(a_medians: Sequence[float], b_medians: Sequence[float], threshold: float) -> int | None:
+    """Rounds this side needs so that :func:`detectable` falls to ``threshold`` (relative), the baseline's rounds fixed.
+
+    The noise is the pooled standard deviation of both sides' per-repeat medians, as in
+    :func:`detectable`; with ``na`` baseline rounds it needs ``z*s*sqrt(1/na + 1/nb) <= threshold*center``.
+
+    Returns:
+        The rounds (at least 2), or None when the baseline's own rounds are too few for any number here.
+    """
+    na, nb = len(a_medians), len(b_medians)
+    center = abs(statistics.median(a_medians)) if a_medians else 0.0
+    if na < 2 or not center or threshold <= 0:
+        return None
+    pooled = [x - statistics.mean(a_medians) for x in a_medians] + [x - statistics.mean(b_medians) for x in b_medians]
+    sd = math.sqrt(sum(x * x for x in pooled) / max(na + nb - 2, 1))
+    if sd == 0:
+        return 2
+    room = (threshold * center / (DETECT_Z * sd)) ** 2 - 1 / na  # what 1/nb may be
+    return None if room <= 0 else max(2, math.ceil(1 / room))
+
+
+def noise(repeats: Sequence[float]) -> float | None:
+    """The repeat-to-repeat coefficient of variation (standard deviation over median), or None below 2 repeats."""
+    if len(repeats) < 2 or not statistics.median(repeats):
+        return None
+    return statistics.stdev(repeats) / abs(statistics.median(repeats))
+
+
+def threshold_of(thresholds: dict[str, float], variant: str, metric: str) -> float:
+    """A variant's own threshold (``VARIANT:METRIC``), else the metric's (``METRIC``), else its default."""
+    return thresholds.get(f"{variant}:{metric}", thresholds.get(metric, METRICS[metric][2]))
 
 
 # -- output ------------------------------------------------------------------------------

@@ -26,7 +26,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m harness check", add_help=False)
-    p.add_argument("sweep")
+    p.add_argument("args", nargs="*")  # the sweep folder; with --ab, the sweep's overrides
+    p.add_argument("--plan", action="store_true")
+    p.add_argument("--ab", metavar="REF")
+    p.add_argument("--history", metavar="STORE")
+    p.add_argument("--commit")
     p.add_argument("--save-baseline", metavar="FILE")
     p.add_argument("--baseline", metavar="FILE")
     p.add_argument("--metric", action="append", dest="metrics")
@@ -41,13 +45,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _thresholds(items: list[str]) -> dict:
+    """``METRIC=VALUE`` (every variant) or ``VARIANT:METRIC=VALUE`` (one variant: a tier of its own noise)."""
     from harness.check import METRICS, CheckError
 
     out = {}
     for item in items:
-        metric, sep, value = item.partition("=")
+        key, sep, value = item.rpartition("=")  # a variant's label may hold '=', a value never does
+        variant, _, metric = key.rpartition(":")
         if not sep or metric not in METRICS:
-            raise CheckError(f"--threshold {item}: expected METRIC=VALUE with METRIC one of {', '.join(METRICS)}")
+            raise CheckError(f"--threshold {item}: expected [VARIANT:]METRIC=VALUE with METRIC one of {', '.join(METRICS)}")
         kind = METRICS[metric][3]
         text = value.strip().lower().removesuffix("pts").removesuffix("%").strip()
         try:
@@ -56,7 +62,7 @@ def _thresholds(items: list[str]) -> dict:
             raise CheckError(f"--threshold {item}: {value!r} is not a number (e.g. 5% or 3pts)") from None
         if not math.isfinite(number) or number < 0:  # NaN compares false with every change: nothing would ever regress
             raise CheckError(f"--threshold {item}: needs a finite number of at least 0 (e.g. 5% or 3pts)")
-        out[metric] = number / 100 if kind == "relative" and (value.strip().endswith("%") or number >= 1) else number
+        out[key] = number / 100 if kind == "relative" and (value.strip().endswith("%") or number >= 1) else number
     return out
 
 
@@ -80,30 +86,126 @@ def check(args: list[str]) -> int:
 
 def _check(args: list[str]) -> int:
     opts = _parser().parse_args(args)
-    root = Path(opts.sweep)
+    if opts.plan:
+        return _plan(opts)
+    if opts.ab:
+        return _ab(opts)
+    if len(opts.args) != 1:
+        raise gate.CheckError("check needs one sweep folder: python -m harness check SWEEP_DIR --baseline FILE")
+    metrics, alpha, thresholds = _metrics(opts), _alpha(opts.alpha), _thresholds(opts.threshold)  # before anything is read
+    root = Path(opts.args[0])
     if not root.is_dir():
         raise gate.CheckError(f"{root}: no such sweep folder")
     if opts.save_baseline:
         path = gate.save_baseline(root, Path(opts.save_baseline))
-        print(f"baseline of {root} saved: {path}")
+        print(f"baseline of {root} saved: {path}; the rounds a gate run needs: python -m harness check --plan --baseline {path}")
         return 0
     if not opts.baseline:
         raise gate.CheckError("check needs --baseline FILE (or --save-baseline FILE to make one)")
+    base = gate.load_baseline(Path(opts.baseline))
+    current = gate.collect(root)
+    _known_variants(thresholds, base)
+    if opts.ratio_to is None and not opts.allow_env_change:
+        _same_machine(base, current)
+    verdicts = gate.compare(base, current, metrics=metrics, thresholds=thresholds, alpha=alpha, ratio_to=opts.ratio_to)
+    return _conclude(verdicts, opts, root, current)
+
+
+def _conclude(verdicts: list, opts, root: Path, current: dict) -> int:
+    _print(verdicts, opts.ratio_to)
+    _write(verdicts, opts, root)
+    stepped = _history(opts, current, verdicts) if opts.history else []
+    if stepped or any(v.verdict == "regressed" for v in verdicts):
+        return REGRESSED_EXIT  # a regression found outranks a comparison that could not be judged
+    return CANNOT_RUN_EXIT if any(v.verdict not in JUDGED for v in verdicts) else 0
+
+
+def _ab(opts) -> int:
+    """``check --ab REF [OVERRIDES]``: both revisions interleaved in one sweep, REF's side as the baseline."""
+    from harness.commands import ab
+
+    if opts.baseline or opts.save_baseline:
+        raise gate.CheckError("--ab compares two revisions in one sweep; it takes no --baseline or --save-baseline")
+    metrics, alpha, thresholds = _metrics(opts), _alpha(opts.alpha), _thresholds(opts.threshold)
+    top, commit = ab.resolve(opts.ab, Path.cwd())
+    with ab.worktree(top, commit) as checkout:
+        root = ab.sweep(opts.args, checkout, top)
+        base, head = ab.split(gate.collect(root), checkout)
+    _known_variants(thresholds, base)
+    opts.baseline = f"{opts.ab} ({commit[:12]}), in the same sweep"
+    print(f"A/B: {opts.ab} ({commit[:12]}) as the baseline, the working tree as current, {len(head['variants'])} variant(s)")
+    verdicts = gate.compare(base, head, metrics=metrics, thresholds=thresholds, alpha=alpha, ratio_to=opts.ratio_to)
+    return _conclude(verdicts, opts, root, head)
+
+
+def _history(opts, current: dict, verdicts: list) -> list[str]:
+    """Append this run to the history store and name each change for the worse that it makes visible.
+
+    A change counts when the change-point search puts one at this run (a step of several noise
+    deviations) or one has just become visible ``MIN_SEGMENT`` runs after the commit that started it,
+    and it is larger than the metric's threshold in the bad direction.
+    """
+    from harness.history.changes import newest
+    from harness.history.store import append, read, record_from, series
+
+    store = Path(opts.history)
+    record = record_from(current, commit=opts.commit)
+    append(store, record)
+    metrics, records, thresholds = list(dict.fromkeys(v.metric for v in verdicts)), read(store), _thresholds(opts.threshold)
+    lines = []
+    for variant in (n for n in record.variants if n != opts.ratio_to):
+        for metric in metrics:
+            runs = series(records, variant, metric, record.machine)
+            change = newest([figures["median"] for _, figures in runs])
+            if change is None:
+                continue
+            threshold = gate.threshold_of(thresholds, variant, metric)
+            worse = -change.step if METRICS[metric][0] == "higher" else change.step
+            if worse > threshold:
+                at = runs[change.index][0].commit[:12]
+                lines.append(f"history: {variant} {metric} stepped {change.step:+.1%} at {at} (threshold {threshold:.0%})")
+    for line in lines or [f"history: {record.commit[:12]} added to {store}; no change for the worse beyond the thresholds"]:
+        print(line)
+    return lines
+
+
+def _metrics(opts) -> list[str]:
     metrics = opts.metrics or list(gate.DEFAULT_METRICS)
     unknown = [m for m in metrics if m not in gate.METRICS]
     if unknown:
         raise gate.CheckError(f"--metric {unknown[0]}: choose from {', '.join(gate.METRICS)}")
-    alpha, thresholds = _alpha(opts.alpha), _thresholds(opts.threshold)  # before anything is read
+    return metrics
+
+
+def _known_variants(thresholds: dict, base: dict) -> None:
+    """A threshold for a variant the baseline lacks would silently never apply: refuse it."""
+    for key in thresholds:
+        variant = key.rpartition(":")[0]
+        if variant and variant not in base["variants"]:
+            names = ", ".join(base["variants"])
+            raise gate.CheckError(f"--threshold {key}=...: no variant {variant!r} in the baseline; choose one of: {names}")
+
+
+def _plan(opts) -> int:
+    """``check --plan --baseline FILE``: the baseline's noise per variant and metric, and the rounds a gate run needs."""
+    if not opts.baseline:
+        raise gate.CheckError("check --plan needs --baseline FILE: the noise that sizes the rounds is the baseline's")
+    metrics, thresholds = _metrics(opts), _thresholds(opts.threshold)
     base = gate.load_baseline(Path(opts.baseline))
-    current = gate.collect(root)
-    if opts.ratio_to is None and not opts.allow_env_change:
-        _same_machine(base, current)
-    verdicts = gate.compare(base, current, metrics=metrics, thresholds=thresholds, alpha=alpha, ratio_to=opts.ratio_to)
-    _print(verdicts, opts.ratio_to)
-    _write(verdicts, opts, root)
-    if any(v.verdict == "regressed" for v in verdicts):
-        return REGRESSED_EXIT  # a regression found outranks a comparison that could not be judged
-    return CANNOT_RUN_EXIT if any(v.verdict not in JUDGED for v in verdicts) else 0
+    _known_variants(thresholds, base)
+    rows = gate.plan(base, metrics=metrics, thresholds=thresholds, ratio_to=opts.ratio_to)
+    print(f"{'variant':<34} {'metric':<17} {'noise (CV)':>10} {'threshold':>9} {'rounds':>7}")
+    for r in rows:
+        cv = "–" if r["noise"] is None else f"{r['noise']:.1%}"
+        rounds = r["rounds"] if r["rounds"] is not None else f"> {r['repeats']}?"
+        unit = f"{r['threshold']:.0%}" if gate.METRICS[r["metric"]][3] == "relative" else f"{r['threshold']:g} pts"
+        print(f"{r['variant'][:34]:<34} {r['metric']:<17} {cv:>10} {unit:>9} {rounds!s:>7}")
+    needed = [r["rounds"] for r in rows]
+    if not needed or None in needed:
+        print("rounds: unknown; the baseline's own rounds are too few (save a baseline of more trial.repeats)")
+        return CANNOT_RUN_EXIT
+    print(f"rounds: {max(needed)} (trial.repeats={max(needed)} detects each threshold at this noise)")
+    return 0
 
 
 def _same_machine(base: dict, current: dict) -> None:

@@ -182,6 +182,7 @@ class TrialConf:
     kind: TrialKind = TrialKind.trial  # what each trial of a job measures; augbench sets augbench
     cpus: int | None = None  # cores the trial and every worker it starts are pinned to (the first N allowed); null: all
     cpus_per_rank: int | None = None  # consumer.ranks > 1: rank k and its workers pinned to cores [k*N, (k+1)*N); null: shared
+    code: str | None = None  # a checkout the trial runs in (its folder and first on PYTHONPATH): check --ab's base; null: here
 
 
 @dataclass

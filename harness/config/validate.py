@@ -178,6 +178,8 @@ def _validate_trial(trial) -> None:
     from harness.trial.cores import check as check_cpus  # counts this machine's cores: the ones the trials inherit
 
     check_cpus(trial.cpus)
+    if trial.code is not None and not Path(trial.code).is_dir():
+        raise ConfigError(f"trial.code={trial.code}: no such folder; give a checkout of the code to run (check --ab makes one), or null")
 
 
 def _validate_runtime(cfg) -> None:

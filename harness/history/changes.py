@@ -71,3 +71,20 @@ def change_points(values: Sequence[float], *, min_segment: int = MIN_SEGMENT, pe
     for start, at, end in zip(bounds, bounds[1:], bounds[2:]):
         out.append(Change(at, statistics.median(values[start:at]), statistics.median(values[at:end])))
     return out
+
+
+def newest(values: Sequence[float], *, min_segment: int = MIN_SEGMENT, penalty: float = PENALTY) -> Change | None:
+    """A change that the newest point makes visible, or None: what a gate that keeps a history asks after each run.
+
+    Either the newest point alone stands off its level (the same search with levels of one
+    point, so only a step of several noise deviations counts at once), or a change of
+    ``min_segment`` points has just become visible, naming the commit that started it.
+    A change found once is not found again by later runs: its level has grown past ``min_segment``.
+    """
+    if len(values) < min_segment + 1:
+        return None
+    alone = [c for c in change_points(values, min_segment=1, penalty=penalty) if c.index == len(values) - 1]
+    if alone:
+        return Change(alone[0].index, alone[0].before, values[-1])
+    seen = [c for c in change_points(values, min_segment=min_segment, penalty=penalty) if c.index == len(values) - min_segment]
+    return seen[0] if seen else None

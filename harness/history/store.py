@@ -44,10 +44,14 @@ def record_of(root: Path, *, commit: str | None = None, date: str | None = None)
     """The record of a finished sweep: its variants' medians, the commit its trials ran (or ``commit``)."""
     from harness.check import collect
 
-    data = collect(root)
+    return record_from(collect(root), commit=commit, date=date)
+
+
+def record_from(data: dict, *, commit: str | None = None, date: str | None = None) -> Record:
+    """The record of a collected sweep (:func:`harness.check.collect`, or one side of an A/B sweep)."""
     variants: dict[str, dict[str, dict[str, float]]] = {}
     for label, v in data["variants"].items():
-        figures = {m: [r["summary"][m] for r in v["repeats"] if r["summary"].get(m) is not None] for m in METRICS}
+        figures = {m: [x for r in v["repeats"] for x in [_figure(r["summary"], m)] if x is not None] for m in METRICS}
         variants[label] = {m: summarize(values) for m, values in figures.items() if values}
     return Record(
         commit=commit or data["commit"] or "unknown",
@@ -55,6 +59,11 @@ def record_of(root: Path, *, commit: str | None = None, date: str | None = None)
         machine=data["fingerprint"],
         variants=variants,
     )
+
+
+def _figure(summary: dict, metric: str) -> float | None:
+    """A repeat's figure of a gate metric; CPU ms per sample is the summary's CPU s per 1,000 samples (the same number)."""
+    return summary.get("cpu_s_per_1000_samples") if metric == "cpu_ms_per_sample" else summary.get(metric)
 
 
 def append(store: Path, record: Record) -> None:

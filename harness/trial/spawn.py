@@ -93,6 +93,7 @@ def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float
         (the parent's facts, the sampler's record or ``None``).
     """
     channel, child_end = Channel.pair()
+    code = config.get("trial", {}).get("code")  # check --ab: the base revision's checkout
     try:
         # closed once the child has its copies: then the child sees the channel close if the parent dies
         with open(trial_dir / LOG_FILE, "wb") as log, child_end:
@@ -106,7 +107,8 @@ def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 pass_fds=(child_end.fileno(),),
-                env=_child_env(),
+                env=_child_env(code),
+                cwd=code,
             )
         started = time.monotonic()
         sampler = start_sampler(proc.pid, config, channel) if request.kind == "trial" else None
@@ -126,14 +128,18 @@ def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float
 POLL_S = 0.1  # how often the parent looks for a stop signal while a trial runs (Popen.wait polls too)
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(code: str | None = None) -> dict[str, str]:
     """The trial's environment: the sweep's own, unbuffered, without a library's update check at import.
 
     albumentations asks PyPI for a newer version whenever it is imported (a request of up to 2 s, in the
     trial's start, and a network access a measurement should not make); a user's own setting wins.
+    With ``code`` (``trial.code``, a checkout of another revision) that folder comes first on the path,
+    so the user's modules, and harness's own where the checkout is harness, are that revision's.
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    if code:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(code), env.get("PYTHONPATH", "")) if p)
     return env
 
 

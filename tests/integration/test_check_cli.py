@@ -5,8 +5,10 @@ across sweeps; ``loader.workers=0`` (produce and consume in turn) is the deliber
 slowdown: about 3000 -> 2000 and 2600 -> 1400 samples/s.
 """
 
+import dataclasses
 import json
 
+from harness.history.store import append, record_of
 from tests.conftest import sweep_dir
 
 SWEEP = [
@@ -64,6 +66,16 @@ def test_unchanged_reruns_pass_and_a_slowed_pipeline_fails_with_a_table_that_nam
     assert {"name", "unit", "value"} <= set(bigger[0]) and any(b["name"] == "produce_ms=5 samples_per_s" for b in bigger)
     assert "produce_ms=12" in json.loads((tmp_path / "out-bencher.json").read_text())
     assert "Regression check against" in (slowed / "report.html").read_text()
+    # with a history of 30 steady runs of the first sweep's figures, the slowed run is a change point at its own commit
+    steady = record_of(first)
+    for i in range(30):
+        jitter = 1 + 0.01 * ((i * 7) % 5 - 2) / 2  # +-1%
+        figures = {v: {m: {**f, "median": f["median"] * jitter} for m, f in ms.items()} for v, ms in steady.variants.items()}
+        append(store, dataclasses.replace(steady, commit=f"c{i:02d}", variants=figures))
+    history = ["--history", str(store), "--commit", "slow1"]
+    gated = cli("check", str(slowed), "--baseline", str(baseline), "--metric", "samples_per_s", *history)
+    assert gated.returncode == 1 and "history: produce_ms=5 samples_per_s stepped -" in gated.stdout, gated.stdout + gated.stderr
+    assert " at slow1 " in gated.stdout and json.loads(store.read_text().splitlines()[-1])["commit"] == "slow1"
 
 
 def test_the_check_cannot_run_without_a_valid_baseline_or_matching_variants(cli, tmp_path):

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from harness.errors import HarnessError
-from harness.history.changes import change_points, noise
+from harness.history.changes import change_points, newest, noise
 from harness.history.store import SCHEMA, Record, append, read, series, summarize
 
 MACHINE = {"cpu_model": "test", "cores": 2}
@@ -89,3 +89,17 @@ def test_the_command_writes_history_html_and_prints_each_change_point(tmp_path, 
     assert page.count("<tr><td>a</td><td>samples_per_s</td>") == 2 and page.count("<img ") == 1 and "+8." in page
     with pytest.raises(HarnessError, match="--add nowhere: no such sweep folder"):
         command(["--store", str(store), "--add", "nowhere"])
+
+
+def test_a_gate_run_sees_a_large_step_at_once_and_a_smaller_one_when_its_level_has_three_runs():
+    quiet = [history(300 + seed, n=30) for seed in range(20)]
+    assert [newest(h) for h in quiet] == [None] * 20  # no false alarm on a step-free history
+    big = history(7, n=30) + [700.0]  # -30% at the newest run: 15 noise deviations
+    found = newest(big)
+    assert found is not None and found.index == 30 and found.step == pytest.approx(-0.3, abs=0.02)
+    smaller = history(8, n=33, steps={30: -0.10})  # 5 deviations: a single run is not enough, three are
+    assert newest(smaller[:31]) is None or newest(smaller[:31]).index == 30
+    seen = newest(smaller)
+    assert seen is not None and seen.index == 30 and seen.step == pytest.approx(-0.10, abs=0.03)
+    later = history(8, n=34, steps={30: -0.10})
+    assert newest(later) is None  # found once, not again by the next run

@@ -133,3 +133,51 @@ def test_a_baseline_with_nan_is_refused_when_saved_not_found_unjudgeable_later(t
     data["variants"]["a"]["repeats"][1]["windows"]["samples_per_s"][2] = 100.0
     data["variants"]["a"]["repeats"][0]["summary"]["epoch_restart_ms_p50"] = math.nan  # no epoch began: not gated
     assert check.save_baseline(tmp_path, tmp_path / "baseline.json").exists()
+
+
+def test_new_options_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys):
+    """A variant threshold for a variant the baseline lacks would silently never apply; --plan needs the
+    baseline's noise; --ab runs its own comparison; an odd --threshold names the form it wants."""
+    from harness.commands.check import check
+
+    baseline = tmp_path / "b.json"
+    baseline.write_text(json.dumps({"harness_baseline": 1, "fingerprint": {}, "variants": doc(a=[[100.0] * 8] * 3)["variants"]}))
+    cases = [
+        (["--plan", "--baseline", str(baseline), "--threshold", "nosuch:samples_per_s=5%"], "no variant 'nosuch' in the baseline"),
+        (["--plan"], "check --plan needs --baseline FILE"),
+        (["--ab", "HEAD", "--baseline", str(baseline)], "--ab compares two revisions in one sweep"),
+        (["x", "--baseline", str(baseline), "--threshold", "a:speed=5%"], "expected [VARIANT:]METRIC=VALUE"),
+        ([], "check needs one sweep folder"),
+    ]
+    for args, said in cases:
+        assert check(args) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_plan_prints_the_rounds_and_says_when_the_baseline_is_too_short(tmp_path, capsys):
+    from harness.commands.check import check
+
+    baseline = tmp_path / "b.json"
+    steady = doc(a=[[c] * 8 for c in (98.0, 100.0, 102.0, 98.0, 100.0, 102.0)])["variants"]
+    baseline.write_text(json.dumps({"harness_baseline": 1, "fingerprint": {}, "variants": steady}))
+    assert check(["--plan", "--baseline", str(baseline), "--metric", "samples_per_s", "--threshold", "samples_per_s=3%"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("rounds: 3 (trial.repeats=3")
+    assert check(["--plan", "--baseline", str(baseline), "--metric", "samples_per_s", "--threshold", "samples_per_s=1%"]) == 2
+    assert "rounds: unknown" in capsys.readouterr().out
+
+
+def test_the_projects_gate_options_parse_and_name_only_variants_the_gate_runs():
+    import shlex
+
+    from omegaconf import OmegaConf
+
+    from harness.commands.check import _parser, _thresholds
+    from tests.conftest import ROOT
+
+    opts = _parser().parse_args(shlex.split((ROOT / "ci" / "gate.args").read_text()))
+    ran = OmegaConf.load(ROOT / "experiments" / "ci_gate.yaml").hydra.sweeper.params["+experiment/ci_gate"].split(",")
+    variants = {key.rpartition(":")[0] for key in _thresholds(opts.threshold)} - {""}
+    assert variants <= set(ran) and opts.ratio_to in ran
+    assert all((ROOT / "experiments" / "ci_gate" / f"{name}.yaml").is_file() for name in ran)
+    assert "ci/gate.args" in (ROOT / "Makefile").read_text()
