@@ -45,8 +45,8 @@ lint: $(STAMP)
 
 ## The project's regression gate: a small sweep checked against ci/baseline.json in ratio mode, with the
 ## options in ci/gate.args (benchmarks/gate_power.py reads the same file). Two tiers: b_tf_data pinned to one
-## core catches more CPU work per sample (5%); c_parallel on every core catches lost parallelism, at a threshold
-## sized to its noise (15%). Each figure is relative to loader=yardstick's from the same round, so the machine's
+## core catches more CPU work per sample (8%); c_parallel on every core catches lost parallelism, at a threshold
+## sized to its noise (20%). Each figure is relative to loader=yardstick's from the same round, so the machine's
 ## speed cancels out. GATE_EXTRA adds check options (--github-json ..., --history STORE). A gate judges speed
 ## against its baseline, not against ceilings: report.ceilings=false spares it the chains run alone.
 ## `python -m harness check --plan --baseline ci/baseline.json $(GATE_CHECK)` says how many rounds the noise needs.
