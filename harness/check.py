@@ -451,10 +451,12 @@ def _underpowered(v: Verdict, a_medians: list[float], b_medians: list[float]) ->
     seen = detectable_text(v)
     relative = v.threshold if v.kind == "relative" else v.threshold / abs(v.baseline or 1.0)
     need = rounds_needed(a_medians, b_medians, relative)
+    both = rounds_a_side(a_medians, b_medians, relative)
     ask = (
         f"run {need} rounds (trial.repeats={need})"
         if need and need <= MAX_ROUNDS
-        else f"make the baseline with more rounds too (at {len(a_medians)} no number of rounds here suffices)"
+        else f"make the baseline with more rounds too (at {len(a_medians)} no number of rounds here suffices; "
+        f"{both} a side would: with check --ab, trial.repeats={both})"
         if need is None
         else "steady the trials first (trial.cpus=1 pins them; longer trial.seconds)"
     )
@@ -467,22 +469,33 @@ MAX_ROUNDS = 200  # past this, more rounds is not the advice: the trials themsel
 def rounds_needed(a_medians: Sequence[float], b_medians: Sequence[float], threshold: float) -> int | None:
     """Rounds this side needs so that :func:`detectable` falls to ``threshold`` (relative), the baseline's rounds fixed.
 
-    The noise is the pooled standard deviation of both sides' per-repeat medians, as in
+    The noise is the pooled standard deviation of both sides' per-repeat figures, as in
     :func:`detectable`; with ``na`` baseline rounds it needs ``z*s*sqrt(1/na + 1/nb) <= threshold*center``.
 
     Returns:
         The rounds (at least 2), or None when the baseline's own rounds are too few for any number here.
     """
-    na, nb = len(a_medians), len(b_medians)
-    center = abs(statistics.median(a_medians)) if a_medians else 0.0
-    if na < 2 or not center or threshold <= 0:
+    noise_sd = _pooled_sd(a_medians, b_medians, threshold)
+    if noise_sd is None:
         return None
-    pooled = [x - statistics.mean(a_medians) for x in a_medians] + [x - statistics.mean(b_medians) for x in b_medians]
-    sd = math.sqrt(sum(x * x for x in pooled) / max(na + nb - 2, 1))
-    if sd == 0:
-        return 2
-    room = (threshold * center / (DETECT_Z * sd)) ** 2 - 1 / na  # what 1/nb may be
+    room = (threshold / (DETECT_Z * noise_sd)) ** 2 - 1 / len(a_medians)  # what 1/nb may be
     return None if room <= 0 else max(2, math.ceil(1 / room))
+
+
+def rounds_a_side(a_medians: Sequence[float], b_medians: Sequence[float], threshold: float) -> int | None:
+    """Rounds on both sides (a new baseline and a run, or the two revisions of check --ab) that bring the
+    detectable change down to ``threshold``: ``z*s*sqrt(2/n) <= threshold*center``."""
+    noise_sd = _pooled_sd(a_medians, b_medians, threshold)
+    return None if noise_sd is None else max(2, math.ceil(2 * (DETECT_Z * noise_sd / threshold) ** 2))
+
+
+def _pooled_sd(a: Sequence[float], b: Sequence[float], threshold: float) -> float | None:
+    """Both sides' pooled standard deviation relative to the baseline's median; None where it cannot size rounds."""
+    center = abs(statistics.median(a)) if a else 0.0
+    if len(a) < 2 or not center or threshold <= 0:
+        return None
+    deviations = [x - statistics.mean(a) for x in a] + [x - statistics.mean(b) for x in b]
+    return math.sqrt(sum(d * d for d in deviations) / max(len(a) + len(b) - 2, 1)) / center or 1e-12
 
 
 def noise(repeats: Sequence[float]) -> float | None:

@@ -115,7 +115,13 @@ def write_trial_config(cfg: DictConfig, job_dir: Path):
     job_dir.mkdir(parents=True, exist_ok=True)
     plain = OmegaConf.masked_copy(cfg, [str(k) for k in cfg.keys() if k != "hydra"])
     config_file = job_dir / "trial.yaml"
-    config_file.write_text(OmegaConf.to_yaml(plain, resolve=True))
+    child = OmegaConf.to_container(plain, resolve=True)
+    assert isinstance(child, dict)
+    # trial.code is the parent's business (where the child starts); a base revision older than the key
+    # (check --ab HEAD~5) would refuse it as unknown, so the child's copy goes without it
+    if isinstance(child.get("trial"), dict):
+        child["trial"].pop("code", None)
+    config_file.write_text(OmegaConf.to_yaml(child))
     return config_file, plain
 
 

@@ -7,6 +7,7 @@ no false alarm, with the base revision's code really run (its trials' cwd is the
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -72,9 +73,11 @@ def test_ab_runs_both_revisions_interleaved_and_finds_the_one_that_slowed(cli, r
     assert verdicts["part=changed"]["change"] == pytest.approx(-0.45, abs=0.12)
     assert "HEAD~1" in json.loads((folder / "check.json").read_text())["baseline"]
     # the base trials ran in the checkout of HEAD~1; the worktree is gone afterwards
-    codes = {json.loads(p.read_text())["config"]["trial"]["code"] for p in folder.glob("**/result.json")}
-    assert None in codes and any(c and c.endswith("/base") for c in codes)
-    assert len(worktrees(repo)) == 1 and not any(p.exists() for p in map(__import__("pathlib").Path, filter(None, codes)))
+    overrides = [json.loads(p.read_text())["overrides"] for p in folder.glob("**/result.json")]
+    codes = {o.split("=", 1)[1] for trial in overrides for o in trial if o.startswith("trial.code=")}
+    base = [c for c in codes if c.endswith("/base")]
+    assert "null" in codes and len(base) == 1 and len(overrides) == 12
+    assert len(worktrees(repo)) == 1 and not Path(base[0]).exists()
 
 
 def test_ab_outside_a_repository_or_with_an_unknown_revision_says_so_in_one_line(cli, tmp_path, repo):

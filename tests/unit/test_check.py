@@ -124,6 +124,7 @@ def test_a_slowdown_within_the_run_to_run_noise_is_not_called_a_regression_nor_a
     # "no change beyond 10%" is not a claim repeats that scatter by 15% can make: could not judge (exit 2), never ok
     assert noisy_verdict.verdict == "could not judge" and noisy_verdict.detectable > 0.12
     assert "more than the 10% threshold" in noisy_verdict.reason and "baseline with more rounds" in noisy_verdict.reason
+    assert "a side would: with check --ab, trial.repeats=" in noisy_verdict.reason
     assert noisy_verdict.change == pytest.approx(-0.12, abs=0.02)  # the figures stay in the table
 
 
@@ -135,7 +136,7 @@ def test_a_large_change_counts_even_when_the_repeats_are_too_noisy_for_the_thres
 
 
 def test_rounds_needed_brings_the_detectable_change_down_to_the_threshold():
-    from harness.check import DETECT_Z, detectable, rounds_needed
+    from harness.check import DETECT_Z, detectable, rounds_a_side, rounds_needed
 
     medians = [98, 100, 102]  # sd 2 around 100
     # z*2*sqrt(1/3 + 1/n)/100 <= 3% holds from n = 13 on, not at 12
@@ -143,6 +144,8 @@ def test_rounds_needed_brings_the_detectable_change_down_to_the_threshold():
     assert DETECT_Z * 2 * (1 / 3 + 1 / 13) ** 0.5 / 100 <= 0.03 < DETECT_Z * 2 * (1 / 3 + 1 / 12) ** 0.5 / 100
     assert rounds_needed(medians, medians, 0.05) == 2  # already enough: never fewer than two
     assert rounds_needed(medians, medians, 0.02) is None  # three baseline rounds are too few for any number here
+    # both sides growing (a new baseline, or check --ab): z*2*sqrt(2/n)/100 is 2.94% at n = 5, 3.29% at n = 4
+    assert rounds_a_side(medians, medians, 0.03) == 5
     assert detectable(medians, [98, 100, 102] * 4 + [100]) <= 0.03 + 1e-9
 
 
