@@ -252,17 +252,22 @@ def windows_needed(n_a: int, n_b: int, alpha: float) -> int | None:
 def detectable(a_repeats: Sequence[float], b_repeats: Sequence[float]) -> float | None:
     """The smallest relative change these repeats can tell from run-to-run noise, or None with one repeat a side.
 
-    The noise is the pooled standard deviation of the per-repeat medians relative to the
-    baseline's; the bound is :data:`DETECT_Z` standard errors of the difference of means.
+    The noise is the pooled standard deviation of the per-repeat figures relative to the
+    baseline's median; the bound is :data:`DETECT_Z` standard errors of the difference of means.
     """
-    na, nb = len(a_repeats), len(b_repeats)
-    if na < 2 or nb < 2:
+    sd = _pooled_sd(a_repeats, b_repeats)
+    if sd is None or len(b_repeats) < 2:
         return None
-    center = statistics.median(a_repeats)
-    if not center:
+    return DETECT_Z * sd * math.sqrt(1 / len(a_repeats) + 1 / len(b_repeats))
+
+
+def _pooled_sd(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Both sides' pooled standard deviation relative to the baseline's median; None below two baseline repeats or at 0."""
+    center = abs(statistics.median(a)) if a else 0.0
+    if len(a) < 2 or not center:
         return None
-    pooled = ((na - 1) * statistics.variance(a_repeats) + (nb - 1) * statistics.variance(b_repeats)) / (na + nb - 2)
-    return DETECT_Z * math.sqrt(pooled) * math.sqrt(1 / na + 1 / nb) / abs(center)
+    deviations = [x - statistics.fmean(a) for x in a] + [x - statistics.fmean(b) for x in b]
+    return math.sqrt(sum(d * d for d in deviations) / max(len(a) + len(b) - 2, 1)) / center
 
 
 def _samples(repeats: list[dict], metric: str, scale: Scale | None = None) -> list[list[float]]:
@@ -349,31 +354,26 @@ def compare(
 
 
 def plan(base: dict, *, metrics: Sequence[str], thresholds: dict[str, float], ratio_to: str | None) -> list[dict]:
-    """Per variant and metric of a baseline: its repeat-to-repeat noise and the rounds a gate run needs.
+    """Per variant and metric of a baseline: its repeat-to-repeat noise (CV) and the rounds a gate run needs.
 
     The way pyperf sizes its runs from a measured spread: assuming a gate run's repeats scatter
     as the baseline's did, the rounds that bring the detectable change down to the threshold
     (None where the baseline's own rounds are too few for any number).
     """
+    from harness.results.sweep import cv
+
     out = []
     for metric in metrics:
         scale = _reference(base, ratio_to, metric, "the baseline") if ratio_to is not None and metric in RATIO_METRICS else None
         for name, variant in base["variants"].items():
             if name == ratio_to or scale == {}:
                 continue
-            medians = [repeat_figure(r) for r in _samples(variant["repeats"], metric, scale)]
+            figures = [repeat_figure(r) for r in _samples(variant["repeats"], metric, scale)]
             threshold = threshold_of(thresholds, name, metric)
-            relative = threshold if METRICS[metric][3] == "relative" or not medians else threshold / abs(statistics.median(medians) or 1)
-            rounds = rounds_needed(medians, medians, relative) if len(medians) >= 2 else None
+            center = statistics.median(figures) if figures else None
+            rounds = rounds_needed(figures, figures, _relative(threshold, METRICS[metric][3], center))
             out.append(
-                {
-                    "variant": name,
-                    "metric": metric,
-                    "threshold": threshold,
-                    "noise": noise(medians),
-                    "repeats": len(medians),
-                    "rounds": rounds,
-                }
+                {"variant": name, "metric": metric, "threshold": threshold, "noise": cv(figures), "repeats": len(figures), "rounds": rounds}
             )
     return out
 
@@ -446,27 +446,32 @@ def _verdict(name: str, metric: str, a_repeats: list[list[float]], b_repeats: li
     return found
 
 
-def _underpowered(v: Verdict, a_medians: list[float], b_medians: list[float]) -> str:
-    unit = f"{v.threshold:.0%}" if v.kind == "relative" else f"{v.threshold:g} pts"
-    seen = detectable_text(v)
-    relative = v.threshold if v.kind == "relative" else v.threshold / abs(v.baseline or 1.0)
-    need = rounds_needed(a_medians, b_medians, relative)
-    both = rounds_a_side(a_medians, b_medians, relative)
-    ask = (
-        f"run {need} rounds (trial.repeats={need})"
-        if need and need <= MAX_ROUNDS
-        else f"make the baseline with more rounds too (at {len(a_medians)} no number of rounds here suffices; "
-        f"{both} a side would: with check --ab, trial.repeats={both})"
-        if need is None
-        else "steady the trials first (trial.cpus=1 pins them; longer trial.seconds)"
+def _underpowered(v: Verdict, a_figures: list[float], b_figures: list[float]) -> str:
+    relative = _relative(v.threshold, v.kind, v.baseline)
+    need = rounds_needed(a_figures, b_figures, relative)
+    both = rounds_a_side(a_figures, b_figures, relative)
+    if need and need <= MAX_ROUNDS:
+        ask = f"run {need} rounds (trial.repeats={need})"
+    elif need is None:
+        ask = f"make the baseline with more rounds too (at {len(a_figures)} no number of rounds here suffices"
+        ask += f"; {both} a side would: with check --ab, trial.repeats={both})" if both else ")"
+    else:
+        ask = "steady the trials first (trial.cpus=1 pins them; longer trial.seconds)"
+    return (
+        f"these repeats can only tell changes of {detectable_text(v)} from noise, more than the "
+        f"{threshold_text(v.threshold, v.kind)} threshold: {ask}, or raise the threshold"
     )
-    return f"these repeats can only tell changes of {seen} from noise, more than the {unit} threshold: {ask}, or raise the threshold"
 
 
 MAX_ROUNDS = 200  # past this, more rounds is not the advice: the trials themselves are too noisy
 
 
-def rounds_needed(a_medians: Sequence[float], b_medians: Sequence[float], threshold: float) -> int | None:
+def _relative(threshold: float, kind: str, center: float | None) -> float:
+    """A threshold as a fraction of the baseline: points over the baseline's figure for a points metric."""
+    return threshold if kind == "relative" else threshold / abs(center or 1.0)
+
+
+def rounds_needed(a_figures: Sequence[float], b_figures: Sequence[float], threshold: float) -> int | None:
     """Rounds this side needs so that :func:`detectable` falls to ``threshold`` (relative), the baseline's rounds fixed.
 
     The noise is the pooled standard deviation of both sides' per-repeat figures, as in
@@ -475,34 +480,27 @@ def rounds_needed(a_medians: Sequence[float], b_medians: Sequence[float], thresh
     Returns:
         The rounds (at least 2), or None when the baseline's own rounds are too few for any number here.
     """
-    noise_sd = _pooled_sd(a_medians, b_medians, threshold)
-    if noise_sd is None:
+    sd = _pooled_sd(a_figures, b_figures)
+    if sd is None or threshold <= 0:
         return None
-    room = (threshold / (DETECT_Z * noise_sd)) ** 2 - 1 / len(a_medians)  # what 1/nb may be
+    if sd == 0:
+        return 2
+    room = (threshold / (DETECT_Z * sd)) ** 2 - 1 / len(a_figures)  # what 1/nb may be
     return None if room <= 0 else max(2, math.ceil(1 / room))
 
 
-def rounds_a_side(a_medians: Sequence[float], b_medians: Sequence[float], threshold: float) -> int | None:
+def rounds_a_side(a_figures: Sequence[float], b_figures: Sequence[float], threshold: float) -> int | None:
     """Rounds on both sides (a new baseline and a run, or the two revisions of check --ab) that bring the
     detectable change down to ``threshold``: ``z*s*sqrt(2/n) <= threshold*center``."""
-    noise_sd = _pooled_sd(a_medians, b_medians, threshold)
-    return None if noise_sd is None else max(2, math.ceil(2 * (DETECT_Z * noise_sd / threshold) ** 2))
-
-
-def _pooled_sd(a: Sequence[float], b: Sequence[float], threshold: float) -> float | None:
-    """Both sides' pooled standard deviation relative to the baseline's median; None where it cannot size rounds."""
-    center = abs(statistics.median(a)) if a else 0.0
-    if len(a) < 2 or not center or threshold <= 0:
+    sd = _pooled_sd(a_figures, b_figures)
+    if sd is None or threshold <= 0:
         return None
-    deviations = [x - statistics.mean(a) for x in a] + [x - statistics.mean(b) for x in b]
-    return math.sqrt(sum(d * d for d in deviations) / max(len(a) + len(b) - 2, 1)) / center or 1e-12
+    return max(2, math.ceil(2 * (DETECT_Z * sd / threshold) ** 2))
 
 
-def noise(repeats: Sequence[float]) -> float | None:
-    """The repeat-to-repeat coefficient of variation (standard deviation over median), or None below 2 repeats."""
-    if len(repeats) < 2 or not statistics.median(repeats):
-        return None
-    return statistics.stdev(repeats) / abs(statistics.median(repeats))
+def threshold_text(threshold: float, kind: str) -> str:
+    """A threshold in its metric's unit: '5%' or '3 pts'."""
+    return f"{threshold:.0%}" if kind == "relative" else f"{threshold:g} pts"
 
 
 def threshold_of(thresholds: dict[str, float], variant: str, metric: str) -> float:
@@ -522,12 +520,7 @@ def power_line(verdicts: list[Verdict]) -> str:
             worst[v.metric] = v
     if not worst:
         return "smallest detectable change: unknown with one repeat a side (trial.repeats >= 2 on both sides tells it)"
-    parts = [
-        f"{m} {detectable_text(v)} (threshold {v.threshold:.0%})"
-        if v.kind == "relative"
-        else f"{m} {detectable_text(v)} (threshold {v.threshold:g} pts)"
-        for m, v in worst.items()
-    ]
+    parts = [f"{m} {detectable_text(v)} (threshold {threshold_text(v.threshold, v.kind)})" for m, v in worst.items()]
     return "smallest change these repeats can tell from noise: " + ", ".join(parts)
 
 

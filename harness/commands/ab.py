@@ -70,12 +70,16 @@ def _exit_on_term(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def refuse_code_override(overrides: Sequence[str]) -> None:
+    """Before any checkout: the A/B sweep's code axis is --ab's own."""
+    if any(o.split("=", 1)[0].lstrip("+~") == CODE_KEY for o in overrides):
+        raise CheckError(f"--ab sets {CODE_KEY} itself (the base checkout and the working tree); drop it from the overrides")
+
+
 def sweep(overrides: Sequence[str], base: Path, top: Path) -> Path:
     """Run the A/B sweep (both revisions in every round) and return its folder."""
     given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
     root = Path(given[0]) if given else AB_DIR / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    if any(o.split("=", 1)[0].lstrip("+~") == CODE_KEY for o in overrides):
-        raise CheckError(f"--ab sets {CODE_KEY} itself (the base checkout and the working tree); drop it from the overrides")
     kept = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
     # a gate compares the pipeline's speed, not its ceilings: no chains run alone unless asked
     ceilings = [] if any(o.startswith("report.ceilings=") for o in kept) else ["report.ceilings=false"]
@@ -106,7 +110,8 @@ def split(data: dict, base: Path) -> tuple[dict, dict]:
     for label, variant in data["variants"].items():
         code = variant["overrides"].get(CODE_KEY)
         is_base = code not in (None, "null") and Path(code) == base
-        name = " ".join(part for part in label.split() if not part.startswith("code=")) or "pipeline"
+        # the label without this axis's own part (code=VALUE): a user's axis ending in .code stays
+        name = " ".join(part for part in label.split() if part != f"code={code}") or "pipeline"
         sides[0 if is_base else 1]["variants"][name] = variant
     for side in sides:
         side["fingerprint"], side["commit"] = data["fingerprint"], data.get("commit")

@@ -108,13 +108,13 @@ def _check(args: list[str]) -> int:
     if opts.ratio_to is None and not opts.allow_env_change:
         _same_machine(base, current)
     verdicts = gate.compare(base, current, metrics=metrics, thresholds=thresholds, alpha=alpha, ratio_to=opts.ratio_to)
-    return _conclude(verdicts, opts, root, current)
+    return _conclude(verdicts, opts, root, current, thresholds)
 
 
-def _conclude(verdicts: list, opts, root: Path, current: dict) -> int:
+def _conclude(verdicts: list, opts, root: Path, current: dict, thresholds: dict) -> int:
     _print(verdicts, opts.ratio_to)
     _write(verdicts, opts, root)
-    stepped = _history(opts, current, verdicts) if opts.history else []
+    stepped = _history(opts, current, verdicts, thresholds) if opts.history else []
     if stepped or any(v.verdict == "regressed" for v in verdicts):
         return REGRESSED_EXIT  # a regression found outranks a comparison that could not be judged
     return CANNOT_RUN_EXIT if any(v.verdict not in JUDGED for v in verdicts) else 0
@@ -127,6 +127,7 @@ def _ab(opts) -> int:
     if opts.baseline or opts.save_baseline:
         raise gate.CheckError("--ab compares two revisions in one sweep; it takes no --baseline or --save-baseline")
     metrics, alpha, thresholds = _metrics(opts), _alpha(opts.alpha), _thresholds(opts.threshold)
+    ab.refuse_code_override(opts.args)
     top, commit = ab.resolve(opts.ab, Path.cwd())
     with ab.worktree(top, commit) as checkout:
         root = ab.sweep(opts.args, checkout, top)
@@ -135,10 +136,10 @@ def _ab(opts) -> int:
     opts.baseline = f"{opts.ab} ({commit[:12]}), in the same sweep"
     print(f"A/B: {opts.ab} ({commit[:12]}) as the baseline, the working tree as current, {len(head['variants'])} variant(s)")
     verdicts = gate.compare(base, head, metrics=metrics, thresholds=thresholds, alpha=alpha, ratio_to=opts.ratio_to)
-    return _conclude(verdicts, opts, root, head)
+    return _conclude(verdicts, opts, root, head, thresholds)
 
 
-def _history(opts, current: dict, verdicts: list) -> list[str]:
+def _history(opts, current: dict, verdicts: list, thresholds: dict) -> list[str]:
     """Append this run to the history store and name each change for the worse that it makes visible.
 
     A change counts when the change-point search puts one at this run (a step of several noise
@@ -151,7 +152,7 @@ def _history(opts, current: dict, verdicts: list) -> list[str]:
     store = Path(opts.history)
     record = record_from(current, commit=opts.commit)
     append(store, record)
-    metrics, records, thresholds = list(dict.fromkeys(v.metric for v in verdicts)), read(store), _thresholds(opts.threshold)
+    metrics, records = list(dict.fromkeys(v.metric for v in verdicts)), read(store)
     lines = []
     for variant in (n for n in record.variants if n != opts.ratio_to):
         for metric in metrics:
@@ -160,13 +161,21 @@ def _history(opts, current: dict, verdicts: list) -> list[str]:
             if change is None:
                 continue
             threshold = gate.threshold_of(thresholds, variant, metric)
-            worse = -change.step if METRICS[metric][0] == "higher" else change.step
-            if worse > threshold:
+            if worse_step(change, metric) > threshold:
+                kind = METRICS[metric][3]
+                size = f"{change.step:+.1%}" if kind == "relative" else f"{change.after - change.before:+.1f} pts"
                 at = runs[change.index][0].commit[:12]
-                lines.append(f"history: {variant} {metric} stepped {change.step:+.1%} at {at} (threshold {threshold:.0%})")
+                lines.append(f"history: {variant} {metric} stepped {size} at {at} (threshold {gate.threshold_text(threshold, kind)})")
     for line in lines or [f"history: {record.commit[:12]} added to {store}; no change for the worse beyond the thresholds"]:
         print(line)
     return lines
+
+
+def worse_step(change, metric: str) -> float:
+    """How much worse a history's step made ``metric``, in its threshold's unit (a fraction, or points); < 0: better."""
+    direction, _, _, kind = METRICS[metric]
+    delta = change.step if kind == "relative" else change.after - change.before
+    return -delta if direction == "higher" else delta
 
 
 def _metrics(opts) -> list[str]:
@@ -198,7 +207,7 @@ def _plan(opts) -> int:
     for r in rows:
         cv = "–" if r["noise"] is None else f"{r['noise']:.1%}"
         rounds = r["rounds"] if r["rounds"] is not None else f"> {r['repeats']}?"
-        unit = f"{r['threshold']:.0%}" if gate.METRICS[r["metric"]][3] == "relative" else f"{r['threshold']:g} pts"
+        unit = gate.threshold_text(r["threshold"], gate.METRICS[r["metric"]][3])
         print(f"{r['variant'][:34]:<34} {r['metric']:<17} {cv:>10} {unit:>9} {rounds!s:>7}")
     needed = [r["rounds"] for r in rows]
     if not needed or None in needed:

@@ -103,3 +103,15 @@ def test_a_gate_run_sees_a_large_step_at_once_and_a_smaller_one_when_its_level_h
     assert seen is not None and seen.index == 30 and seen.step == pytest.approx(-0.10, abs=0.03)
     later = history(8, n=34, steps={30: -0.10})
     assert newest(later) is None  # found once, not again by the next run
+
+
+def test_a_step_is_held_against_its_threshold_in_the_metrics_own_unit():
+    """stall_pct's threshold is in points: a stall going from 10% to 16% is 6 points worse, not 60%;
+    before this, the gate compared the relative step with the points and missed it against 5 pts."""
+    from harness.commands.check import worse_step
+    from harness.history.changes import Change
+
+    assert worse_step(Change(30, 10.0, 16.0), "stall_pct") == pytest.approx(6.0)
+    assert worse_step(Change(30, 1000.0, 900.0), "samples_per_s") == pytest.approx(0.10)
+    assert worse_step(Change(30, 1.0, 1.1), "cpu_ms_per_sample") == pytest.approx(0.10)
+    assert worse_step(Change(30, 16.0, 10.0), "stall_pct") < 0  # better
