@@ -43,19 +43,28 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check harness hydra_plugins tests benchmarks examples
 	$(VENV)/bin/mypy
 
-## The project's regression gate: a small sweep checked against ci/baseline.json in ratio mode, with the
-## options in ci/gate.args (benchmarks/gate_power.py reads the same file). Two tiers: b_tf_data pinned to one
-## core catches more CPU work per sample (8%); c_parallel on every core catches lost parallelism, at a threshold
-## sized to its noise (20%). Each figure is relative to loader=yardstick's from the same round, so the machine's
-## speed cancels out. GATE_EXTRA adds check options (--github-json ..., --history STORE). A gate judges speed
-## against its baseline, not against ceilings: report.ceilings=false spares it the chains run alone.
-## `python -m harness check --plan --baseline ci/baseline.json $(GATE_CHECK)` says how many rounds the noise needs.
+## The project's regression gate, as check --ab runs it: the gate's pipelines at GATE_BASE (default HEAD~1, the
+## commit before this one, checked out into a temporary worktree) and at the working tree, interleaved in
+## the same shuffled rounds on this machine, with the options in ci/gate-ab.args (benchmarks/gate_power.py
+## measures this design). Two tiers: b_tf_data pinned to one core catches more CPU work per sample (6%);
+## c_parallel on every core catches lost parallelism (15%). Where GATE_BASE is not in the clone (a shallow
+## one), the sweep is checked against the committed ci/baseline.json instead, in ratio mode (ci/gate.args).
+## GATE_EXTRA adds check options (--github-json ..., --history STORE). A gate judges speed, not ceilings.
 GATE_DIR ?= reports/ci-gate
+GATE_BASE ?= HEAD~1
+GATE_AB = --ab $(GATE_BASE) $(shell cat ci/gate-ab.args)
 GATE_CHECK = --baseline ci/baseline.json $(shell cat ci/gate.args)
 gate: $(STAMP)
 	rm -rf $(GATE_DIR)
-	$(PY) -m harness sweep experiment=ci_gate report.ceilings=false hydra.sweep.dir=$(GATE_DIR)
-	$(PY) -m harness check $(GATE_DIR) $(GATE_CHECK) --markdown $(GATE_DIR)/check.md $(GATE_EXTRA)
+	@if git rev-parse -q --verify "$(GATE_BASE)^{commit}" >/dev/null 2>&1; then \
+	  echo "$(PY) -m harness check $(GATE_AB) ..."; \
+	  $(PY) -m harness check $(GATE_AB) --markdown $(GATE_DIR)/check.md $(GATE_EXTRA) \
+	    experiment=ci_gate +experiment/ci_gate=b_tf_data,c_parallel hydra.sweep.dir=$(GATE_DIR); \
+	else \
+	  echo "gate: no $(GATE_BASE) in this clone (a shallow one?): checking against ci/baseline.json instead"; \
+	  $(PY) -m harness sweep experiment=ci_gate report.ceilings=false hydra.sweep.dir=$(GATE_DIR) && \
+	  $(PY) -m harness check $(GATE_DIR) $(GATE_CHECK) --markdown $(GATE_DIR)/check.md $(GATE_EXTRA); \
+	fi
 
 clean-reports:
 	rm -rf reports/2* reports/runs

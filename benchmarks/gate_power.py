@@ -1,23 +1,28 @@
 """How often does the CI gate cry wolf, and how often does it catch a 10% slowdown or a lost parallel map?
 
-First a baseline as CI keeps one (``experiment=ci_gate``, ``--baseline-repeats`` rounds), then
-``--runs`` gate-sized sweeps. Each runs the gate's three variants and, in the same shuffled
-rounds, two changed ones: ``x_slowed`` (the cost tier's pipeline with extra CPU work sized to
-cost ``--slowdown`` more per sample, measured first) and ``y_serial_map`` (the parallelism
-tier's map with ``num_parallel_calls`` AUTOTUNE -> 1). Every sweep is then checked three
-times against the baseline with the options in ``ci/gate.args`` (as ``make gate`` checks):
+Two designs (``--design``):
 
-- unchanged: a_yardstick, b_tf_data, c_parallel. Any regression is a false alarm.
-- slowed: x_slowed in b_tf_data's place. Caught when b_tf_data regresses.
-- serial map: y_serial_map in c_parallel's place. Caught when c_parallel regresses.
+- ``ab`` (the default; what ``make gate`` and ``check --ab`` run): no stored baseline. Each of
+  ``--runs`` sweeps runs the gate's two tiers (``b_tf_data`` pinned to one core, ``c_parallel`` on
+  every core), an unchanged twin of each (``b_twin``, ``c_twin``: the base revision of an A/B run)
+  and two changed ones, ``x_slowed`` (the cost tier with extra CPU work sized to cost ``--slowdown``
+  more per sample, measured first) and ``y_serial_map`` (``num_parallel_calls`` AUTOTUNE -> 1), all
+  in the same shuffled rounds. Each sweep is checked three times with ``ci/gate-ab.args``, the twins
+  as the base: unchanged (any regression is a false alarm), slowed (caught when b_tf_data regresses),
+  serial map (caught when c_parallel regresses).
+- ``stored``: a baseline as CI once kept one (``--baseline-repeats`` rounds), then sweeps of the
+  gate's three variants (with ``a_yardstick``) and the two changed ones, checked against it in ratio
+  mode with ``ci/gate.args``.
 
 A "could not judge" (exit 2: the run's noise left the threshold undetectable) is counted apart:
 it fails a CI job too, so it is printed beside the false alarms.
 
-    python benchmarks/gate_power.py --runs 20                       # about an hour on 2 cores
-    python benchmarks/gate_power.py --evaluate reports/gate-power   # re-read the sweeps only
+    python benchmarks/gate_power.py --runs 20                       # about 80 minutes on 2 cores
+    python benchmarks/gate_power.py --evaluate reports/gate-power-ab                   # re-read the sweeps only
+    python benchmarks/gate_power.py --design stored --runs 20 --out reports/gate-power
 
-Numbers, not pass/fail: nothing here asserts. Run it on an otherwise idle machine.
+Numbers, not pass/fail: nothing here asserts. Run it on an otherwise idle machine, from a checkout
+nothing edits meanwhile (each trial imports the harness it finds there when it starts).
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GATE = ["a_yardstick", "b_tf_data", "c_parallel"]
 CHANGED = {"slowed": ("x_slowed", "b_tf_data"), "serial map": ("y_serial_map", "c_parallel")}
+# the A/B design (check --ab): the base side and the changed or unchanged twin in the same rounds
+AB_BASE = ["b_tf_data", "c_parallel"]
+AB_CASES = {
+    "unchanged": {"b_tf_data": "b_twin", "c_parallel": "c_twin"},
+    "slowed": {"b_tf_data": "x_slowed", "c_parallel": "c_twin"},
+    "serial map": {"b_tf_data": "b_twin", "c_parallel": "y_serial_map"},
+}
+AB_TARGET = {"unchanged": None, "slowed": "b_tf_data", "serial map": "c_parallel"}
 PROBE = 40  # units of extra work in the calibration sweep
 
 
@@ -60,11 +73,11 @@ def unit_cost(out: Path, extra: list[str]) -> float:
     return (statistics.median(cpu[PROBE]) - statistics.median(cpu[0])) / PROBE
 
 
-def gate_options() -> dict:
-    """ci/gate.args as check's own parser reads it: metrics, thresholds, reference."""
+def gate_options(args_file: str = "gate.args") -> dict:
+    """ci/gate.args (or ci/gate-ab.args) as check's own parser reads it: metrics, thresholds, reference."""
     from harness.commands.check import _parser, _thresholds
 
-    opts = _parser().parse_args(shlex.split((ROOT / "ci" / "gate.args").read_text()))
+    opts = _parser().parse_args(shlex.split((ROOT / "ci" / args_file).read_text()))
     return {"metrics": opts.metrics, "thresholds": _thresholds(opts.threshold), "ratio_to": opts.ratio_to, "alpha": opts.alpha}
 
 
@@ -103,24 +116,65 @@ def evaluate(out: Path) -> None:
     print(f"gate-sized sweep time: median {took:.0f} s (the gate's three variants and the two changed ones, in the gate's rounds)")
 
 
+def evaluate_ab(out: Path) -> None:
+    """The A/B design: each run's base variants against their twin, slowed or serial copies from the same rounds."""
+    from harness.check import collect, compare
+
+    runs = json.loads((out / "runs.json").read_text())
+    options = gate_options("gate-ab.args")
+    print(
+        f"{len(runs)} A/B sweeps (the base and its twin in the same rounds, no stored baseline); check options: "
+        f"{(ROOT / 'ci' / 'gate-ab.args').read_text().strip()}"
+    )
+    print(f"{'case':<12} {'regressed':>10} {'could not judge':>16}   change of the tier's samples/s (min / median / max)")
+    for case, twins in AB_CASES.items():
+        target = AB_TARGET[case]
+        regressed = unjudged = 0
+        changes = []
+        for run in runs:
+            data = collect(out / run["folder"])
+            base = {**data, "variants": {name: data["variants"][name] for name in AB_BASE}}
+            current = {**data, "variants": {name: data["variants"][twin] for name, twin in twins.items()}}
+            verdicts = [v for v in compare(base, current, **options) if target is None or v.variant == target]
+            regressed += any(v.verdict == "regressed" for v in verdicts)
+            unjudged += not any(v.verdict == "regressed" for v in verdicts) and any(v.verdict == "could not judge" for v in verdicts)
+            tier = target or "b_tf_data"
+            changes += [v.change for v in verdicts if v.variant == tier and v.metric == "samples_per_s" and v.change is not None]
+        spread = f"{min(changes):+.1%} / {statistics.median(changes):+.1%} / {max(changes):+.1%}" if changes else "–"
+        what = "false alarms" if target is None else "caught"
+        print(f"{case:<12} {regressed:>4} / {len(runs):<3} {unjudged:>10} / {len(runs):<3}   {spread}   ({what})")
+    took = statistics.median(r["seconds"] for r in runs)
+    print(f"A/B sweep time: median {took:.0f} s (the base variants, their twins and the two changed ones, in the gate's rounds)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20, help="gate-sized sweeps, each checked unchanged, slowed and with a serial map")
     parser.add_argument("--slowdown", type=float, default=0.10, help="extra CPU per sample of the slowed variant")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "gate-power")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "gate-power-ab")
     parser.add_argument("--evaluate", type=Path, help="only re-evaluate the sweeps of an earlier run in this folder")
+    parser.add_argument(
+        "--design",
+        choices=["ab", "stored"],
+        default="ab",
+        help="ab: check --ab's design (twins in the same rounds, ci/gate-ab.args); "
+        "stored: a stored baseline and ratios to a yardstick (ci/gate.args)",
+    )
     parser.add_argument("--baseline-repeats", type=int, default=10, help="rounds of the baseline sweep (CI keeps one such)")
     parser.add_argument("extra", nargs="*", help="more overrides for every sweep (e.g. trial.seconds=4)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.evaluate:
-        evaluate(args.evaluate)
+        (evaluate_ab if args.design == "ab" else evaluate)(args.evaluate)
         return
     from harness.check import load_baseline, save_baseline
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     per_unit = unit_cost(out, args.extra)
+    if args.design == "ab":
+        run_ab(out, args, per_unit)
+        return
     took = sweep(out / "baseline", GATE, [*args.extra, f"trial.repeats={args.baseline_repeats}"])
     save_baseline(out / "baseline", out / "baseline.json")
     cpu = [r["summary"]["cpu_s_per_1000_samples"] for r in load_baseline(out / "baseline.json")["variants"]["b_tf_data"]["repeats"]]
@@ -138,6 +192,24 @@ def main() -> None:
         (out / "runs.json").write_text(json.dumps(runs, indent=1) + "\n")
         print(f"  {folder}: {took:.0f} s", flush=True)
     evaluate(out)
+
+
+def run_ab(out: Path, args, per_unit: float) -> None:
+    from harness.results.table import rows
+
+    cpu = [float(r["cpu_s_per_1000_samples"]) for r in rows(out / "calibration") if int(r["loader.extra_work"]) == 0]
+    work = max(1, round(args.slowdown * statistics.median(cpu) / per_unit))
+    cost = f"one unit of extra work costs {per_unit * 1e3:.1f} us of CPU per sample"
+    print(f"{cost}; a {args.slowdown:.0%} costlier map: loader.extra_work={work}", flush=True)
+    variants = sorted({*AB_BASE, *(t for twins in AB_CASES.values() for t in twins.values())})
+    runs = []
+    for i in range(args.runs):
+        folder = f"run-{i:02d}"
+        took = sweep(out / folder, variants, args.extra, {"HARNESS_GATE_SLOWED_WORK": str(work)})
+        runs.append({"folder": folder, "extra_work": work, "seconds": round(took, 1)})
+        (out / "runs.json").write_text(json.dumps(runs, indent=1) + "\n")
+        print(f"  {folder}: {took:.0f} s", flush=True)
+    evaluate_ab(out)
 
 
 if __name__ == "__main__":

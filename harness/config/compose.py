@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -229,12 +231,8 @@ def _walk_keys(tree: dict, prefix: str) -> Iterator[str]:
             yield from _walk_keys(child, f"{prefix}{name}.")
 
 
-def to_typed(raw: DictConfig) -> Config:
-    """Merge a composed or reloaded config onto the schemas and return typed dataclasses.
-
-    Each group node is merged onto the schema its ``name`` selects, so types are
-    enforced again wherever a config is read back from disk.
-    """
+def _schema(raw: DictConfig) -> DictConfig:
+    """The structured schema for ``raw``: each group's node the option its ``name`` selects."""
     typed = OmegaConf.structured(Config)
     for group, options in group_schemas().items():
         if len(options) > 1:
@@ -242,6 +240,39 @@ def to_typed(raw: DictConfig) -> Config:
             if name not in options:
                 raise ConfigError(f"{group}.name={name!r} is not one of {sorted(options)}")
             typed[group] = OmegaConf.structured(options[name])
+    return typed
+
+
+def without_newer_keys(raw: DictConfig) -> tuple[DictConfig, list[str]]:
+    """``raw`` without the keys this revision's schemas lack, and those keys (dotted).
+
+    check --ab runs a trial of the base revision from the working tree's trial.yaml; a key the
+    working tree added since would make the older harness refuse the whole trial. Only where a
+    schema node is a dataclass: a free mapping's own keys (a user's options) stay.
+    """
+    plain = OmegaConf.to_container(raw, resolve=False)
+    assert isinstance(plain, dict)
+    dropped: list[str] = []
+
+    def prune(tree: dict, node: DictConfig, prefix: str) -> None:
+        for key in [k for k in tree if k != "hydra"]:
+            if key not in node:
+                dropped.append(f"{prefix}{key}")
+                del tree[key]
+            elif isinstance(tree[key], dict) and isinstance(node[key], DictConfig) and OmegaConf.get_type(node[key]) is not dict:
+                prune(tree[key], node[key], f"{prefix}{key}.")
+
+    prune(plain, _schema(raw), "")
+    return OmegaConf.create(plain), dropped
+
+
+def to_typed(raw: DictConfig) -> Config:
+    """Merge a composed or reloaded config onto the schemas and return typed dataclasses.
+
+    Each group node is merged onto the schema its ``name`` selects, so types are
+    enforced again wherever a config is read back from disk.
+    """
+    typed = _schema(raw)
     # Through plain containers: a node that Hydra's '+' opened keeps that flag through a
     # merge, and OmegaConf then drops the added key without a word instead of refusing it.
     plain = OmegaConf.create(OmegaConf.to_container(raw, resolve=False))
@@ -270,6 +301,9 @@ def _missing(key: str) -> str:
     return f"{key} is required and not set; add {key}={example} to the command line"
 
 
+NEWER_KEYS = "HARNESS_NEWER_KEYS"  # "drop": set by harness.trial.spawn for a trial of another revision (trial.code)
+
+
 def load_trial_config(path: Path) -> Config:
     """Read a job's saved ``config.yaml`` back into typed dataclasses.
 
@@ -279,6 +313,10 @@ def load_trial_config(path: Path) -> Config:
         loaded = OmegaConf.load(path)
         if not isinstance(loaded, DictConfig):
             raise ConfigError("not a mapping of groups and keys")
+        if os.environ.get(NEWER_KEYS) == "drop":  # check --ab's base side: a newer parent wrote this file
+            loaded, dropped = without_newer_keys(loaded)
+            if dropped:
+                print(f"harness: this revision does not know {', '.join(dropped)}; its trial runs without them", file=sys.stderr)
         return to_typed(loaded)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc

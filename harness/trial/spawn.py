@@ -125,6 +125,7 @@ def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float
     return Supervision(outcome, proc.returncode, killed, round(elapsed_s, 3), by, monitor), record
 
 
+NEWER_KEYS = "HARNESS_NEWER_KEYS"  # harness.config.compose reads it; spelled here so spawn needs no config import
 POLL_S = 0.1  # how often the parent looks for a stop signal while a trial runs (Popen.wait polls too)
 
 
@@ -134,12 +135,15 @@ def _child_env(code: str | None = None) -> dict[str, str]:
     albumentations asks PyPI for a newer version whenever it is imported (a request of up to 2 s, in the
     trial's start, and a network access a measurement should not make); a user's own setting wins.
     With ``code`` (``trial.code``, a checkout of another revision) that folder comes first on the path,
-    so the user's modules, and harness's own where the checkout is harness, are that revision's.
+    so the user's modules, and harness's own where the checkout is harness, are that revision's; that
+    revision's harness then drops the config keys it does not know (:data:`~harness.config.compose.NEWER_KEYS`).
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    env.pop(NEWER_KEYS, None)
     if code:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(code), env.get("PYTHONPATH", "")) if p)
+        env[NEWER_KEYS] = "drop"
     return env
 
 

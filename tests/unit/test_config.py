@@ -233,3 +233,25 @@ def test_folder_dataset_path_must_be_a_non_empty_existing_folder(tmp_path):
         with pytest.raises(ConfigError, match=words):
             validate(compose(["dataset=folder", f"dataset.path={path}"]))
     validate(compose(["dataset=folder", f"dataset.path={tmp_path}"]))
+
+
+def test_a_base_revision_drops_the_keys_it_does_not_know(tmp_path, monkeypatch, capsys):
+    """check --ab: the working tree's trial.yaml, read by an older harness, loses only the newer keys."""
+    from omegaconf import OmegaConf
+
+    from harness.config.compose import NEWER_KEYS
+    from harness.trial.spawn import _child_env
+
+    path = tmp_path / "trial.yaml"
+    text = OmegaConf.to_yaml(compose(["loader=tf_data", "loader.prefetch=2"]))
+    assert "  orders: {}\n" in text
+    text = text.replace("prefetch: 2", "prefetch: 2\n  newer_knob: 7").replace("  orders: {}\n", "  orders:\n    cheap: [resize]\n")
+    path.write_text(text + "future_group:\n  open_ms: 5\n")
+    with pytest.raises(ConfigError, match="newer_knob|future_group"):  # the working tree's own trials still refuse them
+        load_trial_config(path)
+    monkeypatch.setenv(NEWER_KEYS, "drop")
+    cfg = load_trial_config(path)
+    assert cfg.loader.prefetch == 2 and cfg.augment.orders == {"cheap": ["resize"]}  # a free mapping's keys stay
+    assert "does not know loader.newer_knob, future_group" in capsys.readouterr().err
+    # only a trial of another revision (trial.code) gets the setting; an inherited one is not passed on
+    assert _child_env("/base")[NEWER_KEYS] == "drop" and NEWER_KEYS not in _child_env(None)

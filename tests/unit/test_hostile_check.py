@@ -181,3 +181,19 @@ def test_the_projects_gate_options_parse_and_name_only_variants_the_gate_runs():
     assert variants <= set(ran) and opts.ratio_to in ran
     assert all((ROOT / "experiments" / "ci_gate" / f"{name}.yaml").is_file() for name in ran)
     assert "ci/gate.args" in (ROOT / "Makefile").read_text()
+
+
+def test_the_projects_ab_gate_options_name_only_the_variants_make_gate_runs():
+    """make gate's A/B design: per-variant thresholds for the two tiers it runs, no yardstick (both sides share each round)."""
+    import re
+    import shlex
+
+    from harness.commands.check import _parser, _thresholds
+    from tests.conftest import ROOT
+
+    opts = _parser().parse_args(shlex.split((ROOT / "ci" / "gate-ab.args").read_text()))
+    makefile = (ROOT / "Makefile").read_text()
+    ran = re.search(r"\+experiment/ci_gate=(\S+)", makefile).group(1).split(",")  # type: ignore[union-attr]
+    variants = {key.rpartition(":")[0] for key in _thresholds(opts.threshold)} - {""}
+    assert variants <= set(ran) and opts.ratio_to is None and "ci/gate-ab.args" in makefile
+    assert all((ROOT / "experiments" / "ci_gate" / f"{name}.yaml").is_file() for name in ran)
