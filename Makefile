@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint browser slurm gate clean-reports
+.PHONY: setup sweep test lint browser fuse slurm gate clean-reports
 
 setup: $(STAMP)
 
@@ -26,6 +26,12 @@ sweep: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@chromium --version
+
+## FUSE for storage=throttled (Debian as root: libfuse2 for fusepy, fuse for fusermount), installed when
+## missing; tests/integration/test_storage.py skips, saying why, where FUSE cannot be used.
+fuse:
+	@(/sbin/ldconfig -p | grep -q libfuse.so.2 && command -v fusermount >/dev/null) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfuse2 fuse >/dev/null && echo "fuse: installed libfuse2 and fuse")
 
 ## A one-node SLURM cluster on this machine (Debian as root; installs slurm-wlm, munge, slurmdbd and MariaDB
 ## when missing), for the submitit_slurm test (skipped without it). Idempotent; ci/slurm/stop stops it.

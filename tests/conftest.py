@@ -18,18 +18,37 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("harness-cache")
 
 
+@pytest.fixture(autouse=True)
+def no_storage_mount_left(request):
+    """After every test, none of this session's storage=throttled FUSE mounts is left (issue 26: mount lists none)."""
+    yield
+    if "cache_dir" in request.fixturenames:  # only a test that ran harness (cli) can have mounted anything
+        from harness.storage.mount import leftover_mounts
+
+        left = leftover_mounts(mounts(request.getfixturevalue("cache_dir")))
+        assert left == [], f"FUSE mounts left behind: {left}"
+
+
 @pytest.fixture
 def cli(cache_dir, tmp_path):
     """Run ``python -m harness ...`` in a subprocess, as a user would, in a scratch folder."""
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         # No per-sweep calibration (1-6 s a sweep) unless a test asks for it with report.ceilings=true
-        env = dict(os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT), HARNESS_CEILINGS="0")
+        # storage=throttled mounts go in this session's own folder, so a test can tell its mounts from another worker's
+        env = dict(
+            os.environ, HARNESS_CACHE=str(cache_dir), PYTHONPATH=str(ROOT), HARNESS_CEILINGS="0", HARNESS_STORAGE_DIR=mounts(cache_dir)
+        )
         return subprocess.run(
             [sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
         )
 
     return run
+
+
+def mounts(cache_dir: Path) -> str:
+    """The folder this session's throttled storage mounts go in (harness.storage.mount.MOUNTS_ENV)."""
+    return str(cache_dir.parent / f"{cache_dir.name}-mounts")
 
 
 def sweep_dir(completed: subprocess.CompletedProcess, cwd: Path) -> Path:

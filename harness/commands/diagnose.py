@@ -10,6 +10,10 @@ jobs in interleaved rounds, ``trial.repeats`` of them, 3 by default):
 - **cold**: the loader with the dataset's files evicted first (``dataset.page_cache=cold``,
   ``posix_fadvise(DONTNEED)``, no root needed): preparation plus fetching from the disk.
 
+With ``storage=throttled`` (or a profile) the warm job reads the local copy (``storage=local``): what
+the throttled storage adds (its latency per open and read, its bandwidth) is then fetch, as it is
+on the storage it stands for, where a page cache on this machine would not hold the files.
+
 With ``t`` the time per sample (1 / samples/s) of each: the data stall is ``t_cold - t_ingest``,
 the prep stall ``t_warm - t_ingest``, the fetch stall ``t_cold - t_warm``, each given as a share
 of the cold step time, so prep + fetch = data stall. The loader jobs run one epoch (unless a
@@ -42,7 +46,10 @@ def diagnose(args: Sequence[str]) -> int:
     _write_outputs(root, True, trace=False)
     found = stalls(_rates(results), reads_files=typed.loader.name != "synthetic")
     (root / "diagnosis.json").write_text(json.dumps(found, indent=1) + "\n")
-    text = describe(found, typed.loader.name)
+    from harness.config.schema import choice
+
+    throttled = choice(typed.storage.kind) != "local"
+    text = describe(found, typed.loader.name, typed.storage.profile if throttled else None)
     (root / "diagnosis.md").write_text(text + "\n")
     print(text)
     print(root)
@@ -64,7 +71,8 @@ def _jobs(overrides: list[str], typed) -> dict[str, list[str]]:
     if not any(o.startswith(BOUND_KEYS) for o in trial):
         ingest.append(f"trial.steps={max(typed.trial.warmup_steps, 5) * 6}")
     loader = [*overrides, *repeats, *bound]
-    return {"ingest": ingest, "warm": [*loader, "dataset.page_cache=warm"], "cold": [*loader, "dataset.page_cache=cold"]}
+    local = ["storage=local"] if choice(typed.storage.kind) != "local" else []  # warm: no remote fetch either
+    return {"ingest": ingest, "warm": [*loader, *local, "dataset.page_cache=warm"], "cold": [*loader, "dataset.page_cache=cold"]}
 
 
 def _value(value) -> str:
@@ -104,12 +112,13 @@ def stalls(rates: dict[str, float | None], *, reads_files: bool = True) -> dict:
     }
 
 
-def describe(found: dict, loader: str) -> str:
-    """Plain words and a table for the console and diagnosis.md."""
+def describe(found: dict, loader: str, storage: str | None = None) -> str:
+    """Plain words and a table for the console and diagnosis.md; ``storage``: the throttled profile read, if any."""
     if "error" in found:
         raise HarnessError(f"diagnose: {found['error']}")
     rates = found["rates"]
-    lines = [f"## diagnose: loader={loader}", "", "| job | samples/s (median) | ms per sample |", "| --- | ---: | ---: |"]
+    title = f"## diagnose: loader={loader}" + (f" storage={storage}" if storage else "")
+    lines = [title, "", "| job | samples/s (median) | ms per sample |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {rates[name]:.1f} | {found['ms_per_sample'][name]:.3f} |" for name in JOBS]
     data, prep, fetch = found["data_stall"], found["prep_stall"], found["fetch_stall"]
     lines += ["", f"Data stall: {data:.0%} of the step time with a cold page cache (prep {prep:.0%}, fetch {fetch:.0%})."]
@@ -117,8 +126,9 @@ def describe(found: dict, loader: str) -> str:
         lines.append("The loader keeps up with the consumer: the accelerator, not the input pipeline, sets the pace.")
     elif fetch > prep:
         lines.append(
-            "Most of it is fetch: reading the files from disk. Cache the dataset in memory, copy it to faster local "
-            "storage, or read fewer, larger files (TFRecord, tar shards)."
+            f"Most of it is fetch: reading the files from {f'storage={storage}' if storage else 'disk'}. Cache the dataset in "
+            "memory, copy it to faster local storage, or read fewer, larger files (TFRecord, tar shards) several at once "
+            "(interleave, more workers)."
         )
     else:
         lines.append(

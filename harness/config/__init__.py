@@ -33,7 +33,7 @@ def _data_dir(name: str) -> Path:
 CONF_DIR = _data_dir("conf")
 EXPERIMENTS_DIR = _data_dir("experiments")
 EXPERIMENT_GROUP = "experiment"
-SCHEMA_GROUPS = ("dataset", "loader", "augment", "consumer", "monitor", "trial")  # groups with a schema per option
+SCHEMA_GROUPS = ("dataset", "loader", "augment", "consumer", "monitor", "trial", "storage")  # groups with a schema per option
 
 _registered = False
 _stored: set[tuple[str, str]] = set()  # (group, option) schemas already in Hydra's ConfigStore

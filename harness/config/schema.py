@@ -40,6 +40,12 @@ class PageCache(Enum):
     cold = "cold"  # evict the dataset's files from the page cache first: reads come from the disk
 
 
+class StorageKind(Enum):
+    local = "local"  # the dataset's own folder on this machine's disk
+    throttled = "throttled"  # served through a FUSE mount that adds latency per open and read and a bandwidth cap
+    http = "http"  # served by an HTTP server with the same throttle, read by URL (loader=webdataset's shards)
+
+
 class PixelDtype(Enum):
     float32 = "float32"
     uint8 = "uint8"
@@ -169,6 +175,19 @@ class MonitorConf:
 
 
 @dataclass
+class StorageConf:
+    """Where the trial's files are read from (harness/storage): this disk, or a slower tier emulated on it."""
+
+    kind: StorageKind = StorageKind.local
+    profile: str = "local"  # the tier's name in the report (a conf/storage option sets it)
+    open_ms: float = 0.0  # throttled: latency of each file open, ms
+    read_ms: float = 0.0  # throttled: latency of each read request (at most 128 KiB), ms
+    mb_per_s: float | None = None  # throttled: bandwidth of the one shared link, MB/s; null: no cap
+    jitter_pct: float = 0.0  # throttled: each latency drawn uniformly within +-this %
+    source: str = ""  # where the profile's figures come from
+
+
+@dataclass
 class TrialConf:
     warmup_steps: int = 5  # steps consumed before measuring (excluded from metrics)
     steps: int | None = None  # measured steps; the first bound reached ends the trial
@@ -206,6 +225,7 @@ class Config:
     monitor: MonitorConf = field(default_factory=MonitorConf)
     trial: TrialConf = field(default_factory=TrialConf)
     threads: ThreadsConf = field(default_factory=ThreadsConf)
+    storage: StorageConf = field(default_factory=StorageConf)
 
 
 # group -> option name -> schema for the groups defined here; registered in Hydra's ConfigStore
@@ -217,4 +237,5 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "consumer": {"default": ConsumerConf},
     "monitor": {"default": MonitorConf},
     "trial": {"default": TrialConf},
+    "storage": {"default": StorageConf},
 }

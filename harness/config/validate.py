@@ -79,6 +79,23 @@ def validate(cfg) -> None:
         )
     loader.check_augment(cfg.loader, augment_spec(cfg))
     _validate_ranks(cfg, loader)
+    _validate_storage(cfg)
+
+
+def _validate_storage(cfg) -> None:
+    s = cfg.storage
+    for key in ("open_ms", "read_ms", "jitter_pct"):
+        if getattr(s, key) < 0:
+            raise ConfigError(f"storage.{key}={getattr(s, key)}: a latency or its spread cannot be negative; use 0 for none")
+    if s.mb_per_s is not None and s.mb_per_s <= 0:
+        raise ConfigError(f"storage.mb_per_s={s.mb_per_s}: the link's bandwidth must be positive; null for no cap")
+    if s.jitter_pct > 100:
+        raise ConfigError(f"storage.jitter_pct={s.jitter_pct}: a latency drawn below zero; keep it at most 100")
+    if choice(s.kind) == "http" and cfg.loader.name != "webdataset":
+        raise ConfigError(
+            f"storage=http serves the dataset by URL, and loader={cfg.loader.name} reads files by path; "
+            "loader=webdataset reads its shards by URL, or use storage=throttled (a FUSE mount) for any loader"
+        )
 
 
 def check_finite(cfg) -> None:

@@ -132,6 +132,38 @@ def grids(sweep: Sweep) -> list[dict] | None:
     return out or None
 
 
+def storage(sweep: Sweep) -> dict | None:
+    """Per variant read through throttled storage: its profile and what the emulation itself cost (median repeat).
+
+    The FUSE server runs beside the trial, on a core of its own where ``trial.cpus`` leaves one: its
+    CPU per request and its share of one core over the trial are the emulation's own cost, stated so
+    a reader can tell it from the pipeline's.
+    """
+    rows = []
+    for v in sweep.variants:
+        facts = [t.overhead["storage"] for t in v.ok if isinstance(t.overhead.get("storage"), dict)]
+        if not facts:
+            continue
+        f = sorted(facts, key=lambda x: x.get("cpu_us_per_request") or 0.0)[len(facts) // 2]
+        wall = [t.timing.get("duration_s") for t in v.ok if t.timing.get("duration_s")]
+        rows.append(
+            {
+                "label": v.label,
+                "profile": f.get("profile"),
+                "latency": f"{fmt(f.get('open_ms') or 0, 2)} ms / open, {fmt(f.get('read_ms') or 0, 2)} ms / read",
+                "bandwidth": f"{fmt(f['mb_per_s'], 0)} MB/s" if f.get("mb_per_s") else "no cap",
+                "jitter": f"±{fmt(f.get('jitter_pct') or 0, 0)}%",
+                "requests": f"{f.get('opens', 0):,} opens, {f.get('reads', 0):,} reads",
+                "cpu_us": fmt(f.get("cpu_us_per_request"), 1),
+                "core_pct": fmt(100 * f["serving_cpu_s"] / wall[0], 1) if f.get("serving_cpu_s") is not None and wall else "–",
+            }
+        )
+    if not rows:
+        return None
+    sources = {str(t.config.get("storage", {}).get("source")) for v in sweep.variants for t in v.ok if t.overhead.get("storage")}
+    return {"rows": rows, "sources": sorted(sources)}
+
+
 def ranks(sweep: Sweep) -> list[dict] | None:
     """Per variant with data-parallel ranks: each rank's figures (its median repeat's) and who held the others."""
     out = []

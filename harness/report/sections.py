@@ -72,6 +72,7 @@ _SECTIONS: list[Section] = [
     Section("diagnosis", details.diagnoses, "Diagnosis"),
     Section("pipelines", details.pipelines, "Pipelines as built"),
     Section("ranks", details.ranks, "Data-parallel ranks"),
+    Section("storage", details.storage, "Storage, emulated"),
     _figure(
         "throughput",
         "Throughput",

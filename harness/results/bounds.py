@@ -120,6 +120,9 @@ def of_variant(trials: Sequence, rate: float | None, h2d_ms: float | None, ceili
     acc = accelerator(trials, h2d_ms)
     if acc is not None:
         b.ceilings.append(acc)
+    throttled = bool(trials) and _throttled(trials[0].config)
+    if throttled:
+        _storage_ceiling(b, trials[0])
     if ceilings is None or not trials:
         return b
     trial = trials[0]
@@ -133,7 +136,7 @@ def of_variant(trials: Sequence, rate: float | None, h2d_ms: float | None, ceili
         b.ceilings.append(Ceiling("CPU", cpu[0], cpu[1]))
     elif trial.dataset.get("count"):
         b.skipped.append("no CPU ceiling: the calibration did not run its chain alone (a custom pipeline, or that run failed)")
-    disk = ceilings.disk(str(trial.dataset.get("root"))) if trial.dataset.get("root") else None
+    disk = ceilings.disk(str(trial.dataset.get("root"))) if trial.dataset.get("root") and not throttled else None
     if disk is not None and not cached:
         warm = _warm(trial.dataset)
         if warm:
@@ -144,6 +147,71 @@ def of_variant(trials: Sequence, rate: float | None, h2d_ms: float | None, ceili
                 Ceiling("I/O", disk.io_samples_per_s, f"{disk.mb_per_s:,.0f} MB/s ({state}) / {disk.mean_bytes / 1024:,.0f} KB per file")
             )
     return b
+
+
+REQUEST_BYTES = 128 * 1024  # the largest read request the kernel sends a FUSE server (harness.storage.throttle)
+
+
+def _throttled(config: dict) -> bool:
+    kind = ((config or {}).get("storage") or {}).get("kind")
+    return str(getattr(kind, "value", kind)) in ("throttled", "http")  # the enum in a job's config, its text in a result
+
+
+def _storage_ceiling(b: Bounds, trial) -> None:
+    """The I/O ceiling a throttled storage's profile sets: readers x files per second each, and the link's bandwidth.
+
+    For ``storage=throttled`` and ``http``. One reader waits ``open_ms`` per file and ``read_ms`` per
+    128 KiB request of it, so it reads at
+    most 1000 / (open_ms + requests * read_ms) files/s; ``k`` readers at once at most k times that,
+    and all of them together no more than ``mb_per_s`` allows. A pipeline whose number of parallel
+    readers is left to AUTOTUNE gets no such ceiling (it could not be held against it), only the reason.
+    """
+    storage = trial.config["storage"]
+    size = trial.dataset.get("mean_bytes")
+    if caches_decoded(trial.loader) or not size:
+        return
+    shards = _reads_shards(trial.config)
+    read_ms = float(storage.get("read_ms") or 0)
+    # a file: its open and each of its requests; a sample of a shard: its share of the shard's requests (the shard's
+    # one open left out, which only raises the bound)
+    if shards:
+        per_file_ms = read_ms * int(size) / REQUEST_BYTES
+    else:
+        per_file_ms = float(storage.get("open_ms") or 0) + read_ms * -(-int(size) // REQUEST_BYTES)
+    rates, parts = [], []
+    if per_file_ms > 0:
+        readers = _readers(trial.config)
+        if readers is None:
+            b.skipped.append(f"no storage I/O ceiling: AUTOTUNE chooses how many files it reads at once ({per_file_ms:g} ms each)")
+        else:
+            rates.append(readers * 1000 / per_file_ms)
+            parts.append(f"{readers} reader{'s' if readers > 1 else ''} x {per_file_ms:g} ms per file")
+    if storage.get("mb_per_s"):
+        rates.append(float(storage["mb_per_s"]) * 1e6 / int(size))
+        parts.append(f"{float(storage['mb_per_s']):g} MB/s / {int(size) / 1024:,.0f} KB")
+    if rates:
+        b.ceilings.append(Ceiling("I/O", min(rates), f"storage={storage.get('profile')}: " + ", ".join(parts)))
+
+
+def _reads_shards(config: dict) -> bool:
+    """The loader reads TFRecord or tar shards: a handful of opens, each sample a slice of a large read."""
+    loader = config.get("loader") or {}
+    return loader.get("source") == "tfrecord" or loader.get("name") == "webdataset"
+
+
+def _readers(config: dict) -> int | None:
+    """How many files the loader reads at once, where its config fixes it; None where AUTOTUNE or the family decides."""
+    loader = config.get("loader") or {}
+    name = loader.get("name")
+    if name == "tf_data":
+        key = "interleave_parallel_calls" if loader.get("interleave") else "num_parallel_calls"
+        if loader.get("source") == "tfrecord" and not loader.get("interleave"):
+            return 1
+        value = loader.get(key)
+        return 1 if value in (None, "none") else value if isinstance(value, int) else None
+    if name in ("torch", "webdataset"):
+        return max(int(loader.get("num_workers") or 0), 1)
+    return None
 
 
 def of_trial(trial, rate: float | None, h2d_ms: float | None, ceilings: Ceilings | None) -> Bounds:

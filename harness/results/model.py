@@ -94,7 +94,15 @@ def read_result(path: Path, *, supervised: bool = True) -> TrialResult:
 
 
 def merge_supervision(result: TrialResult, facts: Supervision) -> None:
-    """Put the sampler's series, their summary and the sampler's cost, as the parent recorded them, into ``result``."""
+    """Put the sampler's series, their summary and the sampler's cost, as the parent recorded them, into ``result``.
+
+    A throttled storage's facts go under ``overhead["storage"]``; where its server died during the
+    trial, the trial failed for that reason, whatever the loader made of the dead mount.
+    """
+    if facts.storage:
+        result.overhead["storage"] = facts.storage
+        if facts.storage.get("error"):
+            result.status, result.error = "failed", facts.storage["error"]
     monitor = facts.monitor
     if not monitor:
         return

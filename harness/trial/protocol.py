@@ -85,6 +85,7 @@ class Supervision:
     elapsed_s: float  # from the child's start until its group was gone, s
     result_by: str  # who wrote result.json: child | parent (the child left none)
     monitor: dict[str, Any] = field(default_factory=dict)  # the sampler's record and its summary; {} when not sampled
+    storage: dict[str, Any] = field(default_factory=dict)  # a throttled mount's profile, requests and CPU; error if it died
     schema_version: int = SCHEMA_VERSION
 
     def write(self, folder: Path) -> Path:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.results.model import TrialResult, read_result
+from harness.storage.mount import StorageError, mounted
 from harness.trial import stop
 from harness.trial.protocol import LOG_FILE, RESULT_FILE, SUPERVISOR_FILE, Channel, Request, Supervision
 
@@ -69,13 +70,43 @@ def run_trial(
     # From the child's start until its result is on disk a signal only marks the stop, so
     # neither the kill of its process group nor the trial's files are cut short.
     with stop.trial_running():
-        facts, record = _run_child(request, trial_dir, config, timeout_s)
+        try:
+            # storage=throttled: the dataset cache served through a FUSE mount, unmounted on the way out
+            with mounted(config, _dataset_cache(config), trial_dir, _server_cores(config)) as mount:
+                facts, record = _run_child(request, trial_dir, config, timeout_s, mount["env"])
+        except StorageError as exc:  # it could not mount: the trial fails with the reason, nothing stays mounted
+            return _failed(request, config, trial_dir, str(exc))
+        facts.storage = mount["facts"]
         facts.write(trial_dir)
         result = read_result(trial_dir / RESULT_FILE)
         if record is not None and monitor.get("trace", True):
             from harness.monitor.trace import write_trial_trace
 
             write_trial_trace(result, trial_dir)
+    return result
+
+
+def _dataset_cache(config: dict) -> Path:
+    """The dataset cache a job's trials read (``dataset.cache_dir``, ``$HARNESS_CACHE`` or ``~/.cache/harness``)."""
+    from types import SimpleNamespace
+
+    from harness.data.build import cache_root
+
+    return cache_root(SimpleNamespace(cache_dir=(config.get("dataset") or {}).get("cache_dir")))
+
+
+def _server_cores(config: dict) -> list[int] | None:
+    """Cores a storage server may use without taking the trial's: those after its first ``trial.cpus``; None when none are left."""
+    cpus = (config.get("trial") or {}).get("cpus")
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[cpus:] or None if cpus else None
+
+
+def _failed(request: Request, config: dict, trial_dir: Path, error: str) -> TrialResult:
+    """A trial that could not start, as its row: failed, with the one-line reason."""
+    result = TrialResult("failed", config, request.overrides, request.job, request.repeat, kind=request.kind, timing=dict(request.schedule))
+    result.error = error
+    result.write(trial_dir)
     return result
 
 
@@ -86,7 +117,9 @@ def _clear(trial_dir: Path) -> None:
         (trial_dir / name).unlink(missing_ok=True)
 
 
-def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float) -> tuple[Supervision, dict | None]:
+def _run_child(
+    request: Request, trial_dir: Path, config: dict, timeout_s: float, extra_env: dict[str, str] | None = None
+) -> tuple[Supervision, dict | None]:
     """Start the child, supervise it until its group is gone, make sure a result.json exists.
 
     Returns:
@@ -107,7 +140,7 @@ def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 pass_fds=(child_end.fileno(),),
-                env=_child_env(code),
+                env={**_child_env(code), **(extra_env or {})},
                 cwd=code,
             )
         started = time.monotonic()

@@ -220,8 +220,10 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None, rank
     result.dataset = manifest.describe() if manifest is not None else {"kind": "none", "reason": "loader generates its data"}
     if manifest is not None:  # before the loader exists, so outside the measured phase and alike for every family
         from harness.data import pagecache
+        from harness.storage.mount import relocate
 
         result.dataset["page_cache"] = pagecache.apply(choice(cfg.dataset.page_cache), manifest)
+        manifest = relocate(manifest)  # storage=throttled: every file read through the parent's mount
         if rank is not None:  # this rank's share (families that shard themselves read its ``whole``)
             manifest = manifest.shard(rank.index, rank.ranks)
             result.dataset["rank"] = {"rank": rank.index, "ranks": rank.ranks, "samples": len(manifest)}
