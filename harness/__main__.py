@@ -28,6 +28,7 @@ commands:
   report  SWEEP_DIR        rebuild results.csv, write report.html and summary.md (sweeps do it themselves)
   check   SWEEP_DIR        CI regression gate: --save-baseline FILE, or --baseline FILE (exit 1 on a regression, 2 could not judge)
   history [--add SWEEP]    keep each gate run in a store (ci/history.jsonl), draw history.html with its change points
+  compare A B              two sweeps side by side (matched variants, the change, beyond the noise or not): compare.html
   list                     config groups, their options, loaders and experiments
 
 overrides are Hydra's: key=value, group=option, experiment=NAME, a,b,c lists, range(1,4).
@@ -126,6 +127,17 @@ COMMAND_HELP = {
     "(0, 1), a NaN or negative threshold), a missing or malformed baseline or result.json (named), a folder holding several "
     "sweeps, another machine in absolute mode, or a comparison that cannot be judged (trials failed, too short, interrupted "
     "or missing; NaN samples; too few 0.5 s windows to ever reach p < alpha, with how many are needed), each in one line.\n",
+    "history": "usage: python -m harness history [--store FILE] [--add SWEEP_DIR [--commit SHA]] [--out FILE]\n\n"
+    "Keeps each gate run's figures in a store (JSON lines, default ci/history.jsonl): --add appends the sweep's commit, date, "
+    "machine fingerprint and per-variant medians with their range. Then writes history.html beside the store (or --out): "
+    "per variant and metric the trend over commits with the spread and the change points (ruptures' PELT), each printed "
+    "with its first commit and step. check --history STORE does the append and fails on a step for the worse.\n",
+    "compare": "usage: python -m harness compare A B [--out FILE] [--metric M ...] [--alpha 0.01]\n\n"
+    "Two sweep folders (before and after a change, or two machines) side by side: per variant present in both (same "
+    "label) and metric (default samples_per_s, cpu_ms_per_sample, stall_pct), A's and B's medians, the change, the "
+    "smallest change their repeats can tell from noise, and whether the change is beyond it (p < alpha on the windows). "
+    "Writes compare.html (or --out) and prints the table; variants only one sweep has are listed. No threshold, no "
+    "verdict on the build: exit 0 (1 when a folder is not a readable sweep). Needs neither TensorFlow nor torch.\n",
     "list": "usage: python -m harness list\n\nLists config groups and their options, loader families and experiments.\n",
 }
 
@@ -196,6 +208,12 @@ def _history(args: list[str]) -> int:
     return history(args)
 
 
+def _compare(args: list[str]) -> int:
+    from harness.commands.compare import compare
+
+    return compare(args)
+
+
 def _list(args: list[str]) -> int:
     from harness.commands.listing import listing
 
@@ -214,6 +232,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "report": _report,
     "check": _check,
     "history": _history,
+    "compare": _compare,
     "list": _list,
 }
 

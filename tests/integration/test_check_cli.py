@@ -68,6 +68,14 @@ def test_unchanged_reruns_pass_and_a_slowed_pipeline_fails_with_a_table_that_nam
     assert {"name", "unit", "value"} <= set(bigger[0]) and any(b["name"] == "produce_ms=5 samples_per_s" for b in bigger)
     assert "produce_ms=12" in json.loads((tmp_path / "out-bencher.json").read_text())
     assert "Regression check against" in (slowed / "report.html").read_text()
+    # the same two sweeps side by side (harness compare): the slowdown is beyond the noise, in the page and the table
+    page = tmp_path / "compare.html"
+    side = cli("compare", str(first), str(slowed), "--out", str(page), "--metric", "samples_per_s")
+    assert side.returncode == 0, side.stdout + side.stderr
+    (row,) = [line for line in side.stdout.splitlines() if line.startswith("produce_ms=5 ")]
+    assert "beyond the noise: worse" in row and "%" in row, side.stdout
+    html = page.read_text()
+    assert html.count("<tr class=") == 2 and "produce_ms=12" in html and "measured on the same machine" in html
     # with a history of 30 steady runs of the first sweep's figures, the slowed run is a change point at its own commit
     steady = record_of(first)
     for i in range(30):
@@ -98,3 +106,10 @@ def test_the_check_cannot_run_without_a_valid_baseline_or_matching_variants(cli,
     assert moved.returncode == 2 and "differ from the baseline's" in moved.stderr and "--ratio-to" in moved.stderr
     assert cli("check", str(folder)).returncode == 2
     assert cli("check", str(folder), "--baseline", str(bad), "--frobnicate").returncode == 2
+    # compare: a folder that is no sweep, and two sweeps with no variant in common, each one line
+    nowhere = cli("compare", str(folder), str(tmp_path / "nowhere"))
+    assert nowhere.returncode == 1 and nowhere.stderr.strip() == f"ERROR: compare: {tmp_path / 'nowhere'}: no such sweep folder"
+    run = cli("run", "loader=synthetic", "loader.produce_ms=5", "trial.seconds=1", "trial.warmup_steps=1", "monitor.trace=false")
+    assert run.returncode == 0, run.stderr
+    apart = cli("compare", str(folder), str(sweep_dir(run, tmp_path)))  # its one variant is "job 0"
+    assert apart.returncode == 1 and "share no variant" in apart.stderr and len(apart.stderr.strip().splitlines()) == 1

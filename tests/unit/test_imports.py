@@ -97,3 +97,13 @@ def test_packages_import_one_way_outside_the_known_tangle():
 def test_the_walk_sees_lazy_imports():
     """The check would be blind if imports inside functions were missed (launch imports report lazily)."""
     assert "harness.report.render" in imports()["harness.commands.launch"]
+
+
+def test_every_command_has_its_own_help(capsys):
+    """history --help once raised KeyError: a command without an entry in COMMAND_HELP."""
+    from harness.__main__ import COMMAND_HELP, COMMANDS, main
+
+    assert set(COMMANDS) == set(COMMAND_HELP)
+    for command in COMMANDS:
+        assert main([command, "--help"]) == 0
+        assert capsys.readouterr().out.startswith(f"usage: python -m harness {command}")
