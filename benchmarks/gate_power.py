@@ -117,34 +117,49 @@ def evaluate(out: Path) -> None:
 
 
 def evaluate_ab(out: Path) -> None:
-    """The A/B design: each run's base variants against their twin, slowed or serial copies from the same rounds."""
-    from harness.check import collect, compare
+    """The A/B design as check --ab judges it: each run's base variants against their twins, paired by round.
+
+    Where the first rounds cannot judge (too few for the threshold), check --ab runs as many rounds
+    again of those variants; here that second sweep is the next run's rounds of the same variants
+    (minutes later on the same machine, as the check's own second sweep would be).
+    """
+    from harness.check import collect, compare, underpowered
+    from harness.commands.ab import pool
 
     runs = json.loads((out / "runs.json").read_text())
-    options = gate_options("gate-ab.args")
+    options = {**gate_options("gate-ab.args"), "paired": True}
+    docs = [collect(out / run["folder"]) for run in runs]
     print(
-        f"{len(runs)} A/B sweeps (the base and its twin in the same rounds, no stored baseline); check options: "
+        f"{len(runs)} A/B sweeps (the base and its twin in the same rounds, paired by round); check options: "
         f"{(ROOT / 'ci' / 'gate-ab.args').read_text().strip()}"
     )
-    print(f"{'case':<12} {'regressed':>10} {'could not judge':>16}   change of the tier's samples/s (min / median / max)")
+    print(f"{'case':<12} {'regressed':>10} {'could not judge':>16} {'extended':>9}   change of the tier's samples/s (min / median / max)")
     for case, twins in AB_CASES.items():
         target = AB_TARGET[case]
-        regressed = unjudged = 0
+        regressed = unjudged = extended = 0
         changes = []
-        for run in runs:
-            data = collect(out / run["folder"])
-            base = {**data, "variants": {name: data["variants"][name] for name in AB_BASE}}
-            current = {**data, "variants": {name: data["variants"][twin] for name, twin in twins.items()}}
-            verdicts = [v for v in compare(base, current, **options) if target is None or v.variant == target]
+        for i, data in enumerate(docs):
+            base, current = _sides(data, twins)
+            verdicts = [v for v in compare(base, current, **options) if target in (None, v.variant)]
+            if any(underpowered(v) for v in verdicts):
+                extended += 1
+                more_base, more_current = _sides(docs[(i + 1) % len(docs)], twins)
+                pooled = compare(pool(base, more_base), pool(current, more_current), **options)
+                verdicts = [v for v in pooled if target in (None, v.variant)]
             regressed += any(v.verdict == "regressed" for v in verdicts)
             unjudged += not any(v.verdict == "regressed" for v in verdicts) and any(v.verdict == "could not judge" for v in verdicts)
             tier = target or "b_tf_data"
             changes += [v.change for v in verdicts if v.variant == tier and v.metric == "samples_per_s" and v.change is not None]
         spread = f"{min(changes):+.1%} / {statistics.median(changes):+.1%} / {max(changes):+.1%}" if changes else "–"
         what = "false alarms" if target is None else "caught"
-        print(f"{case:<12} {regressed:>4} / {len(runs):<3} {unjudged:>10} / {len(runs):<3}   {spread}   ({what})")
+        print(f"{case:<12} {regressed:>4} / {len(runs):<3} {unjudged:>10} / {len(runs):<3} {extended:>6}   {spread}   ({what})")
     took = statistics.median(r["seconds"] for r in runs)
     print(f"A/B sweep time: median {took:.0f} s (the base variants, their twins and the two changed ones, in the gate's rounds)")
+
+
+def _sides(data: dict, twins: dict) -> tuple[dict, dict]:
+    base = {**data, "variants": {name: data["variants"][name] for name in AB_BASE}}
+    return base, {**data, "variants": {name: data["variants"][twin] for name, twin in twins.items()}}
 
 
 def main() -> None:

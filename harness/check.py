@@ -282,6 +282,35 @@ def _samples(repeats: list[dict], metric: str, scale: Scale | None = None) -> li
     return out
 
 
+def _round_pairs(a_repeats: list[dict], b_repeats: list[dict], metric: str) -> list[tuple[float, float]] | None:
+    """(base, current) figure of each round both sides ran in; None below two such rounds."""
+
+    def figures(repeats: list[dict]) -> dict:
+        found = {}
+        for r in repeats:
+            values = r["windows"].get(metric) or ([r["summary"][metric]] if r["summary"].get(metric) is not None else [])
+            if values and r.get("round") is not None:
+                found[r["round"]] = repeat_figure(values)
+        return found
+
+    a, b = figures(a_repeats), figures(b_repeats)
+    common = sorted(set(a) & set(b), key=str)
+    return [(a[k], b[k]) for k in common] if len(common) >= 2 else None
+
+
+def paired_detectable(pairs: Sequence[tuple[float, float]], center: float) -> float | None:
+    """The smallest relative change that rounds of paired figures can tell from noise.
+
+    Each round ran both sides (shuffled, minutes apart at most), so its difference carries the
+    trials' own luck but not the round's: :data:`DETECT_Z` standard errors of the mean per-round
+    difference, relative to ``center`` (the baseline's median).
+    """
+    if len(pairs) < 2 or not center:
+        return None
+    diffs = [(b - a) / abs(center) for a, b in pairs]
+    return DETECT_Z * statistics.stdev(diffs) / math.sqrt(len(diffs))
+
+
 def repeat_figure(windows: Sequence[float]) -> float:
     """One repeat's figure: the mean of its windows, as its whole measured phase reads.
 
@@ -314,9 +343,20 @@ def _reference(doc: dict, ratio_to: str, metric: str, side: str) -> Scale:
 
 
 def compare(
-    base: dict, current: dict, *, metrics: Sequence[str], thresholds: dict[str, float], alpha: float, ratio_to: str | None
+    base: dict,
+    current: dict,
+    *,
+    metrics: Sequence[str],
+    thresholds: dict[str, float],
+    alpha: float,
+    ratio_to: str | None,
+    paired: bool = False,
 ) -> list[Verdict]:
     """Per variant and metric: significance, threshold and the detectable change, in the metric's direction.
+
+    ``paired``: both sides ran in the same rounds (check --ab's two revisions), so the noise of their
+    difference is that of the per-round differences (:func:`paired_detectable`): what moved a whole
+    round (the machine's load for a minute) moved both sides and cancels.
 
     A variant of the baseline that the sweep lacks, or whose trials are not all there and ok
     (``problems``), gets a verdict of :data:`CANNOT` with the reason, as do samples that are
@@ -337,9 +377,11 @@ def compare(
             if why:
                 verdicts.append(_cannot(name, metric, threshold, why))
                 continue
-            a = _samples(base["variants"][name]["repeats"], metric, scales["base"])
-            b = _samples(current["variants"][name]["repeats"], metric, scales["current"])
-            verdicts.append(_verdict(name, metric, a, b, threshold, alpha))
+            a_repeats, b_repeats = base["variants"][name]["repeats"], current["variants"][name]["repeats"]
+            a = _samples(a_repeats, metric, scales["base"])
+            b = _samples(b_repeats, metric, scales["current"])
+            pairs = _round_pairs(a_repeats, b_repeats, metric) if paired else None
+            verdicts.append(_verdict(name, metric, a, b, threshold, alpha, pairs))
         verdicts += [
             _cannot(
                 name,
@@ -421,7 +463,15 @@ def _unfit(a: list[float], b: list[float], metric: str, alpha: float) -> str | N
     )
 
 
-def _verdict(name: str, metric: str, a_repeats: list[list[float]], b_repeats: list[list[float]], threshold: float, alpha: float) -> Verdict:
+def _verdict(
+    name: str,
+    metric: str,
+    a_repeats: list[list[float]],
+    b_repeats: list[list[float]],
+    threshold: float,
+    alpha: float,
+    pairs: list[tuple[float, float]] | None = None,
+) -> Verdict:
     direction, _, _, kind = METRICS[metric]
     a, b = [x for r in a_repeats for x in r], [x for r in b_repeats for x in r]
     why = _unfit(a, b, metric, alpha)
@@ -430,7 +480,7 @@ def _verdict(name: str, metric: str, a_repeats: list[list[float]], b_repeats: li
     ma, mb = statistics.median(a), statistics.median(b)
     change = (mb - ma) / ma if kind == "relative" else mb - ma
     a_means, b_means = [repeat_figure(r) for r in a_repeats], [repeat_figure(r) for r in b_repeats]
-    mde = detectable(a_means, b_means)
+    mde = paired_detectable(pairs, ma) if pairs else detectable(a_means, b_means)
     if mde is not None and kind == "points":
         mde *= abs(ma)  # in points, like the change
     bar = max(threshold, mde or 0.0)
@@ -442,12 +492,19 @@ def _verdict(name: str, metric: str, a_repeats: list[list[float]], b_repeats: li
     if verdict == "ok" and mde is not None and mde > threshold:
         # a change beyond the noise would have counted, but "no change of the threshold's size" is not a claim
         # these repeats can make: refuse it (exit 2) and say how many rounds would
-        found.verdict, found.reason = CANNOT, _underpowered(found, a_means, b_means)
+        found.verdict, found.reason = CANNOT, _underpowered(found, a_means, b_means, pairs)
     return found
 
 
-def _underpowered(v: Verdict, a_figures: list[float], b_figures: list[float]) -> str:
+def _underpowered(v: Verdict, a_figures: list[float], b_figures: list[float], pairs: list | None = None) -> str:
     relative = _relative(v.threshold, v.kind, v.baseline)
+    if pairs and v.detectable is not None and v.threshold > 0:  # paired rounds: n rounds bring it to z * sd / sqrt(n)
+        rounds = max(2, math.ceil(len(pairs) * (v.detectable / v.threshold) ** 2))  # both in the metric's own unit
+        ask = f"run {rounds} rounds (trial.repeats={rounds})" if rounds <= MAX_ROUNDS else "steady the trials first (trial.cpus=1)"
+        return (
+            f"these repeats can only tell changes of {detectable_text(v)} from noise, more than the "
+            f"{threshold_text(v.threshold, v.kind)} threshold: {ask}, or raise the threshold"
+        )
     need = rounds_needed(a_figures, b_figures, relative)
     both = rounds_a_side(a_figures, b_figures, relative)
     if need and need <= MAX_ROUNDS:
@@ -501,6 +558,14 @@ def rounds_a_side(a_figures: Sequence[float], b_figures: Sequence[float], thresh
 def threshold_text(threshold: float, kind: str) -> str:
     """A threshold in its metric's unit: '5%' or '3 pts'."""
     return f"{threshold:.0%}" if kind == "relative" else f"{threshold:g} pts"
+
+
+UNDERPOWERED = "these repeats can only tell changes of"  # how an underpowered verdict's reason begins
+
+
+def underpowered(v: Verdict) -> bool:
+    """The verdict could not be judged only because the repeats were too few for its threshold (more rounds would do)."""
+    return v.verdict == CANNOT and (v.reason or "").startswith(UNDERPOWERED)
 
 
 def threshold_of(thresholds: dict[str, float], variant: str, metric: str) -> float:

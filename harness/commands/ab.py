@@ -76,14 +76,20 @@ def refuse_code_override(overrides: Sequence[str]) -> None:
         raise CheckError(f"--ab sets {CODE_KEY} itself (the base checkout and the working tree); drop it from the overrides")
 
 
-def sweep(overrides: Sequence[str], base: Path, top: Path) -> Path:
-    """Run the A/B sweep (both revisions in every round) and return its folder."""
+def sweep(overrides: Sequence[str], base: Path, top: Path, root: Path | None = None) -> Path:
+    """Run the A/B sweep (both revisions in every round) into ``root`` (else hydra.sweep.dir, else a new folder); its folder.
+
+    A ``root`` given here is the check's own (its second sweep): what an earlier check left there is replaced.
+    """
     given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
-    root = Path(given[0]) if given else AB_DIR / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    given_root = root is not None
+    root = root or (Path(given[0]) if given else AB_DIR / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
     kept = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
     # a gate compares the pipeline's speed, not its ceilings: no chains run alone unless asked
     ceilings = [] if any(o.startswith("report.ceilings=") for o in kept) else ["report.ceilings=false"]
     argv = [sys.executable, "-m", "harness", "sweep", *kept, *ceilings, f"{CODE_KEY}={base},null", f"hydra.sweep.dir={root}"]
+    if given_root:
+        argv.insert(3, "--overwrite")
     print(f"harness: A/B of {base.name} ({_short(base)}) and the working tree of {top}", flush=True)
     proc = subprocess.Popen(argv)
     try:
@@ -95,6 +101,42 @@ def sweep(overrides: Sequence[str], base: Path, top: Path) -> Path:
     if code not in (0, 1):  # 1: some trial failed; check says which comparisons it could not judge
         raise CheckError(f"the A/B sweep into {root} stopped (exit {code}); its output is above")
     return root
+
+
+def more_rounds(overrides: Sequence[str], doc: dict, names: Sequence[str], rounds: int) -> list[str]:
+    """The overrides of a second A/B sweep: ``rounds`` more rounds of just the variants ``names`` (labels of ``doc``).
+
+    Each swept key the user gave on the command line is cut to the values those variants have
+    (their combinations, where several keys were swept); an experiment's own sweep axes stay
+    whole. ``trial.repeats`` is replaced, as is hydra.sweep.dir (the caller gives the folder).
+    """
+    values: dict[str, list[str]] = {}
+    for name in names:
+        for key, value in doc["variants"][name]["overrides"].items():
+            if key != CODE_KEY and value not in values.setdefault(key.lstrip("+~"), []):
+                values[key.lstrip("+~")].append(value)
+    out = []
+    for o in overrides:
+        key = o.split("=", 1)[0]
+        bare = key.lstrip("+~")
+        if bare == "trial.repeats" or o.startswith("hydra.sweep.dir="):
+            continue
+        out.append(f"{key}={','.join(values[bare])}" if bare in values and "," in o.split("=", 1)[-1] else o)
+    return [*out, f"trial.repeats={rounds}"]
+
+
+def pool(first: dict, second: dict) -> dict:
+    """One side's variants with the second sweep's repeats after the first's, its rounds numbered on (1000 + round)."""
+    variants = {name: dict(v, repeats=list(v["repeats"])) for name, v in first["variants"].items()}
+    for name, v in second["variants"].items():
+        if name in variants:
+            more = [dict(r, round=ROUND_OFFSET + r["round"]) if isinstance(r.get("round"), int) else r for r in v["repeats"]]
+            variants[name]["repeats"] += more
+            variants[name]["problems"] = list(variants[name].get("problems", [])) + list(v.get("problems", []))
+    return {**first, "variants": variants}
+
+
+ROUND_OFFSET = 1000  # a second sweep's round r pools as round 1000 + r: still paired with the other side's round r
 
 
 def _short(path: Path) -> str:

@@ -120,8 +120,26 @@ def _conclude(verdicts: list, opts, root: Path, current: dict, thresholds: dict)
     return CANNOT_RUN_EXIT if any(v.verdict not in JUDGED for v in verdicts) else 0
 
 
+def _more_rounds(opts, base: dict, head: dict, unsure: list[str], checkout: Path, top: Path, root: Path) -> tuple[dict, dict]:
+    """Both sides with as many rounds again of the variants in ``unsure`` (a second A/B sweep into ROOT-more)."""
+    from harness.commands import ab
+
+    rounds = max(len(head["variants"][name]["repeats"]) for name in unsure)
+    print(f"A/B: too few rounds to judge {', '.join(unsure)} at the threshold: {rounds} more rounds of them", flush=True)
+    more = ab.sweep(ab.more_rounds(opts.args, head, unsure, rounds), checkout, top, root=Path(f"{root}-more"))
+    base_more, head_more = ab.split(gate.collect(more), checkout)
+    return ab.pool(base, base_more), ab.pool(head, head_more)
+
+
 def _ab(opts) -> int:
-    """``check --ab REF [OVERRIDES]``: both revisions interleaved in one sweep, REF's side as the baseline."""
+    """``check --ab REF [OVERRIDES]``: both revisions interleaved in one sweep, REF's side as the baseline.
+
+    Both sides ran in the same rounds, so they are compared round by round (paired). Where a
+    comparison could not be judged only because its rounds were too few for the threshold, the
+    variants concerned run once more, as many rounds again, and are judged on all of them
+    (sequential, like a calibration that adds runs until the figure is steady; one extension, so
+    a gate's time stays bounded).
+    """
     from harness.commands import ab
 
     if opts.baseline or opts.save_baseline:
@@ -129,13 +147,18 @@ def _ab(opts) -> int:
     metrics, alpha, thresholds = _metrics(opts), _alpha(opts.alpha), _thresholds(opts.threshold)
     ab.refuse_code_override(opts.args)
     top, commit = ab.resolve(opts.ab, Path.cwd())
+    judge = {"metrics": metrics, "thresholds": thresholds, "alpha": alpha, "ratio_to": opts.ratio_to, "paired": True}
     with ab.worktree(top, commit) as checkout:
         root = ab.sweep(opts.args, checkout, top)
         base, head = ab.split(gate.collect(root), checkout)
-    _known_variants(thresholds, base)
+        _known_variants(thresholds, base)
+        verdicts = gate.compare(base, head, **judge)
+        unsure = sorted({v.variant for v in verdicts if gate.underpowered(v)})
+        if unsure:
+            base, head = _more_rounds(opts, base, head, unsure, checkout, top, root)
+            verdicts = gate.compare(base, head, **judge)
     opts.baseline = f"{opts.ab} ({commit[:12]}), in the same sweep"
     print(f"A/B: {opts.ab} ({commit[:12]}) as the baseline, the working tree as current, {len(head['variants'])} variant(s)")
-    verdicts = gate.compare(base, head, metrics=metrics, thresholds=thresholds, alpha=alpha, ratio_to=opts.ratio_to)
     return _conclude(verdicts, opts, root, head, thresholds)
 
 

@@ -194,3 +194,26 @@ def test_ratio_mode_without_the_references_cpu_says_so_instead_of_comparing_abso
     verdict = compare(base, base, metrics=["cpu_ms_per_sample"], thresholds={}, alpha=0.01, ratio_to="ref")[0]
     assert verdict.verdict == "could not judge" and verdict.current is None
     assert verdict.reason == "no cpu_ms_per_sample of ref to divide by"
+
+
+def test_paired_rounds_cancel_what_moved_a_whole_round():
+    """Both sides in the same rounds: a round 10% slower for both is no noise of their difference; unpaired it is."""
+    from harness.check import detectable, paired_detectable
+
+    base = [100.0, 90.0, 100.0, 90.0]
+    current = [99.0, 89.0, 99.5, 89.5]  # 1% slower in every round, the rounds themselves 10% apart
+    assert detectable(base, current) > 0.1
+    assert paired_detectable(list(zip(base, current)), 95.0) == pytest.approx(2.326 * 0.0030 / 2, abs=0.001)
+    assert paired_detectable([(100.0, 99.0)], 100.0) is None  # one round: the noise is unknown
+
+
+def test_a_second_sweep_pools_after_the_first_and_runs_only_the_variants_it_could_not_judge():
+    from harness.commands.ab import ROUND_OFFSET, more_rounds, pool
+
+    first = {"variants": {"a": {"overrides": {"+experiment/g": "a", "trial.code": "/b"}, "repeats": [{"round": 0}, {"round": 1}]}}}
+    second = {"variants": {"a": {"overrides": {}, "repeats": [{"round": 0}]}, "new": {"overrides": {}, "repeats": [{"round": 0}]}}}
+    pooled = pool(first, second)
+    assert [r["round"] for r in pooled["variants"]["a"]["repeats"]] == [0, 1, ROUND_OFFSET] and "new" not in pooled["variants"]
+    assert len(first["variants"]["a"]["repeats"]) == 2  # the first sweep's document is not changed
+    args = ["experiment=g", "+experiment/g=a,b,c", "trial.repeats=6", "loader.x=1", "hydra.sweep.dir=d"]
+    assert more_rounds(args, first, ["a"], 4) == ["experiment=g", "+experiment/g=a", "loader.x=1", "trial.repeats=4"]
