@@ -3,7 +3,7 @@
 The trial's parent (:mod:`harness.trial.spawn`) wraps each trial of a throttled job in
 :func:`mounted`: a FUSE server (:mod:`harness.storage.throttle`, a process of its own, on a core
 the trial does not use where one is free) serves the dataset cache read-only at a fresh
-mountpoint, and the child is told where (:data:`MOUNT_ENV`, :data:`SOURCE_ENV`) so its loader
+mountpoint, and the child is told where (its Request's ``storage``: :data:`MOUNT`, :data:`SOURCE`) so its loader
 reads every file through it (:func:`relocate`). On the way out (a finished trial, a failure,
 Ctrl-C or SIGTERM) the mount is detached and the server stopped before the next trial starts.
 """
@@ -23,13 +23,13 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-MOUNT_ENV = "HARNESS_STORAGE_MOUNT"  # the child reads its dataset under this folder ...
-URL_ENV = "HARNESS_STORAGE_URL"  # ... or (storage=http) its shards at this address ...
-SOURCE_ENV = "HARNESS_STORAGE_SOURCE"  # ... instead of under this one
+# what the child is told (its Request's ``storage``): it reads the dataset under "mount", or (storage=http) its
+# shards at "url", instead of under "source"
+MOUNT, URL, SOURCE = "mount", "url", "source"
 LOG_FILE = "storage.log"  # the server's output, in the trial's folder
 READY_S = 15.0  # how long the server may take to mount (it imports little; a start takes ~0.3 s)
 MOUNT_PREFIX = "harness-storage-"
-MOUNTS_ENV = "HARNESS_STORAGE_DIR"  # where mountpoints are made (default: the system's temporary folder)
+MOUNTS_ENV = "HARNESS_STORAGE_DIR"  # a user setting: where mountpoints are made (default: the system's temporary folder)
 
 
 class StorageError(HarnessError):
@@ -62,7 +62,7 @@ def mounted(config: dict, source: Path, trial_dir: Path, cpus: list[int] | None 
     """Serve the dataset cache ``source`` (where the job's dataset was built) through the throttle for one trial:
     a FUSE mount (``storage.kind=throttled``) or harness's HTTP server (``http``).
 
-    Yields ``{"env": the child's environment additions, "facts": what the parent saw}``; the facts
+    Yields ``{"where": what the child is told (its Request's storage), "facts": what the parent saw}``; the facts
     (the server's requests and CPU time, and an ``error`` where it stopped before it was asked
     to) are complete once the block has ended. A ``local`` job mounts nothing: both are empty.
 
@@ -73,7 +73,7 @@ def mounted(config: dict, source: Path, trial_dir: Path, cpus: list[int] | None 
         StorageError: the mount could not start (nothing is left mounted).
     """
     storage = config.get("storage") or {}
-    mount: dict = {"env": {}, "facts": {}}
+    mount: dict = {"where": {}, "facts": {}}
     if kind_of(storage) == "local":
         yield mount
         return
@@ -96,7 +96,7 @@ def mounted(config: dict, source: Path, trial_dir: Path, cpus: list[int] | None 
     mount["facts"] = {key: storage.get(key) for key in ("profile", "open_ms", "read_ms", "mb_per_s", "jitter_pct")}
     try:
         _wait_mounted(server, point, name, log)
-        mount["env"] = {MOUNT_ENV: str(point), SOURCE_ENV: str(source)}
+        mount["where"] = {MOUNT: str(point), SOURCE: str(source)}
         yield mount
         if server.poll() is not None:  # gone before it was asked to go: the trial read from a dead mount
             mount["facts"]["error"] = f"{name}: the FUSE server stopped mid-trial (exit {server.returncode}); see {LOG_FILE}"
@@ -108,10 +108,10 @@ def mounted(config: dict, source: Path, trial_dir: Path, cpus: list[int] | None 
 def _served_over_http(storage: dict, source: Path, log: Path, cpus: list[int] | None, name: str) -> Iterator[dict]:
     """``storage=http``: the cache behind harness's HTTP server on a free port of 127.0.0.1, stopped on the way out."""
     server = _start(storage, source, None, log, cpus)
-    mount: dict = {"env": {}, "facts": {key: storage.get(key) for key in ("profile", "open_ms", "read_ms", "mb_per_s", "jitter_pct")}}
+    mount: dict = {"where": {}, "facts": {key: storage.get(key) for key in ("profile", "open_ms", "read_ms", "mb_per_s", "jitter_pct")}}
     try:
         port = _wait_port(server, log, name)
-        mount["env"] = {URL_ENV: f"http://127.0.0.1:{port}", SOURCE_ENV: str(source)}
+        mount["where"] = {URL: f"http://127.0.0.1:{port}", SOURCE: str(source)}
         yield mount
         if server.poll() is not None:
             mount["facts"]["error"] = f"{name}: the HTTP server stopped mid-trial (exit {server.returncode}); see {LOG_FILE}"
@@ -218,13 +218,14 @@ def _served(log: Path) -> dict:
 SERVED = "served: "  # the server's last line: its requests and bytes, as JSON
 
 
-def relocate(manifest):
-    """The child's side: ``manifest`` with every path under the mount, where the parent serves it (else unchanged).
+def relocate(manifest, where: dict[str, str]):
+    """The child's side: ``manifest`` with every path under the mount, where the parent serves it (``where``: its
+    Request's storage; empty: unchanged).
 
     With ``storage=http`` only the WebDataset shards move (to their URLs): the one reader here that
     takes URLs, which validation holds every other loader to.
     """
-    point, source, url = os.environ.get(MOUNT_ENV), os.environ.get(SOURCE_ENV), os.environ.get(URL_ENV)
+    point, source, url = where.get(MOUNT), where.get(SOURCE), where.get(URL)
     from dataclasses import replace
 
     if url and source:

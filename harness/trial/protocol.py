@@ -61,6 +61,8 @@ class Request:
     # process settings (augbench's one-thread pools), applied by the child before any framework import
     env: dict[str, str] = field(default_factory=dict)
     channel_fd: int | None = None  # the child's end of the channel, a file descriptor number in the child
+    # storage=throttled / http: where the parent serves the dataset cache ({"source", "mount"} or {"source", "url"}); {}: local
+    storage: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def write(self, folder: Path) -> Path:

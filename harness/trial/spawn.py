@@ -73,7 +73,8 @@ def run_trial(
         try:
             # storage=throttled: the dataset cache served through a FUSE mount, unmounted on the way out
             with mounted(config, _dataset_cache(config), trial_dir, _server_cores(config)) as mount:
-                facts, record = _run_child(request, trial_dir, config, timeout_s, mount["env"])
+                request.storage = mount["where"]
+                facts, record = _run_child(request, trial_dir, config, timeout_s)
         except StorageError as exc:  # it could not mount: the trial fails with the reason, nothing stays mounted
             return _failed(request, config, trial_dir, str(exc))
         facts.storage = mount["facts"]
@@ -117,9 +118,7 @@ def _clear(trial_dir: Path) -> None:
         (trial_dir / name).unlink(missing_ok=True)
 
 
-def _run_child(
-    request: Request, trial_dir: Path, config: dict, timeout_s: float, extra_env: dict[str, str] | None = None
-) -> tuple[Supervision, dict | None]:
+def _run_child(request: Request, trial_dir: Path, config: dict, timeout_s: float) -> tuple[Supervision, dict | None]:
     """Start the child, supervise it until its group is gone, make sure a result.json exists.
 
     Returns:
@@ -140,7 +139,7 @@ def _run_child(
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 pass_fds=(child_end.fileno(),),
-                env={**_child_env(code), **(extra_env or {})},
+                env=_child_env(code),
                 cwd=code,
             )
         started = time.monotonic()

@@ -45,7 +45,7 @@ def main(argv) -> int:
 
             execute_augbench(Path(request.config_file), request.repeat, result)
         else:
-            execute(Path(request.config_file), request.repeat, result, channel=channel, rank=rank)
+            execute(Path(request.config_file), request.repeat, result, channel=channel, rank=rank, storage=request.storage)
         result.status = judge(result)
     except HarnessError as exc:
         result.error = str(exc)
@@ -157,7 +157,9 @@ def one_line(exc: BaseException) -> str:
     return text if text.startswith(name) else f"{name}: {text}".rstrip(": ")
 
 
-def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channel | None = None, rank=None) -> None:
+def execute(
+    config_file: Path, repeat: int, result: TrialResult, channel: Channel | None = None, rank=None, storage: dict | None = None
+) -> None:
     """Run one trial from a resolved config file and fill ``result`` in place.
 
     Args:
@@ -178,7 +180,7 @@ def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channe
     spec = augment_spec(cfg)
     result.environment = environment.collect()
     result.overhead["config_and_environment_s"] = round(time.perf_counter() - t, 4)
-    loader, consumer = _build(cfg, repeat, result, config_file.parent, spec, rank)
+    loader, consumer = _build(cfg, repeat, result, config_file.parent, spec, rank, storage or {})
     bound = trial_bound(cfg.trial)
     try:
         if rank is not None:
@@ -206,7 +208,7 @@ def execute(config_file: Path, repeat: int, result: TrialResult, channel: Channe
             write_samples(spec, loader.dataset, cfg.batch.channels, cfg.augment.preview, cfg.trial.seed, config_file.parent)
 
 
-def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None, rank=None):
+def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None, rank=None, storage: dict | None = None):
     from harness.config.schema import choice
     from harness.data.build import prepare
     from harness.errors import require
@@ -223,7 +225,7 @@ def _build(cfg, repeat: int, result: TrialResult, workdir: Path, spec=None, rank
         from harness.storage.mount import relocate
 
         result.dataset["page_cache"] = pagecache.apply(choice(cfg.dataset.page_cache), manifest)
-        manifest = relocate(manifest)  # storage=throttled: every file read through the parent's mount
+        manifest = relocate(manifest, storage or {})  # storage=throttled / http: every file read where the parent serves it
         if rank is not None:  # this rank's share (families that shard themselves read its ``whole``)
             manifest = manifest.shard(rank.index, rank.ranks)
             result.dataset["rank"] = {"rank": rank.index, "ranks": rank.ranks, "samples": len(manifest)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -60,29 +59,34 @@ needs_fuse = pytest.mark.skipif(_fuse_missing() is not None, reason=f"no FUSE he
 
 @needs_fuse
 def test_a_serial_reader_pays_the_open_latency_and_tfrecord_shards_interleaved_do_not(cli, tmp_path):
-    """Known answer: at open_ms=5 a serial file reader's time per sample is its local time plus 5 ms (within 10%,
-    and never above 1000/5 = 200 files/s); TFRecord shards read with a parallel interleave open a handful of files
-    and run at least 3x faster through the same mount."""
-    done = cli("sweep", *SERIAL, "storage=local,throttled", f"storage.open_ms={OPEN_MS}", timeout=600)
+    """Known answer: at open_ms=5 a serial file reader's time per sample is its time through the same mount at zero
+    latency plus 5 ms (within 10%, and never above 1000/5 = 200 files/s); TFRecord shards read with a parallel
+    interleave open a handful of files and run at least 3x faster through the same mount.
+
+    The base is the mount at zero latency, not the local disk: each file's trip through FUSE (open, read, release,
+    each a request to the server) costs about 0.5-0.8 ms of its own here, which the latency comes on top of; the
+    local figure is printed beside it (benchmarks/storage_overhead.py measures that ratio)."""
+    done = cli("sweep", *SERIAL, "storage=throttled", f"storage.open_ms=0,{OPEN_MS}", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = read_rows(sweep_dir(done, tmp_path))
-    local, throttled = _rate(rows, "local"), _rate(rows, "throttled")
-    predicted = 1 / (1 / local + OPEN_MS / 1e3)
+    rates = {float(r["storage.open_ms"]): float(r["samples_per_s"]) for r in rows if r["status"] == "ok"}
+    zero, throttled = rates[0.0], rates[OPEN_MS]
+    predicted = 1 / (1 / zero + OPEN_MS / 1e3)
     assert throttled <= 1000 / OPEN_MS
-    assert abs(throttled / predicted - 1) <= 0.10, (local, throttled, predicted)
+    assert abs(throttled / predicted - 1) <= 0.10, (zero, throttled, predicted)
     shards = cli("run", *SERIAL, "storage=throttled", f"storage.open_ms={OPEN_MS}", "loader.source=tfrecord", "loader.interleave=true")
     assert shards.returncode == 0, shards.stdout + shards.stderr
     (row,) = read_rows(sweep_dir(shards, tmp_path))
     assert float(row["samples_per_s"]) >= 3 * throttled, (row["samples_per_s"], throttled)
-    result = json.loads(next(sweep_dir(shards, tmp_path).rglob("result.json")).read_text())
-    facts = result["overhead"]["storage"]
+    facts = _storage_facts(sweep_dir(shards, tmp_path))
     assert facts["profile"] == "throttled" and facts["opens"] >= 2 and facts["cpu_us_per_request"] > 0, facts
 
 
-def _rate(rows: list[dict], storage: str) -> float:
-    (row,) = [r for r in rows if r["storage"] == storage]
-    assert row["status"] == "ok", row["error"]
-    return float(row["samples_per_s"])
+def _storage_facts(folder) -> dict:
+    """What the parent recorded of the storage server (supervisor.json, merged into the result as readers see it)."""
+    from harness.results.model import read_result
+
+    return read_result(next(folder.rglob("result.json"))).overhead["storage"]
 
 
 @needs_fuse
@@ -160,6 +164,5 @@ def test_webdataset_reads_its_shards_over_http_each_get_paying_the_latency(cli, 
     assert done.returncode == 0, done.stdout + done.stderr
     (row,) = read_rows(sweep_dir(done, tmp_path))
     assert row["status"] == "ok", row["error"]
-    result = json.loads(next(sweep_dir(done, tmp_path).rglob("result.json")).read_text())
-    facts = result["overhead"]["storage"]
+    facts = _storage_facts(sweep_dir(done, tmp_path))
     assert facts["profile"] == "http" and facts["opens"] >= 4 and facts["bytes"] > 0, facts  # 2 shards x 2 epochs at least

@@ -164,8 +164,11 @@ def test_a_child_not_sampled_does_not_wait_and_a_stale_descriptor_is_no_channel(
 def test_no_marker_file_or_harness_environment_variable_carries_the_protocol():
     sources = {p: p.read_text() for p in (ROOT / "harness").rglob("*.py")}
     for path, text in sources.items():
-        # user settings (the dataset cache, progress bars, per-sweep calibration), none of them the protocol
-        assert set(re.findall(r"HARNESS_[A-Z_]+", text)) <= {"HARNESS_CACHE", "HARNESS_PROGRESS", "HARNESS_CEILINGS"}, path
+        # user settings (the dataset cache, progress bars, per-sweep calibration, where storage mounts go), none of them
+        # the protocol; HARNESS_NEWER_KEYS tells a trial of *another revision* (check --ab's base) to drop config keys its
+        # schemas lack: a contract between revisions, which must hold whatever either side's trial.json looks like
+        allowed = {"HARNESS_CACHE", "HARNESS_PROGRESS", "HARNESS_CEILINGS", "HARNESS_STORAGE_DIR", "HARNESS_NEWER_KEYS"}
+        assert set(re.findall(r"HARNESS_[A-Z_]+", text)) <= allowed, path
     for event in (MEASURED, SAMPLED):  # "measuring" is also the sampler's name for its phase
         # only the protocol names its events among the modules that run or watch a trial (a report may say "measured")
         users = [p.name for p, text in sources.items() if p.parent.name in ("trial", "monitor") and f'"{event}"' in text]

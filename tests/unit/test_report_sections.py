@@ -68,6 +68,10 @@ def full_sweep(root: Path) -> Path:
         "per_rank": [line, {**line, "rank": 1}],
     }
     trials[2].summary.update(straggler_pct=3.0, allreduce_pct=1.0)
+    served = {"profile": "nfs_lan", "open_ms": 1.0, "read_ms": 0.3, "mb_per_s": 110.0, "jitter_pct": 20.0, "opens": 96, "reads": 96}
+    trials[1].overhead["storage"] = {**served, "serving_cpu_s": 0.04, "cpu_us_per_request": 208.3}  # read through throttled storage
+    trials[1].timing["duration_s"] = 8.0
+    trials[1].config["storage"] = {"kind": "throttled", "source": "1 GbE line rate"}
     ticks = len(trials[0].monitor["t"])
     trials[0].monitor["gpu"] = {"series": {"gpu_util_pct": [50.0] * ticks, "gpu_mem_used_mb": [900.0] * ticks}}
     write_sweep(root, trials, [[0, 1, 2], [2, 1, 0]])

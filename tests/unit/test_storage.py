@@ -14,7 +14,7 @@ from harness.config.schema import StorageKind
 from harness.results import bounds
 from harness.results.model import TrialResult
 from harness.storage.delays import Throttle
-from harness.storage.mount import MOUNT_ENV, MOUNTS_ENV, SOURCE_ENV, StorageError, available, leftover_mounts, mounted, relocate
+from harness.storage.mount import MOUNT, MOUNTS_ENV, SOURCE, URL, StorageError, available, leftover_mounts, mounted, relocate
 
 
 def test_each_open_waits_its_latency_and_readers_at_once_overlap():
@@ -60,10 +60,8 @@ def test_the_child_reads_every_path_under_the_mount(monkeypatch, tmp_path):
     source = tmp_path / "datasets"
     root = source / "synthetic-abc"
     manifest = DatasetManifest(root, root / "images", ["a"], [], {}, tfrecords={"none": [str(root / "tfrecord-none" / "0.tfrecord")]})
-    assert relocate(manifest) is manifest  # no mount: read where it is
-    monkeypatch.setenv(MOUNT_ENV, "/mnt/x")
-    monkeypatch.setenv(SOURCE_ENV, str(source))
-    moved = relocate(manifest)
+    assert relocate(manifest, {}) is manifest  # no mount: read where it is
+    moved = relocate(manifest, {MOUNT: "/mnt/x", SOURCE: str(source)})
     assert moved.root == Path("/mnt/x/synthetic-abc") and moved.images_dir == Path("/mnt/x/synthetic-abc/images")
     assert moved.tfrecords == {"none": ["/mnt/x/synthetic-abc/tfrecord-none/0.tfrecord"]}
 
@@ -120,7 +118,7 @@ def test_the_parent_mounts_the_cache_serves_it_throttled_and_unmounts(tmp_path, 
     (files / "link.bin").symlink_to(files / "0.bin")  # a folder dataset's view: links, served as files
     config = {"storage": {"kind": "throttled", "profile": "t", "open_ms": 10}, "dataset": {"cache_dir": str(tmp_path)}}
     with mounted(config, tmp_path / "datasets", tmp_path) as mount:
-        point = Path(mount["env"][MOUNT_ENV]) / "d"
+        point = Path(mount["where"][MOUNT]) / "d"
         t = time.perf_counter()
         read = [(point / f"{i}.bin").read_bytes() for i in range(20)]
         took = time.perf_counter() - t
@@ -146,7 +144,7 @@ def test_a_mount_that_cannot_start_is_one_line_and_leaves_nothing(tmp_path, own_
 def test_local_storage_mounts_nothing(tmp_path, kind, own_mounts):
     """A job's config holds the enum, a result's the text: either is local (the enum once mounted every local trial)."""
     with mounted({"storage": {"kind": kind}}, tmp_path, tmp_path) as mount:
-        assert mount == {"env": {}, "facts": {}} and leftover_mounts(own_mounts) == []
+        assert mount == {"where": {}, "facts": {}} and leftover_mounts(own_mounts) == []
 
 
 def test_a_server_that_died_mid_trial_fails_the_trial_with_its_line_and_keeps_the_figures():
@@ -180,7 +178,7 @@ def test_a_server_killed_under_a_reader_is_named_and_its_dead_mount_removed(tmp_
     (tmp_path / "datasets" / "a.bin").write_bytes(b"x" * 1000)
     config = {"storage": {"kind": "throttled", "profile": "t"}, "dataset": {"cache_dir": str(tmp_path)}}
     with mounted(config, tmp_path / "datasets", tmp_path) as mount:
-        point = Path(mount["env"][MOUNT_ENV])
+        point = Path(mount["where"][MOUNT])
         (server,) = subprocess.run(["pgrep", "-f", f"harness.storage.throttle {tmp_path}"], capture_output=True, text=True).stdout.split()
         os.kill(int(server), signal.SIGKILL)
         time.sleep(0.2)
@@ -194,15 +192,13 @@ def test_the_http_server_waits_its_latency_per_get_serves_only_the_cache_and_say
     import urllib.error
     import urllib.request
 
-    from harness.storage.mount import URL_ENV
-
     (tmp_path / "datasets" / "d").mkdir(parents=True)
     shard = os.urandom(300_000)
     (tmp_path / "datasets" / "d" / "shard 0.tar").write_bytes(shard)
     (tmp_path / "secret").write_text("not served")
     config = {"storage": {"kind": "http", "profile": "h", "open_ms": 30, "read_ms": 10}}
     with mounted(config, tmp_path / "datasets", tmp_path) as mount:
-        base = mount["env"][URL_ENV]
+        base = mount["where"][URL]
         t = time.perf_counter()
         body = urllib.request.urlopen(f"{base}/d/shard%200.tar", timeout=10).read()
         took = time.perf_counter() - t
@@ -216,13 +212,10 @@ def test_the_http_server_waits_its_latency_per_get_serves_only_the_cache_and_say
 
 def test_with_http_storage_the_child_reads_the_shards_by_url(monkeypatch, tmp_path):
     from harness.data.manifest import DatasetManifest
-    from harness.storage.mount import URL_ENV
 
     root = tmp_path / "datasets" / "synthetic-abc"
     manifest = DatasetManifest(root, root / "images", ["a"], [], {}, webdataset={2: [str(root / "webdataset-2" / "shard-0.tar")]})
-    monkeypatch.setenv(URL_ENV, "http://127.0.0.1:9")
-    monkeypatch.setenv(SOURCE_ENV, str(tmp_path / "datasets"))
-    moved = relocate(manifest)
+    moved = relocate(manifest, {URL: "http://127.0.0.1:9", SOURCE: str(tmp_path / "datasets")})
     assert moved.webdataset == {2: ["http://127.0.0.1:9/synthetic-abc/webdataset-2/shard-0.tar"]} and moved.root == root
 
 
