@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sweep test lint browser fuse slurm gate clean-reports
+.PHONY: setup sweep test lint docs screenshots browser fuse slurm gate clean-reports
 
 setup: $(STAMP)
 
@@ -40,13 +40,28 @@ slurm:
 
 ## Two pytest workers (pytest-xdist): most of the suite's time is trials waiting on sleeps and
 ## process starts, so two workers halve it on a 2-core machine; timing tests hold under that load.
+## worksteal: a worker that runs dry takes queued tests from the other, so no minute-long test waits alone at the end.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 $(ARGS)
+	$(PY) -m pytest -q -n 2 --dist worksteal $(ARGS)
+
+## The documentation site (MkDocs, docs/ and mkdocs.yml) into site/, strictly: a broken link or anchor fails.
+## The reference pages are generated from the code at each build (docs/gen_ref.py, harness/reference.py).
+docs: $(STAMP)
+	DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "docs: site/index.html"
+
+## The report screenshot the README and the docs show, from a real quickstart sweep, taken in headless
+## chromium (make browser): docs/report-quickstart.png.
+SHOT_DIR ?= reports/screenshot
+screenshots: $(STAMP)
+	$(PY) -m harness sweep --overwrite experiment=quickstart hydra.sweep.dir=$(SHOT_DIR)
+	chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+	  --hide-scrollbars --window-size=1300,1500 --screenshot=docs/report-quickstart.png file://$(CURDIR)/$(SHOT_DIR)/report.html
 
 ## ruff (lint + format check) on the code and its tests, mypy on harness/ and hydra_plugins/ (settings in pyproject.toml).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness hydra_plugins tests benchmarks examples
-	$(VENV)/bin/ruff format --check harness hydra_plugins tests benchmarks examples
+	$(VENV)/bin/ruff check harness hydra_plugins tests benchmarks examples docs
+	$(VENV)/bin/ruff format --check harness hydra_plugins tests benchmarks examples docs
 	$(VENV)/bin/mypy
 
 ## The project's regression gate, as check --ab runs it: the gate's pipelines at GATE_BASE (default HEAD~1, the

@@ -178,7 +178,7 @@ class MonitorConf:
 class StorageConf:
     """Where the trial's files are read from (harness/storage): this disk, or a slower tier emulated on it."""
 
-    kind: StorageKind = StorageKind.local
+    kind: StorageKind = StorageKind.local  # local: the dataset's folder; throttled: a FUSE mount; http: an HTTP server
     profile: str = "local"  # the tier's name in the report (a conf/storage option sets it)
     open_ms: float = 0.0  # throttled: latency of each file open, ms
     read_ms: float = 0.0  # throttled: latency of each read request (at most 128 KiB), ms

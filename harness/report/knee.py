@@ -97,7 +97,7 @@ def figure(sweep: Sweep, found: list[Curve]):
     ax = fig.subplots()
     steps = sorted({p[0] for c in found for p in c.points})
     for c in found:
-        (line,) = ax.plot([p[0] for p in c.points], [p[1] for p in c.points], marker="o", label=plots.short(c.name, 50))
+        (line,) = ax.plot([p[0] for p in c.points], [p[1] for p in c.points], marker="o", label=plots.wrapped(c.name, 50))
         if c.knee_ms is not None:
             ax.axvline(c.knee_ms, color=line.get_color(), linestyle=":", linewidth=1)
     size = next((t.config.get("batch", {}).get("size") for v in sweep.variants for t in v.ok), None)

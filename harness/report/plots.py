@@ -39,16 +39,33 @@ def short(label: str, width: int = 38) -> str:
     return label[:head] + "…" + label[len(label) - (width - 1 - head) :]
 
 
-def bar_labels(variants: list[Variant], width: int = 38) -> list[str]:
-    """One distinct label per variant: shortened ones that still collide get their job number in front."""
-    labels = [short(v.label, width) for v in variants]
-    return [label if labels.count(label) == 1 else short(f"job {v.job}: {v.label}", width) for v, label in zip(variants, labels)]
+def wrapped(label: str, width: int = 38) -> str:
+    """The whole label on lines of about ``width`` characters, broken at spaces (a long key=value at '.' or ',')."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(label, width, break_on_hyphens=False)) or label
 
 
-def _bar_axis(ax, variants: list[Variant]) -> None:
+def bar_labels(variants: list[Variant], width: int = 38, ranks: dict[int, int] | None = None) -> list[str]:
+    """Each variant's full label, wrapped, after its number in the ranking (``ranks``: job -> place) where given."""
+    return [wrapped(f"{ranks[v.job]}. {v.label}" if ranks and v.job in ranks else v.label, width) for v in variants]
+
+
+def ranks_of(sweep: Sweep) -> dict[int, int]:
+    """Job -> its place in the ranking table (1 is the fastest), so a chart's bar and the table's row share a number."""
+    return {v.job: i for i, v in enumerate(sweep.ranked, 1)}
+
+
+def _bar_axis(ax, variants: list[Variant], sweep: Sweep) -> None:
     # numeric positions: matplotlib draws equal category strings as one bar
     ax.set_yticks(range(len(variants)))
-    ax.set_yticklabels(bar_labels(variants))
+    ax.set_yticklabels(bar_labels(variants, ranks=ranks_of(sweep)), fontsize=8)
+
+
+def _bars_height(variants: list[Variant], width: int = 38) -> float:
+    """Inches for one bar per variant, each as tall as its wrapped label needs."""
+    lines = sum(max(1, wrapped(v.label, width).count("\n") + 1) for v in variants)
+    return 0.18 * lines + 0.25 * len(variants) + 1.4
 
 
 def throughput_figure(sweep: Sweep):
@@ -56,14 +73,14 @@ def throughput_figure(sweep: Sweep):
     ranked = [v for v in sweep.ranked if v.ok][::-1]  # fastest at the top
     if not ranked:
         return None
-    fig = new_figure(9, 0.45 * len(ranked) + 1.4)
+    fig = new_figure(9, _bars_height(ranked))
     ax = fig.subplots()
     values = [v.metrics["samples_per_s"] for v in ranked]
     low = [v.samples_per_s - v.spread["min"] for v in ranked]
     high = [v.spread["max"] - v.samples_per_s for v in ranked]
     colors = [COLORS[band(v.metrics["stall_pct"])] for v in ranked]
     ax.barh(range(len(ranked)), values, xerr=[low, high], color=colors, capsize=3)
-    _bar_axis(ax, ranked)
+    _bar_axis(ax, ranked, sweep)
     roofs = _roofs(ax, ranked, sweep)
     ax.set_xlabel("samples/s (median of repeats; bars: min-max)")
     from matplotlib.patches import Rectangle
@@ -71,15 +88,8 @@ def throughput_figure(sweep: Sweep):
     handles = [Rectangle((0, 0), 1, 1, color=COLORS[name]) for _, name in BANDS]
     limits = ["< 5% wait", "5-20% wait", "> 20% wait"]
     labels = [f"{name} ({lim})" for (_, name), lim in zip(BANDS, limits)]
-    # below the axes: the bars and the ceilings' ticks reach the right edge
-    ax.legend(
-        handles + [h for h, _ in roofs],
-        labels + [text for _, text in roofs],
-        fontsize=7,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.22),
-        ncol=3,
-    )
+    # beside the axes, not below: under a chart of one or two bars it covered the axis label
+    ax.legend(handles + [h for h, _ in roofs], labels + [text for _, text in roofs], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 
@@ -128,14 +138,14 @@ def breakdown_figure(sweep: Sweep):
     ranked = [v for v in sweep.ranked if v.ok and v.metrics.get("compute_ms") is not None][::-1]
     if not ranked:
         return None
-    fig = new_figure(9, 0.45 * len(ranked) + 1.4)
+    fig = new_figure(9, _bars_height(ranked))
     ax = fig.subplots()
     left = [0.0] * len(ranked)
     for part in ("compute", "h2d", "wait"):
         values = [v.metrics.get(f"{part}_ms") or 0.0 for v in ranked]
         ax.barh(range(len(ranked)), values, left=left, color=PART_COLORS[part], label=part)
         left = [a + b for a, b in zip(left, values)]
-    _bar_axis(ax, ranked)
+    _bar_axis(ax, ranked, sweep)
     ax.set_xlabel("mean ms per step")
     ax.legend(fontsize=8, loc="lower right")
     return fig
@@ -171,7 +181,7 @@ def numeric_axis_figure(sweep: Sweep):
         fig = new_figure(7, 3.6)
         ax = fig.subplots()
         for name, xy in series.items():
-            ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=short(name, 50))
+            ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=wrapped(name, 50))
         if sweep.ceiling_samples_per_s:
             ax.axhline(sweep.ceiling_samples_per_s, color="black", linestyle="--", linewidth=1, label="accelerator ceiling")
         ax.set_xlabel(key)
@@ -202,7 +212,7 @@ def timelines_figure(sweep: Sweep, gpu: bool = False):
     fig = new_figure(9, 5.2)
     top, bottom = fig.subplots(2, 1, sharex=True)
     chosen = chosen[:12]
-    for (_, t), name in zip(chosen, bar_labels([v for v, _ in chosen], 40)):
+    for (_, t), name in zip(chosen, bar_labels([v for v, _ in chosen], 40, ranks_of(sweep))):
         start = t.timing.get("measure_start_clock") or t.monitor["t"][0]
         xs = [x - start for x in t.monitor["t"]]
         if gpu:

@@ -20,7 +20,7 @@ def test_every_order_of_three_ops_runs_inside_the_loader_and_is_marked_as_differ
         f"augment.order={','.join(orders)}",
         "trial.steps=3",
         "trial.warmup_steps=1",
-        *SMALL_BENCH,
+        "augment.bench=false",  # augbench after a sweep: test_augbench_* and the augment_order preset (six processes here)
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -31,9 +31,7 @@ def test_every_order_of_three_ops_runs_inside_the_loader_and_is_marked_as_differ
     assert all(r["status"] == "ok" and r["output"].startswith("32x32x3 uint8") for r in trials)
     assert all("different output" in r["notes"] for r in trials)
     assert all((folder / str(job) / "samples.png").stat().st_size > 1000 for job in range(6))
-    bench = [r for r in rows if r["kind"] == "augbench"]
-    assert len(bench) == 6 and all(r["status"] == "ok" for r in bench)
-    assert all(float(r["augbench_samples_per_s"]) > 0 for r in trials)
+    assert [r for r in rows if r["kind"] == "augbench"] == []
     assert "augment orders" in done.stdout and "the slowest order in the loader" in done.stdout
 
 

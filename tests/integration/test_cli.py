@@ -273,6 +273,21 @@ def test_every_experiment_preset_runs(cli, tmp_path, name):
     assert len([r for r in rows if r["kind"] == "trial"]) == len(expand_sweep([f"experiment={name}", *ends, *shrink]))
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
     _ceilings_hold(root)
+    if name == "quickstart":  # the README's screenshot: no label cut, one ceiling row per kind (one decoder, one dataset)
+        _reads_at_a_glance(root)
+
+
+def _reads_at_a_glance(root):
+    import html
+    import json
+
+    from tests.integration.test_report import ARTIFACTS, body_data, browse
+
+    dom, console = browse(root / "report.html", ARTIFACTS / "quickstart.png")
+    data = body_data(dom)
+    assert console == [] and (data["cut-text"], data["overlaps"], data["page-overflow"]) == ("0", "0", "0"), data
+    kinds = json.loads(html.unescape(data["ceiling-kinds"]))
+    assert set(kinds) <= {"accelerator", "CPU", "I/O"} and all(n == 1 for n in kinds.values()), kinds
 
 
 def _ceilings_hold(root):

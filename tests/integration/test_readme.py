@@ -1,7 +1,8 @@
-"""The README's shown sessions are run, so what it shows cannot drift from what harness prints.
+"""The shown sessions of the README and the documentation are run, so what they show cannot drift from what harness prints.
 
-Every ``$ python -m harness ...`` line inside a fenced block is run in a scratch folder; the
-lines after it, up to the next ``$`` line or the end of the block, must be what it printed.
+Every ``$ python -m harness ...`` line inside a fenced block of README.md or docs/**/*.md is run
+in a scratch folder; the lines after it, up to the next ``$`` line or the end of the block, must
+be what it printed.
 """
 
 import shlex
@@ -10,11 +11,13 @@ import pytest
 
 from tests.conftest import ROOT
 
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
 
 def sessions():
-    """(command, expected output lines) for each shown session in the README."""
+    """(command, expected output lines) for each shown session in the README and the docs."""
     found, fenced, current = [], False, None
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in (line for page in PAGES for line in page.read_text().splitlines()):
         if line.startswith("```"):
             fenced, current = not fenced, None
         elif fenced and line.startswith("$ python -m harness "):
@@ -25,8 +28,8 @@ def sessions():
     return found
 
 
-def test_the_readme_shows_sessions():
-    assert len(sessions()) >= 2
+def test_the_docs_show_sessions():
+    assert len(sessions()) >= 3
 
 
 @pytest.mark.parametrize("command, expected", sessions(), ids=[c for c, _ in sessions()])

@@ -25,7 +25,8 @@ def browse(html: Path, screenshot: Path = None):
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (make browser installs it; CI does)")
     done = subprocess.run(
-        [CHROMIUM, *FLAGS, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", html.as_uri()],
+        [CHROMIUM, *FLAGS, "--window-size=1300,2400", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom"]
+        + [html.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,
@@ -126,3 +127,24 @@ def test_history_html_draws_the_trend_and_lists_its_change_points_in_a_browser(c
     dom, console = browse(store.with_name("history.html"), ARTIFACTS / "history.png")
     data = body_data(dom)
     assert console == [] and data["images"] == "1" and data["broken-images"] == "0" and data["change-rows"] == "1", (console, data)
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_a_report_of_one_variant_or_twenty_cuts_and_overlaps_no_text(cli, tmp_path, count):
+    """The page measures its own layout as it loads (text cut by its box, text boxes on top of each other, a page wider
+    than the window); one variant and twenty with long labels both read well. Screenshots in reports/test-artifacts."""
+    import html as markup
+    import json
+
+    from tests.unit.test_report_data import write_sweep
+
+    knobs = ["loader.prefetch=autotune", "loader.cache=memory", "augment.order=cheap", "loader.deterministic=false"]
+    labels = {job: [f"loader.num_parallel_calls={job + 1}", *knobs] for job in range(count)}
+    root = write_sweep(tmp_path / "sweep", {job: [900 + 37 * job, 910 + 37 * job] for job in range(count)}, overrides=labels)
+    done = cli("report", str(root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    dom, console = browse(root / "report.html", ARTIFACTS / f"report-{count}-variants.png")
+    data = body_data(dom)
+    assert console == [] and data["broken-images"] == "0" and data["ranking-rows"] == str(count + 1)
+    assert (data["cut-text"], data["overlaps"], data["page-overflow"]) == ("0", "0", "0"), (data["first-overlap"], data["first-wide"])
+    assert json.loads(markup.unescape(data["ceiling-kinds"])) in ({}, {"accelerator": 1})  # one row per kind

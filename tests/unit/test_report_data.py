@@ -155,21 +155,46 @@ def test_every_variant_has_its_own_bar_even_when_labels_share_a_long_prefix(tmp_
     for figure in (plots.throughput_figure(sweep), plots.breakdown_figure(sweep)):
         ax = figure.axes[0]
         ticks = [t.get_text() for t in ax.get_yticklabels()]
-        assert len(set(ticks)) == 4 and all(len(t) <= 38 for t in ticks)
+        assert len(set(ticks)) == 4 and all(len(line) <= 40 for t in ticks for line in t.splitlines())
         stacked = 1 if ax.get_xlabel().startswith("samples") else 3  # breakdown: compute, h2d, wait
         assert len(ax.patches) == 4 * stacked
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_each_bar_shows_its_whole_label_and_ranking_number_inside_the_figure_and_apart_from_the_others(tmp_path, count):
+    """A label was cut in the middle ("num_parallel_calls...otune prefetch=none"); now the whole of it is wrapped, numbered as
+    in the ranking table, and its box lies inside the saved figure without touching another label's box."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    long = {
+        job: [f"loader.num_parallel_calls={job}", "loader.prefetch=autotune", "loader.cache=memory", "augment.order=cheap"]
+        for job in range(count)
+    }
+    sweep = load(write_sweep(tmp_path, {job: [1000 + 10 * job] for job in range(count)}, overrides=long))
+    for figure in (plots.throughput_figure(sweep), plots.breakdown_figure(sweep)):
+        FigureCanvasAgg(figure).draw()
+        renderer = figure.canvas.get_renderer()
+        labels = figure.axes[0].get_yticklabels()
+        texts = {" ".join(t.get_text().split()) for t in labels}
+        ranked = {f"{i}. {v.label}" for i, v in enumerate(sweep.ranked, 1)}
+        assert texts == ranked  # every label whole, with its place in the ranking
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        tight = figure.get_tightbbox(renderer).transformed(figure.dpi_scale_trans)  # what bbox_inches="tight" keeps
+        assert all(b.x0 >= tight.x0 - 1 and b.y0 >= tight.y0 - 1 for b in boxes)
+        rows = sorted(boxes, key=lambda b: b.y0)
+        assert all(low.y1 <= high.y0 + 0.5 for low, high in zip(rows, rows[1:])), "two labels overlap"
     assert plots.throughput(sweep).startswith("data:image/png;base64,")
 
 
-def test_labels_that_differ_only_in_the_middle_get_their_job_number():
+def test_labels_that_differ_only_in_the_middle_stay_whole_and_apart():
     class V:
         def __init__(self, job, label):
             self.job, self.label = job, label
 
     head, tail = "a" * 30, "z" * 30
-    labels = plots.bar_labels([V(0, head + "1" + tail), V(1, head + "2" + tail), V(2, "short")])
-    assert labels[0].startswith("job 0: ") and labels[1].startswith("job 1: ") and labels[2] == "short"
-    assert len(set(labels)) == 3 and all(len(label) <= 38 for label in labels)
+    labels = plots.bar_labels([V(0, head + " 1 " + tail), V(1, head + " 2 " + tail), V(2, "short")], ranks={0: 2, 1: 1, 2: 3})
+    assert [" ".join(x.split()) for x in labels] == [f"2. {head} 1 {tail}", f"1. {head} 2 {tail}", "3. short"]
+    assert all(len(line) <= 38 for label in labels for line in label.splitlines())
 
 
 def test_a_swept_value_that_hydra_escaped_reads_as_the_config_has_it():
