@@ -40,9 +40,8 @@ slurm:
 
 ## Two pytest workers (pytest-xdist): most of the suite's time is trials waiting on sleeps and
 ## process starts, so two workers halve it on a 2-core machine; timing tests hold under that load.
-## worksteal: a worker that runs dry takes queued tests from the other, so no minute-long test waits alone at the end.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist worksteal $(ARGS)
+	$(PY) -m pytest -q -n 2 $(ARGS)
 
 ## The documentation site (MkDocs, docs/ and mkdocs.yml) into site/, strictly: a broken link or anchor fails.
 ## The reference pages are generated from the code at each build (docs/gen_ref.py, harness/reference.py).
@@ -60,8 +59,8 @@ screenshots: $(STAMP)
 
 ## ruff (lint + format check) on the code and its tests, mypy on harness/ and hydra_plugins/ (settings in pyproject.toml).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness hydra_plugins tests benchmarks examples docs
-	$(VENV)/bin/ruff format --check harness hydra_plugins tests benchmarks examples docs
+	$(VENV)/bin/ruff check harness hydra_plugins tests benchmarks examples docs/gen_ref.py
+	$(VENV)/bin/ruff format --check harness hydra_plugins tests benchmarks examples docs/gen_ref.py
 	$(VENV)/bin/mypy
 
 ## The project's regression gate, as check --ab runs it: the gate's pipelines at GATE_BASE (default HEAD~1, the

@@ -86,22 +86,3 @@ def test_ab_outside_a_repository_or_with_an_unknown_revision_says_so_in_one_line
     done = cli("check", "--ab", "no-such-ref", *SWEEP)
     assert done.returncode == 2 and done.stderr.startswith("ERROR: --ab no-such-ref: no such commit in ")
     assert len(done.stderr.strip().splitlines()) == 1 and len(worktrees(repo)) == 1
-
-
-@pytest.mark.slow
-def test_too_few_rounds_for_a_threshold_run_that_variant_again_and_judge_it_on_all_rounds(cli, repo):
-    """A threshold the first rounds cannot support (0.01%) does not end in 'could not judge' at once: check --ab runs as
-    many rounds again of just that variant (ROOT-more) and judges it on all of them, paired by round."""
-    folder = repo / "ab-more"
-    sweep = [o if not o.startswith("trial.repeats=") else "trial.repeats=2" for o in SWEEP]
-    done = cli(
-        "check", "--ab", "HEAD~1", "--metric", "samples_per_s", "--threshold", "part=fixed:samples_per_s=0.01%", *sweep,
-        f"hydra.sweep.dir={folder}", timeout=600,
-    )  # fmt: skip
-    assert done.returncode in (0, 1, 2), done.stdout + done.stderr
-    assert "too few rounds to judge part=fixed at the threshold: 2 more rounds of them" in done.stdout, done.stdout
-    more = json.loads((Path(f"{folder}-more") / "schedule.json").read_text())
-    assert sum(len(r) for r in more["rounds"]) == 4  # part=fixed only, at both revisions, two rounds
-    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("part=")}
-    assert "REGRESSED" in rows["part=changed"] and "REGRESSED" not in rows["part=fixed"], done.stdout
-    assert len(worktrees(repo)) == 1
