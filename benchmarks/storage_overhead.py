@@ -14,7 +14,6 @@ Numbers, not pass/fail: nothing here asserts. Run it on an otherwise idle machin
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,9 @@ COMMON = [
 
 
 def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from harness.results.model import read_result
+
     extra = sys.argv[1:]
     print(f"{'pipeline':<24} {'local':>10} {'throttled':>10} {'ratio':>7}   server CPU / request, % of a core")
     for name, knobs in PIPELINES.items():
@@ -51,15 +53,14 @@ def main() -> None:
         rates: dict[str, list[float]] = {"local": [], "throttled": []}
         cost, share = [], []
         for path in sorted(out.rglob("result.json")):
-            result = json.loads(path.read_text())
-            if result["status"] != "ok":
+            result = read_result(path)  # with the parent's supervisor.json, where the server's record is
+            if result.status != "ok":
                 continue
-            kind = result["config"]["storage"]["kind"]
-            rates[kind].append(result["summary"]["samples_per_s"])
-            facts = (result.get("overhead") or {}).get("storage") or {}
+            rates[result.config["storage"]["kind"]].append(result.summary["samples_per_s"])
+            facts = result.overhead.get("storage") or {}
             if facts.get("cpu_us_per_request") is not None:
                 cost.append(facts["cpu_us_per_request"])
-                share.append(100 * facts["serving_cpu_s"] / result["timing"]["duration_s"])
+                share.append(100 * facts["serving_cpu_s"] / result.timing["duration_s"])
         local, throttled = statistics.median(rates["local"]), statistics.median(rates["throttled"])
         server = f"{statistics.median(cost):.0f} us, {statistics.median(share):.1f}%" if cost else "–"
         print(f"{name:<24} {local:>10,.0f} {throttled:>10,.0f} {throttled / local:>7.3f}   {server}", flush=True)
