@@ -90,6 +90,29 @@ def as_gate(data: dict, swap: tuple[str, str] | None) -> dict:
     return {**data, "variants": variants}
 
 
+class Tally:
+    """One case's count over the runs: regressions, could-not-judge without one, the tier's samples/s changes."""
+
+    def __init__(self, tier: str | None):
+        self.tier, self.what = tier or "b_tf_data", "false alarms" if tier is None else "caught"
+        self.regressed = self.unjudged = 0
+        self.changes: list[float] = []
+
+    def add(self, judged: list, verdicts: list) -> None:
+        """``judged``: the verdicts that count for the case; ``verdicts``: all of the run's (for the tier's change)."""
+        found = any(v.verdict == "regressed" for v in judged)
+        self.regressed += found
+        self.unjudged += not found and any(v.verdict == "could not judge" for v in judged)
+        self.changes += [v.change for v in verdicts if v.variant == self.tier and v.metric == "samples_per_s" and v.change is not None]
+
+    def counts(self, runs: int) -> str:
+        return f"{self.regressed:>4} / {runs:<3} {self.unjudged:>10} / {runs:<3}"
+
+    def spread(self) -> str:
+        c = self.changes
+        return f"{min(c):+.1%} / {statistics.median(c):+.1%} / {max(c):+.1%}" if c else "–"
+
+
 def evaluate(out: Path) -> None:
     from harness.check import collect, compare, load_baseline
 
@@ -100,18 +123,11 @@ def evaluate(out: Path) -> None:
     print(f"{len(runs)} gate-sized sweeps against {out / 'baseline.json'}; check options: {args}")
     print(f"{'case':<12} {'regressed':>10} {'could not judge':>16}   change of the tier's samples/s ratio (min / median / max)")
     for case, swap in [("unchanged", None), *CHANGED.items()]:
-        regressed = unjudged = 0
-        changes = []
+        tally = Tally(swap[1] if swap else None)
         for run in runs:
             verdicts = compare(base, as_gate(collect(out / run["folder"]), swap), **options)
-            target = [v for v in verdicts if swap is None or v.variant == swap[1]]
-            regressed += any(v.verdict == "regressed" for v in target)
-            unjudged += not any(v.verdict == "regressed" for v in target) and any(v.verdict == "could not judge" for v in target)
-            tier = swap[1] if swap else "b_tf_data"
-            changes += [v.change for v in verdicts if v.variant == tier and v.metric == "samples_per_s" and v.change is not None]
-        spread = f"{min(changes):+.1%} / {statistics.median(changes):+.1%} / {max(changes):+.1%}" if changes else "–"
-        what = "false alarms" if swap is None else "caught"
-        print(f"{case:<12} {regressed:>4} / {len(runs):<3} {unjudged:>10} / {len(runs):<3}   {spread}   ({what})")
+            tally.add([v for v in verdicts if swap is None or v.variant == swap[1]], verdicts)
+        print(f"{case:<12} {tally.counts(len(runs))}   {tally.spread()}   ({tally.what})")
     took = statistics.median(r["seconds"] for r in runs)
     print(f"gate-sized sweep time: median {took:.0f} s (the gate's three variants and the two changed ones, in the gate's rounds)")
 
@@ -136,23 +152,16 @@ def evaluate_ab(out: Path) -> None:
     print(f"{'case':<12} {'regressed':>10} {'could not judge':>16} {'extended':>9}   change of the tier's samples/s (min / median / max)")
     for case, twins in AB_CASES.items():
         target = AB_TARGET[case]
-        regressed = unjudged = extended = 0
-        changes = []
+        tally, extended = Tally(target), 0
         for i, data in enumerate(docs):
             base, current = _sides(data, twins)
-            verdicts = [v for v in compare(base, current, **options) if target in (None, v.variant)]
-            if any(underpowered(v) for v in verdicts):
+            verdicts = compare(base, current, **options)
+            if any(underpowered(v) for v in verdicts if target in (None, v.variant)):
                 extended += 1
                 more_base, more_current = _sides(docs[(i + 1) % len(docs)], twins)
-                pooled = compare(pool(base, more_base), pool(current, more_current), **options)
-                verdicts = [v for v in pooled if target in (None, v.variant)]
-            regressed += any(v.verdict == "regressed" for v in verdicts)
-            unjudged += not any(v.verdict == "regressed" for v in verdicts) and any(v.verdict == "could not judge" for v in verdicts)
-            tier = target or "b_tf_data"
-            changes += [v.change for v in verdicts if v.variant == tier and v.metric == "samples_per_s" and v.change is not None]
-        spread = f"{min(changes):+.1%} / {statistics.median(changes):+.1%} / {max(changes):+.1%}" if changes else "–"
-        what = "false alarms" if target is None else "caught"
-        print(f"{case:<12} {regressed:>4} / {len(runs):<3} {unjudged:>10} / {len(runs):<3} {extended:>6}   {spread}   ({what})")
+                verdicts = compare(pool(base, more_base), pool(current, more_current), **options)
+            tally.add([v for v in verdicts if target in (None, v.variant)], verdicts)
+        print(f"{case:<12} {tally.counts(len(runs))} {extended:>6}   {tally.spread()}   ({tally.what})")
     took = statistics.median(r["seconds"] for r in runs)
     print(f"A/B sweep time: median {took:.0f} s (the base variants, their twins and the two changed ones, in the gate's rounds)")
 

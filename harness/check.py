@@ -274,12 +274,17 @@ def _samples(repeats: list[dict], metric: str, scale: Scale | None = None) -> li
     """Per repeat, the metric's window samples (or its summary value), divided by the round's scale in ratio mode."""
     out = []
     for r in repeats:
-        values = r["windows"].get(metric) or ([r["summary"][metric]] if r["summary"].get(metric) is not None else [])
+        values = _repeat_values(r, metric)
         if values and scale is not None:
             values = [x / _round_scale(scale, r) for x in values]
         if values:
             out.append(values)
     return out
+
+
+def _repeat_values(repeat: dict, metric: str) -> list[float]:
+    """A repeat's window samples of ``metric``, or its summary value where it has no windows; [] where neither."""
+    return repeat["windows"].get(metric) or ([repeat["summary"][metric]] if repeat["summary"].get(metric) is not None else [])
 
 
 def _round_pairs(a_repeats: list[dict], b_repeats: list[dict], metric: str) -> list[tuple[float, float]] | None:
@@ -288,7 +293,7 @@ def _round_pairs(a_repeats: list[dict], b_repeats: list[dict], metric: str) -> l
     def figures(repeats: list[dict]) -> dict:
         found = {}
         for r in repeats:
-            values = r["windows"].get(metric) or ([r["summary"][metric]] if r["summary"].get(metric) is not None else [])
+            values = _repeat_values(r, metric)
             if values and r.get("round") is not None:
                 found[r["round"]] = repeat_figure(values)
         return found

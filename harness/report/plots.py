@@ -31,14 +31,6 @@ def figure_uri(fig) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def short(label: str, width: int = 38) -> str:
-    """Shorten from the middle: swept labels share heads (key names) and differ in their tails as often as not."""
-    if len(label) <= width:
-        return label
-    head = (width - 1) // 2
-    return label[:head] + "…" + label[len(label) - (width - 1 - head) :]
-
-
 def wrapped(label: str, width: int = 38) -> str:
     """The whole label on lines of about ``width`` characters, broken at spaces (a long key=value at '.' or ',')."""
     import textwrap
