@@ -87,9 +87,8 @@ def sweep(overrides: Sequence[str], base: Path, top: Path, root: Path | None = N
     kept = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
     # a gate compares the pipeline's speed, not its ceilings: no chains run alone unless asked
     ceilings = [] if any(o.startswith("report.ceilings=") for o in kept) else ["report.ceilings=false"]
-    argv = [sys.executable, "-m", "harness", "sweep", *kept, *ceilings, f"{CODE_KEY}={base},null", f"hydra.sweep.dir={root}"]
-    if given_root:
-        argv.insert(3, "--overwrite")
+    flags = ["--overwrite"] if given_root else []
+    argv = [sys.executable, "-m", "harness", "sweep", *flags, *kept, *ceilings, f"{CODE_KEY}={base},null", f"hydra.sweep.dir={root}"]
     print(f"harness: A/B of {base.name} ({_short(base)}) and the working tree of {top}", flush=True)
     proc = subprocess.Popen(argv)
     try:

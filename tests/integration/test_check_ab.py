@@ -86,3 +86,20 @@ def test_ab_outside_a_repository_or_with_an_unknown_revision_says_so_in_one_line
     done = cli("check", "--ab", "no-such-ref", *SWEEP)
     assert done.returncode == 2 and done.stderr.startswith("ERROR: --ab no-such-ref: no such commit in ")
     assert len(done.stderr.strip().splitlines()) == 1 and len(worktrees(repo)) == 1
+
+
+@pytest.mark.slow
+def test_the_second_sweep_replaces_what_an_earlier_check_left_in_its_folder(repo, monkeypatch):
+    """check --ab's second sweep (into ROOT-more) runs the real sweep command with --overwrite: a folder an
+    earlier gate run left behind is replaced, not refused (CI's gate failed here: the flag came before 'sweep')."""
+    from harness.commands import ab
+
+    monkeypatch.chdir(repo)
+    overrides = ab.more_rounds(SWEEP, {"variants": {"part=fixed": {"overrides": {"loader.kwargs.part": "fixed"}}}}, ["part=fixed"], 1)
+    assert "loader.kwargs.part=fixed" in overrides and "trial.repeats=1" in overrides
+    folder = repo / "ab-more"
+    for _ in range(2):  # the second time the folder holds the first one's results
+        ab.sweep([*overrides, "trial.seconds=0.5"], repo, repo, root=folder)
+        schedule = json.loads((folder / "schedule.json").read_text())
+        assert sum(len(r) for r in schedule["rounds"]) == 2  # part=fixed at both "revisions", one round
+    assert len(list(folder.glob("*/repeat-0/result.json"))) == 2
