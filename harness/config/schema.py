@@ -46,6 +46,11 @@ class StorageKind(Enum):
     http = "http"  # served by an HTTP server with the same throttle, read by URL (loader=webdataset's shards)
 
 
+class ServerCores(Enum):
+    free = "free"  # the storage server runs on the cores trial.cpus leaves free (its CPU is not the pipeline's)
+    shared = "shared"  # on the trial's own cores, as a kernel NFS client's work would (no cross-core wake-up per request)
+
+
 class PixelDtype(Enum):
     float32 = "float32"
     uint8 = "uint8"
@@ -185,6 +190,7 @@ class StorageConf:
     mb_per_s: float | None = None  # throttled: bandwidth of the one shared link, MB/s; null: no cap
     jitter_pct: float = 0.0  # throttled: each latency drawn uniformly within +-this %
     source: str = ""  # where the profile's figures come from
+    server_cores: ServerCores = ServerCores.free  # throttled, http: where the server runs when trial.cpus pins the trial
 
 
 @dataclass

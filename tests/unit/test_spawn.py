@@ -132,3 +132,14 @@ def test_without_the_sampler_the_child_does_not_wait_and_nothing_is_merged(tmp_p
     facts = read_supervision(trial_dir)
     assert facts is not None and facts.monitor == {} and facts.outcome == "exited"
     assert not (trial_dir / "trace.json").exists()
+
+
+def test_a_storage_server_runs_off_the_pinned_trials_cores_unless_told_to_share_them(monkeypatch):
+    from harness.trial.spawn import _server_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    pinned = {"trial": {"cpus": 1}, "storage": {"kind": "throttled"}}
+    assert _server_cores(pinned) == [1, 2, 3]  # the default: the cores the trial leaves free
+    assert _server_cores({**pinned, "storage": {"server_cores": "shared"}}) == [0]
+    assert _server_cores({"trial": {"cpus": 4}, "storage": {}}) is None  # none left: wherever the OS puts it
+    assert _server_cores({"trial": {"cpus": None}, "storage": {"server_cores": "shared"}}) is None
