@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+QUICK := $(VENV)/.installed-tf
 
 .PHONY: setup sweep test lint docs screenshots browser fuse slurm gate clean-reports
 
@@ -18,8 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]' --config-settings editable_mode=compat
 	touch $@
 
+## The quick start needs TensorFlow only: on a fresh clone it installs the project with the tf extra
+## (about a minute from a warm package cache, where every extra took four: torch's CUDA wheels are most of it);
+## a later target that needs the rest (make test) adds it to the same .venv.
+$(QUICK): pyproject.toml constraints.txt
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt constraints.txt ]; then touch $@; else \
+	  $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -c constraints.txt -e '.[tf]' --config-settings editable_mode=compat && touch $@; fi
+
 ## The quick start: build a small dataset, sweep tf.data settings, print the results folder.
-sweep: $(STAMP)
+sweep: $(QUICK)
 	$(PY) -m harness sweep experiment=quickstart $(ARGS)
 
 ## Debian's chromium, for the headless browser test of report.html (skipped without it).

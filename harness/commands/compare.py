@@ -82,6 +82,8 @@ def _reading(v) -> dict:
     noise = f"±{v.detectable:.1%}" if v.detectable is not None and v.kind == "relative" else "–"
     if v.verdict in ("regressed", "improved"):
         said = f"beyond the noise: {'worse' if v.verdict == 'regressed' else 'better'} (p {v.p:.2g})"
+    elif v.detectable is not None and v.change is not None and abs(v.change) > v.detectable and v.p is not None:
+        said = f"not significant (p {v.p:.2g})"  # past the repeats' bound, but the windows' rank test does not carry it
     elif v.detectable is not None and v.change is not None:  # the bound, not a failure, kept it from a claim
         said = "within the noise"
     else:
