@@ -84,6 +84,8 @@ def _trial(loader: dict, storage: dict, mean_bytes: int = 50_000) -> TrialResult
         ({"name": "torch", "num_workers": 0}, {"open_ms": 4, "read_ms": 1}, 200.0),  # 4 ms + one 128 KiB request of 1 ms
         ({"name": "torch", "num_workers": 4}, {"open_ms": 5, "mb_per_s": 10}, 200.0),  # 800 files/s, but 10 MB/s / 50 kB
         ({"name": "tf_data", "source": "tfrecord", "interleave": False}, {"open_ms": 5, "mb_per_s": 100}, 2000.0),  # no open per sample
+        # jitter: the fastest draw bounds it (4 readers at 30 ms +-30% measured 135/s, past 4 x 1000 / 30 = 133, in a short trial)
+        ({"name": "torch", "num_workers": 4}, {"open_ms": 30, "jitter_pct": 30}, 4 * 1000 / 21),
     ],
 )
 def test_a_throttled_profile_sets_the_io_ceiling_from_readers_latency_and_bandwidth(loader, storage, expected):
