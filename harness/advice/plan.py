@@ -98,12 +98,20 @@ def plan(sweep, job: int | None = None) -> Plan | None:
     model = f"its steady state {best.steady:,.0f} samples/s with {cost:.2f} s per epoch restart ({where})"
     out = Plan(best, best_rate, model)
     found: dict[str, Candidate] = {}
-    for s in subjects if job is None else [best]:
+    for s in [s for s in subjects if _environment(s.overrides) == _environment(best.overrides)] if job is None else [best]:
         for lever in LEVERS.values():
             for change in lever(s, ctx):
                 _consider(out, found, s, change, sweep)
     out.candidates = sorted((c for c in found.values() if c.gain >= MIN_GAIN), key=lambda c: -c.change.predicted)
     return out
+
+
+ENVIRONMENT = ("storage",)  # where the data lives is the user's situation, not a knob: advice never moves it
+
+
+def _environment(overrides: list[str]) -> dict[str, str]:
+    """The overrides of a variant that set its environment (``storage=...``, ``storage.open_ms=...``)."""
+    return {override_key(o): o.split("=", 1)[-1] for o in overrides if override_key(o).split(".")[0] in ENVIRONMENT}
 
 
 def _consider(out: Plan, found: dict[str, Candidate], s: Subject, change: Change, sweep) -> None:

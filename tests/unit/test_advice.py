@@ -325,3 +325,14 @@ def test_every_lever_is_registered_and_says_its_model():
         "shards",
         "pin_memory",
     }
+
+
+def test_advice_never_moves_the_data_to_another_storage(tmp_path):
+    """Where the data lives is the user's situation: a variant on slower storage lends the best no change that would
+    run on that storage (remote_storage's report advised 'storage=object_store ... loader.cache=memory' from local)."""
+    remote = tf(1, 30.0, calls="none", prefetch="none", restart_s=1.0)
+    remote.overrides = [*remote.overrides, "storage=object_store"]
+    found = plan(sweep_of(tmp_path, [tf(0, 1000.0, cache="memory"), remote]))
+    assert found.candidates and all(not any(o.startswith("storage") for o in c.run) for c in found.candidates), [
+        c.run for c in found.candidates
+    ]
