@@ -12,6 +12,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+KIND_ORDER = {"integration": 0, "examples": 1, "contract": 2, "unit": 3}
+
+
+def pytest_collection_modifyitems(items):
+    """Longest first: the slow end-to-end tests start at once and the second-long unit tests fill the end.
+
+    In collection order (contract, integration, unit alphabetically) the minute-long sweeps of
+    test_tune, test_storage and test_torch_only came last, and one worker ran them for minutes
+    while the other sat idle. Stable: within a kind, the files' own order holds.
+    """
+    parts = {item: Path(str(item.path)).relative_to(ROOT).parts for item in items}
+    kind = {item: KIND_ORDER.get(p[1] if p[0] == "tests" and len(p) > 2 else p[0], 1) for item, p in parts.items()}
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, kind[item]))
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     """One dataset cache for the whole session, so tiny datasets are built once."""
