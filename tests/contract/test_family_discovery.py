@@ -26,7 +26,12 @@ from tests.conftest import ROOT, sweep_dir
 
 
 def test_every_family_has_one_yaml_and_every_loader_yaml_one_family():
-    assert list_loaders() == list_options("loader")
+    from harness.config import user_options
+
+    # a --config-dir's loader options (examples/'s my_tf, registered in this process by a harness.measure run before
+    # this test) are a user's configs of existing families, not families
+    shipped = [name for name in list_options("loader") if name not in user_options("loader")]
+    assert list_loaders() == shipped
 
 
 @pytest.mark.parametrize("name", list_loaders())
