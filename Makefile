@@ -13,10 +13,13 @@ QUICK := $(VENV)/.installed-tf
 
 setup: $(STAMP)
 
+# one way to make the venv and install into it, whichever extras a target needs
+NEW_VENV = $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip
+INSTALL = $(PY) -m pip install --quiet -c constraints.txt --config-settings editable_mode=compat -e
+
 $(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]' --config-settings editable_mode=compat
+	$(NEW_VENV)
+	$(INSTALL) '.[all,dev]'
 	touch $@
 
 ## The quick start needs TensorFlow only: on a fresh clone it installs the project with the tf extra
@@ -24,8 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 ## a later target that needs the rest (make test) adds it to the same .venv.
 $(QUICK): pyproject.toml constraints.txt
 	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt constraints.txt ]; then touch $@; else \
-	  $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip && \
-	  $(PY) -m pip install --quiet -c constraints.txt -e '.[tf]' --config-settings editable_mode=compat && touch $@; fi
+	  $(NEW_VENV) && $(INSTALL) '.[tf]' && touch $@; fi
 
 ## The quick start: build a small dataset, sweep tf.data settings, print the results folder.
 sweep: $(QUICK)

@@ -98,7 +98,8 @@ def plan(sweep, job: int | None = None) -> Plan | None:
     model = f"its steady state {best.steady:,.0f} samples/s with {cost:.2f} s per epoch restart ({where})"
     out = Plan(best, best_rate, model)
     found: dict[str, Candidate] = {}
-    for s in [s for s in subjects if _environment(s.overrides) == _environment(best.overrides)] if job is None else [best]:
+    here = _environment(best.overrides)
+    for s in [s for s in subjects if _environment(s.overrides) == here] if job is None else [best]:
         for lever in LEVERS.values():
             for change in lever(s, ctx):
                 _consider(out, found, s, change, sweep)

@@ -93,7 +93,7 @@ def mounted(config: dict, source: Path, trial_dir: Path, cpus: list[int] | None 
     point = Path(tempfile.mkdtemp(prefix=MOUNT_PREFIX, dir=folder))
     log = trial_dir / LOG_FILE
     server = _start(storage, source, point, log, cpus)
-    mount["facts"] = {key: storage.get(key) for key in ("profile", "open_ms", "read_ms", "mb_per_s", "jitter_pct")}
+    mount["facts"] = _profile(storage)
     try:
         _wait_mounted(server, point, name, log)
         mount["where"] = {MOUNT: str(point), SOURCE: str(source)}
@@ -104,11 +104,16 @@ def mounted(config: dict, source: Path, trial_dir: Path, cpus: list[int] | None 
         mount["facts"].update(_unmount(point, server, log))
 
 
+def _profile(storage: dict) -> dict:
+    """The tier's figures, the first of the facts the parent records beside the trial (FUSE and HTTP alike)."""
+    return {key: storage.get(key) for key in ("profile", "open_ms", "read_ms", "mb_per_s", "jitter_pct")}
+
+
 @contextlib.contextmanager
 def _served_over_http(storage: dict, source: Path, log: Path, cpus: list[int] | None, name: str) -> Iterator[dict]:
     """``storage=http``: the cache behind harness's HTTP server on a free port of 127.0.0.1, stopped on the way out."""
     server = _start(storage, source, None, log, cpus)
-    mount: dict = {"where": {}, "facts": {key: storage.get(key) for key in ("profile", "open_ms", "read_ms", "mb_per_s", "jitter_pct")}}
+    mount: dict = {"where": {}, "facts": _profile(storage)}
     try:
         port = _wait_port(server, log, name)
         mount["where"] = {URL: f"http://127.0.0.1:{port}", SOURCE: str(source)}
