@@ -38,11 +38,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@chromium --version
 
-## FUSE for storage=throttled (Debian as root: libfuse2 for fusepy, fuse for fusermount), installed when
-## missing; tests/integration/test_storage.py skips, saying why, where FUSE cannot be used.
+## FUSE for storage=throttled (Debian as root): a C compiler, pkg-config and libfuse 3's headers, from which
+## harness builds its FUSE server (harness/storage/throttle.c) on first use; installed when missing.
+## tests/integration/test_storage.py skips, saying why, where FUSE cannot be used.
 fuse:
-	@(/sbin/ldconfig -p | grep -q libfuse.so.2 && command -v fusermount >/dev/null) || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfuse2 fuse >/dev/null && echo "fuse: installed libfuse2 and fuse")
+	@(command -v cc >/dev/null && pkg-config --exists fuse3 2>/dev/null) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev pkg-config libfuse3-dev >/dev/null \
+	   && echo "fuse: installed gcc, pkg-config and libfuse3-dev")
 
 ## A one-node SLURM cluster on this machine (Debian as root; installs slurm-wlm, munge, slurmdbd and MariaDB
 ## when missing), for the submitit_slurm test (skipped without it). Idempotent; ci/slurm/stop stops it.

@@ -2,7 +2,7 @@
 
 ``local`` reads the dataset's own folder. ``throttled`` serves the dataset cache through a FUSE
 mount with a set latency per open and per read request, a bandwidth cap and jitter
-(:mod:`harness.storage.throttle`), which the trial's parent starts and always unmounts
-(:mod:`harness.storage.mount`). The profiles in ``conf/storage/`` name common tiers with the
-figures' sources. Nothing here imports a framework.
+(``throttle.c``, a libfuse 3 server built on first use by :mod:`harness.storage.native`), which the
+trial's parent starts and always unmounts (:mod:`harness.storage.mount`). The profiles in
+``conf/storage/`` name common tiers with the figures' sources. Nothing here imports a framework.
 """

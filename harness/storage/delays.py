@@ -1,9 +1,10 @@
-"""The delays of an emulated storage tier, shared by its FUSE server and its HTTP server.
+"""The delays of an emulated storage tier, as the HTTP server charges them.
 
 :class:`Throttle` charges each open its latency, each read request its latency and its turn on one
-shared link; :func:`server_options` and :func:`from_options` are both servers' command line (the
-parent, :mod:`harness.storage.mount`, starts them with these options). Imports nothing beyond the
-standard library, so the HTTP server needs no FUSE.
+shared link; :func:`server_options` and :func:`from_options` are the server's command line (the
+parent, :mod:`harness.storage.mount`, starts it with these options). The FUSE server
+(``throttle.c``) charges the same delays in C, with the same command line, and is held to the same
+known answers by the tests. Imports nothing beyond the standard library.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ SOURCE --open-ms ...``), never inside the trial. Python's threading HTTP server 
 server, one thread per connection) serves files under SOURCE read-only: a GET waits ``open_ms``
 before its first byte (a request's round trip and the object store's first-byte latency), then
 sends the file in 128 KiB pieces, each waiting ``read_ms`` and its turn on the one shared link of
-``mb_per_s`` (:class:`~harness.storage.throttle.Throttle`). Range requests are not served (the
+``mb_per_s`` (:class:`~harness.storage.delays.Throttle`). Range requests are not served (the
 readers here, WebDataset through curl, read whole shards). It prints ``port: N`` once listening, and
 ``served: {...}`` (its requests, bytes and CPU while serving) when the parent stops it with SIGTERM.
 """

@@ -1,7 +1,7 @@
 """The parent's side of ``storage=throttled``: mount the dataset cache through the throttle, always unmount.
 
 The trial's parent (:mod:`harness.trial.spawn`) wraps each trial of a throttled job in
-:func:`mounted`: a FUSE server (:mod:`harness.storage.throttle`, a process of its own, on a core
+:func:`mounted`: a FUSE server (``throttle.c``, built by :mod:`harness.storage.native`; a process of its own, on a core
 the trial does not use where one is free) serves the dataset cache read-only at a fresh
 mountpoint, and the child is told where (its Request's ``storage``: :data:`MOUNT`, :data:`SOURCE`) so its loader
 reads every file through it (:func:`relocate`). On the way out (a finished trial, a failure,
@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.storage import native
 
 # what the child is told (its Request's ``storage``): it reads the dataset under "mount", or (storage=http) its
 # shards at "url", instead of under "source"
@@ -43,17 +44,14 @@ def kind_of(storage: dict) -> str:
 
 
 def available() -> str | None:
-    """Why FUSE cannot be used here, or None."""
+    """Why FUSE cannot be used here, or None (the server is built on first use: :mod:`harness.storage.native`)."""
     if not os.path.exists("/dev/fuse"):
         return "this machine has no /dev/fuse (a container without it: run with --device /dev/fuse)"
-    try:
-        import fuse  # noqa: F401  (fusepy: loads libfuse.so.2 at import)
-    except ImportError:
-        return "fusepy is not installed (pip install 'harness[storage]')"
-    except OSError:
-        return "libfuse 2 is not installed (Debian/Ubuntu: apt-get install libfuse2 fuse)"
-    if shutil.which("fusermount") is None and os.geteuid() != 0:
-        return "fusermount is not on PATH (Debian/Ubuntu: apt-get install fuse)"
+    why = native.build()
+    if why:
+        return why
+    if os.geteuid() != 0 and shutil.which("fusermount3") is None:
+        return "fusermount3 is not on PATH, which mounting needs unless run as root (Debian/Ubuntu: apt-get install fuse3)"
     return None
 
 
@@ -142,8 +140,10 @@ def _wait_port(server: subprocess.Popen, log: Path, name: str) -> int:
 
 def _start(storage: dict, source: Path, point: Path | None, log: Path, cpus: list[int] | None) -> subprocess.Popen:
     """The FUSE server mounting ``source`` at ``point``, or (``point`` None) the HTTP server serving it."""
-    server = ["harness.storage.throttle", str(source), str(point)] if point else ["harness.storage.http", str(source)]
-    argv = [sys.executable, "-m", *server]
+    if point:
+        argv = [str(native.path()), str(source), str(point)]
+    else:
+        argv = [sys.executable, "-m", "harness.storage.http", str(source)]
     argv += ["--open-ms", str(storage.get("open_ms") or 0), "--read-ms", str(storage.get("read_ms") or 0)]
     argv += ["--jitter-pct", str(storage.get("jitter_pct") or 0)]
     if storage.get("mb_per_s"):
@@ -172,7 +172,8 @@ def _unmount(point: Path, server: subprocess.Popen, log: Path) -> dict:
         and the CPU per request while mounted (its last log line).
     """
     if str(point) in _mountpoints():  # not os.path.ismount: a dead server's mount fails stat() yet is still there
-        unmount = ["fusermount", "-u", "-z", str(point)] if shutil.which("fusermount") else ["umount", "-l", str(point)]
+        fusermount = shutil.which("fusermount3")
+        unmount = [fusermount, "-u", "-z", str(point)] if fusermount else ["umount", "-l", str(point)]
         subprocess.run(unmount, capture_output=True)
     cpu_s = _reap(server)
     with contextlib.suppress(OSError):

@@ -106,7 +106,7 @@ def test_a_mount_that_dies_mid_trial_fails_that_trial_in_one_line_and_leaves_not
 
 def _servers(cache: str) -> list[str]:
     """The throttle servers serving this session's dataset cache."""
-    return subprocess.run(["pgrep", "-f", f"harness.storage.throttle {cache}"], capture_output=True, text=True).stdout.split()
+    return subprocess.run(["pgrep", "-f", f"harness-throttle-[0-9a-f]+ {cache}"], capture_output=True, text=True).stdout.split()
 
 
 def _kill_server_when_it_serves(cache: str) -> None:

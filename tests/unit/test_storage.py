@@ -93,6 +93,20 @@ def test_a_throttled_profile_sets_the_io_ceiling_from_readers_latency_and_bandwi
     assert io.samples_per_s == pytest.approx(expected) and io.what.startswith("storage=p: ")
 
 
+@pytest.mark.parametrize(
+    ("loader", "mean_bytes", "expected"),
+    [
+        # 500 kB: 4 requests of 128 KiB, two in flight (the kernel reads one ahead): 2 rounds of 5 ms, 100 files/s
+        ({"name": "torch", "num_workers": 0}, 500_000, 100.0),
+        # a shard's sample: its share of the shard's requests, two in flight: 5 ms x 65,536 / 131,072 / 2 = 1.25 ms
+        ({"name": "tf_data", "source": "tfrecord", "interleave": False}, 65_536, 800.0),
+    ],
+)
+def test_read_latency_bounds_a_reader_with_one_request_read_ahead(loader, mean_bytes, expected):
+    (io,) = [c for c in bounds.of_trial(_trial(loader, {"read_ms": 5}, mean_bytes), 100.0, 0.0, None).ceilings if c.kind == "I/O"]
+    assert io.samples_per_s == pytest.approx(expected)
+
+
 def test_autotuned_readers_get_no_storage_ceiling_only_the_reason():
     b = bounds.of_trial(
         _trial({"name": "tf_data", "source": "manifest", "num_parallel_calls": "autotune"}, {"open_ms": 5}), 100.0, 0.0, None
@@ -132,6 +146,62 @@ def test_the_parent_mounts_the_cache_serves_it_throttled_and_unmounts(tmp_path, 
     assert leftover_mounts(own_mounts) == [] and not point.parent.exists()
     facts = mount["facts"]
     assert facts["opens"] >= 21 and facts["reads"] >= 21 and facts["cpu_us_per_request"] > 0 and "error" not in facts
+
+
+def _timed_reads(paths: list[Path], threads: int) -> float:
+    """Seconds to read every file, ``threads`` readers at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(Path.read_bytes, paths))
+    return time.perf_counter() - t
+
+
+@needs_fuse
+def test_the_server_is_built_once_per_source_and_a_failed_build_is_one_line(tmp_path, monkeypatch):
+    from harness.storage import native
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a compiler that fails
+    assert native.build() == "the FUSE server did not compile: no output" and not native.path().exists()
+    assert list((tmp_path / "bin").iterdir()) == []  # no half-written file left
+    monkeypatch.delenv("CC")
+    assert native.build() is None and os.access(native.path(), os.X_OK)
+    built = native.path().stat().st_mtime_ns
+    assert native.build() is None and native.path().stat().st_mtime_ns == built  # not built again
+    assert native.path().parent == tmp_path / "bin" and native.path().name.startswith("harness-throttle-")
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither compiler nor pkg-config
+    monkeypatch.setattr(native, "path", lambda: tmp_path / "bin" / "other")
+    assert "a C compiler and pkg-config are needed" in native.build()
+
+
+@needs_fuse
+@pytest.mark.parametrize(
+    ("storage", "files", "bounds"),
+    [
+        # k readers wait their opens side by side: 10 opens of 20 ms, 5 at once, take 2 rounds (>= 40 ms), not 200 ms
+        ({"open_ms": 20}, (10, 1000), (0.04, 0.15)),
+        # one shared wire: 4 files of 1 MB at 100 MB/s take 40 ms in all however many read at once
+        ({"mb_per_s": 100}, (4, 1_000_000), (0.04, 0.3)),
+        # every read request (128 KiB) waits 5 ms, at most two in flight (one read ahead): 4 MB is 31 requests (>= 77 ms)
+        ({"read_ms": 5}, (1, 4_000_000), (0.077, 0.3)),
+        # jitter: 10 opens of 20 ms +-50% in order take between 100 and 300 ms (a sleep may run long: the bound is loose)
+        ({"open_ms": 20, "jitter_pct": 50}, (10, 1000), (0.1, 0.45)),
+    ],
+)
+def test_the_fuse_server_charges_its_known_delays(tmp_path, own_mounts, storage, files, bounds):
+    """The C server's delays as the issue states them, timed through a real mount (the first read of each file is timed)."""
+    count, size = files
+    (tmp_path / "datasets").mkdir()
+    for i in range(count):
+        (tmp_path / "datasets" / f"{i}.bin").write_bytes(os.urandom(size))
+    config = {"storage": {"kind": "throttled", "profile": "t", **storage}, "dataset": {"cache_dir": str(tmp_path)}}
+    with mounted(config, tmp_path / "datasets", tmp_path) as mount:
+        paths = [Path(mount["where"][MOUNT]) / f"{i}.bin" for i in range(count)]
+        took = _timed_reads(paths, threads=5 if "jitter_pct" not in storage else 1)
+    assert bounds[0] <= took < bounds[1], took
+    assert mount["facts"]["opens"] == count and mount["facts"]["bytes"] >= count * size
 
 
 @needs_fuse
@@ -181,7 +251,7 @@ def test_a_server_killed_under_a_reader_is_named_and_its_dead_mount_removed(tmp_
     config = {"storage": {"kind": "throttled", "profile": "t"}, "dataset": {"cache_dir": str(tmp_path)}}
     with mounted(config, tmp_path / "datasets", tmp_path) as mount:
         point = Path(mount["where"][MOUNT])
-        (server,) = subprocess.run(["pgrep", "-f", f"harness.storage.throttle {tmp_path}"], capture_output=True, text=True).stdout.split()
+        (server,) = subprocess.run(["pgrep", "-f", f"harness-throttle-[0-9a-f]+ {tmp_path}"], capture_output=True, text=True).stdout.split()
         os.kill(int(server), signal.SIGKILL)
         time.sleep(0.2)
         with pytest.raises(OSError):  # "Transport endpoint is not connected": what the loader sees
