@@ -10,7 +10,9 @@ Trials that share a node measure each other, so a sweep's jobs get whole nodes b
   address, ``auto``, or none: Ray then joins ``RAY_ADDRESS`` or a cluster ``ray start`` left
   running, and starts one only where it finds none) harness asks the cluster for its nodes first,
   in a short-lived process of its own: a guess above a node's CPUs would leave every job waiting
-  for ever, one below lets jobs share nodes. Joining also needs
+  for ever, one below lets jobs share nodes. Where every node has one unit of the custom resource
+  ``harness_node`` (``ray start --resources '{"harness_node": 1}'``), each job asks for one instead:
+  one job per node even where the nodes' sizes differ. Joining also needs
   ``ray.init.object_store_memory=null``: hydra-ray-launcher 1.2.2 passes a default that Ray refuses
   for a cluster it joins ("object_store_memory must not be provided").
 """
@@ -24,10 +26,12 @@ import sys
 from collections.abc import Sequence
 
 EXCLUSIVE = "++hydra.launcher.additional_parameters.exclusive=true"
+NODE_RESOURCE = "harness_node"  # ray start --resources '{"harness_node": 1}' on every node: one job per node (ci/cluster/start)
 JOIN = "++hydra.launcher.ray.init.object_store_memory=null"
 PROBE_TIMEOUT_S = 45.0  # ray.init retries an unreachable or refusing GCS for 20 s and more before it gives up
 
-# Run with the address as argv[1]; prints {"cpus": [one per live node]}, or {"none": reason} when "auto" finds no cluster.
+# Run with the address as argv[1]; prints {"cpus": [one per live node], "marked": [its harness_node resource]}, or
+# {"none": reason} when "auto" finds no cluster.
 _PROBE = """
 import json, logging, sys
 import ray
@@ -35,7 +39,8 @@ try:
     ray.init(address=sys.argv[1], logging_level=logging.ERROR, log_to_driver=False)
 except ConnectionError as exc:
     print(json.dumps({"none": str(exc).splitlines()[0]})); sys.exit(0)
-print(json.dumps({"cpus": [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]}))
+live = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+print(json.dumps({"cpus": [r.get("CPU", 0) for r in live], "marked": [r.get("harness_node", 0) for r in live]}))
 ray.shutdown()
 """
 
@@ -72,8 +77,22 @@ def _ray(overrides: Sequence[str]) -> list[str]:
     added = [] if any("ray.init.object_store_memory" in o for o in overrides) else [JOIN]
     if chosen:
         return added
-    cpus = _cluster_node(answer, "a running Ray cluster" if unset else f"the Ray cluster at {address}")
+    where = "a running Ray cluster" if unset else f"the Ray cluster at {address}"
+    if answer.get("cpus") and all(m == 1 for m in answer.get("marked") or [0]):
+        return [*added, *_marked_nodes(answer, where)]
+    cpus = _cluster_node(answer, where)
     return [*added, *([f"++hydra.launcher.ray.remote.num_cpus={cpus}"] if cpus is not None else [])]
+
+
+def _marked_nodes(answer: dict, where: str) -> list[str]:
+    """Every node has one unit of the custom resource ``harness_node``: each job asks for one, so one job runs per node
+    whatever the nodes' sizes (by CPUs alone a node twice the smallest runs two), with the smallest node's CPUs."""
+    smallest = int(min(answer["cpus"]))
+    say(
+        f"each Ray job asks for one {NODE_RESOURCE} (each of the {len(answer['cpus'])} node(s) of {where} has one) and "
+        f"{smallest} CPUs: one trial per node; +hydra.launcher.ray.remote.num_cpus=1 lets them share"
+    )
+    return [f"++hydra.launcher.ray.remote.num_cpus={smallest}", f"++hydra.launcher.ray.remote.resources={{{NODE_RESOURCE}:1}}"]
 
 
 def _local_node(overrides: Sequence[str]) -> str:

@@ -1,0 +1,86 @@
+"""A sweep across two test hosts (ci/cluster/start: network and UTS namespaces on one machine) with Hydra's Ray launcher.
+
+Node 1 has one core and node 2 two: each Ray job asks for one ``harness_node`` (every node has
+one), so one trial runs per node at a time whatever the node's size; the rows name both hosts and
+the report says that they ran on two machines. ``ci/cluster/stop`` then leaves no namespace,
+link, process or folder behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.results.model import read_result
+from harness.results.placement import overlaps
+from harness.results.table import find_results
+from tests.conftest import ROOT
+from tests.integration.test_launcher import TINY, rows
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "ci/cluster/start needs root (network namespaces, veth pairs)"
+    if not (shutil.which("ip") and shutil.which("unshare") and shutil.which("taskset")):
+        return "ci/cluster/start needs ip (iproute2), unshare and taskset (util-linux)"
+    if len(os.sched_getaffinity(0)) < 2:
+        return "two nodes of one and two cores need two cores"
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return "the Ray cluster needs the ray extra: pip install -e '.[ray]'"
+    if subprocess.run(["ip", "link", "show", "harness-br0"], capture_output=True).returncode == 0:
+        return "a cluster of ci/cluster/start is already up on this machine (ci/cluster/stop)"
+    return None
+
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))]
+CLUSTER = ROOT / "ci" / "cluster"
+SWEEP = ["loader=synthetic", "loader.produce_ms=1,2,3,4", "trial.seconds=2", "trial.warmup_steps=2", "trial.timeout_s=60", *TINY]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Two nodes (node 1: core 0; node 2: cores 0 and 1) with Ray; stopped, and checked gone, after the test."""
+    state = Path(tempfile.mkdtemp(prefix="harness-cl-"))  # short: Ray's socket paths must fit in 107 bytes
+    env = dict(os.environ, HARNESS_CLUSTER_DIR=str(state), NODE_CPUS="0 0,1", PYTHON=sys.executable, PYTHONPATH=str(ROOT))
+    started = subprocess.run([CLUSTER / "start", "2"], env=env, capture_output=True, text=True, timeout=240)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield env
+    finally:
+        stopped = subprocess.run([CLUSTER / "stop"], env=env, capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert _left(state) == [], _left(state)
+
+
+def _left(state: Path) -> list[str]:
+    """What a stopped cluster must not leave: its namespaces, links, processes and folder."""
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    left = [n for n in netns if n.startswith("harness-node")]
+    left += [name for name in ("harness-br0", "hn1@", "hn2@") if name in links]
+    left += [" ".join(p.info["cmdline"]) for p in psutil.process_iter(["cmdline"]) if str(state) in " ".join(p.info["cmdline"] or [])]
+    return left + ([str(state)] if state.exists() else [])
+
+
+def test_a_ray_sweep_runs_one_trial_per_node_on_two_hosts_of_different_sizes(cluster, tmp_path):
+    argv = [CLUSTER / "run", "1", sys.executable, "-m", "harness", "sweep", *SWEEP, "hydra/launcher=ray"]
+    argv += ["+hydra.launcher.ray.remote.max_calls=1", "hydra.launcher.ray.init.address=10.77.0.1:6379"]
+    argv += [f"hydra.sweep.dir={tmp_path / 'ray'}"]
+    env = dict(cluster, HARNESS_CEILINGS="0")
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "each Ray job asks for one harness_node (each of the 2 node(s)" in done.stderr
+    table = [r for r in rows(tmp_path / "ray") if r["kind"] == "trial"]
+    assert len(table) == 4 and {r["status"] for r in table} == {"ok"}
+    assert {r["host"] for r in table} == {"harness-node1", "harness-node2"}
+    assert not overlaps([read_result(path) for path in find_results(tmp_path / "ray")])  # one trial per node at a time
+    assert "ran on 2 machines: harness-node1" in (tmp_path / "ray" / "summary.md").read_text()
