@@ -107,19 +107,30 @@ def _num(x) -> str:
     return "–" if x is None else f"{x:,.2f}" if abs(x) < 100 else f"{x:,.0f}"
 
 
+def _unbroken_p(said: str) -> str:
+    """A reading's "(p 3.6e-05)" kept on one line (a line may otherwise break at its exponent's hyphen)."""
+    import re
+
+    return re.sub(r"\(p [^)]*\)", lambda m: f'<span class="m">{m.group(0)}</span>', said)
+
+
 def render(name_a: str, name_b: str, a: dict, b: dict, rows: list[dict]) -> str:
-    """One self-contained page: the two sweeps, their machines, the matched table, the variants only one has."""
+    """One self-contained page: the two sweeps, their machines, the matched table, the variants only one has.
+
+    Figures and metric names never wrap (a number cut in two reads as two); labels and readings wrap between words.
+    """
     e = html.escape
     machines = "the same machine" if a.get("fingerprint") == b.get("fingerprint") else "different machines (fingerprints differ)"
     body = "".join(
-        f'<tr class="{r["css"]}"><td class="l">{e(r["variant"])}</td><td class="l">{e(r["metric"])}</td><td>{_num(r["a"])}</td>'
-        f'<td>{_num(r["b"])}</td><td>{e(r["change"])}</td><td>{e(r["noise"])}</td><td class="l">{e(r["said"])}</td></tr>'
+        f'<tr class="{r["css"]}"><td class="l">{e(r["variant"])}</td><td class="l m">{e(r["metric"])}</td><td>{_num(r["a"])}</td>'
+        f'<td>{_num(r["b"])}</td><td>{e(r["change"])}</td><td>{e(r["noise"])}</td><td class="l">{_unbroken_p(e(r["said"]))}</td></tr>'
         for r in rows
     )
     only = "".join(f"<p class='small'>Only in {side}: {e(', '.join(names))}</p>" for side, names in _unmatched(a, b).items() if names)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>compare {e(name_a)} and {e(name_b)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:72em}} table{{border-collapse:collapse}}
-td,th{{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right;overflow-wrap:anywhere}} .l{{text-align:left}}
+td,th{{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}}
+.l{{text-align:left;white-space:normal;overflow-wrap:anywhere}} .m{{white-space:nowrap}}
 tr.regressed{{background:#fde2e1}} tr.improved{{background:#e3f6e5}} .small{{color:#555;font-size:.9em}}</style></head>
 <body><h1>Two sweeps compared</h1>
 <p><b>A</b>: {e(name_a)} (commit {e(str(a.get("commit") or "unknown"))})<br>
