@@ -1,9 +1,10 @@
-"""A sweep across two test hosts (ci/cluster/start: network and UTS namespaces on one machine) with Hydra's Ray launcher.
+"""A sweep across two test hosts (ci/cluster/start: network and UTS namespaces on one machine), with Hydra's Ray
+launcher and with submitit_slurm.
 
-Node 1 has one core and node 2 two: each Ray job asks for one ``harness_node`` (every node has
-one), so one trial runs per node at a time whatever the node's size; the rows name both hosts and
-the report says that they ran on two machines. ``ci/cluster/stop`` then leaves no namespace,
-link, process or folder behind.
+Node 1 has one core and node 2 two. Under Ray each job asks for one ``harness_node`` (every node
+has one), under SLURM for a whole node (``sbatch --exclusive``), so one trial runs per node at a
+time whatever the node's size; the rows name both hosts and the report says that they ran on two
+machines. ``ci/cluster/stop`` then leaves no namespace, link, process or folder behind.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ SWEEP = ["loader=synthetic", "loader.produce_ms=1,2,3,4", "trial.seconds=2", "tr
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    """Two nodes (node 1: core 0; node 2: cores 0 and 1) with Ray; stopped, and checked gone, after the test."""
+def cluster(request, tmp_path):
+    """Two nodes (node 1: core 0; node 2: cores 0 and 1) with the service ``request.param`` (ray or slurm); stopped, and
+    checked gone, after the test."""
     state = Path(tempfile.mkdtemp(prefix="harness-cl-"))  # short: Ray's socket paths must fit in 107 bytes
     env = dict(os.environ, HARNESS_CLUSTER_DIR=str(state), NODE_CPUS="0 0,1", PYTHON=sys.executable, PYTHONPATH=str(ROOT))
-    started = subprocess.run([CLUSTER / "start", "2"], env=env, capture_output=True, text=True, timeout=240)
+    started = subprocess.run([CLUSTER / "start", "2", request.param], env=env, capture_output=True, text=True, timeout=300)
     try:
+        if request.param == "slurm" and "ci/slurm/start (packages, munge, slurmdbd) failed" in started.stderr:
+            pytest.skip(f"no SLURM here: {started.stderr.strip().splitlines()[0]} (make slurm)")
         assert started.returncode == 0, started.stdout + started.stderr
         yield env
     finally:
@@ -71,16 +75,24 @@ def _left(state: Path) -> list[str]:
     return left + ([str(state)] if state.exists() else [])
 
 
-def test_a_ray_sweep_runs_one_trial_per_node_on_two_hosts_of_different_sizes(cluster, tmp_path):
-    argv = [CLUSTER / "run", "1", sys.executable, "-m", "harness", "sweep", *SWEEP, "hydra/launcher=ray"]
-    argv += ["+hydra.launcher.ray.remote.max_calls=1", "hydra.launcher.ray.init.address=10.77.0.1:6379"]
-    argv += [f"hydra.sweep.dir={tmp_path / 'ray'}"]
+@pytest.mark.parametrize("cluster", ["ray", "slurm"], indirect=True)
+def test_a_sweep_runs_one_trial_per_node_on_two_hosts_of_different_sizes(cluster, request, tmp_path):
+    service, out = request.node.callspec.params["cluster"], tmp_path / "sweep"
+    harness = [sys.executable, "-m", "harness", "sweep", *SWEEP, f"hydra.sweep.dir={out}"]
     env = dict(cluster, HARNESS_CEILINGS="0")
+    if service == "ray":  # Ray's driver needs a raylet: the sweep runs on node 1
+        argv = [CLUSTER / "run", "1", *harness, "hydra/launcher=ray", "+hydra.launcher.ray.remote.max_calls=1"]
+        argv += ["hydra.launcher.ray.init.address=10.77.0.1:6379"]
+        said = "each Ray job asks for one harness_node (each of the 2 node(s)"
+    else:  # sbatch on the host, to the nodes' own slurmctld
+        argv = [*harness, "hydra/launcher=submitit_slurm", "hydra.launcher.name=harness_test_cluster"]
+        env["SLURM_CONF"] = str(Path(cluster["HARNESS_CLUSTER_DIR"]) / "slurm" / "slurm.conf")
+        said = "SLURM jobs ask for whole nodes (sbatch --exclusive)"
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert "each Ray job asks for one harness_node (each of the 2 node(s)" in done.stderr
-    table = [r for r in rows(tmp_path / "ray") if r["kind"] == "trial"]
+    assert said in done.stderr
+    table = [r for r in rows(out) if r["kind"] == "trial"]
     assert len(table) == 4 and {r["status"] for r in table} == {"ok"}
     assert {r["host"] for r in table} == {"harness-node1", "harness-node2"}
-    assert not overlaps([read_result(path) for path in find_results(tmp_path / "ray")])  # one trial per node at a time
-    assert "ran on 2 machines: harness-node1" in (tmp_path / "ray" / "summary.md").read_text()
+    assert not overlaps([read_result(path) for path in find_results(out)])  # one trial per node at a time
+    assert "ran on 2 machines: harness-node1" in (out / "summary.md").read_text()
