@@ -62,7 +62,7 @@ test: $(STAMP)
 ## The documentation site (MkDocs, docs/ and mkdocs.yml) into site/, strictly: a broken link or anchor fails.
 ## The reference pages are generated from the code at each build (docs/gen_ref.py, harness/reference.py).
 docs: $(STAMP)
-	DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --quiet
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	@echo "docs: site/index.html"
 
 ## The report screenshot the README and the docs show, from a real quickstart sweep, taken in headless
