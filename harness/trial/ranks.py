@@ -9,8 +9,9 @@ A rank whose loader or step is slower holds the others there: what they wait, pe
 
 The trial's own process is rank 0: it talks to the parent and writes ``result.json``. It
 starts ranks 1..N-1 as ``python -m harness.trial.worker TRIAL_DIR --rank K`` before it builds
-its own loader; they meet through a file in the trial's folder (torch.distributed's file
-rendezvous: no port to choose, one machine), and each writes ``rank-K.json`` (its own
+its own loader; they meet over TCP, as torchrun's ranks do: rank 0 serves a torch.distributed
+``TCPStore`` on a port the OS picks and gives the others its address (``MASTER_ADDR``,
+``MASTER_PORT``), and each writes ``rank-K.json`` (its own
 :class:`~harness.results.model.TrialResult`). Rank 0 then merges them: per-rank figures, the
 aggregate, and the straggler cost. The peers are in the trial's process group, so a timeout
 kills them with it.
@@ -26,11 +27,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 
-STORE_FILE = "ranks.rendezvous"
 POLL_S = 0.05
+HOST = "127.0.0.1"  # every rank of a trial runs on this machine (rank 0 starts them)
 
 
 def rank_file(trial_dir: Path, rank: int) -> Path:
@@ -49,32 +51,40 @@ class Rank:
     gpu: int | None = None  # the rank's CUDA device index, where cuda
     peers: list[subprocess.Popen] = field(default_factory=list)  # rank 0 only
     _flag: object = None
+    _store: Any = None  # rank 0: the torch.distributed TCPStore it serves, from start_peers (torch imported lazily)
 
     @property
     def backend(self) -> str:
         return "nccl" if self.cuda else "gloo"
 
-    def environ(self, rank: int) -> dict[str, str]:
-        """The variables torchrun sets, so that a user's pipeline (``loader=custom``) can find its rank as it would in training."""
+    def environ(self, rank: int, port: int) -> dict[str, str]:
+        """The variables torchrun sets, so that a user's pipeline (``loader=custom``) can find its rank as it would in
+        training, and the ranks their rendezvous (``MASTER_ADDR``, ``MASTER_PORT``: rank 0's store)."""
         n = str(self.ranks)
-        return {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": n, "LOCAL_WORLD_SIZE": n}
+        rendezvous = {"MASTER_ADDR": HOST, "MASTER_PORT": str(port)}
+        return {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": n, "LOCAL_WORLD_SIZE": n, **rendezvous}
 
     def start_peers(self) -> None:
-        """Rank 0: start ranks 1..N-1 (each logs to ``rank-K.log``), before building its own loader."""
-        store = self.trial_dir / STORE_FILE
-        store.unlink(missing_ok=True)  # a file rendezvous left by an earlier attempt would mix two groups
-        os.environ.update(self.environ(0))
+        """Rank 0: serve the rendezvous, then start ranks 1..N-1 (each logs to ``rank-K.log``), before building its own loader."""
+        import torch.distributed as dist
+
+        # port 0: the OS picks a free one, so trials (or sweeps) side by side never meet each other's ranks
+        timeout = timedelta(seconds=self.timeout_s)
+        # not waiting for the workers here: they start below, and rank 0 waits for them in join (naming one that died)
+        self._store = dist.TCPStore(HOST, 0, self.ranks, is_master=True, timeout=timeout, wait_for_workers=False)
+        port = self._store.port
+        os.environ.update(self.environ(0, port))
         for k in range(1, self.ranks):
             with open(self.trial_dir / f"rank-{k}.log", "wb") as log:
                 command = [sys.executable, "-m", "harness.trial.worker", str(self.trial_dir), "--rank", str(k)]
-                env = {**os.environ, **self.environ(k)}
+                env = {**os.environ, **self.environ(k, port)}
                 self.peers.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env))
 
     def join(self) -> None:
         """Meet the other ranks: rank 0 first waits until every peer has built its loader (or names the one that failed).
 
-        The ranks share a torch.distributed ``FileStore`` in the trial's folder; a peer says it
-        is ready there, and rank 0 polls it beside its peers' exit codes, so a peer that died
+        The ranks share rank 0's torch.distributed ``TCPStore`` (``MASTER_ADDR``:``MASTER_PORT``); a peer
+        says it is ready there, and rank 0 polls it beside its peers' exit codes, so a peer that died
         while building is reported at once instead of after the process group's timeout.
         """
         import torch
@@ -83,10 +93,13 @@ class Rank:
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # every rank of a trial is on this machine
         if self.cuda:
             torch.cuda.set_device(self.gpu)  # NCCL binds each rank to the device current when it joins
-        store = dist.FileStore(str(self.trial_dir / STORE_FILE), self.ranks)
         if self.index == 0:
+            store = self._store
             self._wait_ready(store)
         else:
+            timeout = timedelta(seconds=self.timeout_s)
+            addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+            store = dist.TCPStore(addr, port, self.ranks, is_master=False, timeout=timeout)
             store.set(f"ready-{self.index}", "1")
         dist.init_process_group(
             self.backend, store=store, rank=self.index, world_size=self.ranks, timeout=timedelta(seconds=self.timeout_s)

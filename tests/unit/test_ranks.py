@@ -137,3 +137,22 @@ def test_the_merged_step_arrays_are_the_trials_so_check_windows_say_what_the_row
     assert w["stall_pct"] and all(x == pytest.approx(result.summary["stall_pct"]) for x in w["stall_pct"])
     assert all(x == pytest.approx(result.summary["au_pct"]) for x in w["au_pct"])
     assert all(x == pytest.approx(result.summary["samples_per_s"]) for x in w["samples_per_s"])
+
+
+def test_ranks_meet_over_tcp_at_the_address_rank_0_serves_as_torchrun_would_set_it(tmp_path):
+    """Rank 0 serves a TCPStore on a port the OS picks (not a file in the trial's folder, which only one machine sees);
+    a peer finds it through MASTER_ADDR and MASTER_PORT, and what one sets the other reads."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from harness.trial.ranks import Rank
+
+    zero = Rank(0, 2, tmp_path, timeout_s=30)
+    zero._store = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, timeout=timedelta(seconds=30), wait_for_workers=False)
+    env = zero.environ(1, zero._store.port)
+    assert env["MASTER_ADDR"] == "127.0.0.1" and int(env["MASTER_PORT"]) == zero._store.port > 0
+    assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"]) == ("1", "2", "1")
+    peer = dist.TCPStore(env["MASTER_ADDR"], int(env["MASTER_PORT"]), 2, is_master=False, timeout=timedelta(seconds=30))
+    peer.set("ready-1", "1")
+    assert zero._store.check(["ready-1"]) and not list(tmp_path.iterdir())
