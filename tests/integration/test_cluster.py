@@ -29,8 +29,8 @@ from tests.integration.test_launcher import TINY, rows
 def _why_not() -> str | None:
     if os.geteuid() != 0:
         return "ci/cluster/start needs root (network namespaces, veth pairs)"
-    if not (shutil.which("ip") and shutil.which("unshare") and shutil.which("taskset")):
-        return "ci/cluster/start needs ip (iproute2), unshare and taskset (util-linux)"
+    if not all(shutil.which(tool) for tool in ("ip", "unshare", "nsenter", "taskset")):
+        return "ci/cluster/start needs ip (iproute2), unshare, nsenter and taskset (util-linux)"
     if len(os.sched_getaffinity(0)) < 2:
         return "two nodes of one and two cores need two cores"
     try:
