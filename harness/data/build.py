@@ -24,7 +24,7 @@ from pathlib import Path
 
 import harness.progress as progress
 from harness.config.schema import choice
-from harness.data import photos, scan, synth
+from harness.data import cache_home, photos, scan, synth
 from harness.data.manifest import MANIFEST_FILE, DatasetManifest, Sample
 from harness.errors import HarnessError
 
@@ -36,8 +36,8 @@ COMPRESSIONS = ("none", "gzip")
 
 def cache_root(conf) -> Path:
     """Where datasets are built: ``dataset.cache_dir``, else ``$HARNESS_CACHE``, else ``~/.cache/harness``."""
-    base = conf.cache_dir or os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness"
-    return Path(base).expanduser().resolve() / "datasets"
+    base = Path(conf.cache_dir).expanduser() if conf.cache_dir else cache_home()
+    return base.resolve() / "datasets"
 
 
 def dataset_params(conf) -> dict:

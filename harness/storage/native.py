@@ -7,6 +7,7 @@ never run a half-written file: each compiles to a temporary name and renames it 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -20,10 +21,16 @@ INSTALL = "Debian/Ubuntu: apt-get install gcc pkg-config libfuse3-dev, or make f
 
 
 def path() -> Path:
-    """Where this source's build lives (it may not be built yet)."""
-    base = Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness").expanduser()
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    return base / "bin" / f"{NAME}-{digest}"
+    """Where this source's build lives (it may not be built yet): under harness's cache folder, which a test may move."""
+    from harness.data import cache_home
+
+    return cache_home() / "bin" / f"{NAME}-{_digest()}"
+
+
+@functools.cache
+def _digest() -> str:
+    """The source's hash, read once a process (every throttled trial asks for the path twice)."""
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
 
 
 def build() -> str | None:
