@@ -57,6 +57,11 @@ class Rank:
     def backend(self) -> str:
         return "nccl" if self.cuda else "gloo"
 
+    @property
+    def timeout(self) -> timedelta:
+        """How long the rendezvous and each collective may wait: the trial's own timeout."""
+        return timedelta(seconds=self.timeout_s)
+
     def environ(self, rank: int, port: int) -> dict[str, str]:
         """The variables torchrun sets, so that a user's pipeline (``loader=custom``) can find its rank as it would in
         training, and the ranks their rendezvous (``MASTER_ADDR``, ``MASTER_PORT``: rank 0's store)."""
@@ -68,10 +73,9 @@ class Rank:
         """Rank 0: serve the rendezvous, then start ranks 1..N-1 (each logs to ``rank-K.log``), before building its own loader."""
         import torch.distributed as dist
 
-        # port 0: the OS picks a free one, so trials (or sweeps) side by side never meet each other's ranks
-        timeout = timedelta(seconds=self.timeout_s)
-        # not waiting for the workers here: they start below, and rank 0 waits for them in join (naming one that died)
-        self._store = dist.TCPStore(HOST, 0, self.ranks, is_master=True, timeout=timeout, wait_for_workers=False)
+        # port 0: the OS picks a free one, so trials (or sweeps) side by side never meet each other's ranks; not waiting
+        # for the workers here: they start below, and rank 0 waits for them in join (naming one that died)
+        self._store = dist.TCPStore(HOST, 0, self.ranks, is_master=True, timeout=self.timeout, wait_for_workers=False)
         port = self._store.port
         os.environ.update(self.environ(0, port))
         for k in range(1, self.ranks):
@@ -97,13 +101,10 @@ class Rank:
             store = self._store
             self._wait_ready(store)
         else:
-            timeout = timedelta(seconds=self.timeout_s)
             addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
-            store = dist.TCPStore(addr, port, self.ranks, is_master=False, timeout=timeout)
+            store = dist.TCPStore(addr, port, self.ranks, is_master=False, timeout=self.timeout)
             store.set(f"ready-{self.index}", "1")
-        dist.init_process_group(
-            self.backend, store=store, rank=self.index, world_size=self.ranks, timeout=timedelta(seconds=self.timeout_s)
-        )
+        dist.init_process_group(self.backend, store=store, rank=self.index, world_size=self.ranks, timeout=self.timeout)
         device = torch.device("cuda", self.gpu or 0) if self.cuda else torch.device("cpu")
         self._flag = torch.zeros(1, device=device)
 
