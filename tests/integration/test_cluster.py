@@ -82,7 +82,8 @@ def test_a_sweep_runs_one_trial_per_node_on_two_hosts_of_different_sizes(cluster
     env = dict(cluster, HARNESS_CEILINGS="0")
     if service == "ray":  # Ray's driver needs a raylet: the sweep runs on node 1
         argv = [CLUSTER / "run", "1", *harness, "hydra/launcher=ray", "+hydra.launcher.ray.remote.max_calls=1"]
-        argv += ["hydra.launcher.ray.init.address=10.77.0.1:6379"]
+        address = (Path(cluster["HARNESS_CLUSTER_DIR"]) / "ray-address").read_text().strip()  # what start wrote
+        argv += [f"hydra.launcher.ray.init.address={address}"]
         said = "each Ray job asks for one harness_node (each of the 2 node(s)"
     else:  # sbatch on the host, to the nodes' own slurmctld
         argv = [*harness, "hydra/launcher=submitit_slurm", "hydra.launcher.name=harness_test_cluster"]
