@@ -24,9 +24,10 @@ from pathlib import Path
 
 import harness.progress as progress
 from harness.config.schema import choice
-from harness.data import cache_home, photos, scan, synth
+from harness.data import photos, scan, synth
 from harness.data.manifest import MANIFEST_FILE, DatasetManifest, Sample
 from harness.errors import HarnessError
+from harness.paths import cache_home
 
 # JPEG and PNG are read as they are; the others are converted to PNG (see harness.data.scan).
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}

@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from harness.paths import cache_home
+
 SOURCE = Path(__file__).with_name("throttle.c")
 NAME = "harness-throttle"  # the binary's name (with the source's hash), so a test can find its process
 INSTALL = "Debian/Ubuntu: apt-get install gcc pkg-config libfuse3-dev, or make fuse"
@@ -22,8 +24,6 @@ INSTALL = "Debian/Ubuntu: apt-get install gcc pkg-config libfuse3-dev, or make f
 
 def path() -> Path:
     """Where this source's build lives (it may not be built yet): under harness's cache folder, which a test may move."""
-    from harness.data import cache_home
-
     return cache_home() / "bin" / f"{NAME}-{_digest()}"
 
 
