@@ -239,11 +239,18 @@ def _narrowed_axes(name):
     return narrowed
 
 
+# The presets whose sweep also calibrates and checks that no trial beats a ceiling: one per kind of ceiling (CPU per
+# decoder and augment library, I/O from the local disk, from shards, from a storage profile). The quick calibration runs
+# each chain alone once more, doubling a preset's processes; test_calibrate checks the ceilings of other loaders.
+CALIBRATED = {"quickstart", "tfrecord", "remote_storage", "augment_order"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", _experiments())
 def test_every_experiment_preset_runs(cli, tmp_path, name):
     """Every job of every preset composes and validates; the ends of its first axis run end to end (the other axes at
-    their last value), and no ceiling their calibration measured lies below a steady state any of their trials measured.
+    their last value), and, for the presets in CALIBRATED, no ceiling their calibration measured lies below a steady
+    state any of their trials measured.
 
     Running every job (46) took 5 of the suite's 14 minutes on 2 cores, and both ends of every axis (25 jobs, each
     with its chain alone) 515 of 2,200 test-seconds on a slower machine; the jobs left out differ from those run
@@ -269,13 +276,15 @@ def test_every_experiment_preset_runs(cli, tmp_path, name):
     for job in expand_sweep([f"experiment={name}", *shrink]):
         validate(compose(job))
     ends = _narrowed_axes(name)
-    done = cli("sweep", f"experiment={name}", *ends, *shrink, "report.ceilings=quick", timeout=900)
+    ceilings = "quick" if name in CALIBRATED else "false"
+    done = cli("sweep", f"experiment={name}", *ends, *shrink, f"report.ceilings={ceilings}", timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     root = sweep_dir(done, tmp_path)
     rows = read_rows(root)
     assert len([r for r in rows if r["kind"] == "trial"]) == len(expand_sweep([f"experiment={name}", *ends, *shrink]))
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
-    _ceilings_hold(root)
+    if name in CALIBRATED:
+        _ceilings_hold(root)
     if name == "quickstart":  # the README's screenshot: no label cut, one ceiling row per kind (one decoder, one dataset)
         _reads_at_a_glance(root)
 
