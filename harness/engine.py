@@ -22,6 +22,7 @@ job ``JOB/result.json``) in the sweep folder, and the rows of ``results.csv`` ar
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -495,6 +496,8 @@ def format_line(result: TrialResult) -> str:
         r = result.ranks
         line += f"\n      {r['ranks']} ranks: straggler {s['straggler_pct']:.1f}% (slowest rank {r['slowest']}"
         line += f" at {s['slowest_rank_samples_per_s']:.1f} samples/s), all-reduce {s['allreduce_pct']:.1f}%"
+        hosts = r.get("hosts") or []
+        line += f", on {len(hosts)} hosts ({', '.join(hosts)})" if len(hosts) > 1 else ""
     return line
 
 
@@ -507,6 +510,7 @@ def task(cfg: DictConfig) -> JobOutcome:
     ``task.run`` (below), so that the trials of all jobs interleave.
     """
     check_job(cfg)  # a run, or a job another launcher started: nothing checked it in this process
+    _tell_trials_the_cluster()
     p = plan(cfg)
     if p.root == p.job_dir:  # ``run``: the folder is the run's own, with its schedule.json
         results = run_planned([p], bench=False)
@@ -518,6 +522,13 @@ def task(cfg: DictConfig) -> JobOutcome:
 
         outcome.files, outcome.left_out = pack(p.job_dir, p.root)
     return outcome
+
+
+def _tell_trials_the_cluster() -> None:
+    """In a job Ray runs: its trials learn the cluster's address (``RAY_ADDRESS``), where ranks on other nodes start."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
 
 
 # The three phases the harness launcher calls; a plain function keeps them as attributes,

@@ -210,6 +210,9 @@ def _validate_runtime(cfg) -> None:
         check_positive(f"threads.{key}", getattr(cfg.threads, key), allow_zero=True)
 
 
+PLACEMENTS = ("machine", "nodes")  # consumer.rank_placement
+
+
 def _validate_ranks(cfg, loader) -> None:
     """``consumer.ranks`` and what it needs: a family that can shard, torch.distributed, the cores per rank."""
     c, ranks = cfg.consumer, cfg.consumer.ranks
@@ -218,7 +221,11 @@ def _validate_ranks(cfg, loader) -> None:
     check_positive("trial.cpus_per_rank", cfg.trial.cpus_per_rank, optional=True)
     if c.slow_rank is not None and not 0 <= c.slow_rank < ranks:
         raise ConfigError(f"consumer.slow_rank={c.slow_rank}: there are ranks 0..{ranks - 1} (consumer.ranks={ranks})")
+    if c.rank_placement not in PLACEMENTS:
+        raise ConfigError(f"consumer.rank_placement={c.rank_placement}: one of {', '.join(PLACEMENTS)}")
     if ranks == 1:
+        if c.rank_placement != "machine":
+            raise ConfigError(f"consumer.rank_placement={c.rank_placement} places ranks: set consumer.ranks > 1 too")
         if cfg.trial.cpus_per_rank is not None:
             raise ConfigError(f"trial.cpus_per_rank={cfg.trial.cpus_per_rank} needs consumer.ranks > 1; for one process use trial.cpus")
         return
@@ -240,7 +247,8 @@ def _validate_ranks(cfg, loader) -> None:
         raise ConfigError("trial.cpus and trial.cpus_per_rank both set: with ranks, give the cores per rank only")
     from harness.trial.cores import check_per_rank
 
-    check_per_rank(cfg.trial.cpus_per_rank, ranks)
+    if c.rank_placement == "machine":  # on nodes, each rank has its node's cores to itself
+        check_per_rank(cfg.trial.cpus_per_rank, ranks)
 
 
 def trial_bound(trial) -> dict:

@@ -15,6 +15,14 @@ its own loader; they meet over TCP, as torchrun's ranks do: rank 0 serves a torc
 :class:`~harness.results.model.TrialResult`). Rank 0 then merges them: per-rank figures, the
 aggregate, and the straggler cost. The peers are in the trial's process group, so a timeout
 kills them with it.
+
+With ``consumer.rank_placement=nodes`` ranks 1..N-1 run on other nodes of the Ray cluster the
+trial's job runs in (hydra/launcher=ray; every node holds one ``harness_node``): rank 0 reserves
+N-1 other nodes at once (a ``STRICT_SPREAD`` placement group of one ``harness_node`` each), serves
+the store on its node's address and starts ``python -m harness.trial.peer`` there through Ray. Such
+a peer shares no folder with rank 0: it takes the trial's request and config from the store, reads
+the dataset from its own node's cache (building it there if missing) and puts its result back in
+the store.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from typing import Any
 from harness.errors import HarnessError
 
 POLL_S = 0.05
-HOST = "127.0.0.1"  # every rank of a trial runs on this machine (rank 0 starts them)
+HOST = "127.0.0.1"  # rank_placement=machine: every rank of a trial runs on this machine (rank 0 starts them)
+NODE_RESOURCE = "harness_node"  # rank_placement=nodes: one unit on every Ray node (harness.commands.nodes)
 
 
 def rank_file(trial_dir: Path, rank: int) -> Path:
@@ -50,8 +59,11 @@ class Rank:
     cuda: bool = False  # NCCL on the rank's GPU; gloo on the CPU otherwise
     gpu: int | None = None  # the rank's CUDA device index, where cuda
     peers: list[subprocess.Popen] = field(default_factory=list)  # rank 0 only
+    placement: str = "machine"  # consumer.rank_placement: machine | nodes (peers on other Ray nodes)
+    host: str = HOST  # the address rank 0's store is served on
     _flag: object = None
     _store: Any = None  # rank 0: the torch.distributed TCPStore it serves, from start_peers (torch imported lazily)
+    _remote: Any = None  # rank 0, placement nodes: the RemotePeers that run the peers through Ray
 
     @property
     def backend(self) -> str:
@@ -66,18 +78,28 @@ class Rank:
         """The variables torchrun sets, so that a user's pipeline (``loader=custom``) can find its rank as it would in
         training, and the ranks their rendezvous (``MASTER_ADDR``, ``MASTER_PORT``: rank 0's store)."""
         n = str(self.ranks)
-        rendezvous = {"MASTER_ADDR": HOST, "MASTER_PORT": str(port)}
+        rendezvous = {"MASTER_ADDR": self.host, "MASTER_PORT": str(port)}
+        if self.placement == "nodes":  # one rank per node: each is the only one, and the first, of its node
+            return {"RANK": str(rank), "LOCAL_RANK": "0", "WORLD_SIZE": n, "LOCAL_WORLD_SIZE": "1", **rendezvous}
         return {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": n, "LOCAL_WORLD_SIZE": n, **rendezvous}
 
     def start_peers(self) -> None:
         """Rank 0: serve the rendezvous, then start ranks 1..N-1 (each logs to ``rank-K.log``), before building its own loader."""
         import torch.distributed as dist
 
+        if self.placement == "nodes":
+            from harness.trial.peer import RemotePeers
+
+            self._remote = RemotePeers.reserve(self.ranks - 1, self.timeout_s)  # before the store: nothing to serve yet if none
+            self.host = self._remote.address
         # port 0: the OS picks a free one, so trials (or sweeps) side by side never meet each other's ranks; not waiting
         # for the workers here: they start below, and rank 0 waits for them in join (naming one that died)
-        self._store = dist.TCPStore(HOST, 0, self.ranks, is_master=True, timeout=self.timeout, wait_for_workers=False)
+        self._store = dist.TCPStore(self.host, 0, self.ranks, is_master=True, timeout=self.timeout, wait_for_workers=False)
         port = self._store.port
         os.environ.update(self.environ(0, port))
+        if self._remote is not None:
+            self._remote.start(self._store, self.trial_dir, {k: self.environ(k, port) for k in range(1, self.ranks)})
+            return
         for k in range(1, self.ranks):
             with open(self.trial_dir / f"rank-{k}.log", "wb") as log:
                 command = [sys.executable, "-m", "harness.trial.worker", str(self.trial_dir), "--rank", str(k)]
@@ -94,7 +116,7 @@ class Rank:
         import torch
         import torch.distributed as dist
 
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # every rank of a trial is on this machine
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", interface(self.host))  # the link its ranks meet on (lo on one machine)
         if self.cuda:
             torch.cuda.set_device(self.gpu)  # NCCL binds each rank to the device current when it joins
         if self.index == 0:
@@ -130,14 +152,23 @@ class Rank:
             for k in sorted(waiting):
                 if store.check([f"ready-{k}"]):
                     waiting.discard(k)
-                elif self.peers[k - 1].poll() is not None:
-                    raise HarnessError(f"rank {k} of {self.ranks} failed before the ranks met: {peer_error(self.trial_dir, k)}")
+                elif self._ended(k):
+                    raise HarnessError(f"rank {k} of {self.ranks} failed before the ranks met: {self._error(k)}")
             time.sleep(POLL_S)
         if waiting:
             raise HarnessError(f"ranks {sorted(waiting)} of {self.ranks} not ready after {self.timeout_s:g} s (see rank-K.log)")
 
+    def _ended(self, k: int) -> bool:
+        """Whether peer ``k`` has ended (its process here, or its Ray task on its node)."""
+        return self._remote.ended(k) if self._remote is not None else self.peers[k - 1].poll() is not None
+
+    def _error(self, k: int) -> str:
+        return self._remote.error(k) if self._remote is not None else peer_error(self.trial_dir, k)
+
     def collect(self, wait_s: float = 60.0) -> list[dict]:
         """Rank 0, after its own loop: every peer's result (``rank-K.json``); a peer that failed is named."""
+        if self._remote is not None:
+            return self._remote.collect(wait_s)
         deadline = time.monotonic() + wait_s
         for peer in self.peers:
             try:
@@ -155,6 +186,11 @@ class Rank:
 
     def blame(self, exc: BaseException, wait_s: float = 10.0) -> None:
         """Rank 0, when its loop broke (a collective whose peer is gone): name the peer that failed first, if one did."""
+        if self._remote is not None:
+            failed = self._remote.failed(wait_s)
+            if failed is not None:
+                raise HarnessError(f"rank {failed} of {self.ranks} failed: {self._remote.error(failed)}") from exc
+            return
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not any(p.poll() not in (None, 0) for p in self.peers):
             time.sleep(POLL_S)
@@ -164,17 +200,42 @@ class Rank:
 
     def stop_peers(self) -> None:
         """Rank 0, whatever happened: no peer outlives the trial's own process."""
+        if self._remote is not None:
+            self._remote.stop()
         for peer in self.peers:
             if peer.poll() is None:
                 peer.kill()
                 peer.wait(timeout=5)
 
 
+def interface(address: str) -> str:
+    """The network interface this machine reaches ``address`` through (gloo's ``GLOO_SOCKET_IFNAME``); ``lo`` for 127.0.0.1.
+
+    gloo otherwise picks the address its host name resolves to, which a test host or a cluster
+    node without DNS for its own name may not have.
+    """
+    if address.startswith("127."):
+        return "lo"
+    import socket
+
+    import psutil
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # sends nothing: asks the kernel's route to address
+        probe.connect((address, 9))
+        local = probe.getsockname()[0]
+    for name, addresses in psutil.net_if_addrs().items():
+        if any(a.address == local for a in addresses):
+            return name
+    return "lo"
+
+
 def write_peer(trial_dir: Path, rank: int, result, cpus: dict) -> None:
-    """A peer's whole :class:`~harness.results.model.TrialResult`, with its rank and cores, as ``rank-K.json``."""
+    """A peer's whole :class:`~harness.results.model.TrialResult`, with its rank, cores and host, as ``rank-K.json``."""
+    import socket
+
     from harness.data.manifest import write_json_atomic
 
-    write_json_atomic(rank_file(trial_dir, rank), {**result.to_dict(), "rank": rank, "cpus": cpus})
+    write_json_atomic(rank_file(trial_dir, rank), {**result.to_dict(), "rank": rank, "cpus": cpus, "host": socket.gethostname()})
 
 
 def peer_error(trial_dir: Path, rank: int) -> str:
@@ -195,14 +256,15 @@ def peer_error(trial_dir: Path, rank: int) -> str:
 PER_RANK = ("samples_per_s", "stall_pct", "au_pct", "h2d_pct", "wait_ms_p50", "step_ms_p50")
 
 
-def rank_figures(index: int, summary: dict, steps: dict, cpus: dict | None, same_data: dict | None = None) -> dict:
-    """One rank's line: its throughput, loader wait, AU, time at the all-reduce (``sync_pct``), and its data check."""
+def rank_figures(index: int, summary: dict, steps: dict, cpus: dict | None, same_data: dict | None = None, host: str | None = None) -> dict:
+    """One rank's line: its host, throughput, loader wait, AU, time at the all-reduce (``sync_pct``), and its data check."""
     from harness.results.stats import percentile
 
     wall_ms = max(summary.get("wall_s", 0.0) * 1e3, 1e-9)
     sync = sum(steps.get("sync_ms", []))
     return {
         "rank": index,
+        "host": host,
         **{k: summary.get(k) for k in PER_RANK},
         "steps": summary.get("steps"),
         "samples": summary.get("samples"),
@@ -228,10 +290,12 @@ def merge(result, peers: list[dict], backend: str) -> None:
     ``compute_ms`` the ranks' means, so that windows of them (``check``, the report's timelines)
     say what the row says; ``t_ms``, ``step_ms`` and ``sync_ms`` stay rank 0's.
     """
+    import socket
+
     from harness.trial import cores
 
-    lines = [rank_figures(0, result.summary, result.steps, {"used": cores.allowed()}, result.same_data)]
-    lines += [rank_figures(p["rank"], p["summary"], p["steps"], p.get("cpus"), p.get("same_data")) for p in peers]
+    lines = [rank_figures(0, result.summary, result.steps, {"used": cores.allowed()}, result.same_data, socket.gethostname())]
+    lines += [rank_figures(p["rank"], p["summary"], p["steps"], p.get("cpus"), p.get("same_data"), p.get("host")) for p in peers]
     all_steps = [result.steps] + [p["steps"] for p in peers]
     cost, behind = split_sync([s.get("sync_ms", []) for s in all_steps])
     for line, lost in zip(lines, behind):
@@ -264,6 +328,7 @@ def merge(result, peers: list[dict], backend: str) -> None:
         "backend": backend,
         "per_rank": lines,
         "slowest": slowest["rank"],
+        "hosts": sorted({line["host"] for line in lines if line["host"]}),
         "straggler_s": round(sum(behind) / 1e3, 4),
         "allreduce_ms_total": round(cost, 3),
         "sharding": result.loader.get("rank_sharding"),

@@ -21,6 +21,8 @@ from harness.trial.protocol import Channel, Request
 
 
 def main(argv) -> int:
+    if argv and argv[0] == "--join":  # a rank on another node: the trial comes from rank 0's store
+        return join(argv[1], int(argv[2]), int(argv[3]))
     entered = time.time()
     trial_dir = Path(argv[0])
     peer = int(argv[2]) if len(argv) > 2 and argv[1] == "--rank" else None  # a data-parallel rank other than 0
@@ -68,6 +70,29 @@ def main(argv) -> int:
     return 0 if result.status == "ok" else 1
 
 
+def join(host: str, port: int, rank: int) -> int:
+    """``--join HOST PORT RANK`` (consumer.rank_placement=nodes): run rank RANK of the trial whose rank 0 serves its store
+    at HOST:PORT, in a scratch folder of this node, and put the result back in the store (:mod:`harness.trial.peer`)."""
+    import shutil
+    import tempfile
+
+    from harness.trial import peer
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"harness-rank{rank}-"))
+    store = None
+    try:
+        store = peer.fetch(host, port, rank, scratch)
+        code = main([str(scratch), "--rank", str(rank)])
+        peer.report(store, rank, scratch / f"rank-{rank}.json", f"rank {rank} wrote no result (exit {code})")
+        return code
+    except Exception as exc:
+        if store is not None:
+            peer.report(store, rank, None, one_line(exc))
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _settings(config_file: Path):
     """The trial.yaml as OmegaConf reads it (no framework, no harness schema): what must be known before anything runs."""
     from omegaconf import OmegaConf
@@ -89,9 +114,11 @@ def _rank(conf, trial_dir: Path, peer: int | None):
     from harness.trial import cores
     from harness.trial.ranks import Rank
 
-    rank = Rank(peer or 0, ranks, trial_dir, float(OmegaConf.select(conf, "trial.timeout_s", default=600.0)))
+    placement = OmegaConf.select(conf, "consumer.rank_placement", default="machine")
+    rank = Rank(peer or 0, ranks, trial_dir, float(OmegaConf.select(conf, "trial.timeout_s", default=600.0)), placement=placement)
     if peer is None:
-        cores.check_per_rank(OmegaConf.select(conf, "trial.cpus_per_rank", default=None), ranks)
+        if placement == "machine":  # on nodes, each rank has its node's cores
+            cores.check_per_rank(OmegaConf.select(conf, "trial.cpus_per_rank", default=None), ranks)
         rank.start_peers()
     return rank
 
@@ -102,8 +129,9 @@ def _confine(conf, rank=None) -> dict:
 
     from harness.trial import cores
 
-    if rank is not None:
-        return cores.confine_rank(OmegaConf.select(conf, "trial.cpus_per_rank", default=None), rank.index)
+    if rank is not None:  # on nodes, each rank takes its node's first cores, as rank 0 does on one machine
+        index = rank.index if rank.placement == "machine" else 0
+        return cores.confine_rank(OmegaConf.select(conf, "trial.cpus_per_rank", default=None), index)
     return cores.confine(OmegaConf.select(conf, "trial.cpus", default=None))
 
 

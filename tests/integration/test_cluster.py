@@ -4,11 +4,14 @@ launcher and with submitit_slurm.
 Node 1 has one core and node 2 two. Under Ray each job asks for one ``harness_node`` (every node
 has one), under SLURM for a whole node (``sbatch --exclusive``), so one trial runs per node at a
 time whatever the node's size; the rows name both hosts and the report says that they ran on two
-machines. ``ci/cluster/stop`` then leaves no namespace, link, process or folder behind.
+machines. Under Ray, data-parallel ranks then run one per node (``consumer.rank_placement=nodes``)
+and meet over TCP, node 2 reading the dataset from a cache of its own. ``ci/cluster/stop`` then
+leaves no namespace, link, process or folder behind.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -53,6 +56,7 @@ def cluster(request, tmp_path):
     checked gone, after the test."""
     state = Path(tempfile.mkdtemp(prefix="harness-cl-"))  # short: Ray's socket paths must fit in 107 bytes
     env = dict(os.environ, HARNESS_CLUSTER_DIR=str(state), NODE_CPUS="0 0,1", PYTHON=sys.executable, PYTHONPATH=str(ROOT))
+    env["NODE_CACHE"] = "own"  # Ray's node 2 keeps datasets in a cache node 1 does not see
     started = subprocess.run([CLUSTER / "start", "2", request.param], env=env, capture_output=True, text=True, timeout=300)
     try:
         if request.param == "slurm" and "ci/slurm/start (packages, munge, slurmdbd) failed" in started.stderr:
@@ -97,3 +101,24 @@ def test_a_sweep_runs_one_trial_per_node_on_two_hosts_of_different_sizes(cluster
     assert {r["host"] for r in table} == {"harness-node1", "harness-node2"}
     assert not overlaps([read_result(path) for path in find_results(out)])  # one trial per node at a time
     assert "ran on 2 machines: harness-node1" in (out / "summary.md").read_text()
+    if service == "ray":
+        _ranks_on_two_nodes(argv[: argv.index("sweep") + 1], argv[argv.index("hydra/launcher=ray") :], env, tmp_path)
+
+
+def _ranks_on_two_nodes(harness: list, launcher: list, env: dict, tmp_path: Path) -> None:
+    """consumer.ranks=2 with a rank on each node: both ranks' figures and hosts, an all-reduce over TCP, and node 2's
+    dataset built in its own cache (node 1 sees only the one the sweep built)."""
+    out = tmp_path / "ranks"
+    job = ["loader=yardstick", "consumer.ranks=2", "consumer.rank_placement=nodes", "trial.seconds=2", "trial.warmup_steps=2"]
+    argv = [*harness, *job, *TINY, "trial.timeout_s=90", f"hydra.sweep.dir={out}", *launcher]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    (path,) = find_results(out)
+    result = json.loads(path.read_text())
+    assert result["status"] == "ok", result.get("error")
+    ranks = result["ranks"]
+    assert ranks["backend"] == "gloo" and ranks["hosts"] == ["harness-node1", "harness-node2"], ranks
+    assert [line["rank"] for line in ranks["per_rank"]] == [0, 1] and all(line["samples_per_s"] > 0 for line in ranks["per_rank"])
+    assert result["summary"]["allreduce_pct"] > 0 and ranks["allreduce_ms_total"] > 0
+    own = Path(env["HARNESS_CLUSTER_DIR"]) / "node2" / "cache"
+    assert list(own.glob("datasets/*/dataset.json")), f"node 2 built no dataset in {own}"

@@ -67,6 +67,8 @@ def test_parse_tuning_rejects(value):
         ("dataset.jpeg_quality=0", "dataset.jpeg_quality"),
         ("batch.channels=2", "batch.channels"),
         ("trial.seconds=-3", "trial.seconds"),
+        ("consumer.rank_placement=cluster", "consumer.rank_placement"),
+        ("consumer.rank_placement=nodes", "consumer.rank_placement"),  # with one rank: nothing to place
     ],
 )
 def test_validate_names_the_offending_value(override, key):

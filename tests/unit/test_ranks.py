@@ -156,3 +156,19 @@ def test_ranks_meet_over_tcp_at_the_address_rank_0_serves_as_torchrun_would_set_
     peer = dist.TCPStore(env["MASTER_ADDR"], int(env["MASTER_PORT"]), 2, is_master=False, timeout=timedelta(seconds=30))
     peer.set("ready-1", "1")
     assert zero._store.check(["ready-1"]) and not list(tmp_path.iterdir())
+
+
+def test_ranks_on_one_machine_meet_on_loopback_and_on_nodes_through_the_link_that_reaches_rank_0():
+    import psutil
+
+    from harness.trial.ranks import interface
+
+    assert interface("127.0.0.1") == "lo"
+    linked = [
+        (name, a.address)
+        for name, addresses in psutil.net_if_addrs().items()
+        for a in addresses
+        if a.family.name == "AF_INET" and not a.address.startswith("127.")
+    ]
+    for name, address in linked[:2]:  # an address of this machine is reached through the link that holds it
+        assert interface(address) == name

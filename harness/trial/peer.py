@@ -1,0 +1,204 @@
+"""Ranks on other nodes (``consumer.rank_placement=nodes``): rank 0's side in Ray, and the peer's own process.
+
+Rank 0 (:class:`RemotePeers`) reserves N-1 nodes other than its own at once, as a Ray placement
+group of one ``harness_node`` each with the ``STRICT_SPREAD`` strategy: its own job holds its own
+node's ``harness_node``, so no peer lands beside it, and a group is granted whole or not at all, so
+two trials never each hold half of what the other needs. It then starts one Ray task per node,
+which runs ``python -m harness.trial.worker --join ADDRESS PORT RANK`` (:func:`fetch`, :func:`report`).
+
+A peer shares no folder with rank 0. It reads the trial's request and config from rank 0's store
+(``MASTER_ADDR``:``MASTER_PORT``), runs the trial's worker as rank K in a scratch folder of its own
+node (the dataset from that node's cache, built there if it is missing), and puts its result (or
+its one-line error) back in the store, where rank 0 collects it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+NODE_RESOURCE = "harness_node"
+CONNECT_S = 120.0  # how long a peer waits for rank 0's store (rank 0 serves it before it starts any peer)
+POLL_S = 0.05
+TAIL = 5  # lines of a failed peer's output kept for its error
+
+
+# -- rank 0's side ------------------------------------------------------------------------------
+@dataclass
+class RemotePeers:
+    """Rank 0's peers on other Ray nodes: the placement group that holds their nodes and one Ray task per peer."""
+
+    count: int
+    address: str  # rank 0's node address, where it serves the store
+    group: Any
+    refs: list = field(default_factory=list)
+    store: Any = None
+
+    @classmethod
+    def reserve(cls, count: int, timeout_s: float) -> RemotePeers:
+        """Join the Ray cluster this trial's job runs in and hold ``count`` other nodes, or say in one line why not."""
+        ray = _join()
+        from ray.util.placement_group import placement_group, remove_placement_group
+
+        marked = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get(NODE_RESOURCE, 0) >= 1]
+        if len(marked) < count + 1:
+            raise HarnessError(
+                f"consumer.rank_placement=nodes: {count + 1} ranks need {count + 1} nodes with one {NODE_RESOURCE} each, and "
+                f"the Ray cluster has {len(marked)} (ray start --resources '{{\"{NODE_RESOURCE}\": 1}}' on each node)"
+            )
+        group = placement_group([{NODE_RESOURCE: 1}] * count, strategy="STRICT_SPREAD")
+        ready, _ = ray.wait([group.ready()], timeout=timeout_s)
+        if not ready:
+            remove_placement_group(group)
+            raise HarnessError(
+                f"consumer.rank_placement=nodes: no {count} nodes besides this one were free within {timeout_s:g} s (other jobs hold "
+                f"them); a sweep of such jobs needs consumer.ranks free nodes per job that runs at once"
+            )
+        return cls(count, ray.util.get_node_ip_address(), group)
+
+    def start(self, store, trial_dir: Path, environs: dict[int, dict[str, str]]) -> None:
+        """Put the trial's request, config and each peer's variables in the store, then start each peer on its node."""
+        import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        request = json.loads((Path(trial_dir) / "trial.json").read_text())
+        store.set("request", json.dumps(request))
+        store.set("config", Path(request["config_file"]).read_text())
+        for k, environ in environs.items():
+            store.set(f"environ-{k}", json.dumps(environ))
+        self.store = store
+        task = ray.remote(run_peer)
+        self.refs = []
+        for k, environ in environs.items():
+            where = PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=k - 1)
+            options = task.options(num_cpus=0, resources={NODE_RESOURCE: 1}, max_retries=0, scheduling_strategy=where)
+            self.refs.append(options.remote(environ["MASTER_ADDR"], int(environ["MASTER_PORT"]), k))
+
+    def ended(self, k: int) -> bool:
+        import ray
+
+        ready, _ = ray.wait([self.refs[k - 1]], timeout=0)
+        return bool(ready)
+
+    def error(self, k: int) -> str:
+        """Peer ``k``'s one-line reason: the error it put in the store, else how its process ended."""
+        import ray
+
+        if self.store is not None and self.store.check([f"error-{k}"]):
+            return self.store.get(f"error-{k}").decode()
+        if not self.ended(k):
+            return "still running"
+        try:
+            code, tail = ray.get(self.refs[k - 1])
+        except Exception as exc:  # the Ray task itself failed (its node died, it was cancelled)
+            return f"its Ray task failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        return f"exited with code {code}" + (f": {tail[-1]}" if tail else "")
+
+    def collect(self, wait_s: float) -> list[dict]:
+        """Every peer's result from the store, once each has ended; a peer without a good one is named."""
+        import ray
+
+        ray.wait(self.refs, num_returns=len(self.refs), timeout=wait_s)
+        found = []
+        for k in range(1, self.count + 1):
+            data = json.loads(self.store.get(f"result-{k}")) if self.store.check([f"result-{k}"]) else None
+            if data is None or data.get("status") not in ("ok", "too_short"):
+                raise HarnessError(f"rank {k} of {self.count + 1} did not finish: {self.error(k)}")
+            found.append(data)
+        return found
+
+    def failed(self, wait_s: float) -> int | None:
+        """The first peer that failed, waiting up to ``wait_s`` for one to (a broken collective means one did)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            for k in range(1, self.count + 1):
+                if self.store.check([f"error-{k}"]) or (self.ended(k) and not self.store.check([f"result-{k}"])):
+                    return k
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_S)
+
+    def stop(self) -> None:
+        """No peer outlives the trial: cancel the tasks still running (their process goes with them), free the nodes."""
+        import ray
+        from ray.util.placement_group import remove_placement_group
+
+        for ref in self.refs:
+            if not ray.wait([ref], timeout=0)[0]:
+                ray.cancel(ref, force=True)
+        if self.refs:
+            ray.wait(self.refs, num_returns=len(self.refs), timeout=10)
+        remove_placement_group(self.group)
+
+
+def _join():
+    """Ray, joined to the cluster of the trial's job (``RAY_ADDRESS``, which the job sets, else ``auto``)."""
+    import logging
+
+    try:
+        import ray
+    except ImportError as exc:
+        raise HarnessError("consumer.rank_placement=nodes starts ranks through Ray, not installed here; pip install -e '.[ray]'") from exc
+    if not ray.is_initialized():
+        try:
+            ray.init(address=os.environ.get("RAY_ADDRESS") or "auto", logging_level=logging.ERROR, log_to_driver=False)
+        except ConnectionError as exc:
+            raise HarnessError(
+                "consumer.rank_placement=nodes: ranks 1.. start on other nodes of a Ray cluster, and this trial runs outside one "
+                "(use hydra/launcher=ray with hydra.launcher.ray.init.address=<the cluster's>)"
+            ) from exc
+    return ray
+
+
+def run_peer(host: str, port: int, rank: int) -> tuple[int, list[str]]:
+    """The Ray task on a peer's node: the peer's process, which dies with the task (a cancelled task leaves nothing)."""
+    command = [sys.executable, "-m", "harness.trial.worker", "--join", host, str(port), str(rank)]
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    return done.returncode, lines[-TAIL:]
+
+
+def _die_with_parent() -> None:
+    """In the peer's process before it runs: SIGKILL it when its parent (the Ray task's worker) dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+# -- the peer's own process -------------------------------------------------------------------------
+def fetch(host: str, port: int, rank: int, scratch: Path):
+    """The peer's side, first: join rank 0's store and write the trial's request and config into ``scratch``.
+
+    Returns the store, where :func:`report` puts the peer's result. The request is rewritten for
+    this node: the config beside it, no channel to rank 0's parent, the dataset read locally.
+    """
+    import torch.distributed as dist
+
+    store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=CONNECT_S))
+    request = json.loads(store.get("request"))
+    (scratch / "trial.yaml").write_text(store.get("config").decode())
+    request.update(config_file=str(scratch / "trial.yaml"), channel_fd=None, sampled=False, storage={})
+    (scratch / "trial.json").write_text(json.dumps(request))
+    os.environ.update(json.loads(store.get(f"environ-{rank}")))  # RANK, WORLD_SIZE, MASTER_ADDR... as torchrun sets them
+    return store
+
+
+def report(store, rank: int, result: Path | None, error: str | None = None) -> None:
+    """The peer's side, last: its ``rank-K.json`` into the store, or its one-line error."""
+    if result is not None and result.exists():
+        store.set(f"result-{rank}", result.read_text())
+    else:
+        store.set(f"error-{rank}", error or f"rank {rank} wrote no result")
