@@ -205,3 +205,40 @@ def failed_md(rows: list[dict]) -> list[str]:
     return ["Trials that did not finish ok:", ""] + [
         f"- {md(f['label'])} repeat {f['repeat']}: {f['status']}: {md(f['error'])}" for f in rows
     ]
+
+
+# -- trials on several machines -----------------------------------------------------------------
+def hosts(sweep: Sweep) -> dict | None:
+    """Each variant's median samples/s per machine, where the trials ran on more than one (None on one machine).
+
+    Rows from different machines measure the machine as much as the variant (nodes of 1 and 2
+    cores), so a variant whose repeats ran on two hosts gets two figures, not their average.
+    """
+    import statistics
+
+    from harness.results.placement import machines, where
+
+    names = list(machines(sweep.trials()))
+    if len(names) < 2:
+        return None
+    cores = {}
+    for t in sweep.trials():
+        cores.setdefault(where(t)["host"], where(t)["cores"])
+    rows = []
+    for v in sweep.variants:
+        cells = []
+        for host in names:
+            speeds = [t.summary.get("samples_per_s") or 0.0 for t in v.ok if where(t)["host"] == host]
+            cells.append({"median": statistics.median(speeds), "n": len(speeds)} if speeds else None)
+        rows.append({"label": v.label, "cells": cells})
+    return {"hosts": [{"name": h, "cores": cores.get(h) or "?"} for h in names], "rows": rows}
+
+
+def hosts_md(h: dict) -> list[str]:
+    names = [m["name"] for m in h["hosts"]]
+    lines = ["Median samples/s per machine (n: ok trials there):", "", "| variant | " + " | ".join(names) + " |"]
+    lines.append("| --- |" + " ---: |" * len(names))
+    for row in h["rows"]:
+        cells = [f"{c['median']:,.1f} (n {c['n']})" if c else "" for c in row["cells"]]
+        lines.append(f"| {md(row['label'])} | " + " | ".join(cells) + " |")
+    return lines

@@ -71,6 +71,7 @@ _SECTIONS: list[Section] = [
     Section("check", details.check, lambda check: f"Regression check against {check['baseline']}"),
     Section("diagnosis", details.diagnoses, "Diagnosis"),
     Section("pipelines", details.pipelines, "Pipelines as built"),
+    Section("hosts", overview.hosts, "Per machine", markdown=overview.hosts_md),
     Section("ranks", details.ranks, "Data-parallel ranks"),
     Section("storage", details.storage, "Storage, emulated"),
     _figure(

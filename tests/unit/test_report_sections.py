@@ -48,8 +48,8 @@ def full_sweep(root: Path) -> Path:
         t.config = {"loader": {"name": "torch"}}
         t.loader = {"ops": ["decode", "flip", "resize"]}
         t.augment = {"signature": order, "library": "torchvision", "order": order, "ops": [{"name": "flip"}, {"name": "resize"}]}
-    for i, t in enumerate(trials):  # one host; trials 2 and 3 ran at the same time (another launcher's doing)
-        t.environment["hostname"] = "node1"
+    for i, t in enumerate(trials):  # trials 2 and 3 ran at the same time on node1 (another launcher's doing); job 0's
+        t.environment["hostname"] = "node2" if i == 1 else "node1"  # second repeat on node2: the per-machine table
         t.timing.update(started_at=100.0 * i, finished_at=100.0 * i + (150.0 if i == 2 else 50.0))
     line = {
         "rank": 0,
@@ -229,3 +229,15 @@ def test_every_metric_column_of_the_ranking_is_a_metric_the_report_aggregates():
     named = [c.key for c in ranking.COLUMNS if c.key in metrics.REGISTRY]
     assert named and set(named) <= set(metrics.REPORT_METRICS)
     assert [c.header() for c in ranking.COLUMNS if c.key in named] == [metrics.REGISTRY[k].header for k in named]
+
+
+def test_a_variant_that_ran_on_two_machines_has_a_figure_on_each_not_their_average(reports):
+    built, html, summary = reports[0]
+    (h,) = [b.data for b in built if b.section.id == "hosts"]
+    assert [m["name"] for m in h["hosts"]] == ["node1", "node2"]
+    first, second = h["rows"][0], h["rows"][1]  # job 0: repeat 0 on node1, repeat 1 on node2; job 1 on node1 only
+    assert [c["n"] for c in first["cells"]] == [1, 1]  # one figure per machine, each its own repeat's
+    assert [c["median"] for c in first["cells"]] == [pytest.approx(1000.0, rel=0.05)] * 2
+    assert second["cells"][0]["n"] == 1 and second["cells"][1] is None
+    assert "| variant | node1 | node2 |" in summary
+    assert not [b for built_, _, _ in reports[1:] for b in built_ if b.section.id == "hosts"]  # one machine: no table
