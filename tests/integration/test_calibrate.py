@@ -50,12 +50,7 @@ def test_calibrate_refuses_a_folder_that_is_not_a_sweep_in_one_line(cli, tmp_pat
     assert done.returncode == 1 and done.stderr.startswith("ERROR: empty: no ok trial that read a dataset")
 
 
-def test_report_ceilings_false_skips_the_calibration_and_a_bad_value_is_one_line(cli, tmp_path):
-    done = cli(
-        "sweep", "loader=generator", *TINY, "trial.steps=5", "trial.warmup_steps=1", "report.ceilings=false", "loader.shuffle=false,true"
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "calibrating" not in done.stdout and not (sweep_dir(done, tmp_path) / CEILINGS_FILE).exists()
+def test_a_bad_report_ceilings_value_is_one_line(cli, tmp_path):
     bad = cli("sweep", "loader=generator", *TINY, "report.ceilings=maybe")
     assert bad.returncode == 1 and "ERROR: report.ceilings=maybe: true, false or quick" in bad.stderr
 
@@ -81,11 +76,13 @@ def test_a_sweep_measures_its_ceilings_and_no_loader_beats_its_cpu_ceiling(cli, 
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="affinity is Linux's")
-def test_calibrate_a_finished_sweep_folder(cli, tmp_path):
+def test_report_ceilings_false_skips_the_calibration_which_calibrate_then_runs_on_the_finished_folder(cli, tmp_path):
     done = cli(
         "sweep", "loader=generator", *TINY, "trial.steps=5", "trial.warmup_steps=1", "report.ceilings=false", "loader.shuffle=false,true"
     )
+    assert done.returncode == 0, done.stdout + done.stderr
     folder = sweep_dir(done, tmp_path)
+    assert "calibrating" not in done.stdout and not (folder / CEILINGS_FILE).exists()
     again = cli("calibrate", str(folder))
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.strip().splitlines()[-1] == str(folder / CEILINGS_FILE)

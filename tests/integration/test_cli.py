@@ -240,9 +240,9 @@ def _narrowed_axes(name):
 
 
 # The presets whose sweep also calibrates and checks that no trial beats a ceiling: one per kind of ceiling (CPU per
-# decoder and augment library, I/O from the local disk, from shards, from a storage profile). The quick calibration runs
-# each chain alone once more, doubling a preset's processes; test_calibrate checks the ceilings of other loaders.
-CALIBRATED = {"quickstart", "tfrecord", "remote_storage", "augment_order"}
+# decoder, I/O from the local disk, from shards, from a storage profile). The quick calibration runs each chain alone
+# once more, doubling a preset's processes; test_calibrate checks the ceilings of other loaders.
+CALIBRATED = {"quickstart", "tfrecord", "remote_storage"}
 
 
 @pytest.mark.slow

