@@ -511,6 +511,9 @@ def task(cfg: DictConfig) -> JobOutcome:
     """
     check_job(cfg)  # a run, or a job another launcher started: nothing checked it in this process
     _tell_trials_the_cluster()
+    rank = _slurm_rank(cfg)
+    if rank:  # another node's task of a SLURM job with a rank per node: that rank of each of the job's trials
+        return _run_peer(cfg, rank)
     p = plan(cfg)
     if p.root == p.job_dir:  # ``run``: the folder is the run's own, with its schedule.json
         results = run_planned([p], bench=False)
@@ -522,6 +525,33 @@ def task(cfg: DictConfig) -> JobOutcome:
 
         outcome.files, outcome.left_out = pack(p.job_dir, p.root)
     return outcome
+
+
+def _slurm_rank(cfg: DictConfig) -> int:
+    """This task's rank where SLURM runs the job as one task per node for ``consumer.rank_placement=nodes``; else 0."""
+    if OmegaConf.select(cfg, "consumer.rank_placement", default="machine") != "nodes":
+        return 0
+    return int(os.environ.get("SLURM_PROCID") or 0) if int(os.environ.get("SLURM_NTASKS") or 1) > 1 else 0
+
+
+def _run_peer(cfg: DictConfig, rank: int) -> JobOutcome:
+    """Rank ``rank`` of each repeat the job's first task runs as rank 0, met at its store (harness.trial.peer).
+
+    It writes nothing in the job's folder (task 0's) and returns an empty outcome, which Hydra drops:
+    the job's row is rank 0's, with this rank's figures in it.
+    """
+    import subprocess
+
+    from harness.trial.peer import CONNECT_S, slurm_rendezvous
+
+    host, port = slurm_rendezvous()
+    for repeat in range(int(cfg.trial.repeats)):
+        command = [sys.executable, "-m", "harness.trial.worker", "--join", host, str(port), str(rank), "--repeat", str(repeat)]
+        try:
+            subprocess.run(command, stdin=subprocess.DEVNULL, timeout=float(cfg.trial.timeout_s) + CONNECT_S)
+        except subprocess.TimeoutExpired:
+            print(f"harness: rank {rank}: repeat {repeat} did not end within trial.timeout_s", file=sys.stderr, flush=True)
+    return JobOutcome(-1, [], 0.0)
 
 
 def _tell_trials_the_cluster() -> None:

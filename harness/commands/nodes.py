@@ -52,6 +52,8 @@ def override_value(overrides: Sequence[str], key: str, default: str | None = Non
 
 def exclusive_nodes(overrides: list[str]) -> list[str]:
     """``overrides`` with what keeps one trial per node under the launcher they name (see the module's text)."""
+    if "hydra/launcher=submitit_slurm" in overrides:
+        overrides = [*overrides, *_rank_tasks(overrides)]
     if "hydra/launcher=submitit_slurm" in overrides and not any("hydra.launcher.additional_parameters" in o for o in overrides):
         say(
             "SLURM jobs ask for whole nodes (sbatch --exclusive): one trial per node; "
@@ -61,6 +63,18 @@ def exclusive_nodes(overrides: list[str]) -> list[str]:
     if "hydra/launcher=ray" in overrides and importlib.util.find_spec("ray") is not None:  # without it, Hydra says what is missing
         return [*overrides, *_ray(overrides)]
     return overrides
+
+
+def _rank_tasks(overrides: Sequence[str]) -> list[str]:
+    """``consumer.rank_placement=nodes`` under SLURM: each job as one task per node, one per rank (the job's first task
+    runs the trial as rank 0, the others join it), unless the command line says how many nodes."""
+    if override_value(overrides, "consumer.rank_placement") != "nodes" or override_value(overrides, "hydra.launcher.nodes"):
+        return []
+    ranks = override_value(overrides, "consumer.ranks", "1") or "1"
+    if not ranks.isdigit() or int(ranks) < 2:
+        return []  # a sweep over consumer.ranks, or one rank: the trial says what is wrong
+    say(f"each SLURM job runs on {ranks} nodes, one task each: rank 0 runs the trial, the others join it over TCP")
+    return [f"hydra.launcher.nodes={ranks}", "hydra.launcher.tasks_per_node=1"]
 
 
 def _ray(overrides: Sequence[str]) -> list[str]:

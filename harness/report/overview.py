@@ -221,7 +221,7 @@ def hosts(sweep: Sweep) -> dict | None:
     names = list(machines(sweep.trials()))
     if len(names) < 2:
         return None
-    cores = {}
+    cores: dict[str, str] = {}
     for t in sweep.trials():
         cores.setdefault(where(t)["host"], where(t)["cores"])
     rows = []

@@ -29,11 +29,101 @@ from harness.errors import HarnessError
 
 NODE_RESOURCE = "harness_node"
 CONNECT_S = 120.0  # how long a peer waits for rank 0's store (rank 0 serves it before it starts any peer)
+SLURM_PORT_BASE, SLURM_PORTS = 15000, 20000  # a SLURM job's store port: 15000 + job id % 20000
 POLL_S = 0.05
 TAIL = 5  # lines of a failed peer's output kept for its error
 
 
 # -- rank 0's side ------------------------------------------------------------------------------
+def reserve(count: int, timeout_s: float):
+    """Rank 0's peers on ``count`` other nodes: SLURM's tasks where the job has one per rank, else Ray's nodes."""
+    if "SLURM_JOB_ID" in os.environ:
+        tasks = int(os.environ.get("SLURM_NTASKS") or 1)
+        if tasks != count + 1:
+            raise HarnessError(
+                f"consumer.rank_placement=nodes: the SLURM job has {tasks} tasks for {count + 1} ranks; "
+                f"ask for hydra.launcher.nodes={count + 1} hydra.launcher.tasks_per_node=1 (harness does unless told otherwise)"
+            )
+        return SlurmPeers(count, *slurm_rendezvous())
+    return RemotePeers.reserve(count, timeout_s)
+
+
+def slurm_rendezvous() -> tuple[str, int]:
+    """Where rank 0 of a SLURM job serves its store: the address of the job's first node (SLURM's NodeAddr, which
+    need not be in DNS) and a port from the job's id (each rank computes the same, as torchrun under srun does)."""
+    first = _scontrol("show", "hostnames", os.environ["SLURM_JOB_NODELIST"]).split()[0]
+    fields = dict(f.split("=", 1) for f in _scontrol("show", "node", first, "-o").split() if "=" in f)
+    return fields.get("NodeAddr") or first, SLURM_PORT_BASE + int(os.environ["SLURM_JOB_ID"]) % SLURM_PORTS
+
+
+def _scontrol(*args: str) -> str:
+    done = subprocess.run(["scontrol", *args], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise HarnessError(f"consumer.rank_placement=nodes: scontrol {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class SlurmPeers:
+    """Rank 0's peers as the other tasks of its SLURM job (one per node): SLURM started them; they find rank 0's store
+    at :func:`slurm_rendezvous` and say there whether they finished."""
+
+    count: int
+    address: str
+    port: int
+    store: Any = None
+
+    def start(self, store, trial_dir: Path, environs: dict[int, dict[str, str]]) -> None:
+        self.store = store
+        publish(store, trial_dir, environs)
+
+    def ended(self, k: int) -> bool:
+        return bool(self.store.check([f"result-{k}"]) or self.store.check([f"error-{k}"]))
+
+    def error(self, k: int) -> str:
+        if self.store.check([f"error-{k}"]):
+            return self.store.get(f"error-{k}").decode()
+        return "no result (its SLURM task did not join or did not finish; see the job's log)"
+
+    def collect(self, wait_s: float) -> list[dict]:
+        deadline = time.monotonic() + wait_s
+        while not all(self.ended(k) for k in range(1, self.count + 1)) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return results(self.store, self.count, self.error)
+
+    def failed(self, wait_s: float) -> int | None:
+        deadline = time.monotonic() + wait_s
+        while True:
+            failed = [k for k in range(1, self.count + 1) if self.store.check([f"error-{k}"])]
+            if failed or time.monotonic() >= deadline:
+                return failed[0] if failed else None
+            time.sleep(POLL_S)
+
+    def stop(self) -> None:
+        pass  # SLURM ends its tasks with the job; a peer waits for its rank 0 no longer than the trial's timeout
+
+
+def publish(store, trial_dir: Path, environs: dict[int, dict[str, str]]) -> None:
+    """The trial's request (with its repeat, which a SLURM peer checks), config and each peer's variables, in the store."""
+    request = json.loads((Path(trial_dir) / "trial.json").read_text())
+    store.set("request", json.dumps(request))
+    store.set("config", Path(request["config_file"]).read_text())
+    for k, environ in environs.items():
+        store.set(f"environ-{k}", json.dumps(environ))
+    store.set("repeat", str(request.get("repeat", 0)))  # last: a peer that sees it finds the rest
+
+
+def results(store, count: int, error) -> list[dict]:
+    """Every peer's result from the store; a peer without a good one is named with ``error(k)``."""
+    found = []
+    for k in range(1, count + 1):
+        data = json.loads(store.get(f"result-{k}")) if store.check([f"result-{k}"]) else None
+        if data is None or data.get("status") not in ("ok", "too_short"):
+            raise HarnessError(f"rank {k} of {count + 1} did not finish: {error(k)}")
+        found.append(data)
+    return found
+
+
 @dataclass
 class RemotePeers:
     """Rank 0's peers on other Ray nodes: the placement group that holds their nodes and one Ray task per peer."""
@@ -43,6 +133,7 @@ class RemotePeers:
     group: Any
     refs: list = field(default_factory=list)
     store: Any = None
+    port: int = 0  # any free port: the peers are told it
 
     @classmethod
     def reserve(cls, count: int, timeout_s: float) -> RemotePeers:
@@ -71,11 +162,7 @@ class RemotePeers:
         import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        request = json.loads((Path(trial_dir) / "trial.json").read_text())
-        store.set("request", json.dumps(request))
-        store.set("config", Path(request["config_file"]).read_text())
-        for k, environ in environs.items():
-            store.set(f"environ-{k}", json.dumps(environ))
+        publish(store, trial_dir, environs)
         self.store = store
         task = ray.remote(run_peer)
         self.refs = []
@@ -109,13 +196,7 @@ class RemotePeers:
         import ray
 
         ray.wait(self.refs, num_returns=len(self.refs), timeout=wait_s)
-        found = []
-        for k in range(1, self.count + 1):
-            data = json.loads(self.store.get(f"result-{k}")) if self.store.check([f"result-{k}"]) else None
-            if data is None or data.get("status") not in ("ok", "too_short"):
-                raise HarnessError(f"rank {k} of {self.count + 1} did not finish: {self.error(k)}")
-            found.append(data)
-        return found
+        return results(self.store, self.count, self.error)
 
     def failed(self, wait_s: float) -> int | None:
         """The first peer that failed, waiting up to ``wait_s`` for one to (a broken collective means one did)."""
@@ -179,15 +260,26 @@ def _die_with_parent() -> None:
 
 
 # -- the peer's own process -------------------------------------------------------------------------
-def fetch(host: str, port: int, rank: int, scratch: Path):
+def fetch(host: str, port: int, rank: int, scratch: Path, repeat: int | None = None, wait_s: float = CONNECT_S):
     """The peer's side, first: join rank 0's store and write the trial's request and config into ``scratch``.
 
     Returns the store, where :func:`report` puts the peer's result. The request is rewritten for
-    this node: the config beside it, no channel to rank 0's parent, the dataset read locally.
+    this node: the config beside it, no channel to rank 0's parent, the dataset read locally. A
+    SLURM peer names the ``repeat`` it runs: a store still up from the repeat before is left alone.
     """
     import torch.distributed as dist
 
-    store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=CONNECT_S))
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = max(deadline - time.monotonic(), 1.0)
+        store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=left))
+        store.wait(["repeat"])
+        if repeat is None or int(store.get("repeat")) == repeat:
+            break
+        del store  # rank 0's store of an earlier repeat, not gone yet
+        if time.monotonic() >= deadline:
+            raise HarnessError(f"rank {rank}: no rank 0 served repeat {repeat} at {host}:{port} within {wait_s:g} s")
+        time.sleep(0.5)
     request = json.loads(store.get("request"))
     (scratch / "trial.yaml").write_text(store.get("config").decode())
     request.update(config_file=str(scratch / "trial.yaml"), channel_fd=None, sampled=False, storage={})

@@ -87,14 +87,14 @@ class Rank:
         """Rank 0: serve the rendezvous, then start ranks 1..N-1 (each logs to ``rank-K.log``), before building its own loader."""
         import torch.distributed as dist
 
+        port = 0  # the OS picks a free one, so trials (or sweeps) side by side never meet each other's ranks
         if self.placement == "nodes":
-            from harness.trial.peer import RemotePeers
+            from harness.trial import peer
 
-            self._remote = RemotePeers.reserve(self.ranks - 1, self.timeout_s)  # before the store: nothing to serve yet if none
-            self.host = self._remote.address
-        # port 0: the OS picks a free one, so trials (or sweeps) side by side never meet each other's ranks; not waiting
-        # for the workers here: they start below, and rank 0 waits for them in join (naming one that died)
-        self._store = dist.TCPStore(self.host, 0, self.ranks, is_master=True, timeout=self.timeout, wait_for_workers=False)
+            self._remote = peer.reserve(self.ranks - 1, self.timeout_s)  # before the store: nothing to serve yet if none
+            self.host, port = self._remote.address, self._remote.port  # SLURM's peers compute the port: a fixed one
+        # not waiting for the workers here: they start below, and rank 0 waits for them in join (naming one that died)
+        self._store = dist.TCPStore(self.host, port, self.ranks, is_master=True, timeout=self.timeout, wait_for_workers=False)
         port = self._store.port
         os.environ.update(self.environ(0, port))
         if self._remote is not None:

@@ -22,7 +22,7 @@ from harness.trial.protocol import Channel, Request
 
 def main(argv) -> int:
     if argv and argv[0] == "--join":  # a rank on another node: the trial comes from rank 0's store
-        return join(argv[1], int(argv[2]), int(argv[3]))
+        return join(argv[1], int(argv[2]), int(argv[3]), int(argv[5]) if argv[4:5] == ["--repeat"] else None)
     entered = time.time()
     trial_dir = Path(argv[0])
     peer = int(argv[2]) if len(argv) > 2 and argv[1] == "--rank" else None  # a data-parallel rank other than 0
@@ -70,7 +70,7 @@ def main(argv) -> int:
     return 0 if result.status == "ok" else 1
 
 
-def join(host: str, port: int, rank: int) -> int:
+def join(host: str, port: int, rank: int, repeat: int | None = None) -> int:
     """``--join HOST PORT RANK`` (consumer.rank_placement=nodes): run rank RANK of the trial whose rank 0 serves its store
     at HOST:PORT, in a scratch folder of this node, and put the result back in the store (:mod:`harness.trial.peer`)."""
     import shutil
@@ -81,7 +81,7 @@ def join(host: str, port: int, rank: int) -> int:
     scratch = Path(tempfile.mkdtemp(prefix=f"harness-rank{rank}-"))
     store = None
     try:
-        store = peer.fetch(host, port, rank, scratch)
+        store = peer.fetch(host, port, rank, scratch, repeat)
         code = main([str(scratch), "--rank", str(rank)])
         peer.report(store, rank, scratch / f"rank-{rank}.json", f"rank {rank} wrote no result (exit {code})")
         return code

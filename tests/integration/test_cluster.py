@@ -4,8 +4,8 @@ launcher and with submitit_slurm.
 Node 1 has one core and node 2 two. Under Ray each job asks for one ``harness_node`` (every node
 has one), under SLURM for a whole node (``sbatch --exclusive``), so one trial runs per node at a
 time whatever the node's size; the rows name both hosts and the report says that they ran on two
-machines. Under Ray, data-parallel ranks then run one per node (``consumer.rank_placement=nodes``)
-and meet over TCP, node 2 reading the dataset from a cache of its own. ``ci/cluster/stop`` then
+machines. Data-parallel ranks then run one per node (``consumer.rank_placement=nodes``) and meet
+over TCP; under Ray node 2 reads the dataset from a cache of its own. ``ci/cluster/stop`` then
 leaves no namespace, link, process or folder behind.
 """
 
@@ -101,13 +101,14 @@ def test_a_sweep_runs_one_trial_per_node_on_two_hosts_of_different_sizes(cluster
     assert {r["host"] for r in table} == {"harness-node1", "harness-node2"}
     assert not overlaps([read_result(path) for path in find_results(out)])  # one trial per node at a time
     assert "ran on 2 machines: harness-node1" in (out / "summary.md").read_text()
-    if service == "ray":
-        _ranks_on_two_nodes(argv[: argv.index("sweep") + 1], argv[argv.index("hydra/launcher=ray") :], env, tmp_path)
+    launcher = argv[argv.index(f"hydra/launcher={'ray' if service == 'ray' else 'submitit_slurm'}") :]
+    _ranks_on_two_nodes(argv[: argv.index("sweep") + 1], launcher, env, tmp_path, own_cache=service == "ray")
 
 
-def _ranks_on_two_nodes(harness: list, launcher: list, env: dict, tmp_path: Path) -> None:
-    """consumer.ranks=2 with a rank on each node: both ranks' figures and hosts, an all-reduce over TCP, and node 2's
-    dataset built in its own cache (node 1 sees only the one the sweep built)."""
+def _ranks_on_two_nodes(harness: list, launcher: list, env: dict, tmp_path: Path, own_cache: bool) -> None:
+    """consumer.ranks=2 with a rank on each node (Ray: a placement group; SLURM: a job of one task per node): both
+    ranks' figures and hosts, an all-reduce over TCP, and under Ray node 2's dataset built in its own cache (node 1
+    sees only the one the sweep built)."""
     out = tmp_path / "ranks"
     job = ["loader=yardstick", "consumer.ranks=2", "consumer.rank_placement=nodes", "trial.seconds=1", "trial.warmup_steps=2"]
     argv = [*harness, *job, *TINY, "trial.timeout_s=90", f"hydra.sweep.dir={out}", *launcher]
@@ -121,4 +122,4 @@ def _ranks_on_two_nodes(harness: list, launcher: list, env: dict, tmp_path: Path
     assert [line["rank"] for line in ranks["per_rank"]] == [0, 1] and all(line["samples_per_s"] > 0 for line in ranks["per_rank"])
     assert result["summary"]["allreduce_pct"] > 0 and ranks["allreduce_ms_total"] > 0
     own = Path(env["HARNESS_CLUSTER_DIR"]) / "node2" / "cache"
-    assert list(own.glob("datasets/*/dataset.json")), f"node 2 built no dataset in {own}"
+    assert not own_cache or list(own.glob("datasets/*/dataset.json")), f"node 2 built no dataset in {own}"

@@ -146,6 +146,10 @@ def test_one_trial_per_node_is_asked_for_where_harness_knows_the_node_and_left_t
     monkeypatch.setattr(nodes, "probe", lambda address: asked.append(address) or answers[address])
 
     assert exclusive_nodes(["hydra/launcher=submitit_slurm"]) == ["hydra/launcher=submitit_slurm", EXCLUSIVE]
+    across = ["hydra/launcher=submitit_slurm", "consumer.ranks=3", "consumer.rank_placement=nodes"]  # a task per node and rank
+    assert exclusive_nodes(across) == [*across, "hydra.launcher.nodes=3", "hydra.launcher.tasks_per_node=1", EXCLUSIVE]
+    assert exclusive_nodes([*across, "hydra.launcher.nodes=4"]) == [*across, "hydra.launcher.nodes=4", EXCLUSIVE]  # theirs
+    assert "each SLURM job runs on 3 nodes, one task each" in capsys.readouterr().err
     mine = ["hydra/launcher=submitit_slurm", "hydra.launcher.additional_parameters={}"]
     assert exclusive_nodes(mine) == mine
     local = ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=3"]
