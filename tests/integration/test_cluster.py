@@ -1,5 +1,5 @@
-"""A sweep across two test hosts (ci/cluster/start: network and UTS namespaces on one machine), with Hydra's Ray
-launcher and with submitit_slurm.
+"""The quick start's sweep across two test hosts (ci/cluster/start: network and UTS namespaces on one machine), with
+Hydra's Ray launcher and with submitit_slurm.
 
 Node 1 has one core and node 2 two. Under Ray each job asks for one ``harness_node`` (every node
 has one), under SLURM for a whole node (``sbatch --exclusive``), so one trial runs per node at a
@@ -47,7 +47,8 @@ def _why_not() -> str | None:
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))]
 CLUSTER = ROOT / "ci" / "cluster"
-SWEEP = ["loader=synthetic", "loader.produce_ms=1,2,3,4", "trial.seconds=1", "trial.warmup_steps=2", "trial.timeout_s=60", *TINY]
+# the quick start's four tf.data variants, one short repeat each: four jobs for two nodes
+SWEEP = ["experiment=quickstart", *TINY, "trial.repeats=1", "trial.seconds=1", "trial.warmup_steps=2", "trial.timeout_s=90"]
 
 
 @pytest.fixture
