@@ -89,6 +89,11 @@ lint: $(STAMP)
 ## c_parallel on every core catches lost parallelism (15%). Where GATE_BASE is not in the clone (a shallow
 ## one), the sweep is checked against the committed ci/baseline.json instead, in ratio mode (ci/gate.args).
 ## GATE_EXTRA adds check options (--github-json ..., --history STORE). A gate judges speed, not ceilings.
+## A regression (check's exit 1) fails the gate. "Could not judge" (exit 2: this run's rounds were too noisy to tell
+## the threshold from noise, even after check's second sweep) passes with the reason printed, as asv and Bencher alert
+## only on a change they detect: on this shared VM the same commit pair gave +-7% one day and +-15% another, and a red
+## CI for noise is a flaky CI. GATE_STRICT=1 fails on it too.
+GATE_STRICT ?=
 GATE_DIR ?= reports/ci-gate
 GATE_BASE ?= HEAD~1
 GATE_AB = --ab $(GATE_BASE) $(shell cat ci/gate-ab.args)
@@ -103,7 +108,10 @@ gate: $(STAMP)
 	  echo "gate: no $(GATE_BASE) in this clone (a shallow one?): checking against ci/baseline.json instead"; \
 	  $(PY) -m harness sweep experiment=ci_gate report.ceilings=false hydra.sweep.dir=$(GATE_DIR) && \
 	  $(PY) -m harness check $(GATE_DIR) $(GATE_CHECK) --markdown $(GATE_DIR)/check.md $(GATE_EXTRA); \
-	fi
+	fi; rc=$$?; \
+	if [ $$rc = 2 ] && [ -z "$(GATE_STRICT)" ] && grep -q "could not judge" $(GATE_DIR)/check.md 2>/dev/null; then \
+	  echo "gate: could not judge every variant on this run's noise (not a regression; $(GATE_DIR)/check.md says which): passing"; \
+	  exit 0; fi; exit $$rc
 
 clean-reports:
 	rm -rf reports/2* reports/runs
