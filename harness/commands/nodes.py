@@ -25,8 +25,9 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from harness.trial.peer import NODE_RESOURCE  # ray start --resources '{"harness_node": 1}' on every node (ci/cluster/start)
+
 EXCLUSIVE = "++hydra.launcher.additional_parameters.exclusive=true"
-NODE_RESOURCE = "harness_node"  # ray start --resources '{"harness_node": 1}' on every node: one job per node (ci/cluster/start)
 JOIN = "++hydra.launcher.ray.init.object_store_memory=null"
 PROBE_TIMEOUT_S = 45.0  # ray.init retries an unreachable or refusing GCS for 20 s and more before it gives up
 

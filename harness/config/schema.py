@@ -166,7 +166,7 @@ class ConsumerConf:
     ranks: int = 1  # data-parallel ranks, one process each, every step ending in an all-reduce (torch.distributed)
     slow_rank: int | None = None  # a rank whose every step takes slow_rank_ms longer (a slower GPU, or rank 0's logging)
     slow_rank_ms: float = 0.0  # the extra accelerator time per step of slow_rank, ms
-    rank_placement: str = "machine"  # machine: every rank here; nodes: ranks 1.. each on a Ray node of its own (hydra/launcher=ray)
+    rank_placement: str = "machine"  # machine: every rank here; nodes: ranks 1.. each on a node of its own (SLURM or Ray launcher)
 
 
 @dataclass

@@ -1,3 +1,1 @@
 """Datasets: generated, photo and folder datasets built once into harness's cache, and their manifests."""
-
-from __future__ import annotations

@@ -222,8 +222,8 @@ def hosts(sweep: Sweep) -> dict | None:
     if len(names) < 2:
         return None
     cores: dict[str, str] = {}
-    for t in sweep.trials():
-        cores.setdefault(where(t)["host"], where(t)["cores"])
+    for place in map(where, sweep.trials()):
+        cores.setdefault(place["host"], place["cores"])
     rows = []
     for v in sweep.variants:
         cells = []

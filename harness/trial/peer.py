@@ -27,7 +27,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-NODE_RESOURCE = "harness_node"
+NODE_RESOURCE = "harness_node"  # one unit on every Ray node: a job or a peer asking for one has the node to itself
 CONNECT_S = 120.0  # how long a peer waits for rank 0's store (rank 0 serves it before it starts any peer)
 SLURM_PORT_BASE, SLURM_PORTS = 15000, 20000  # a SLURM job's store port: 15000 + job id % 20000
 POLL_S = 0.05
@@ -63,8 +63,43 @@ def _scontrol(*args: str) -> str:
     return done.stdout
 
 
+class StorePeers:
+    """What rank 0 reads of its peers in the store, whoever started them: subclasses say whether peer ``k`` has ended
+    (``ended``) and why it failed (``error``), and hold ``count`` and ``store``."""
+
+    count: int
+    store: Any
+
+    def ended(self, k: int) -> bool:
+        raise NotImplementedError
+
+    def error(self, k: int) -> str:
+        raise NotImplementedError
+
+    def failed(self, wait_s: float) -> int | None:
+        """The first peer that failed, waiting up to ``wait_s`` for one to (a broken collective means one did)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            for k in range(1, self.count + 1):
+                if self.store.check([f"error-{k}"]) or (self.ended(k) and not self.store.check([f"result-{k}"])):
+                    return k
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_S)
+
+    def results(self) -> list[dict]:
+        """Every peer's result from the store; a peer without a good one is named with its :meth:`error`."""
+        found = []
+        for k in range(1, self.count + 1):
+            data = json.loads(self.store.get(f"result-{k}")) if self.store.check([f"result-{k}"]) else None
+            if data is None or data.get("status") not in ("ok", "too_short"):
+                raise HarnessError(f"rank {k} of {self.count + 1} did not finish: {self.error(k)}")
+            found.append(data)
+        return found
+
+
 @dataclass
-class SlurmPeers:
+class SlurmPeers(StorePeers):
     """Rank 0's peers as the other tasks of its SLURM job (one per node): SLURM started them; they find rank 0's store
     at :func:`slurm_rendezvous` and say there whether they finished."""
 
@@ -89,15 +124,7 @@ class SlurmPeers:
         deadline = time.monotonic() + wait_s
         while not all(self.ended(k) for k in range(1, self.count + 1)) and time.monotonic() < deadline:
             time.sleep(POLL_S)
-        return results(self.store, self.count, self.error)
-
-    def failed(self, wait_s: float) -> int | None:
-        deadline = time.monotonic() + wait_s
-        while True:
-            failed = [k for k in range(1, self.count + 1) if self.store.check([f"error-{k}"])]
-            if failed or time.monotonic() >= deadline:
-                return failed[0] if failed else None
-            time.sleep(POLL_S)
+        return self.results()
 
     def stop(self) -> None:
         pass  # SLURM ends its tasks with the job; a peer waits for its rank 0 no longer than the trial's timeout
@@ -113,19 +140,8 @@ def publish(store, trial_dir: Path, environs: dict[int, dict[str, str]]) -> None
     store.set("repeat", str(request.get("repeat", 0)))  # last: a peer that sees it finds the rest
 
 
-def results(store, count: int, error) -> list[dict]:
-    """Every peer's result from the store; a peer without a good one is named with ``error(k)``."""
-    found = []
-    for k in range(1, count + 1):
-        data = json.loads(store.get(f"result-{k}")) if store.check([f"result-{k}"]) else None
-        if data is None or data.get("status") not in ("ok", "too_short"):
-            raise HarnessError(f"rank {k} of {count + 1} did not finish: {error(k)}")
-        found.append(data)
-    return found
-
-
 @dataclass
-class RemotePeers:
+class RemotePeers(StorePeers):
     """Rank 0's peers on other Ray nodes: the placement group that holds their nodes and one Ray task per peer."""
 
     count: int
@@ -196,18 +212,7 @@ class RemotePeers:
         import ray
 
         ray.wait(self.refs, num_returns=len(self.refs), timeout=wait_s)
-        return results(self.store, self.count, self.error)
-
-    def failed(self, wait_s: float) -> int | None:
-        """The first peer that failed, waiting up to ``wait_s`` for one to (a broken collective means one did)."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            for k in range(1, self.count + 1):
-                if self.store.check([f"error-{k}"]) or (self.ended(k) and not self.store.check([f"result-{k}"])):
-                    return k
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(POLL_S)
+        return self.results()
 
     def stop(self) -> None:
         """No peer outlives the trial: cancel the tasks still running (their process goes with them), free the nodes."""

@@ -16,13 +16,12 @@ its own loader; they meet over TCP, as torchrun's ranks do: rank 0 serves a torc
 aggregate, and the straggler cost. The peers are in the trial's process group, so a timeout
 kills them with it.
 
-With ``consumer.rank_placement=nodes`` ranks 1..N-1 run on other nodes of the Ray cluster the
-trial's job runs in (hydra/launcher=ray; every node holds one ``harness_node``): rank 0 reserves
-N-1 other nodes at once (a ``STRICT_SPREAD`` placement group of one ``harness_node`` each), serves
-the store on its node's address and starts ``python -m harness.trial.peer`` there through Ray. Such
-a peer shares no folder with rank 0: it takes the trial's request and config from the store, reads
-the dataset from its own node's cache (building it there if missing) and puts its result back in
-the store.
+With ``consumer.rank_placement=nodes`` ranks 1..N-1 run each on a node of its own: the other
+tasks of a SLURM job with one task per node, or Ray tasks on N-1 other nodes that rank 0 reserves
+at once (:mod:`harness.trial.peer`). Rank 0 serves the store on its node's address; such a peer
+(``python -m harness.trial.worker --join``) shares no folder with rank 0: it takes the trial's
+request and config from the store, reads the dataset from its own node's cache (building it there
+if missing) and puts its result back in the store.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from harness.errors import HarnessError
 
 POLL_S = 0.05
 HOST = "127.0.0.1"  # rank_placement=machine: every rank of a trial runs on this machine (rank 0 starts them)
-NODE_RESOURCE = "harness_node"  # rank_placement=nodes: one unit on every Ray node (harness.commands.nodes)
 
 
 def rank_file(trial_dir: Path, rank: int) -> Path:
@@ -59,11 +57,11 @@ class Rank:
     cuda: bool = False  # NCCL on the rank's GPU; gloo on the CPU otherwise
     gpu: int | None = None  # the rank's CUDA device index, where cuda
     peers: list[subprocess.Popen] = field(default_factory=list)  # rank 0 only
-    placement: str = "machine"  # consumer.rank_placement: machine | nodes (peers on other Ray nodes)
+    placement: str = "machine"  # consumer.rank_placement: machine | nodes (peers on other nodes, SLURM's or Ray's)
     host: str = HOST  # the address rank 0's store is served on
     _flag: object = None
     _store: Any = None  # rank 0: the torch.distributed TCPStore it serves, from start_peers (torch imported lazily)
-    _remote: Any = None  # rank 0, placement nodes: the RemotePeers that run the peers through Ray
+    _remote: Any = None  # rank 0, placement nodes: its peers on other nodes (harness.trial.peer: SLURM's tasks or Ray's)
 
     @property
     def backend(self) -> str:
@@ -159,7 +157,7 @@ class Rank:
             raise HarnessError(f"ranks {sorted(waiting)} of {self.ranks} not ready after {self.timeout_s:g} s (see rank-K.log)")
 
     def _ended(self, k: int) -> bool:
-        """Whether peer ``k`` has ended (its process here, or its Ray task on its node)."""
+        """Whether peer ``k`` has ended (its process here, or its task on its node)."""
         return self._remote.ended(k) if self._remote is not None else self.peers[k - 1].poll() is not None
 
     def _error(self, k: int) -> str:
