@@ -11,6 +11,7 @@ leaves no namespace, link, process or folder behind.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -52,7 +53,16 @@ SWEEP = ["experiment=quickstart", *TINY, "trial.repeats=1", "trial.seconds=1", "
 
 
 @pytest.fixture
-def cluster(request, tmp_path):
+def one_cluster_at_a_time():
+    """The machine holds one ci/cluster at a time (one bridge, one set of node names): the Ray and SLURM cases, which
+    xdist may start on both workers at once, take turns."""
+    with open(Path(tempfile.gettempdir()) / "harness-cluster-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def cluster(request, tmp_path, one_cluster_at_a_time):
     """Two nodes (node 1: core 0; node 2: cores 0 and 1) with the service ``request.param`` (ray or slurm); stopped, and
     checked gone, after the test."""
     state = Path(tempfile.mkdtemp(prefix="harness-cl-"))  # short: Ray's socket paths must fit in 107 bytes
