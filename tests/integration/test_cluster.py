@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -134,3 +135,27 @@ def _ranks_on_two_nodes(harness: list, launcher: list, env: dict, tmp_path: Path
     assert result["summary"]["allreduce_pct"] > 0 and ranks["allreduce_ms_total"] > 0
     own = Path(env["HARNESS_CLUSTER_DIR"]) / "node2" / "cache"
     assert not own_cache or list(own.glob("datasets/*/dataset.json")), f"node 2 built no dataset in {own}"
+
+
+@pytest.mark.parametrize("cluster", ["slurm"], indirect=True)
+def test_a_restarted_slurm_cluster_numbers_its_jobs_after_the_last_start(cluster):
+    """stop removes the controller's state, so a new start would number jobs from 1 again while slurmdbd still holds
+    the earlier start's: sacct -j then answered for the earlier job, and submitit took a running job for one that had
+    ended without a result (CI, 2026-12-06). Ids now start above every recorded one."""
+    env = dict(cluster, SLURM_CONF=str(Path(cluster["HARNESS_CLUSTER_DIR"]) / "slurm" / "slurm.conf"))
+
+    def submit() -> int:  # a job, once the accounting holds it
+        done = subprocess.run(["sbatch", "--parsable", "--wrap", "true"], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        job, deadline = done.stdout.strip().split(";")[0], time.monotonic() + 30
+        sacct = ["sacct", "-n", "-X", "-o", "JobIDRaw", "-j", job]
+        while not subprocess.run(sacct, env=env, capture_output=True, text=True).stdout.strip():
+            assert time.monotonic() < deadline, f"job {job} never reached the accounting"
+            time.sleep(0.2)
+        return int(job)
+
+    first = submit()
+    for argv in ([CLUSTER / "stop"], [CLUSTER / "start", "2", "slurm"]):
+        done = subprocess.run(argv, env=cluster, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert submit() > first
