@@ -44,10 +44,10 @@ def require(module: str, *, what: str, extra: str):
     Returns:
         The imported module.
     """
-    import importlib
+    from harness.frameworks import import_module
 
     try:
-        return importlib.import_module(module)
+        return import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] == module.split(".")[0]:
             raise MissingExtraError(what, module, extra) from exc

@@ -28,7 +28,9 @@ def write_shards(
     manifest: DatasetManifest, out_dir: Path, compression: str, shards: int, written: Callable[[int], None] | None = None
 ) -> None:
     """Write the shards and their ``shards.json``; ``written(n)`` is called now and then with the records written so far."""
-    import tensorflow as tf
+    from harness.frameworks import import_module
+
+    tf = import_module("tensorflow")
 
     options = tf.io.TFRecordOptions(compression_type="GZIP" if compression == "gzip" else "")
     shards = max(1, min(shards, len(manifest)))
