@@ -145,7 +145,9 @@ def test_a_restarted_slurm_cluster_numbers_its_jobs_after_the_last_start(cluster
     env = dict(cluster, SLURM_CONF=str(Path(cluster["HARNESS_CLUSTER_DIR"]) / "slurm" / "slurm.conf"))
 
     def submit() -> int:  # a job, once the accounting holds it
-        done = subprocess.run(["sbatch", "--parsable", "--wrap", "true"], env=env, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            ["sbatch", "--parsable", "--output=/dev/null", "--wrap", "true"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, done.stderr
         job, deadline = done.stdout.strip().split(";")[0], time.monotonic() + 30
         sacct = ["sacct", "-n", "-X", "-o", "JobIDRaw", "-j", job]
