@@ -540,18 +540,29 @@ def _run_peer(cfg: DictConfig, rank: int) -> JobOutcome:
     It writes nothing in the job's folder (task 0's) and returns an empty outcome, which Hydra drops:
     the job's row is rank 0's, with this rank's figures in it.
     """
-    import subprocess
-
-    from harness.trial.peer import CONNECT_S, slurm_rendezvous
+    from harness.trial.peer import CONNECT_S, run_while, slurm_rendezvous
 
     host, port = slurm_rendezvous()
+    first_task = _first_task_result()
     for repeat in range(int(cfg.trial.repeats)):
         command = [sys.executable, "-m", "harness.trial.worker", "--join", host, str(port), str(rank), "--repeat", str(repeat)]
-        try:
-            subprocess.run(command, stdin=subprocess.DEVNULL, timeout=float(cfg.trial.timeout_s) + CONNECT_S)
-        except subprocess.TimeoutExpired:
-            print(f"harness: rank {rank}: repeat {repeat} did not end within trial.timeout_s", file=sys.stderr, flush=True)
+        ended = run_while(command, lambda: first_task is None or not first_task.exists(), float(cfg.trial.timeout_s) + CONNECT_S)
+        if ended != "exited":
+            why = "did not end within trial.timeout_s" if ended == "timeout" else "was stopped: the job's first task (rank 0) had ended"
+            print(f"harness: rank {rank}: repeat {repeat} {why}", file=sys.stderr, flush=True)
+        if ended == "stopped":  # rank 0 serves no more repeats: do not wait for them one by one
+            break
     return JobOutcome(-1, [], 0.0)
+
+
+def _first_task_result() -> Path | None:
+    """The file submitit writes when the job's first task (rank 0) has returned, in the folder every task shares."""
+    if not os.environ.get("SUBMITIT_FOLDER"):
+        return None
+    import submitit
+    from submitit.core.utils import JobPaths
+
+    return JobPaths(os.environ["SUBMITIT_FOLDER"], job_id=submitit.JobEnvironment().job_id, task_id=0).result_pickle
 
 
 def _tell_trials_the_cluster() -> None:

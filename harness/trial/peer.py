@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -254,6 +255,33 @@ def run_peer(host: str, port: int, rank: int) -> tuple[int, list[str]]:
     return done.returncode, lines[-TAIL:]
 
 
+def run_while(command: list[str], keep_going: Callable[[], bool], timeout_s: float, poll_s: float = 1.0) -> str:
+    """Run ``command`` until it exits (``exited``), ``timeout_s`` passes (``timeout``) or ``keep_going()`` turns false
+    (``stopped``); a process stopped or timed out gets SIGTERM, then SIGKILL 5 s later.
+
+    A SLURM peer runs each repeat's rank this way: once the job's first task (rank 0) has ended, no store will ever be
+    served, and waiting out the repeat's whole timeout would hold the nodes for nothing.
+    """
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    ended = "exited"
+    while proc.poll() is None:
+        if time.monotonic() >= deadline or not keep_going():
+            ended = "timeout" if time.monotonic() >= deadline else "stopped"
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            break
+        try:
+            proc.wait(timeout=poll_s)
+        except subprocess.TimeoutExpired:
+            pass
+    return ended
+
+
 def _die_with_parent() -> None:
     """In the peer's process before it runs: SIGKILL it when its parent (the Ray task's worker) dies (Linux)."""
     try:
@@ -279,8 +307,11 @@ def fetch(host: str, port: int, rank: int, scratch: Path, repeat: int | None = N
         left = max(deadline - time.monotonic(), 1.0)
         store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=left))
         store.wait(["repeat"])
-        if repeat is None or int(store.get("repeat")) == repeat:
+        served = int(store.get("repeat"))
+        if repeat is None or served == repeat:
             break
+        if served > repeat:  # rank 0 failed this repeat before serving it, and went on: nothing will come for it
+            raise HarnessError(f"rank {rank}: rank 0 serves repeat {served}, so repeat {repeat} ended without this rank")
         del store  # rank 0's store of an earlier repeat, not gone yet
         if time.monotonic() >= deadline:
             raise HarnessError(f"rank {rank}: no rank 0 served repeat {repeat} at {host}:{port} within {wait_s:g} s")

@@ -172,3 +172,48 @@ def test_ranks_on_one_machine_meet_on_loopback_and_on_nodes_through_the_link_tha
     ]
     for name, address in linked[:2]:  # an address of this machine is reached through the link that holds it
         assert interface(address) == name
+
+
+def test_a_peer_waiting_for_a_repeat_that_rank_0_skipped_gives_up_at_once(tmp_path):
+    """Rank 0 failed repeat 0 before serving it and serves repeat 1: the SLURM peer of repeat 0 ends at once, not after
+    waiting out its connect time for a store that will never come."""
+    import time
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from harness.errors import HarnessError
+    from harness.trial.peer import fetch
+
+    zero = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, timeout=timedelta(seconds=30), wait_for_workers=False)
+    zero.set("repeat", "1")
+    start = time.monotonic()
+    with pytest.raises(HarnessError, match="rank 0 serves repeat 1, so repeat 0 ended without this rank"):
+        fetch("127.0.0.1", zero.port, 1, tmp_path, repeat=0, wait_s=20)
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize(
+    ("seconds", "keep", "timeout_s", "ended"), [(0.2, True, 30, "exited"), (30, False, 30, "stopped"), (30, True, 1.5, "timeout")]
+)
+def test_a_slurm_peers_repeat_ends_with_its_process_with_rank_0_or_at_its_timeout(seconds, keep, timeout_s, ended, monkeypatch):
+    """``run_while``: a SLURM peer's repeat ends when its process does, when the job's first task (rank 0) has ended
+    (nothing will be served any more), or at its timeout; the process is gone either way."""
+    import subprocess
+    import sys
+    import time
+
+    from harness.trial import peer
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(peer.subprocess, "Popen", popen)
+    t = time.monotonic()
+    got = peer.run_while([sys.executable, "-c", f"import time; time.sleep({seconds})"], lambda: keep, timeout_s, poll_s=0.1)
+    assert got == ended and started[0].poll() is not None
+    assert time.monotonic() - t < 10
