@@ -38,6 +38,7 @@ def main(argv) -> int:
     result.timing["started_at"] = spawned_at
     cpus: dict = {}
     rank = None
+    stopped = False
     try:
         settings = _settings(Path(request.config_file))
         rank = _rank(settings, trial_dir, peer)
@@ -54,6 +55,9 @@ def main(argv) -> int:
     except Exception as exc:  # a bug or a framework error: keep everything
         result.error = one_line(exc)
         result.traceback = traceback.format_exc()
+    except BaseException:  # SystemExit from a signal (Ray's driver turns SIGTERM into one): the parent says why, not a blank "failed"
+        stopped = result.status != "ok"
+        raise
     finally:
         if rank is not None and peer is None:
             rank.stop_peers()
@@ -61,7 +65,9 @@ def main(argv) -> int:
             result.environment["cpus"] = cpus  # the cores allowed before trial.cpus and the ones the trial ran on
         result.timing["finished_at"] = time.time()
         result.timing["duration_s"] = round(result.timing["finished_at"] - spawned_at, 3)
-        if peer is None:
+        if stopped:
+            pass  # no result: the parent writes timeout or interrupted, with how long the trial ran
+        elif peer is None:
             result.write(trial_dir)
         else:  # a peer's result is rank 0's to merge, not a trial of its own
             from harness.trial.ranks import write_peer

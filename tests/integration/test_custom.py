@@ -25,6 +25,12 @@ def batches(data, batch, scale=1):
         ids = data.ids[start:start + batch.size]
         yield np.full((len(ids), batch.height, batch.width, batch.channels), scale, np.uint8), np.zeros(len(ids)), ids
 
+def exits_on_sigterm(data, batch):
+    """Waits (as a pipeline waiting on a cluster does) in a process where SIGTERM raises SystemExit, as in Ray's driver."""
+    import signal, sys, time
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    time.sleep(600)
+
 def chw_floats(data, batch):
     """ToTensor-style batches: float32, channels first."""
     return [np.zeros((batch.size, 3, batch.height, batch.width), np.float32)] * 4
@@ -86,6 +92,15 @@ def test_a_broken_batch_contract_and_a_missing_module_say_what_to_do_in_one_line
     assert set((tmp_path / "reports" / "runs").iterdir()) == runs  # refused before any trial: no folder
     done = cli("run", "loader=custom", "loader.target=mine:broken", f"loader.path={mine}", *TINY, *SHORT)
     assert done.returncode == 3 and "No module named 'not_installed_anywhere'" in rows(sweep_dir(done, tmp_path))[0]["error"]
+
+
+def test_a_trial_that_turns_sigterm_into_an_exit_is_still_recorded_as_a_timeout(cli, tmp_path, mine):
+    """The parent ends a trial past trial.timeout_s with SIGTERM; where the trial turns that into SystemExit (a Ray
+    driver does) it wrote a "failed" result with no error, and the timeout went unsaid (rank-on-nodes trials did)."""
+    done = cli("run", "loader=custom", "loader.target=mine:exits_on_sigterm", f"loader.path={mine}", *TINY, *SHORT, "trial.timeout_s=3")
+    assert done.returncode == 3, done.stderr[-2000:]
+    (row,) = rows(sweep_dir(done, tmp_path))
+    assert row["status"] == "timeout" and row["error"].startswith("still running after trial.timeout_s=3 s"), row
 
 
 API = """
