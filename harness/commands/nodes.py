@@ -69,11 +69,9 @@ def exclusive_nodes(overrides: list[str]) -> list[str]:
 def _rank_tasks(overrides: Sequence[str]) -> list[str]:
     """``consumer.rank_placement=nodes`` under SLURM: each job as one task per node, one per rank (the job's first task
     runs the trial as rank 0, the others join it), unless the command line says how many nodes."""
-    if override_value(overrides, "consumer.rank_placement") != "nodes" or override_value(overrides, "hydra.launcher.nodes"):
-        return []
-    ranks = override_value(overrides, "consumer.ranks", "1") or "1"
-    if not ranks.isdigit() or int(ranks) < 2:
-        return []  # a sweep over consumer.ranks, or one rank: the trial says what is wrong
+    ranks = _ranks_on_nodes(overrides)
+    if ranks < 2 or override_value(overrides, "hydra.launcher.nodes"):
+        return []  # one rank, or a sweep over consumer.ranks (the trial says what is wrong), or the user's own count
     say(f"each SLURM job runs on {ranks} nodes, one task each: rank 0 runs the trial, the others join it over TCP")
     return [f"hydra.launcher.nodes={ranks}", "hydra.launcher.tasks_per_node=1"]
 
@@ -94,20 +92,40 @@ def _ray(overrides: Sequence[str]) -> list[str]:
         return added
     where = "a running Ray cluster" if unset else f"the Ray cluster at {address}"
     if answer.get("cpus") and all(m == 1 for m in answer.get("marked") or [0]):
-        return [*added, *_marked_nodes(answer, where)]
+        return [*added, *_marked_nodes(answer, where, _ranks_on_nodes(overrides))]
     cpus = _cluster_node(answer, where)
     return [*added, *([f"++hydra.launcher.ray.remote.num_cpus={cpus}"] if cpus is not None else [])]
 
 
-def _marked_nodes(answer: dict, where: str) -> list[str]:
+def _marked_nodes(answer: dict, where: str, ranks: int = 1) -> list[str]:
     """Every node has one unit of the custom resource ``harness_node``: each job asks for one, so one job runs per node
-    whatever the nodes' sizes (by CPUs alone a node twice the smallest runs two), with the smallest node's CPUs."""
+    whatever the nodes' sizes (by CPUs alone a node twice the smallest runs two), with the smallest node's CPUs.
+
+    A job of ``ranks`` ranks on nodes asks for the CPUs only: its trial reserves its own node and ``ranks - 1`` others
+    at once (harness.trial.peer). A job that held its node while it waited for others would wait for ever on a job
+    that held the other node and waited for its.
+    """
     smallest = int(min(answer["cpus"]))
+    nodes = f"each of the {len(answer['cpus'])} node(s) of {where} has one"
+    if ranks > 1:
+        say(
+            f"each Ray job asks for {smallest} CPUs, and its trial for {ranks} {NODE_RESOURCE}s on as many nodes at once, "
+            f"its own among them ({nodes}): one trial per node"
+        )
+        return [f"++hydra.launcher.ray.remote.num_cpus={smallest}"]
     say(
-        f"each Ray job asks for one {NODE_RESOURCE} (each of the {len(answer['cpus'])} node(s) of {where} has one) and "
+        f"each Ray job asks for one {NODE_RESOURCE} ({nodes}) and "
         f"{smallest} CPUs: one trial per node; +hydra.launcher.ray.remote.num_cpus=1 lets them share"
     )
     return [f"++hydra.launcher.ray.remote.num_cpus={smallest}", f"++hydra.launcher.ray.remote.resources={{{NODE_RESOURCE}:1}}"]
+
+
+def _ranks_on_nodes(overrides: Sequence[str]) -> int:
+    """The ranks of each job where the command line places one per node (``consumer.rank_placement=nodes``), else 1."""
+    ranks = override_value(overrides, "consumer.ranks", "1") or "1"
+    if override_value(overrides, "consumer.rank_placement") != "nodes" or not ranks.isdigit():
+        return 1  # a sweep over consumer.ranks: its jobs hold their nodes, and their trials reserve the others
+    return int(ranks)
 
 
 def _local_node(overrides: Sequence[str]) -> str:

@@ -1,9 +1,11 @@
 """Ranks on other nodes (``consumer.rank_placement=nodes``): rank 0's side in Ray, and the peer's own process.
 
-Rank 0 (:class:`RemotePeers`) reserves N-1 nodes other than its own at once, as a Ray placement
-group of one ``harness_node`` each with the ``STRICT_SPREAD`` strategy: its own job holds its own
-node's ``harness_node``, so no peer lands beside it, and a group is granted whole or not at all, so
-two trials never each hold half of what the other needs. It then starts one Ray task per node,
+Rank 0 (:class:`RemotePeers`) reserves its own node and N-1 others at once, as a Ray placement
+group of one ``harness_node`` each with the ``STRICT_SPREAD`` strategy, the first bundle pinned to
+its own node (Ray's ``node:<address>`` resource). A group is granted whole or not at all, so two
+trials never each hold half of what the other needs; for that the job asks Ray for CPUs only
+(harness.commands.nodes). Where the job does hold its node's ``harness_node`` (a sweep over
+``consumer.ranks``), the group is the N-1 others. It then starts one Ray task per node,
 which runs ``python -m harness.trial.worker --join ADDRESS PORT RANK`` (:func:`fetch`, :func:`report`).
 
 A peer shares no folder with rank 0. It reads the trial's request and config from rank 0's store
@@ -29,6 +31,8 @@ from typing import Any
 from harness.errors import HarnessError
 
 NODE_RESOURCE = "harness_node"  # one unit on every Ray node: a job or a peer asking for one has the node to itself
+JOB_HOLDS_NODE = "HARNESS_JOB_HOLDS_NODE"  # "1": the trial's Ray job holds its node's harness_node (set by the job)
+JOB_NODE_IP = "HARNESS_JOB_NODE_IP"  # the address of the node the trial's Ray job runs on (set by the job)
 CONNECT_S = 120.0  # how long a peer waits for rank 0's store (rank 0 serves it before it starts any peer)
 SLURM_PORT_BASE, SLURM_PORTS = 15000, 20000  # a SLURM job's store port: 15000 + job id % 20000
 POLL_S = 0.05
@@ -148,6 +152,7 @@ class RemotePeers(StorePeers):
     count: int
     address: str  # rank 0's node address, where it serves the store
     group: Any
+    first: int = 0  # the group's bundle of peer 1: 1 where bundle 0 holds rank 0's own node
     refs: list = field(default_factory=list)
     store: Any = None
     port: int = 0  # any free port: the peers are told it
@@ -164,15 +169,21 @@ class RemotePeers(StorePeers):
                 f"consumer.rank_placement=nodes: {count + 1} ranks need {count + 1} nodes with one {NODE_RESOURCE} each, and "
                 f"the Ray cluster has {len(marked)} (ray start --resources '{{\"{NODE_RESOURCE}\": 1}}' on each node)"
             )
-        group = placement_group([{NODE_RESOURCE: 1}] * count, strategy="STRICT_SPREAD")
+        address = ray.util.get_node_ip_address()
+        here = ray.get_runtime_context().get_node_id()  # the node as Ray registered it (its node:<address> resource)
+        registered = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == here), address)
+        # this node too, unless the trial's job holds it: a job that held its node while it waited for others would
+        # deadlock with a job on another node waiting for this one (two jobs of two ranks on two nodes did)
+        own = [] if os.environ.get(JOB_HOLDS_NODE) == "1" else [{NODE_RESOURCE: 1, f"node:{registered}": 0.001}]
+        group = placement_group([*own, *[{NODE_RESOURCE: 1}] * count], strategy="STRICT_SPREAD")
         ready, _ = ray.wait([group.ready()], timeout=timeout_s)
         if not ready:
             remove_placement_group(group)
             raise HarnessError(
-                f"consumer.rank_placement=nodes: no {count} nodes besides this one were free within {timeout_s:g} s (other jobs hold "
-                f"them); a sweep of such jobs needs consumer.ranks free nodes per job that runs at once"
+                f"consumer.rank_placement=nodes: {count + len(own)} nodes (this one and {count} others) were not free within "
+                f"{timeout_s:g} s: other jobs held them"
             )
-        return cls(count, ray.util.get_node_ip_address(), group)
+        return cls(count, address, group, first=len(own))
 
     def start(self, store, trial_dir: Path, environs: dict[int, dict[str, str]]) -> None:
         """Put the trial's request, config and each peer's variables in the store, then start each peer on its node."""
@@ -184,7 +195,7 @@ class RemotePeers(StorePeers):
         task = ray.remote(run_peer)
         self.refs = []
         for k, environ in environs.items():
-            where = PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=k - 1)
+            where = PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=self.first + k - 1)
             options = task.options(num_cpus=0, resources={NODE_RESOURCE: 1}, max_retries=0, scheduling_strategy=where)
             self.refs.append(options.remote(environ["MASTER_ADDR"], int(environ["MASTER_PORT"]), k))
 
@@ -237,8 +248,11 @@ def _join():
     except ImportError as exc:
         raise HarnessError("consumer.rank_placement=nodes starts ranks through Ray, not installed here; pip install -e '.[ray]'") from exc
     if not ray.is_initialized():
+        # the job's node, named: a driver joins the raylet it finds in the process list, and where one host shows
+        # several (ci/cluster's nodes share one PID namespace) Ray picks the head's, not the one the job runs on
+        node = {"_node_ip_address": os.environ[JOB_NODE_IP]} if os.environ.get(JOB_NODE_IP) else {}
         try:
-            ray.init(address=os.environ.get("RAY_ADDRESS") or "auto", logging_level=logging.ERROR, log_to_driver=False)
+            ray.init(address=os.environ.get("RAY_ADDRESS") or "auto", logging_level=logging.ERROR, log_to_driver=False, **node)
         except ConnectionError as exc:
             raise HarnessError(
                 "consumer.rank_placement=nodes: ranks 1.. start on other nodes of a Ray cluster, and this trial runs outside one "

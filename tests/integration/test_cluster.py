@@ -118,21 +118,23 @@ def test_a_sweep_runs_one_trial_per_node_on_two_hosts_of_different_sizes(cluster
 
 
 def _ranks_on_two_nodes(harness: list, launcher: list, env: dict, tmp_path: Path, own_cache: bool) -> None:
-    """consumer.ranks=2 with a rank on each node (Ray: a placement group; SLURM: a job of one task per node): both
-    ranks' figures and hosts, an all-reduce over TCP, and under Ray node 2's dataset built in its own cache (node 1
-    sees only the one the sweep built)."""
+    """consumer.ranks=2 with a rank on each node (Ray: a placement group; SLURM: a job of one task per node), two jobs
+    that both want both nodes: each in turn (under Ray two jobs that each held a node and waited for the other's
+    deadlocked), with both ranks' figures and hosts, an all-reduce over TCP, and under Ray node 2's dataset built in
+    its own cache (node 1 sees only the one the sweep built)."""
     out = tmp_path / "ranks"
     job = ["loader=yardstick", "consumer.ranks=2", "consumer.rank_placement=nodes", "trial.seconds=1", "trial.warmup_steps=2"]
-    argv = [*harness, *job, *TINY, "trial.timeout_s=90", f"hydra.sweep.dir={out}", *launcher]
+    argv = [*harness, *job, *TINY, "trial.seed=1,2", "trial.timeout_s=90", f"hydra.sweep.dir={out}", *launcher]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    (path,) = find_results(out)
-    result = json.loads(path.read_text())
-    assert result["status"] == "ok", result.get("error")
-    ranks = result["ranks"]
-    assert ranks["backend"] == "gloo" and ranks["hosts"] == ["harness-node1", "harness-node2"], ranks
-    assert [line["rank"] for line in ranks["per_rank"]] == [0, 1] and all(line["samples_per_s"] > 0 for line in ranks["per_rank"])
-    assert result["summary"]["allreduce_pct"] > 0 and ranks["allreduce_ms_total"] > 0
+    results = [json.loads(path.read_text()) for path in find_results(out)]
+    assert len(results) == 2 and not overlaps([read_result(path) for path in find_results(out)])
+    for result in results:
+        assert result["status"] == "ok", result.get("error")
+        ranks = result["ranks"]
+        assert ranks["backend"] == "gloo" and sorted(ranks["hosts"]) == ["harness-node1", "harness-node2"], ranks
+        assert [line["rank"] for line in ranks["per_rank"]] == [0, 1] and all(line["samples_per_s"] > 0 for line in ranks["per_rank"])
+        assert result["summary"]["allreduce_pct"] > 0 and ranks["allreduce_ms_total"] > 0
     own = Path(env["HARNESS_CLUSTER_DIR"]) / "node2" / "cache"
     assert not own_cache or list(own.glob("datasets/*/dataset.json")), f"node 2 built no dataset in {own}"
 

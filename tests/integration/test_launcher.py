@@ -176,6 +176,20 @@ def test_one_trial_per_node_is_asked_for_where_harness_knows_the_node_and_left_t
     assert exclusive_nodes(["hydra/launcher=ray"]) == ["hydra/launcher=ray", f"++hydra.launcher.ray.remote.num_cpus={usable()}"]
     assert asked[-1] == "auto"  # no address: Ray would join a running cluster, and there is none
     assert exclusive_nodes(["loader=synthetic"]) == ["loader=synthetic"]
+    # nodes with a harness_node each: a job holds one; a job of ranks on nodes holds none, its trial reserves them all
+    answers["marked:6379"] = {"cpus": [1.0, 2.0], "marked": [1.0, 1.0]}
+    marked = ["hydra/launcher=ray", "hydra.launcher.ray.init.address=marked:6379"]
+    assert exclusive_nodes(marked) == [
+        *marked,
+        JOIN,
+        "++hydra.launcher.ray.remote.num_cpus=1",
+        "++hydra.launcher.ray.remote.resources={harness_node:1}",
+    ]
+    ranked = [*marked, "consumer.ranks=2", "consumer.rank_placement=nodes"]
+    assert exclusive_nodes(ranked) == [*ranked, JOIN, "++hydra.launcher.ray.remote.num_cpus=1"]
+    assert "its trial for 2 harness_nodes on as many nodes at once, its own among them" in capsys.readouterr().err
+    swept = [*marked, "consumer.ranks=1,2", "consumer.rank_placement=nodes"]  # ranks not known before the job: it holds its node
+    assert exclusive_nodes(swept)[-1] == "++hydra.launcher.ray.remote.resources={harness_node:1}"
 
 
 def test_the_launcher_takes_each_job_the_sweeper_composed_instead_of_composing_it_again():
