@@ -132,7 +132,7 @@ class SlurmPeers(StorePeers):
         return self.results()
 
     def stop(self) -> None:
-        pass  # SLURM ends its tasks with the job; a peer waits for its rank 0 no longer than the trial's timeout
+        pass  # SLURM ends its tasks with the job; a peer stops waiting once the job's first task (rank 0) has ended
 
 
 def publish(store, trial_dir: Path, environs: dict[int, dict[str, str]]) -> None:
