@@ -5,8 +5,9 @@ Node 1 has one core and node 2 two. Under Ray each job asks for one ``harness_no
 has one), under SLURM for a whole node (``sbatch --exclusive``), so one trial runs per node at a
 time whatever the node's size; the rows name both hosts and the report says that they ran on two
 machines. Data-parallel ranks then run one per node (``consumer.rank_placement=nodes``) and meet
-over TCP; under Ray node 2 reads the dataset from a cache of its own. ``ci/cluster/stop`` then
-leaves no namespace, link, process or folder behind.
+over TCP; under Ray node 2 reads the dataset from a cache of its own and sees no sweep folder of node 1's (its
+jobs' results come back through Ray). ``ci/cluster/stop`` then leaves no namespace, link, process, mount or folder
+behind.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def cluster(request, tmp_path, one_cluster_at_a_time):
     state = Path(tempfile.mkdtemp(prefix="harness-cl-"))  # short: Ray's socket paths must fit in 107 bytes
     env = dict(os.environ, HARNESS_CLUSTER_DIR=str(state), NODE_CPUS="0 0,1", PYTHON=sys.executable, PYTHONPATH=str(ROOT))
     env["NODE_CACHE"] = "own"  # Ray's node 2 keeps datasets in a cache node 1 does not see
+    if request.param == "ray":  # and sees the test's folder (the sweep folders) empty: its jobs' results come back by Ray
+        env["NODE_PRIVATE"] = str(tmp_path)  # (submitit needs a folder every node shares)
     started = subprocess.run([CLUSTER / "start", "2", request.param], env=env, capture_output=True, text=True, timeout=300)
     try:
         if request.param == "slurm" and "ci/slurm/start (packages, munge, slurmdbd) failed" in started.stderr:
@@ -82,13 +85,22 @@ def cluster(request, tmp_path, one_cluster_at_a_time):
 
 
 def _left(state: Path) -> list[str]:
-    """What a stopped cluster must not leave: its namespaces, links, processes and folder."""
+    """What a stopped cluster must not leave: its namespaces, links, processes, mounts (NODE_PRIVATE's, in any process's
+    view) and folder."""
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     left = [n for n in netns if n.startswith("harness-node")]
     left += [name for name in ("harness-br0", "hn1@", "hn2@") if name in links]
     left += [" ".join(p.info["cmdline"]) for p in psutil.process_iter(["cmdline"]) if str(state) in " ".join(p.info["cmdline"] or [])]
+    left += [f"a harness-private mount seen by pid {pid}" for pid in psutil.pids() if "harness-private" in _mounts(pid)]
     return left + ([str(state)] if state.exists() else [])
+
+
+def _mounts(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/mounts").read_text()
+    except OSError:  # gone meanwhile
+        return ""
 
 
 @pytest.mark.parametrize("cluster", ["ray", "slurm"], indirect=True)
@@ -108,6 +120,7 @@ def test_a_sweep_runs_one_trial_per_node_on_two_hosts_of_different_sizes(cluster
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert said in done.stderr
+    assert service != "ray" or "files of the jobs came back with their results" in done.stderr  # node 2's, by Ray
     table = [r for r in rows(out) if r["kind"] == "trial"]
     assert len(table) == 4 and {r["status"] for r in table} == {"ok"}
     assert {r["host"] for r in table} == {"harness-node1", "harness-node2"}
