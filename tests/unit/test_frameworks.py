@@ -1,6 +1,7 @@
 """TensorFlow without its eager Keras import (harness.frameworks): a trial starts ~0.8 s sooner, and Keras still
 loads whenever a pipeline uses it."""
 
+import importlib.util
 import subprocess
 import sys
 
@@ -8,7 +9,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytest.importorskip("tensorflow")
+# not importorskip: TensorFlow imported into the test process makes a later torchvision import there segfault
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed")
 
 PROBE = """
 import sys
