@@ -569,17 +569,7 @@ def _tell_trials_the_cluster() -> None:
     """In a job Ray runs: its trials learn the cluster's address (``RAY_ADDRESS``), where ranks on other nodes start."""
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
-        from harness.trial.peer import JOB_HOLDS_NODE, JOB_NODE_IP, NODE_RESOURCE
-
-        context = ray.get_runtime_context()
-        os.environ.setdefault("RAY_ADDRESS", context.gcs_address)
-        os.environ[JOB_NODE_IP] = ray.util.get_node_ip_address()  # the trial joins Ray through this node's raylet
-        # whether ranks on nodes must reserve this node too, or the job holds it already (harness.commands.nodes)
-        try:
-            held = context.get_assigned_resources().get(NODE_RESOURCE, 0) >= 1
-        except AssertionError:  # Ray's driver, not a job it runs: holds nothing
-            held = False
-        os.environ[JOB_HOLDS_NODE] = "1" if held else "0"
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
 
 
 # The three phases the harness launcher calls; a plain function keeps them as attributes,

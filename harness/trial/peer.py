@@ -31,8 +31,6 @@ from typing import Any
 from harness.errors import HarnessError
 
 NODE_RESOURCE = "harness_node"  # one unit on every Ray node: a job or a peer asking for one has the node to itself
-JOB_HOLDS_NODE = "HARNESS_JOB_HOLDS_NODE"  # "1": the trial's Ray job holds its node's harness_node (set by the job)
-JOB_NODE_IP = "HARNESS_JOB_NODE_IP"  # the address of the node the trial's Ray job runs on (set by the job)
 CONNECT_S = 120.0  # how long a peer waits for rank 0's store (rank 0 serves it before it starts any peer)
 SLURM_PORT_BASE, SLURM_PORTS = 15000, 20000  # a SLURM job's store port: 15000 + job id % 20000
 POLL_S = 0.05
@@ -40,8 +38,22 @@ TAIL = 5  # lines of a failed peer's output kept for its error
 
 
 # -- rank 0's side ------------------------------------------------------------------------------
-def reserve(count: int, timeout_s: float):
-    """Rank 0's peers on ``count`` other nodes: SLURM's tasks where the job has one per rank, else Ray's nodes."""
+def job_node() -> dict[str, Any]:
+    """In a job Ray runs (the trial's parent): its node's address and whether the job holds the node's
+    ``harness_node``; ``{}`` elsewhere. The trial gets it in its request (``cluster``)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return {}
+    try:
+        held = ray.get_runtime_context().get_assigned_resources().get(NODE_RESOURCE, 0) >= 1
+    except AssertionError:  # Ray's driver, not a job Ray runs
+        return {}
+    return {"address": ray.util.get_node_ip_address(), "holds_node": held}
+
+
+def reserve(count: int, timeout_s: float, cluster: dict[str, Any] | None = None):
+    """Rank 0's peers on ``count`` other nodes: SLURM's tasks where the job has one per rank, else Ray's nodes
+    (``cluster``: the job's node, :func:`job_node`)."""
     if "SLURM_JOB_ID" in os.environ:
         tasks = int(os.environ.get("SLURM_NTASKS") or 1)
         if tasks != count + 1:
@@ -50,7 +62,7 @@ def reserve(count: int, timeout_s: float):
                 f"ask for hydra.launcher.nodes={count + 1} hydra.launcher.tasks_per_node=1 (harness does unless told otherwise)"
             )
         return SlurmPeers(count, *slurm_rendezvous())
-    return RemotePeers.reserve(count, timeout_s)
+    return RemotePeers.reserve(count, timeout_s, cluster or {})
 
 
 def slurm_rendezvous() -> tuple[str, int]:
@@ -158,9 +170,9 @@ class RemotePeers(StorePeers):
     port: int = 0  # any free port: the peers are told it
 
     @classmethod
-    def reserve(cls, count: int, timeout_s: float) -> RemotePeers:
+    def reserve(cls, count: int, timeout_s: float, cluster: dict[str, Any]) -> RemotePeers:
         """Join the Ray cluster this trial's job runs in and hold ``count`` other nodes, or say in one line why not."""
-        ray = _join()
+        ray = _join(cluster.get("address"))
         from ray.util.placement_group import placement_group, remove_placement_group
 
         marked = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get(NODE_RESOURCE, 0) >= 1]
@@ -174,7 +186,7 @@ class RemotePeers(StorePeers):
         registered = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == here), address)
         # this node too, unless the trial's job holds it: a job that held its node while it waited for others would
         # deadlock with a job on another node waiting for this one (two jobs of two ranks on two nodes did)
-        own = [] if os.environ.get(JOB_HOLDS_NODE) == "1" else [{NODE_RESOURCE: 1, f"node:{registered}": 0.001}]
+        own = [] if cluster.get("holds_node") else [{NODE_RESOURCE: 1, f"node:{registered}": 0.001}]
         group = placement_group([*own, *[{NODE_RESOURCE: 1}] * count], strategy="STRICT_SPREAD")
         ready, _ = ray.wait([group.ready()], timeout=timeout_s)
         if not ready:
@@ -239,8 +251,9 @@ class RemotePeers(StorePeers):
         remove_placement_group(self.group)
 
 
-def _join():
-    """Ray, joined to the cluster of the trial's job (``RAY_ADDRESS``, which the job sets, else ``auto``)."""
+def _join(node: str | None = None):
+    """Ray, joined to the cluster of the trial's job (``RAY_ADDRESS``, which the job sets, else ``auto``) through the
+    raylet of ``node``, the job's node address."""
     import logging
 
     try:
@@ -250,9 +263,10 @@ def _join():
     if not ray.is_initialized():
         # the job's node, named: a driver joins the raylet it finds in the process list, and where one host shows
         # several (ci/cluster's nodes share one PID namespace) Ray picks the head's, not the one the job runs on
-        node = {"_node_ip_address": os.environ[JOB_NODE_IP]} if os.environ.get(JOB_NODE_IP) else {}
         try:
-            ray.init(address=os.environ.get("RAY_ADDRESS") or "auto", logging_level=logging.ERROR, log_to_driver=False, **node)
+            ray.init(
+                address=os.environ.get("RAY_ADDRESS") or "auto", logging_level=logging.ERROR, log_to_driver=False, _node_ip_address=node
+            )
         except ConnectionError as exc:
             raise HarnessError(
                 "consumer.rank_placement=nodes: ranks 1.. start on other nodes of a Ray cluster, and this trial runs outside one "

@@ -63,6 +63,8 @@ class Request:
     channel_fd: int | None = None  # the child's end of the channel, a file descriptor number in the child
     # storage=throttled / http: where the parent serves the dataset cache ({"source", "mount"} or {"source", "url"}); {}: local
     storage: dict[str, str] = field(default_factory=dict)
+    # a job Ray runs: its node's address and whether the job holds the node's harness_node (harness.trial.peer.job_node)
+    cluster: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def write(self, folder: Path) -> Path:

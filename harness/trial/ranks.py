@@ -59,6 +59,7 @@ class Rank:
     peers: list[subprocess.Popen] = field(default_factory=list)  # rank 0 only
     placement: str = "machine"  # consumer.rank_placement: machine | nodes (peers on other nodes, SLURM's or Ray's)
     host: str = HOST  # the address rank 0's store is served on
+    cluster: dict = field(default_factory=dict)  # rank 0 in a job Ray runs: the job's node (the request's cluster)
     _flag: object = None
     _store: Any = None  # rank 0: the torch.distributed TCPStore it serves, from start_peers (torch imported lazily)
     _remote: Any = None  # rank 0, placement nodes: its peers on other nodes (harness.trial.peer: SLURM's tasks or Ray's)
@@ -89,7 +90,7 @@ class Rank:
         if self.placement == "nodes":
             from harness.trial import peer
 
-            self._remote = peer.reserve(self.ranks - 1, self.timeout_s)  # before the store: nothing to serve yet if none
+            self._remote = peer.reserve(self.ranks - 1, self.timeout_s, self.cluster)  # before the store: nothing to serve yet if none
             self.host, port = self._remote.address, self._remote.port  # SLURM's peers compute the port: a fixed one
         # not waiting for the workers here: they start below, and rank 0 waits for them in join (naming one that died)
         self._store = dist.TCPStore(self.host, port, self.ranks, is_master=True, timeout=self.timeout, wait_for_workers=False)

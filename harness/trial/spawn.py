@@ -21,6 +21,7 @@ from pathlib import Path
 from harness.results.model import TrialResult, read_result
 from harness.storage.mount import StorageError, mounted
 from harness.trial import stop
+from harness.trial.peer import job_node
 from harness.trial.protocol import LOG_FILE, RESULT_FILE, SUPERVISOR_FILE, Channel, Request, Supervision
 
 LOG_TAIL_LINES = 30
@@ -65,6 +66,7 @@ def run_trial(
         dict(schedule or {}),
         sampled=kind == "trial" and bool(monitor.get("enabled", True)),
         env=dict(env or {}),
+        cluster=job_node(),
     )
     _clear(trial_dir)
     # From the child's start until its result is on disk a signal only marks the stop, so

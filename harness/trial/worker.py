@@ -41,7 +41,7 @@ def main(argv) -> int:
     stopped = False
     try:
         settings = _settings(Path(request.config_file))
-        rank = _rank(settings, trial_dir, peer)
+        rank = _rank(settings, trial_dir, peer, request.cluster)
         cpus = _confine(settings, rank)  # first: framework pools size themselves to it, workers inherit it
         if request.kind == "augbench":
             from harness.augment.bench import execute as execute_augbench
@@ -106,7 +106,7 @@ def _settings(config_file: Path):
     return OmegaConf.load(config_file)
 
 
-def _rank(conf, trial_dir: Path, peer: int | None):
+def _rank(conf, trial_dir: Path, peer: int | None, cluster: dict | None = None):
     """This process's :class:`~harness.trial.ranks.Rank` where ``consumer.ranks`` > 1, else ``None``.
 
     Rank 0 starts its peers here, before it confines itself: they pick their own cores
@@ -121,7 +121,8 @@ def _rank(conf, trial_dir: Path, peer: int | None):
     from harness.trial.ranks import Rank
 
     placement = OmegaConf.select(conf, "consumer.rank_placement", default="machine")
-    rank = Rank(peer or 0, ranks, trial_dir, float(OmegaConf.select(conf, "trial.timeout_s", default=600.0)), placement=placement)
+    timeout_s = float(OmegaConf.select(conf, "trial.timeout_s", default=600.0))
+    rank = Rank(peer or 0, ranks, trial_dir, timeout_s, placement=placement, cluster=dict(cluster or {}))
     if peer is None:
         if placement == "machine":  # on nodes, each rank has its node's cores
             cores.check_per_rank(OmegaConf.select(conf, "trial.cpus_per_rank", default=None), ranks)
