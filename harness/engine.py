@@ -540,7 +540,11 @@ def _run_peer(cfg: DictConfig, rank: int) -> JobOutcome:
     It writes nothing in the job's folder (task 0's) and returns an empty outcome, which Hydra drops:
     the job's row is rank 0's, with this rank's figures in it.
     """
-    from harness.trial.peer import CONNECT_S, run_while, slurm_rendezvous
+    from harness.trial.peer import CONNECT_S, slurm_rendezvous
+    from harness.trial.spawn import run_while
+
+    why = {"timeout": "did not end within trial.timeout_s", "interrupted": "was stopped by a signal"}
+    why["stopped"] = "was stopped: the job's first task (rank 0) had ended"
 
     host, port = slurm_rendezvous()
     first_task = _first_task_result()
@@ -548,9 +552,8 @@ def _run_peer(cfg: DictConfig, rank: int) -> JobOutcome:
         command = [sys.executable, "-m", "harness.trial.worker", "--join", host, str(port), str(rank), "--repeat", str(repeat)]
         ended = run_while(command, lambda: first_task is None or not first_task.exists(), float(cfg.trial.timeout_s) + CONNECT_S)
         if ended != "exited":
-            why = "did not end within trial.timeout_s" if ended == "timeout" else "was stopped: the job's first task (rank 0) had ended"
-            print(f"harness: rank {rank}: repeat {repeat} {why}", file=sys.stderr, flush=True)
-        if ended == "stopped":  # rank 0 serves no more repeats: do not wait for them one by one
+            print(f"harness: rank {rank}: repeat {repeat} {why[ended]}", file=sys.stderr, flush=True)
+        if ended in ("stopped", "interrupted"):  # rank 0 serves no more repeats, or the job is told to stop
             break
     return JobOutcome(-1, [], 0.0)
 

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -181,12 +180,11 @@ class RemotePeers(StorePeers):
                 f"consumer.rank_placement=nodes: {count + 1} ranks need {count + 1} nodes with one {NODE_RESOURCE} each, and "
                 f"the Ray cluster has {len(marked)} (ray start --resources '{{\"{NODE_RESOURCE}\": 1}}' on each node)"
             )
+        # the address of the node whose raylet the trial joined (_join): the one Ray registered, as in its node:<address>
         address = ray.util.get_node_ip_address()
-        here = ray.get_runtime_context().get_node_id()  # the node as Ray registered it (its node:<address> resource)
-        registered = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == here), address)
         # this node too, unless the trial's job holds it: a job that held its node while it waited for others would
         # deadlock with a job on another node waiting for this one (two jobs of two ranks on two nodes did)
-        own = [] if cluster.get("holds_node") else [{NODE_RESOURCE: 1, f"node:{registered}": 0.001}]
+        own = [] if cluster.get("holds_node") else [{NODE_RESOURCE: 1, f"node:{address}": 0.001}]
         group = placement_group([*own, *[{NODE_RESOURCE: 1}] * count], strategy="STRICT_SPREAD")
         ready, _ = ray.wait([group.ready()], timeout=timeout_s)
         if not ready:
@@ -281,33 +279,6 @@ def run_peer(host: str, port: int, rank: int) -> tuple[int, list[str]]:
     done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     return done.returncode, lines[-TAIL:]
-
-
-def run_while(command: list[str], keep_going: Callable[[], bool], timeout_s: float, poll_s: float = 1.0) -> str:
-    """Run ``command`` until it exits (``exited``), ``timeout_s`` passes (``timeout``) or ``keep_going()`` turns false
-    (``stopped``); a process stopped or timed out gets SIGTERM, then SIGKILL 5 s later.
-
-    A SLURM peer runs each repeat's rank this way: once the job's first task (rank 0) has ended, no store will ever be
-    served, and waiting out the repeat's whole timeout would hold the nodes for nothing.
-    """
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout_s
-    ended = "exited"
-    while proc.poll() is None:
-        if time.monotonic() >= deadline or not keep_going():
-            ended = "timeout" if time.monotonic() >= deadline else "stopped"
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            break
-        try:
-            proc.wait(timeout=poll_s)
-        except subprocess.TimeoutExpired:
-            pass
-    return ended
 
 
 def _die_with_parent() -> None:

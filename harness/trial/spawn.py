@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.results.model import TrialResult, read_result
@@ -193,8 +193,9 @@ def _child_env(code: str | None = None) -> dict[str, str]:
     return env
 
 
-def wait_for(proc: subprocess.Popen, timeout_s: float) -> str:
-    """``exited``, ``timeout`` (still running after ``timeout_s``) or ``interrupted`` (a signal asked to stop)."""
+def wait_for(proc: subprocess.Popen, timeout_s: float, keep_going: Callable[[], bool] | None = None) -> str:
+    """``exited``, ``timeout`` (still running after ``timeout_s``), ``interrupted`` (a signal asked to stop) or
+    ``stopped`` (``keep_going()`` turned false)."""
     deadline = time.monotonic() + timeout_s
     while stop.requested() is None:
         try:
@@ -203,7 +204,23 @@ def wait_for(proc: subprocess.Popen, timeout_s: float) -> str:
         except subprocess.TimeoutExpired:
             if time.monotonic() >= deadline:
                 return "timeout"
+            if keep_going is not None and not keep_going():
+                return "stopped"
     return "interrupted"
+
+
+def run_while(command: list[str], keep_going: Callable[[], bool], timeout_s: float) -> str:
+    """Run ``command`` in a process group of its own until :func:`wait_for` says how it ended; a group still running
+    then is stopped with :func:`kill_group` (SIGTERM, then SIGKILL 5 s later).
+
+    A SLURM peer runs each repeat's rank this way: once the job's first task (rank 0) has ended, no store will ever be
+    served, and waiting out the repeat's whole timeout would hold the nodes for nothing.
+    """
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+    ended = wait_for(proc, timeout_s, keep_going)
+    if ended != "exited":
+        kill_group(proc, grace_s=5.0)
+    return ended
 
 
 def start_sampler(pid: int, config: dict, phases: Channel | None = None):

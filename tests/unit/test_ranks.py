@@ -203,7 +203,7 @@ def test_a_slurm_peers_repeat_ends_with_its_process_with_rank_0_or_at_its_timeou
     import sys
     import time
 
-    from harness.trial import peer
+    from harness.trial import spawn
 
     started = []
     real_popen = subprocess.Popen
@@ -212,8 +212,8 @@ def test_a_slurm_peers_repeat_ends_with_its_process_with_rank_0_or_at_its_timeou
         started.append(real_popen(*args, **kwargs))
         return started[-1]
 
-    monkeypatch.setattr(peer.subprocess, "Popen", popen)
+    monkeypatch.setattr(spawn.subprocess, "Popen", popen)
     t = time.monotonic()
-    got = peer.run_while([sys.executable, "-c", f"import time; time.sleep({seconds})"], lambda: keep, timeout_s, poll_s=0.1)
+    got = spawn.run_while([sys.executable, "-c", f"import time; time.sleep({seconds})"], lambda: keep, timeout_s)
     assert got == ended and started[0].poll() is not None
     assert time.monotonic() - t < 10
