@@ -527,6 +527,14 @@ def task(cfg: DictConfig) -> JobOutcome:
     return outcome
 
 
+# how a SLURM peer's repeat ended, when not by itself (harness.trial.spawn.run_while)
+_PEER_ENDED = {
+    "timeout": "did not end within trial.timeout_s",
+    "interrupted": "was stopped by a signal",
+    "stopped": "was stopped: the job's first task (rank 0) had ended",
+}
+
+
 def _slurm_rank(cfg: DictConfig) -> int:
     """This task's rank where SLURM runs the job as one task per node for ``consumer.rank_placement=nodes``; else 0."""
     if OmegaConf.select(cfg, "consumer.rank_placement", default="machine") != "nodes":
@@ -543,16 +551,13 @@ def _run_peer(cfg: DictConfig, rank: int) -> JobOutcome:
     from harness.trial.peer import CONNECT_S, slurm_rendezvous
     from harness.trial.spawn import run_while
 
-    why = {"timeout": "did not end within trial.timeout_s", "interrupted": "was stopped by a signal"}
-    why["stopped"] = "was stopped: the job's first task (rank 0) had ended"
-
     host, port = slurm_rendezvous()
     first_task = _first_task_result()
     for repeat in range(int(cfg.trial.repeats)):
         command = [sys.executable, "-m", "harness.trial.worker", "--join", host, str(port), str(rank), "--repeat", str(repeat)]
         ended = run_while(command, lambda: first_task is None or not first_task.exists(), float(cfg.trial.timeout_s) + CONNECT_S)
         if ended != "exited":
-            print(f"harness: rank {rank}: repeat {repeat} {why[ended]}", file=sys.stderr, flush=True)
+            print(f"harness: rank {rank}: repeat {repeat} {_PEER_ENDED[ended]}", file=sys.stderr, flush=True)
         if ended in ("stopped", "interrupted"):  # rank 0 serves no more repeats, or the job is told to stop
             break
     return JobOutcome(-1, [], 0.0)
